@@ -1,0 +1,150 @@
+//! `tessera`: the native command line (dataset inspection and conversion).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tessera_core::io::{self, FileSet, TableOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Spatial-omics workbench: inspect, convert and analyse datasets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct TableArgs {
+    /// Cell id column of a cell table
+    #[arg(long)]
+    id_col: Option<String>,
+    /// x coordinate column of a cell table
+    #[arg(long, requires = "y_col")]
+    x_col: Option<String>,
+    /// y coordinate column of a cell table
+    #[arg(long, requires = "x_col")]
+    y_col: Option<String>,
+    /// Comma-separated feature columns (everything else is metadata)
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Comma-separated numeric columns to keep as metadata, not features
+    #[arg(long, value_delimiter = ',')]
+    metadata: Option<Vec<String>>,
+}
+
+impl TableArgs {
+    fn options(&self) -> TableOptions {
+        TableOptions {
+            id_column: self.id_col.clone(),
+            x_column: self.x_col.clone(),
+            y_column: self.y_col.clone(),
+            features: self.features.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe an .h5ad, a Space Ranger folder or .zip, a 10x .h5, or cell tables
+    Info {
+        /// One input, or several tables that describe the same cells
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        table: TableArgs,
+    },
+    /// Convert any readable input to .h5ad
+    Convert {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output .h5ad path
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        table: TableArgs,
+    },
+    /// Write Tessera's synthetic demo pair (spatial + reference) as .h5ad
+    Demo {
+        /// Output folder
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {
+    let mut set = FileSet::default();
+    for p in paths {
+        set.files.extend(FileSet::from_path(p)?.files);
+    }
+    if let [one] = paths {
+        set.name = Some(one.display().to_string());
+    }
+    io::read(set, &table.options())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), io::Error> {
+    std::fs::write(path, bytes)
+        .map_err(|e| io::Error::new(&path.display().to_string(), "", e.to_string()))
+}
+
+fn run(cli: Cli) -> Result<(), io::Error> {
+    match cli.command {
+        Command::Info { paths, json, table } => {
+            let summary = load(&paths, &table)?.summary();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serialises")
+                );
+            } else {
+                print!("{}", summary.to_text());
+            }
+        }
+        Command::Convert { paths, out, table } => {
+            let loaded = load(&paths, &table)?;
+            write(&out, &io::h5ad_write::write(&loaded.dataset)?)?;
+            eprintln!(
+                "wrote {} ({} x {})",
+                out.display(),
+                loaded.dataset.n_obs(),
+                loaded.dataset.n_vars()
+            );
+        }
+        Command::Demo { out } => {
+            let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
+            std::fs::create_dir_all(&out)
+                .map_err(|e| io::Error::new(&out.display().to_string(), "", e.to_string()))?;
+            write(
+                &out.join("demo_spatial.h5ad"),
+                &io::h5ad_write::write(&spatial)?,
+            )?;
+            write(
+                &out.join("demo_reference.h5ad"),
+                &io::h5ad_write::write(&reference)?,
+            )?;
+            eprintln!(
+                "wrote demo_spatial.h5ad and demo_reference.h5ad to {}",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

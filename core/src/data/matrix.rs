@@ -1,0 +1,343 @@
+//! X and layers: dense row-major or compressed sparse (CSR / CSC), f32 values.
+
+/// A dense row-major matrix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dense<T> {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<T>,
+}
+
+impl<T: Copy> Dense<T> {
+    pub fn new(rows: usize, cols: usize, data: Vec<T>) -> Result<Dense<T>, String> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(format!(
+                "{} values do not fill a {rows} x {cols} array",
+                data.len()
+            ));
+        }
+        Ok(Dense { rows, cols, data })
+    }
+
+    pub fn row(&self, r: usize) -> &[T] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    pub fn column(&self, c: usize) -> impl Iterator<Item = T> + '_ {
+        (0..self.rows).map(move |r| self.data[r * self.cols + c])
+    }
+}
+
+/// Compressed sparse storage; whether `indptr` runs over rows (CSR) or
+/// columns (CSC) is told by the `Matrix` variant that holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sparse {
+    pub rows: usize,
+    pub cols: usize,
+    pub indptr: Vec<u64>,
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+impl Sparse {
+    /// Validates the structure: `major` is the length `indptr` indexes (rows
+    /// for CSR), `minor` the range of `indices`.
+    pub fn check(&self, major: usize, minor: usize) -> Result<(), String> {
+        if self.indptr.len() != major + 1 {
+            return Err(format!(
+                "indptr has {} entries, expected {}",
+                self.indptr.len(),
+                major + 1
+            ));
+        }
+        if self.indices.len() != self.data.len() {
+            return Err(format!(
+                "indices has {} entries but data has {}",
+                self.indices.len(),
+                self.data.len()
+            ));
+        }
+        if self.indptr[0] != 0 || self.indptr.windows(2).any(|w| w[0] > w[1]) {
+            return Err("indptr does not start at 0 or decreases".into());
+        }
+        if *self.indptr.last().unwrap_or(&0) != self.data.len() as u64 {
+            return Err(format!(
+                "indptr ends at {} but there are {} stored values",
+                self.indptr.last().unwrap_or(&0),
+                self.data.len()
+            ));
+        }
+        if let Some(bad) = self.indices.iter().find(|&&i| i as usize >= minor) {
+            return Err(format!("index {bad} is out of range 0..{minor}"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    Dense(Dense<f32>),
+    Csr(Sparse),
+    Csc(Sparse),
+}
+
+/// What a scan of the stored values found: is this raw counts?
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ValueCheck {
+    pub min: f64,
+    pub max: f64,
+    pub negative: u64,
+    pub nan: u64,
+    pub non_integer: u64,
+}
+
+impl ValueCheck {
+    /// Raw counts: finite, non-negative whole numbers only.
+    pub fn is_counts(&self) -> bool {
+        self.negative == 0 && self.nan == 0 && self.non_integer == 0
+    }
+}
+
+impl Matrix {
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Matrix::Dense(d) => (d.rows, d.cols),
+            Matrix::Csr(s) | Matrix::Csc(s) => (s.rows, s.cols),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Matrix::Dense(_) => "dense",
+            Matrix::Csr(_) => "csr",
+            Matrix::Csc(_) => "csc",
+        }
+    }
+
+    /// Stored values (for dense, every entry).
+    pub fn values(&self) -> &[f32] {
+        match self {
+            Matrix::Dense(d) => &d.data,
+            Matrix::Csr(s) | Matrix::Csc(s) => &s.data,
+        }
+    }
+
+    pub fn nnz(&self) -> u64 {
+        self.values().iter().filter(|v| **v != 0.0).count() as u64
+    }
+
+    pub fn check_values(&self) -> ValueCheck {
+        let mut c = ValueCheck {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            ..ValueCheck::default()
+        };
+        let values = self.values();
+        for &v in values {
+            if v.is_nan() {
+                c.nan += 1;
+                continue;
+            }
+            c.min = c.min.min(v as f64);
+            c.max = c.max.max(v as f64);
+            if v < 0.0 {
+                c.negative += 1;
+            }
+            if v.fract() != 0.0 || !v.is_finite() {
+                c.non_integer += 1;
+            }
+        }
+        // Implicit zeros of a sparse matrix count towards the range.
+        let (r, k) = self.shape();
+        if values.len() < r * k {
+            c.min = c.min.min(0.0);
+            c.max = c.max.max(0.0);
+        }
+        if c.min > c.max {
+            (c.min, c.max) = (0.0, 0.0);
+        }
+        c
+    }
+
+    /// The value at (r, c); O(row length) for sparse storage.
+    pub fn get(&self, r: usize, c: usize) -> f32 {
+        let find = |s: &Sparse, major: usize, minor: usize| {
+            let (a, b) = (s.indptr[major] as usize, s.indptr[major + 1] as usize);
+            s.indices[a..b]
+                .iter()
+                .position(|&i| i as usize == minor)
+                .map_or(0.0, |p| s.data[a + p])
+        };
+        match self {
+            Matrix::Dense(d) => d.data[r * d.cols + c],
+            Matrix::Csr(s) => find(s, r, c),
+            Matrix::Csc(s) => find(s, c, r),
+        }
+    }
+
+    /// Sum of each row (total counts per cell).
+    pub fn row_sums(&self) -> Vec<f64> {
+        let (rows, _) = self.shape();
+        let mut out = vec![0.0; rows];
+        match self {
+            Matrix::Dense(d) => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = d.row(r).iter().map(|&v| v as f64).sum();
+                }
+            }
+            Matrix::Csr(s) => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    let (a, b) = (s.indptr[r] as usize, s.indptr[r + 1] as usize);
+                    *o = s.data[a..b].iter().map(|&v| v as f64).sum();
+                }
+            }
+            Matrix::Csc(s) => {
+                for (i, &r) in s.indices.iter().enumerate() {
+                    out[r as usize] += s.data[i] as f64;
+                }
+            }
+        }
+        out
+    }
+
+    /// Row-major copy with rows in `rows` order (used for joins and subsets).
+    pub fn take_rows(&self, rows: &[usize]) -> Matrix {
+        let (_, cols) = self.shape();
+        match self {
+            Matrix::Dense(d) => {
+                let mut data = Vec::with_capacity(rows.len() * cols);
+                for &r in rows {
+                    data.extend_from_slice(d.row(r));
+                }
+                Matrix::Dense(Dense {
+                    rows: rows.len(),
+                    cols,
+                    data,
+                })
+            }
+            Matrix::Csr(s) => {
+                let mut out = Sparse {
+                    rows: rows.len(),
+                    cols,
+                    indptr: vec![0],
+                    ..Sparse::default()
+                };
+                for &r in rows {
+                    let (a, b) = (s.indptr[r] as usize, s.indptr[r + 1] as usize);
+                    out.indices.extend_from_slice(&s.indices[a..b]);
+                    out.data.extend_from_slice(&s.data[a..b]);
+                    out.indptr.push(out.data.len() as u64);
+                }
+                Matrix::Csr(out)
+            }
+            Matrix::Csc(_) => self.to_csr().take_rows(rows),
+        }
+    }
+
+    /// Converts to CSR (a transpose of the compressed structure for CSC).
+    pub fn to_csr(&self) -> Matrix {
+        match self {
+            Matrix::Csr(_) => self.clone(),
+            Matrix::Dense(d) => {
+                let mut s = Sparse {
+                    rows: d.rows,
+                    cols: d.cols,
+                    indptr: vec![0],
+                    ..Sparse::default()
+                };
+                for r in 0..d.rows {
+                    for (c, &v) in d.row(r).iter().enumerate() {
+                        if v != 0.0 {
+                            s.indices.push(c as u32);
+                            s.data.push(v);
+                        }
+                    }
+                    s.indptr.push(s.data.len() as u64);
+                }
+                Matrix::Csr(s)
+            }
+            Matrix::Csc(s) => Matrix::Csr(transpose_compressed(s, s.cols, s.rows)),
+        }
+    }
+}
+
+/// Re-compresses along the other axis. `major`/`minor` are the input's
+/// compressed and index dimensions; rows/cols are carried over unchanged.
+pub(crate) fn transpose_compressed(s: &Sparse, major: usize, minor: usize) -> Sparse {
+    let mut counts = vec![0u64; minor + 1];
+    for &i in &s.indices {
+        counts[i as usize + 1] += 1;
+    }
+    for i in 0..minor {
+        counts[i + 1] += counts[i];
+    }
+    let indptr = counts.clone();
+    let mut next = counts;
+    let mut indices = vec![0u32; s.indices.len()];
+    let mut data = vec![0f32; s.data.len()];
+    for m in 0..major {
+        for k in s.indptr[m] as usize..s.indptr[m + 1] as usize {
+            let dst = &mut next[s.indices[k] as usize];
+            indices[*dst as usize] = m as u32;
+            data[*dst as usize] = s.data[k];
+            *dst += 1;
+        }
+    }
+    Sparse {
+        rows: s.rows,
+        cols: s.cols,
+        indptr,
+        indices,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Dense<f32> {
+        Dense::new(2, 3, vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0]).unwrap()
+    }
+
+    #[test]
+    fn csr_and_csc_agree_with_dense() {
+        let d = Matrix::Dense(sample());
+        let csr = d.to_csr();
+        let Matrix::Csr(s) = &csr else { panic!() };
+        s.check(2, 3).unwrap();
+        let csc = Matrix::Csc(transpose_compressed(s, 2, 3));
+        let Matrix::Csc(t) = &csc else { panic!() };
+        t.check(3, 2).unwrap();
+        for r in 0..2 {
+            for c in 0..3 {
+                assert_eq!(d.get(r, c), csr.get(r, c));
+                assert_eq!(d.get(r, c), csc.get(r, c));
+            }
+        }
+        assert_eq!(csc.to_csr(), csr);
+        assert_eq!(csc.row_sums(), vec![3.0, 3.0]);
+        assert_eq!(csr.take_rows(&[1, 0]).get(0, 1), 3.0);
+    }
+
+    #[test]
+    fn value_check_flags_non_counts() {
+        let m = Matrix::Dense(Dense::new(1, 4, vec![1.0, -2.0, 0.5, f32::NAN]).unwrap());
+        let c = m.check_values();
+        assert_eq!((c.negative, c.nan, c.non_integer), (1, 1, 1));
+        assert!(!c.is_counts());
+        assert!(Matrix::Dense(sample()).check_values().is_counts());
+    }
+
+    #[test]
+    fn sparse_check_names_the_fault() {
+        let bad = Sparse {
+            rows: 1,
+            cols: 2,
+            indptr: vec![0, 1],
+            indices: vec![5],
+            data: vec![1.0],
+        };
+        assert!(bad.check(1, 2).unwrap_err().contains("out of range"));
+    }
+}

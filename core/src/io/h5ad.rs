@@ -1,0 +1,731 @@
+//! `.h5ad` reader (anndata's HDF5 layout), from bytes.
+//!
+//! Handles the current encoding (`encoding-type` attributes: `array`,
+//! `csr_matrix`, `csc_matrix`, `dataframe`, `categorical`, `string-array`,
+//! `nullable-*`, `dict`), the anndata 0.7 one (no root attributes, categoricals
+//! as code datasets pointing into `__categories/`), and the pre-0.7 one (obs,
+//! var and obsm as compound datasets, `raw.X`, `uns/<col>_categories`).
+
+use std::collections::BTreeMap;
+
+use hdf5_pure::{AttrValue, DType, Datatype, DatatypeByteOrder, File, Group};
+
+use super::error::{Error, Result};
+use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
+
+/// Reads a whole `.h5ad` held in memory.
+pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
+    let file = open(name, bytes)?;
+    Reader { name, file: &file }.dataset()
+}
+
+/// Opens HDF5 bytes with a message that says what went wrong in user terms.
+pub(crate) fn open(name: &str, bytes: Vec<u8>) -> Result<File> {
+    if !hdf5_pure::is_hdf5_bytes(&bytes) {
+        return Err(Error::new(
+            name,
+            "",
+            "not an HDF5 file (expected the HDF5 signature at the start of the file)",
+        ));
+    }
+    File::from_bytes(bytes).map_err(|e| {
+        Error::new(
+            name,
+            "",
+            format!("unreadable HDF5: {e} (is the file truncated?)"),
+        )
+    })
+}
+
+pub(crate) struct Reader<'a> {
+    pub name: &'a str,
+    pub file: &'a File,
+}
+
+/// What a name inside a group refers to.
+#[derive(PartialEq)]
+pub(crate) enum Node {
+    Group,
+    Dataset,
+    Missing,
+}
+
+fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() || parent == "/" {
+        child.to_string()
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+pub(crate) fn attr_str(
+    attrs: &std::collections::HashMap<String, AttrValue>,
+    key: &str,
+) -> Option<String> {
+    attrs.get(key).and_then(|a| {
+        a.as_str()
+            .map(str::to_string)
+            .or_else(|| a.as_strings().and_then(|s| s.first().cloned()))
+    })
+}
+
+fn attr_ints(a: &AttrValue) -> Option<Vec<i64>> {
+    match a {
+        AttrValue::I64Array(v) => Some(v.clone()),
+        AttrValue::I32Array(v) => Some(v.iter().map(|&x| x as i64).collect()),
+        AttrValue::U64Array(v) => Some(v.iter().map(|&x| x as i64).collect()),
+        AttrValue::U32Array(v) => Some(v.iter().map(|&x| x as i64).collect()),
+        other => other.as_i64().map(|x| vec![x]),
+    }
+}
+
+impl Reader<'_> {
+    pub fn err(&self, key: &str, message: impl Into<String>) -> Error {
+        Error::new(self.name, key, message)
+    }
+
+    fn h5<T>(&self, key: &str, r: std::result::Result<T, hdf5_pure::Error>) -> Result<T> {
+        r.map_err(|e| self.err(key, e.to_string()))
+    }
+
+    pub fn group(&self, path: &str) -> Result<Group> {
+        if path.is_empty() {
+            return Ok(self.file.root());
+        }
+        self.h5(path, self.file.group(path))
+    }
+
+    pub fn node(&self, path: &str) -> Node {
+        let (parent, child) = match path.rsplit_once('/') {
+            Some((p, c)) => (p, c),
+            None => ("", path),
+        };
+        let Ok(g) = self.group(parent) else {
+            return Node::Missing;
+        };
+        if g.groups().is_ok_and(|v| v.iter().any(|n| n == child)) {
+            Node::Group
+        } else if g.datasets().is_ok_and(|v| v.iter().any(|n| n == child)) {
+            Node::Dataset
+        } else {
+            Node::Missing
+        }
+    }
+
+    /// Names of every member of a group (groups first, then datasets).
+    pub fn members(&self, path: &str) -> Result<Vec<String>> {
+        let g = self.group(path)?;
+        let mut out = self.h5(path, g.groups())?;
+        out.extend(self.h5(path, g.datasets())?);
+        Ok(out)
+    }
+
+    pub fn attrs(&self, path: &str) -> Result<std::collections::HashMap<String, AttrValue>> {
+        match self.node(path) {
+            Node::Group => self.h5(path, self.group(path)?.attrs()),
+            Node::Dataset => self.h5(path, self.h5(path, self.file.dataset(path))?.attrs()),
+            Node::Missing => Err(self.err(path, "missing")),
+        }
+    }
+
+    fn encoding(&self, path: &str) -> Option<String> {
+        self.attrs(path)
+            .ok()
+            .and_then(|a| attr_str(&a, "encoding-type"))
+    }
+
+    pub fn shape(&self, path: &str) -> Result<Vec<usize>> {
+        let ds = self.h5(path, self.file.dataset(path))?;
+        Ok(self
+            .h5(path, ds.shape())?
+            .into_iter()
+            .map(|d| d as usize)
+            .collect())
+    }
+
+    pub fn dtype(&self, path: &str) -> Result<DType> {
+        let ds = self.h5(path, self.file.dataset(path))?;
+        self.h5(path, ds.dtype())
+    }
+
+    pub fn f32s(&self, path: &str) -> Result<Vec<f32>> {
+        let ds = self.h5(path, self.file.dataset(path))?;
+        self.h5(path, ds.read_f32())
+    }
+
+    pub fn f64s(&self, path: &str) -> Result<Vec<f64>> {
+        let ds = self.h5(path, self.file.dataset(path))?;
+        self.h5(path, ds.read_f64())
+    }
+
+    pub fn i64s(&self, path: &str) -> Result<Vec<i64>> {
+        let ds = self.h5(path, self.file.dataset(path))?;
+        self.h5(path, ds.read_i64())
+    }
+
+    /// Integer datasets that must not be negative (indices, pointers).
+    pub fn indices<T: TryFrom<i64>>(&self, path: &str) -> Result<Vec<T>> {
+        self.i64s(path)?
+            .into_iter()
+            .map(|v| T::try_from(v).map_err(|_| self.err(path, format!("invalid index {v}"))))
+            .collect()
+    }
+
+    pub fn raw(&self, path: &str) -> Result<(Datatype, Vec<u8>)> {
+        let ds = self.h5(path, self.file.dataset(path))?;
+        Ok((self.h5(path, ds.datatype())?, self.h5(path, ds.read_raw())?))
+    }
+
+    /// Strings from a string dataset; numbers are formatted as text.
+    pub fn strings(&self, path: &str) -> Result<Vec<String>> {
+        match self.dtype(path)? {
+            DType::String | DType::VariableLengthString => {
+                let ds = self.h5(path, self.file.dataset(path))?;
+                self.h5(path, ds.read_string())
+            }
+            DType::F32 | DType::F64 => Ok(self.f64s(path)?.iter().map(f64::to_string).collect()),
+            DType::I8
+            | DType::I16
+            | DType::I32
+            | DType::I64
+            | DType::U8
+            | DType::U16
+            | DType::U32
+            | DType::U64 => Ok(self.i64s(path)?.iter().map(i64::to_string).collect()),
+            other => Err(self.err(path, format!("expected strings, found {other}"))),
+        }
+    }
+
+    fn bools(&self, path: &str) -> Result<Vec<bool>> {
+        let (dt, raw) = self.raw(path)?;
+        let size = dt.type_size().max(1) as usize;
+        Ok(raw
+            .chunks(size)
+            .map(|c| c.iter().any(|&b| b != 0))
+            .collect())
+    }
+
+    /// A matrix at `path`: a dense 2-D dataset or a compressed sparse group.
+    pub fn matrix(&self, path: &str) -> Result<(Matrix, String)> {
+        match self.node(path) {
+            Node::Dataset => {
+                let shape = self.shape(path)?;
+                let (rows, cols) = match shape[..] {
+                    [r, c] => (r, c),
+                    [r] => (r, 1),
+                    _ => {
+                        return Err(
+                            self.err(path, format!("expected a 2-D array, found shape {shape:?}"))
+                        )
+                    }
+                };
+                let dtype = numpy_name(&self.dtype(path)?);
+                let dense =
+                    Dense::new(rows, cols, self.f32s(path)?).map_err(|e| self.err(path, e))?;
+                Ok((Matrix::Dense(dense), dtype))
+            }
+            Node::Group => self.sparse(path),
+            Node::Missing => Err(self.err(path, "missing")),
+        }
+    }
+
+    fn sparse(&self, path: &str) -> Result<(Matrix, String)> {
+        let attrs = self.attrs(path)?;
+        let format = attr_str(&attrs, "encoding-type")
+            .or_else(|| attr_str(&attrs, "h5sparse_format"))
+            .unwrap_or_default();
+        let shape = attrs
+            .get("shape")
+            .or_else(|| attrs.get("h5sparse_shape"))
+            .and_then(attr_ints)
+            .ok_or_else(|| self.err(path, "sparse matrix without a `shape` attribute"))?;
+        let [rows, cols] = shape[..] else {
+            return Err(self.err(path, format!("expected a 2-D shape, found {shape:?}")));
+        };
+        let (rows, cols) = (
+            usize::try_from(rows).map_err(|_| self.err(path, "negative shape"))?,
+            usize::try_from(cols).map_err(|_| self.err(path, "negative shape"))?,
+        );
+        let data_path = join(path, "data");
+        let s = Sparse {
+            rows,
+            cols,
+            indptr: self.indices(&join(path, "indptr"))?,
+            indices: self.indices(&join(path, "indices"))?,
+            data: self.f32s(&data_path)?,
+        };
+        let dtype = numpy_name(&self.dtype(&data_path)?);
+        let (m, major, minor) = match format.as_str() {
+            "csr_matrix" | "csr" => (Matrix::Csr(s), rows, cols),
+            "csc_matrix" | "csc" => (Matrix::Csc(s), cols, rows),
+            other => {
+                return Err(self.err(
+                    path,
+                    format!("expected encoding-type csr_matrix or csc_matrix, found {other:?}"),
+                ))
+            }
+        };
+        match &m {
+            Matrix::Csr(s) | Matrix::Csc(s) => {
+                s.check(major, minor).map_err(|e| self.err(path, e))?
+            }
+            Matrix::Dense(_) => {}
+        }
+        Ok((m, dtype))
+    }
+
+    /// A 2-D numeric array as f64 (1-D arrays become one column).
+    pub fn array(&self, path: &str) -> Result<Dense<f64>> {
+        let shape = self.shape(path)?;
+        let (rows, cols) = match shape[..] {
+            [r] => (r, 1),
+            [r, c] => (r, c),
+            _ => {
+                return Err(self.err(
+                    path,
+                    format!("expected a 1-D or 2-D array, found {shape:?}"),
+                ))
+            }
+        };
+        let data = if rows * cols == 0 {
+            vec![]
+        } else {
+            self.f64s(path)?
+        };
+        Dense::new(rows, cols, data).map_err(|e| self.err(path, e))
+    }
+
+    fn dataset(&self) -> Result<Dataset> {
+        let mut ds = Dataset {
+            obs: self.frame("obs")?,
+            var: self.frame("var")?,
+            ..Dataset::default()
+        };
+        for key in ["layers", "obsm", "varm"] {
+            if self.node(key) != Node::Group {
+                continue;
+            }
+            for m in self.members(key)? {
+                let path = join(key, &m);
+                if key == "layers" {
+                    ds.layers.insert(m, self.matrix(&path)?.0);
+                } else if let Some(a) = self.annotation(&path)? {
+                    let target = if key == "obsm" {
+                        &mut ds.obsm
+                    } else {
+                        &mut ds.varm
+                    };
+                    target.insert(m, a);
+                }
+            }
+        }
+        // Pre-0.7 files keep obsm / varm as one compound dataset.
+        for (key, n) in [("obsm", ds.n_obs()), ("varm", ds.n_vars())] {
+            if self.node(key) == Node::Dataset {
+                let target = if key == "obsm" {
+                    &mut ds.obsm
+                } else {
+                    &mut ds.varm
+                };
+                for (name, col) in self.compound(key)? {
+                    if let CompoundColumn::Array(a) = col {
+                        target.insert(name, Annotation::Array(a));
+                    }
+                }
+                let _ = n;
+            }
+        }
+        match self.node("X") {
+            Node::Missing if ds.n_vars() == 0 || !ds.layers.is_empty() => {}
+            Node::Missing => {
+                return Err(self.err(
+                    "X",
+                    "no X matrix: expected a dataset or a csr/csc group at /X",
+                ))
+            }
+            _ => {
+                let (x, dtype) = self.matrix("X")?;
+                ds.x = Some(x);
+                ds.x_dtype = dtype;
+            }
+        }
+        for raw in ["raw/X", "raw.X"] {
+            if self.node(raw) != Node::Missing {
+                ds.raw_x = Some(self.matrix(raw)?.0);
+                break;
+            }
+        }
+        if self.node("uns") == Node::Group {
+            if let Value::Dict(d) = self.uns("uns")? {
+                ds.uns = d;
+            }
+        }
+        self.legacy_categories(&mut ds);
+        ds.check_shapes().map_err(|e| self.err("", e))?;
+        Ok(ds)
+    }
+
+    fn annotation(&self, path: &str) -> Result<Option<Annotation>> {
+        match (self.node(path), self.encoding(path).as_deref()) {
+            (Node::Dataset, _) => Ok(Some(Annotation::Array(self.array(path)?))),
+            (Node::Group, Some("dataframe")) => Ok(Some(Annotation::Frame(self.frame(path)?))),
+            // Sparse obsm entries are rare and not used by any model here.
+            _ => Ok(None),
+        }
+    }
+
+    /// An obs / var frame in any of the three encodings.
+    pub fn frame(&self, path: &str) -> Result<Frame> {
+        match self.node(path) {
+            Node::Missing => Err(self.err(path, "missing: an .h5ad needs obs and var")),
+            Node::Dataset => self.compound_frame(path),
+            Node::Group => {
+                let attrs = self.attrs(path)?;
+                let index_name = attr_str(&attrs, "_index").unwrap_or_else(|| "_index".into());
+                let mut frame = Frame::with_index(self.strings(&join(path, &index_name))?);
+                frame.index_name = Some(index_name.clone());
+                let order: Vec<String> =
+                    match attrs.get("column-order").and_then(|a| a.as_strings()) {
+                        Some(cols) => cols.to_vec(),
+                        None => self
+                            .members(path)?
+                            .into_iter()
+                            .filter(|m| m != &index_name && m != "__categories")
+                            .collect(),
+                    };
+                for name in order {
+                    if name == index_name {
+                        continue;
+                    }
+                    let col = self.column(path, &name)?;
+                    frame.columns.push((name, col));
+                }
+                Ok(frame)
+            }
+        }
+    }
+
+    fn column(&self, frame: &str, name: &str) -> Result<Column> {
+        let path = join(frame, name);
+        let enc = self.encoding(&path);
+        match (self.node(&path), enc.as_deref()) {
+            (Node::Missing, _) => Err(self.err(&path, "listed in column-order but missing")),
+            (Node::Group, Some("categorical")) => {
+                let ordered = self
+                    .attrs(&path)?
+                    .get("ordered")
+                    .and_then(AttrValue::as_i64)
+                    .unwrap_or(0)
+                    != 0;
+                self.categorical(&join(&path, "codes"), &join(&path, "categories"), ordered)
+            }
+            (Node::Group, Some(e)) if e.starts_with("nullable") => {
+                let mask = self.bools(&join(&path, "mask"))?;
+                let values = join(&path, "values");
+                Ok(match e {
+                    "nullable-boolean" => Column::Bool(self.bools(&values)?),
+                    "nullable-string-array" => Column::Str(self.strings(&values)?),
+                    _ => Column::Float(
+                        self.f64s(&values)?
+                            .into_iter()
+                            .zip(mask)
+                            .map(|(v, m)| if m { f64::NAN } else { v })
+                            .collect(),
+                    ),
+                })
+            }
+            (Node::Group, other) => {
+                Err(self.err(&path, format!("unsupported column encoding {other:?}")))
+            }
+            (Node::Dataset, _) => {
+                let old_categories = join(&join(frame, "__categories"), name);
+                if self.node(&old_categories) == Node::Dataset {
+                    return self.categorical(&path, &old_categories, false);
+                }
+                self.plain_column(&path)
+            }
+        }
+    }
+
+    fn plain_column(&self, path: &str) -> Result<Column> {
+        Ok(match self.dtype(path)? {
+            DType::String | DType::VariableLengthString => Column::Str(self.strings(path)?),
+            DType::F32 | DType::F64 => Column::Float(self.f64s(path)?),
+            DType::Enum(_) => Column::Bool(self.bools(path)?),
+            DType::I8
+            | DType::I16
+            | DType::I32
+            | DType::I64
+            | DType::U8
+            | DType::U16
+            | DType::U32
+            | DType::U64 => Column::Int(self.i64s(path)?),
+            other => return Err(self.err(path, format!("unsupported column type {other}"))),
+        })
+    }
+
+    fn categorical(&self, codes: &str, categories: &str, ordered: bool) -> Result<Column> {
+        let codes = self
+            .i64s(codes)?
+            .into_iter()
+            .map(|c| {
+                i32::try_from(c)
+                    .map_err(|_| self.err(codes, format!("category code {c} out of range")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Column::Categorical {
+            codes,
+            categories: self.strings(categories)?,
+            ordered,
+        })
+    }
+
+    fn uns(&self, path: &str) -> Result<Value> {
+        match self.node(path) {
+            Node::Group => {
+                let mut d = BTreeMap::new();
+                if matches!(
+                    self.encoding(path).as_deref(),
+                    Some("csr_matrix" | "csc_matrix" | "dataframe")
+                ) {
+                    return Ok(Value::Dict(d));
+                }
+                for m in self.members(path)? {
+                    d.insert(m.clone(), self.uns(&join(path, &m))?);
+                }
+                Ok(Value::Dict(d))
+            }
+            Node::Dataset => self.uns_value(path),
+            Node::Missing => Err(self.err(path, "missing")),
+        }
+    }
+
+    fn uns_value(&self, path: &str) -> Result<Value> {
+        let shape = self.shape(path)?;
+        let scalar = shape.is_empty();
+        Ok(match self.dtype(path)? {
+            DType::String | DType::VariableLengthString => {
+                let mut s = self.strings(path)?;
+                if scalar && s.len() == 1 {
+                    Value::Str(s.remove(0))
+                } else {
+                    Value::Strings(s)
+                }
+            }
+            DType::Enum(_) => {
+                let b = self.bools(path)?;
+                if scalar && b.len() == 1 {
+                    Value::Bool(b[0])
+                } else {
+                    Value::Ints {
+                        shape,
+                        data: b.into_iter().map(i64::from).collect(),
+                    }
+                }
+            }
+            DType::F32 | DType::F64 => {
+                let data = self.f64s(path)?;
+                if scalar && data.len() == 1 {
+                    Value::Float(data[0])
+                } else {
+                    Value::Floats { shape, data }
+                }
+            }
+            DType::U8 => Value::Bytes {
+                shape,
+                data: self.raw(path)?.1,
+            },
+            DType::I8
+            | DType::I16
+            | DType::I32
+            | DType::I64
+            | DType::U16
+            | DType::U32
+            | DType::U64 => {
+                let data = self.i64s(path)?;
+                if scalar && data.len() == 1 {
+                    Value::Int(data[0])
+                } else {
+                    Value::Ints { shape, data }
+                }
+            }
+            // Compound or reference values in uns are not used by any method.
+            _ => Value::Strings(vec![]),
+        })
+    }
+
+    /// Pre-0.7: a categorical obs column is an integer code column plus
+    /// `uns/<column>_categories`.
+    fn legacy_categories(&self, ds: &mut Dataset) {
+        if self.node("obs") != Node::Dataset {
+            return;
+        }
+        for frame in [&mut ds.obs, &mut ds.var] {
+            for (name, col) in frame.columns.iter_mut() {
+                let Column::Int(codes) = col else { continue };
+                let Some(Value::Strings(categories)) = ds.uns.get(&format!("{name}_categories"))
+                else {
+                    continue;
+                };
+                *col = Column::Categorical {
+                    codes: codes.iter().map(|&c| c as i32).collect(),
+                    categories: categories.clone(),
+                    ordered: false,
+                };
+            }
+        }
+    }
+
+    fn compound_frame(&self, path: &str) -> Result<Frame> {
+        let mut frame = Frame::default();
+        for (name, col) in self.compound(path)? {
+            match col {
+                CompoundColumn::Column(Column::Str(v)) if name == "index" => frame.index = v,
+                CompoundColumn::Column(c) => frame.columns.push((name, c)),
+                CompoundColumn::Array(_) => {}
+            }
+        }
+        if frame.index.is_empty() {
+            let n = frame.columns.first().map_or(0, |(_, c)| c.len());
+            frame.index = (0..n).map(|i| i.to_string()).collect();
+        }
+        frame.index_name = Some("index".into());
+        Ok(frame)
+    }
+
+    /// Splits a compound dataset into columns (scalars) and arrays (fixed-size array members).
+    fn compound(&self, path: &str) -> Result<Vec<(String, CompoundColumn)>> {
+        let (dt, raw) = self.raw(path)?;
+        let Datatype::Compound { size, members } = dt else {
+            return Err(self.err(path, "expected a compound (record) dataset"));
+        };
+        let size = size as usize;
+        if size == 0 || raw.len() % size != 0 {
+            return Err(self.err(path, "record size does not divide the data"));
+        }
+        let n = raw.len() / size;
+        let mut out = Vec::new();
+        for m in members {
+            let off = m.byte_offset as usize;
+            let (base, width) = match &m.datatype {
+                Datatype::Array {
+                    base_type,
+                    dimensions,
+                } => (
+                    base_type.as_ref(),
+                    dimensions.iter().map(|&d| d as usize).product(),
+                ),
+                other => (other, 0),
+            };
+            let el = base.type_size() as usize;
+            if off + el * width.max(1) > size {
+                return Err(self.err(path, format!("member {} overruns its record", m.name)));
+            }
+            let read = |i: usize, k: usize| -> Result<f64> {
+                let b = &raw[i * size + off + k * el..i * size + off + (k + 1) * el];
+                scalar(base, b)
+                    .ok_or_else(|| self.err(path, format!("member {}: unsupported type", m.name)))
+            };
+            if width > 0 {
+                let mut data = Vec::with_capacity(n * width);
+                for i in 0..n {
+                    for k in 0..width {
+                        data.push(read(i, k)?);
+                    }
+                }
+                out.push((
+                    m.name.clone(),
+                    CompoundColumn::Array(Dense {
+                        rows: n,
+                        cols: width,
+                        data,
+                    }),
+                ));
+                continue;
+            }
+            let col = match base {
+                Datatype::String { .. } => Column::Str(
+                    (0..n)
+                        .map(|i| {
+                            let b = &raw[i * size + off..i * size + off + el];
+                            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                            String::from_utf8_lossy(&b[..end]).trim_end().to_string()
+                        })
+                        .collect(),
+                ),
+                Datatype::FloatingPoint { .. } => {
+                    Column::Float((0..n).map(|i| read(i, 0)).collect::<Result<_>>()?)
+                }
+                Datatype::Enumeration { .. } => Column::Bool(
+                    (0..n)
+                        .map(|i| Ok(read(i, 0)? != 0.0))
+                        .collect::<Result<_>>()?,
+                ),
+                _ => Column::Int(
+                    (0..n)
+                        .map(|i| Ok(read(i, 0)? as i64))
+                        .collect::<Result<_>>()?,
+                ),
+            };
+            out.push((m.name.clone(), CompoundColumn::Column(col)));
+        }
+        Ok(out)
+    }
+}
+
+enum CompoundColumn {
+    Column(Column),
+    Array(Dense<f64>),
+}
+
+/// One little-endian number of the given type.
+fn scalar(dt: &Datatype, b: &[u8]) -> Option<f64> {
+    match dt {
+        Datatype::FixedPoint {
+            byte_order: DatatypeByteOrder::LittleEndian,
+            layout,
+            ..
+        } => {
+            let mut buf = [0u8; 8];
+            buf[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+            let u = u64::from_le_bytes(buf);
+            Some(if layout.signed {
+                let shift = 64 - 8 * b.len() as u32;
+                ((u << shift) as i64 >> shift) as f64
+            } else {
+                u as f64
+            })
+        }
+        Datatype::FloatingPoint {
+            byte_order: DatatypeByteOrder::LittleEndian,
+            size: 4,
+            ..
+        } => Some(f32::from_le_bytes(b.try_into().ok()?) as f64),
+        Datatype::FloatingPoint {
+            byte_order: DatatypeByteOrder::LittleEndian,
+            size: 8,
+            ..
+        } => Some(f64::from_le_bytes(b.try_into().ok()?)),
+        Datatype::Enumeration { base_type, .. } => scalar(base_type, b),
+        _ => None,
+    }
+}
+
+/// numpy's name for an HDF5 type, as `tessera info` reports it.
+pub(crate) fn numpy_name(dt: &DType) -> String {
+    match dt {
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+        DType::I8 => "int8",
+        DType::I16 => "int16",
+        DType::I32 => "int32",
+        DType::I64 => "int64",
+        DType::U8 => "uint8",
+        DType::U16 => "uint16",
+        DType::U32 => "uint32",
+        DType::U64 => "uint64",
+        DType::Enum(_) => "bool",
+        _ => "other",
+    }
+    .to_string()
+}

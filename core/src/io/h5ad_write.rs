@@ -1,0 +1,274 @@
+//! `.h5ad` writer: the current anndata encoding (0.1.0 root, 0.2.0 elements),
+//! so `anndata.read_h5ad` / `scanpy.read_h5ad` open it with the same shapes,
+//! categories and obsm keys.
+
+use hdf5_pure::{
+    AttrValue, DatasetBuilder, EnumTypeBuilder, FileBuilder, FinishedGroup, GroupBuilder,
+};
+
+use super::error::{Error, Result};
+use crate::data::{Annotation, Column, Dataset, Frame, Matrix, Value};
+
+/// Serialises a dataset to `.h5ad` bytes.
+pub fn write(ds: &Dataset) -> Result<Vec<u8>> {
+    ds.check_shapes()
+        .map_err(|e| Error::new("(output)", "", e))?;
+    let mut root = FileBuilder::new();
+    encode(&mut root, "anndata", "0.1.0");
+    if let Some(x) = &ds.x {
+        matrix(&mut root, "X", x);
+    }
+    frame(&mut root, "obs", &ds.obs);
+    frame(&mut root, "var", &ds.var);
+    dict(&mut root, "layers", |g| {
+        for (k, m) in &ds.layers {
+            matrix(g, k, m);
+        }
+    });
+    for (key, map) in [("obsm", &ds.obsm), ("varm", &ds.varm)] {
+        dict(&mut root, key, |g| {
+            for (k, a) in map {
+                match a {
+                    Annotation::Array(d) => array(g, k, &d.data, &[d.rows as u64, d.cols as u64]),
+                    Annotation::Frame(f) => frame(g, k, f),
+                }
+            }
+        });
+    }
+    dict(&mut root, "obsp", |_| {});
+    dict(&mut root, "varp", |_| {});
+    dict(&mut root, "uns", |g| uns_entries(g, &ds.uns));
+    if let Some(raw) = &ds.raw_x {
+        let mut g = root.create_group("raw");
+        encode(&mut g, "raw", "0.1.0");
+        matrix(&mut g, "X", raw);
+        let var = Frame::with_index(
+            (0..raw.shape().1)
+                .map(|i| {
+                    ds.var
+                        .index
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect(),
+        );
+        frame(&mut g, "var", &var);
+        dict(&mut g, "varm", |_| {});
+        root.add_group(g.finish());
+    }
+    root.finish()
+        .map_err(|e| Error::new("(output)", "", format!("could not encode HDF5: {e}")))
+}
+
+/// Where elements can be written: the file root or a group.
+trait Sink {
+    fn dataset(&mut self, name: &str) -> &mut DatasetBuilder;
+    fn group(&mut self, name: &str) -> GroupBuilder;
+    fn add(&mut self, g: FinishedGroup);
+    fn attr(&mut self, name: &str, v: AttrValue);
+}
+
+impl Sink for FileBuilder {
+    fn dataset(&mut self, name: &str) -> &mut DatasetBuilder {
+        self.create_dataset(name)
+    }
+    fn group(&mut self, name: &str) -> GroupBuilder {
+        self.create_group(name)
+    }
+    fn add(&mut self, g: FinishedGroup) {
+        self.add_group(g)
+    }
+    fn attr(&mut self, name: &str, v: AttrValue) {
+        self.set_attr(name, v);
+    }
+}
+
+impl Sink for GroupBuilder {
+    fn dataset(&mut self, name: &str) -> &mut DatasetBuilder {
+        self.create_dataset(name)
+    }
+    fn group(&mut self, name: &str) -> GroupBuilder {
+        self.create_group(name)
+    }
+    fn add(&mut self, g: FinishedGroup) {
+        self.add_group(g)
+    }
+    fn attr(&mut self, name: &str, v: AttrValue) {
+        self.set_attr(name, v);
+    }
+}
+
+fn encode(s: &mut impl Sink, kind: &str, version: &str) {
+    s.attr("encoding-type", AttrValue::VarLenString(kind.into()));
+    s.attr("encoding-version", AttrValue::VarLenString(version.into()));
+}
+
+fn tag(d: &mut DatasetBuilder, kind: &str, version: &str) {
+    d.set_attr("encoding-type", AttrValue::VarLenString(kind.into()));
+    d.set_attr("encoding-version", AttrValue::VarLenString(version.into()));
+}
+
+fn dict<S: Sink>(s: &mut S, name: &str, fill: impl FnOnce(&mut GroupBuilder)) {
+    let mut g = s.group(name);
+    encode(&mut g, "dict", "0.1.0");
+    fill(&mut g);
+    s.add(g.finish());
+}
+
+fn array(s: &mut impl Sink, name: &str, data: &[f64], shape: &[u64]) {
+    let d = s.dataset(name);
+    d.with_f64_data(data).with_shape(shape);
+    tag(d, "array", "0.2.0");
+}
+
+fn strings(s: &mut impl Sink, name: &str, values: &[String]) {
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let d = s.dataset(name);
+    d.with_vlen_strings(&refs);
+    tag(d, "string-array", "0.2.0");
+}
+
+fn matrix(s: &mut impl Sink, name: &str, m: &Matrix) {
+    let (rows, cols) = m.shape();
+    match m {
+        Matrix::Dense(d) => {
+            let ds = s.dataset(name);
+            ds.with_f32_data(&d.data)
+                .with_shape(&[rows as u64, cols as u64]);
+            tag(ds, "array", "0.2.0");
+        }
+        Matrix::Csr(sp) | Matrix::Csc(sp) => {
+            let mut g = s.group(name);
+            let kind = if matches!(m, Matrix::Csr(_)) {
+                "csr_matrix"
+            } else {
+                "csc_matrix"
+            };
+            encode(&mut g, kind, "0.1.0");
+            g.set_attr("shape", AttrValue::I64Array(vec![rows as i64, cols as i64]));
+            g.create_dataset("data").with_f32_data(&sp.data);
+            let idx: Vec<i32> = sp.indices.iter().map(|&i| i as i32).collect();
+            g.create_dataset("indices").with_i32_data(&idx);
+            let ptr: Vec<i64> = sp.indptr.iter().map(|&p| p as i64).collect();
+            g.create_dataset("indptr").with_i64_data(&ptr);
+            s.add(g.finish());
+        }
+    }
+}
+
+fn frame(s: &mut impl Sink, name: &str, f: &Frame) {
+    let mut g = s.group(name);
+    encode(&mut g, "dataframe", "0.2.0");
+    // A column may not share the index's name, so the index is always `_index`.
+    g.set_attr("_index", AttrValue::VarLenString("_index".into()));
+    let order: Vec<String> = f
+        .columns
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n != "_index")
+        .collect();
+    if order.is_empty() {
+        g.set_attr("column-order", AttrValue::F64Array(vec![]));
+    } else {
+        g.set_attr("column-order", AttrValue::VarLenStringArray(order));
+    }
+    strings(&mut g, "_index", &f.index);
+    for (col_name, col) in &f.columns {
+        if col_name == "_index" {
+            continue;
+        }
+        column(&mut g, col_name, col);
+    }
+    s.add(g.finish());
+}
+
+fn column(g: &mut GroupBuilder, name: &str, col: &Column) {
+    match col {
+        Column::Str(v) => strings(g, name, v),
+        Column::Int(v) => {
+            let d = g.create_dataset(name);
+            d.with_i64_data(v);
+            tag(d, "array", "0.2.0");
+        }
+        Column::Float(v) => array(g, name, v, &[v.len() as u64]),
+        Column::Bool(v) => {
+            let bytes: Vec<u8> = v.iter().map(|&b| u8::from(b)).collect();
+            let d = g.create_dataset(name);
+            match numpy_bool() {
+                Some(dt) => d.with_enum_u8_data(dt, &bytes),
+                None => d.with_u8_data(&bytes),
+            };
+            tag(d, "array", "0.2.0");
+        }
+        Column::Categorical {
+            codes,
+            categories,
+            ordered,
+        } => {
+            let mut c = g.create_group(name);
+            encode(&mut c, "categorical", "0.2.0");
+            c.set_attr("ordered", AttrValue::U8(u8::from(*ordered)));
+            c.create_dataset("codes").with_i32_data(codes);
+            strings(&mut c, "categories", categories);
+            g.add_group(c.finish());
+        }
+    }
+}
+
+/// h5py's encoding of numpy bool: an enum with members FALSE = 0, TRUE = 1.
+fn numpy_bool() -> Option<hdf5_pure::Datatype> {
+    EnumTypeBuilder::u8_based()
+        .value("FALSE", 0)
+        .value("TRUE", 1)
+        .build()
+        .ok()
+}
+
+fn uns_entries(g: &mut GroupBuilder, entries: &std::collections::BTreeMap<String, Value>) {
+    for (k, v) in entries {
+        match v {
+            Value::Dict(d) => dict(g, k, |sub| uns_entries(sub, d)),
+            Value::Str(s) => {
+                let d = g.create_dataset(k);
+                d.with_vlen_strings(&[s.as_str()]).with_shape(&[]);
+                tag(d, "string", "0.2.0");
+            }
+            Value::Strings(v) => strings(g, k, v),
+            Value::Int(i) => {
+                let d = g.create_dataset(k);
+                d.with_i64_data(&[*i]).with_shape(&[]);
+                tag(d, "numeric-scalar", "0.2.0");
+            }
+            Value::Float(x) => {
+                let d = g.create_dataset(k);
+                d.with_f64_data(&[*x]).with_shape(&[]);
+                tag(d, "numeric-scalar", "0.2.0");
+            }
+            Value::Bool(b) => {
+                let d = g.create_dataset(k);
+                match numpy_bool() {
+                    Some(dt) => d.with_enum_u8_data(dt, &[u8::from(*b)]),
+                    None => d.with_u8_data(&[u8::from(*b)]),
+                };
+                d.with_shape(&[]);
+                tag(d, "numeric-scalar", "0.2.0");
+            }
+            Value::Floats { shape, data } => array(g, k, data, &dims(shape)),
+            Value::Ints { shape, data } => {
+                let d = g.create_dataset(k);
+                d.with_i64_data(data).with_shape(&dims(shape));
+                tag(d, "array", "0.2.0");
+            }
+            Value::Bytes { shape, data } => {
+                let d = g.create_dataset(k);
+                d.with_u8_data(data).with_shape(&dims(shape));
+                tag(d, "array", "0.2.0");
+            }
+        }
+    }
+}
+
+fn dims(shape: &[usize]) -> Vec<u64> {
+    shape.iter().map(|&d| d as u64).collect()
+}

@@ -1,0 +1,7 @@
+//! Tessera's core: the dataset model, readers and writers, and (in later
+//! modules) the compute devices and models. Nothing here knows about the
+//! browser; the app and the `tessera` CLI both build on it.
+
+pub mod data;
+pub mod demo;
+pub mod io;

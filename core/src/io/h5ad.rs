@@ -121,6 +121,9 @@ impl Reader<'_> {
     }
 
     pub fn attrs(&self, path: &str) -> Result<std::collections::HashMap<String, AttrValue>> {
+        if path.is_empty() {
+            return self.h5("/", self.file.root().attrs());
+        }
         match self.node(path) {
             Node::Group => self.h5(path, self.group(path)?.attrs()),
             Node::Dataset => self.h5(path, self.h5(path, self.file.dataset(path))?.attrs()),

@@ -680,10 +680,10 @@ mod tests {
 
     #[test]
     fn single_table_splits_roles() {
-        let f = nf("cells.csv", "CellID,CD3,CD8,X_centroid,Y_centroid,Area,kind\n1,1.5,0,10,20,30,T\n2,2,1,11,21,31,B\n3,0,4,12,22,32,T\n");
+        let f = nf("cells.csv", "CellID,CD3,CD8,X_centroid,Y_centroid,Area,kind\n1,1.5,0,10,20,30,T\n2,2,1,11,21,31,B\n3,0,4,12,22,32,T\n4,1,1,13,23,33,T\n");
         let ds = read(&[&f], &TableOptions::default()).unwrap();
         assert_eq!(ds.var.index, vec!["CD3", "CD8"]);
-        assert_eq!(ds.obs.index, vec!["1", "2", "3"]);
+        assert_eq!(ds.obs.index, vec!["1", "2", "3", "4"]);
         assert_eq!(ds.spatial().unwrap().row(1), &[11.0, 21.0]);
         assert!(matches!(
             ds.obs.column("kind"),

@@ -1,0 +1,9 @@
+//! Tessera's browser workbench. Two wasm binaries come from this crate: `app`
+//! (the Leptos page, which never parses or computes) and `worker` (a dedicated
+//! Web Worker that runs tessera-core). They talk through [`protocol`].
+
+pub mod protocol;
+#[cfg(target_arch = "wasm32")]
+pub mod ui;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;

@@ -39,7 +39,7 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
             z.write(p, os.path.join("scanpy_visium_test", os.path.relpath(p, src)))
 PY
 step "browser end-to-end (headless chromium)" env TESSERA_VISIUM_ZIP="$tmp/scanpy_visium_test.zip" \
-  node --test tests/e2e/
+  node --test tests/e2e/cards.test.mjs
 say "screenshots: tests/e2e/artifacts/"
 
 step "fuzz (${FUZZ_SECONDS}s per reader)" bash core/fuzz/run.sh "$FUZZ_SECONDS"

@@ -34,7 +34,7 @@ pub struct Card {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    Card(Card),
+    Card(Box<Card>),
     Error(String),
 }
 

@@ -109,7 +109,7 @@ fn App() -> impl IntoView {
                                 };
                                 let mut k = next_key.borrow_mut();
                                 *k += 1;
-                                new_cards.push(CardView { key: *k, card, xy, values });
+                                new_cards.push(CardView { key: *k, card: *card, xy, values });
                             }
                         }
                     }

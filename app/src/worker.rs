@@ -59,7 +59,7 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
             }
             for input in io::split_inputs(set) {
                 outcomes.push(match io::read(input, &TableOptions::default()) {
-                    Ok(loaded) => Outcome::Card(card(&loaded, &mut buffers)),
+                    Ok(loaded) => Outcome::Card(Box::new(card(&loaded, &mut buffers))),
                     Err(e) => Outcome::Error(e.to_string()),
                 });
             }
@@ -71,7 +71,7 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
                 .into_iter()
                 .map(|(dataset, name)| {
                     let loaded = Loaded { dataset, format: "Tessera demo tissue".into(), source: name.into() };
-                    Outcome::Card(card(&loaded, &mut buffers))
+                    Outcome::Card(Box::new(card(&loaded, &mut buffers)))
                 })
                 .collect();
             (Reply::Opened { id, outcomes }, buffers)

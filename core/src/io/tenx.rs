@@ -286,8 +286,7 @@ pub fn attach_spatial(ds: &mut Dataset, files: &FileSet, library_id: &str) -> Re
         }
         let parsed: Option<Vec<f64>> = f
             .get(1..6)
-            .map(|v| v.iter().map(|s| s.parse().ok()).collect())
-            .flatten();
+            .and_then(|v| v.iter().map(|s| s.parse().ok()).collect());
         let Some(v) = parsed else {
             return Err(Error::new(
                 &positions.path,

@@ -46,7 +46,9 @@ ensure_web_tools() {
 }
 
 ensure_browser() {
-  apt_install chromium chromium-driver mesa-vulkan-drivers nodejs npm
+  apt_install chromium chromium-driver mesa-vulkan-drivers
+  # Any node >= 18 will do; only bring Debian's when there is none.
+  command -v npm >/dev/null || apt_install nodejs npm
   if [ ! -d "$ROOT/tests/e2e/node_modules/playwright-core" ]; then
     say "npm install (playwright-core; uses the system chromium, downloads no browser)"
     (cd "$ROOT/tests/e2e" && npm install --no-audit --no-fund --silent)

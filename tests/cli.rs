@@ -90,3 +90,107 @@ fn convert_writes_h5ad() {
     );
     std::fs::remove_file(out).ok();
 }
+
+/// One input per dataset folder of the data README, with its shape.
+const EVERY_DATASET: &[(&[&str], usize, usize)] = &[
+    (&["codex_spleen_goltsev/BALBc-1.csv"], 82382, 0),
+    (&["cosmx_lung_small"], 453, 20),
+    (&["cycif_hodgkin_scimap/example_data.csv"], 3029, 48),
+    (
+        &["cycif_mcmicro_exemplar001/exemplar-001--unmicst_cell.csv"],
+        11201,
+        12,
+    ),
+    (&["merscope_small"], 450, 20),
+    (&["mibi_tnbc_ark/example_cell_table.csv"], 3262, 43),
+    (
+        &[
+            "mibi_tnbc_cytocommunity/patient1_Coordinates.txt",
+            "mibi_tnbc_cytocommunity/patient1_CellTypeLabel.txt",
+        ],
+        5240,
+        0,
+    ),
+    (&["nsf_simulations/S1.h5ad"], 1296, 200),
+    (
+        &[
+            "rctd_merfish_hypothalamus/spatial/counts.csv",
+            "rctd_merfish_hypothalamus/spatial/coords.csv",
+        ],
+        750,
+        134,
+    ),
+    (
+        &[
+            "rctd_slideseq_cerebellum/spatial/MappedDGEForR.csv",
+            "rctd_slideseq_cerebellum/spatial/BeadLocationsForR.csv",
+        ],
+        100,
+        378,
+    ),
+    (
+        &[
+            "rctd_visium_hippocampus/spatial/counts.csv",
+            "rctd_visium_hippocampus/spatial/coords.csv",
+        ],
+        313,
+        276,
+    ),
+    (
+        &["scanpy_pbmc68k_reduced/10x_pbmc68k_reduced.h5ad"],
+        700,
+        765,
+    ),
+    (&["scanpy_visium_test"], 100, 100),
+    (
+        &[
+            "seqfish_cortex_tasic/seqfish_normalized_cortex_b2_testing.txt",
+            "seqfish_cortex_tasic/fcortex.coordinates.txt",
+        ],
+        1597,
+        113,
+    ),
+    (&["squidpy_test_visium"], 100, 100),
+    (
+        &["tangram_merfish_mop/test_ad_sp_readytomap.h5ad"],
+        2150,
+        253,
+    ),
+    (&["tangram_osmfish_ssp/smFISH_anndata.h5ad"], 4840, 22),
+    (&["visium_cytassist_mouse"], 2898, 19465),
+    (&["visium_spe_sections/section2/outs"], 49, 50),
+    (
+        &[
+            "xenium_mouse_brain_small/cell_feature_matrix.h5",
+            "xenium_mouse_brain_small/cells.csv.gz",
+        ],
+        36602,
+        248,
+    ),
+];
+
+#[test]
+fn info_reads_every_dataset() {
+    let Some(dir) = common::data_dir("info_reads_every_dataset") else {
+        return;
+    };
+    for (paths, n_obs, n_vars) in EVERY_DATASET {
+        let mut args = vec!["info".to_string(), "--json".to_string()];
+        args.extend(paths.iter().map(|p| dir.join(p).display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, json, err) = tessera(&args);
+        assert!(ok, "{paths:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            (v["n_obs"].as_u64(), v["n_vars"].as_u64()),
+            (Some(*n_obs as u64), Some(*n_vars as u64)),
+            "{paths:?}"
+        );
+        let spatial_expected = !paths[0].contains("pbmc68k") && !paths[0].contains("tangram");
+        assert_eq!(
+            v["spatial"].is_object(),
+            spatial_expected,
+            "{paths:?}: spatial coordinates"
+        );
+    }
+}

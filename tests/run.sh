@@ -29,7 +29,7 @@ step "browser build (trunk --release)" build_app
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # A Space Ranger folder zipped the way a user would send it.
-python3 - "$TESSERA_DATA/scanpy_visium_test" "$tmp/scanpy_visium_test.zip" <<'PY'
+[ -d "$TESSERA_DATA/scanpy_visium_test" ] && python3 - "$TESSERA_DATA/scanpy_visium_test" "$tmp/scanpy_visium_test.zip" <<'PY'
 import os, sys, zipfile
 src, out = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:

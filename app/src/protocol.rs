@@ -3,8 +3,8 @@
 //! by their index in the message's buffer list.
 
 use serde::{Deserialize, Serialize};
-use tessera_core::data::{Dataset, Matrix};
 use tessera_core::data::Summary;
+use tessera_core::data::{Dataset, Matrix};
 
 /// Page -> worker: what to open. Files travel as `File` objects next to this.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,9 +59,17 @@ pub fn preview(ds: &Dataset) -> Option<(Vec<f32>, Vec<f32>, String)> {
     let mut values = Vec::with_capacity(sp.rows / step + 1);
     for r in (0..sp.rows).step_by(step) {
         xy.extend([sp.data[r * sp.cols] as f32, sp.data[r * sp.cols + 1] as f32]);
-        values.push(totals.as_ref().map_or(0.0, |t| t[r].max(0.0).ln_1p() as f32));
+        values.push(
+            totals
+                .as_ref()
+                .map_or(0.0, |t| t[r].max(0.0).ln_1p() as f32),
+        );
     }
-    let label = if totals.is_some() { "log1p total counts" } else { "position" };
+    let label = if totals.is_some() {
+        "log1p total counts"
+    } else {
+        "position"
+    };
     Some((xy, values, label.to_string()))
 }
 

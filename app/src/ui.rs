@@ -9,7 +9,10 @@ use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{CanvasRenderingContext2d, FileList, HtmlCanvasElement, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{
+    CanvasRenderingContext2d, FileList, HtmlCanvasElement, MessageEvent, Worker, WorkerOptions,
+    WorkerType,
+};
 
 use crate::protocol::{Card, Outcome, Reply, Request};
 use tessera_core::data::Summary;
@@ -47,7 +50,11 @@ impl Bridge {
 
 fn request(req: &Request, files: Option<&FileList>) -> JsValue {
     let msg = Object::new();
-    let _ = Reflect::set(&msg, &"json".into(), &serde_json::to_string(req).unwrap_or_default().into());
+    let _ = Reflect::set(
+        &msg,
+        &"json".into(),
+        &serde_json::to_string(req).unwrap_or_default().into(),
+    );
     let list = Array::new();
     if let Some(files) = files {
         for i in 0..files.length() {
@@ -74,7 +81,11 @@ fn App() -> impl IntoView {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Classic);
     let bridge = match Worker::new_with_options("./worker_loader.js", &options) {
-        Ok(worker) => Rc::new(RefCell::new(Bridge { worker, ready: false, queue: vec![] })),
+        Ok(worker) => Rc::new(RefCell::new(Bridge {
+            worker,
+            ready: false,
+            queue: vec![],
+        })),
         Err(_) => {
             set_worker_failed.set(true);
             return view! { <p class="error" data-testid="error">"This browser cannot start a Web Worker; Tessera needs one."</p> }.into_any();
@@ -86,8 +97,13 @@ fn App() -> impl IntoView {
         let next_key = next_key.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let data = ev.data();
-            let json = Reflect::get(&data, &"json".into()).ok().and_then(|j| j.as_string()).unwrap_or_default();
-            let buffers: Array = Reflect::get(&data, &"buffers".into()).map(|b| b.unchecked_into()).unwrap_or_default();
+            let json = Reflect::get(&data, &"json".into())
+                .ok()
+                .and_then(|j| j.as_string())
+                .unwrap_or_default();
+            let buffers: Array = Reflect::get(&data, &"buffers".into())
+                .map(|b| b.unchecked_into())
+                .unwrap_or_default();
             match serde_json::from_str::<Reply>(&json) {
                 Ok(Reply::Ready) => {
                     let mut b = bridge_in.borrow_mut();
@@ -104,12 +120,20 @@ fn App() -> impl IntoView {
                             Outcome::Error(e) => new_errors.push(e),
                             Outcome::Card(card) => {
                                 let (xy, values) = match &card.preview {
-                                    Some(p) => (buffer(&buffers, p.xy_buffer), buffer(&buffers, p.value_buffer)),
+                                    Some(p) => (
+                                        buffer(&buffers, p.xy_buffer),
+                                        buffer(&buffers, p.value_buffer),
+                                    ),
                                     None => (vec![], vec![]),
                                 };
                                 let mut k = next_key.borrow_mut();
                                 *k += 1;
-                                new_cards.push(CardView { key: *k, card: *card, xy, values });
+                                new_cards.push(CardView {
+                                    key: *k,
+                                    card: *card,
+                                    xy,
+                                    values,
+                                });
                             }
                         }
                     }
@@ -129,8 +153,10 @@ fn App() -> impl IntoView {
             set_worker_failed.set(true);
         });
         let b = bridge.borrow();
-        b.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        b.worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        b.worker
+            .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        b.worker
+            .set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_message.forget();
         on_error.forget();
     }
@@ -216,7 +242,11 @@ fn num(v: f64) -> String {
 }
 
 fn keys(list: &[String]) -> String {
-    if list.is_empty() { "—".into() } else { list.join(", ") }
+    if list.is_empty() {
+        "—".into()
+    } else {
+        list.join(", ")
+    }
 }
 
 #[component]
@@ -224,7 +254,12 @@ fn DatasetCard(view: CardView) -> impl IntoView {
     let s: Summary = view.card.summary.clone();
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let has_preview = !view.xy.is_empty();
-    let label = view.card.preview.as_ref().map(|p| p.value_label.clone()).unwrap_or_default();
+    let label = view
+        .card
+        .preview
+        .as_ref()
+        .map(|p| p.value_label.clone())
+        .unwrap_or_default();
     let (xy, values) = (view.xy.clone(), view.values.clone());
     Effect::new(move |_| {
         if let Some(c) = canvas.get() {
@@ -243,9 +278,19 @@ fn DatasetCard(view: CardView) -> impl IntoView {
     });
     let counts = s.x.as_ref().map(|x| x.raw_counts);
     let extent = s.spatial.as_ref().map(|sp| {
-        format!("x {} – {}, y {} – {}", num(sp.x_min), num(sp.x_max), num(sp.y_min), num(sp.y_max))
+        format!(
+            "x {} – {}, y {} – {}",
+            num(sp.x_min),
+            num(sp.x_max),
+            num(sp.y_min),
+            num(sp.y_max)
+        )
     });
-    let spatial_key = s.spatial.as_ref().map(|sp| sp.key.clone()).unwrap_or_default();
+    let spatial_key = s
+        .spatial
+        .as_ref()
+        .map(|sp| sp.key.clone())
+        .unwrap_or_default();
     let columns = |cols: &[tessera_core::data::ColumnSummary]| -> String {
         let v: Vec<String> = cols
             .iter()
@@ -256,7 +301,11 @@ fn DatasetCard(view: CardView) -> impl IntoView {
             .collect();
         keys(&v)
     };
-    let images: Vec<String> = s.images.iter().map(|i| format!("{}/{} {}×{}", i.library, i.name, i.width, i.height)).collect();
+    let images: Vec<String> = s
+        .images
+        .iter()
+        .map(|i| format!("{}/{} {}×{}", i.library, i.name, i.width, i.height))
+        .collect();
     view! {
         <article class="card" data-testid="dataset-card">
             <h2>{s.source.clone()}</h2>
@@ -303,17 +352,30 @@ fn DatasetCard(view: CardView) -> impl IntoView {
 
 /// Viridis at five stops, linearly interpolated.
 fn colour(t: f32) -> String {
-    const STOPS: [[f32; 3]; 5] = [[68., 1., 84.], [59., 82., 139.], [33., 145., 140.], [94., 201., 98.], [253., 231., 37.]];
+    const STOPS: [[f32; 3]; 5] = [
+        [68., 1., 84.],
+        [59., 82., 139.],
+        [33., 145., 140.],
+        [94., 201., 98.],
+        [253., 231., 37.],
+    ];
     let t = t.clamp(0.0, 1.0) * 4.0;
     let i = (t.floor() as usize).min(3);
     let f = t - i as f32;
-    let c: Vec<u8> = (0..3).map(|k| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8).collect();
+    let c: Vec<u8> = (0..3)
+        .map(|k| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8)
+        .collect();
     format!("rgb({},{},{})", c[0], c[1], c[2])
 }
 
 /// Scatter of the spots, y downwards as in the tissue image.
 fn draw(canvas: &HtmlCanvasElement, xy: &[f32], values: &[f32]) {
-    let Some(ctx) = canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok()) else {
+    let Some(ctx) = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+    else {
         return;
     };
     let (w, h) = (canvas.width() as f64, canvas.height() as f64);
@@ -334,11 +396,22 @@ fn draw(canvas: &HtmlCanvasElement, xy: &[f32], values: &[f32]) {
     }
     let span = (x1 - x0).max(y1 - y0).max(1e-6) as f64;
     let scale = (w.min(h) - 16.0) / span;
-    let (vmin, vmax) = values.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (vmin, vmax) = values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     let r = (220.0 / (n as f64).sqrt()).clamp(0.6, 4.0);
     for (p, &v) in xy.chunks(2).zip(values) {
-        let t = if vmax > vmin { (v - vmin) / (vmax - vmin) } else { 0.6 };
+        let t = if vmax > vmin {
+            (v - vmin) / (vmax - vmin)
+        } else {
+            0.6
+        };
         ctx.set_fill_style_str(&colour(t));
-        ctx.fill_rect(8.0 + (p[0] - x0) as f64 * scale - r / 2.0, 8.0 + (p[1] - y0) as f64 * scale - r / 2.0, r, r);
+        ctx.fill_rect(
+            8.0 + (p[0] - x0) as f64 * scale - r / 2.0,
+            8.0 + (p[1] - y0) as f64 * scale - r / 2.0,
+            r,
+            r,
+        );
     }
 }

@@ -47,14 +47,19 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
     let mut buffers = Vec::new();
     match request {
         Some(Request::Open { id }) => {
-            let files: Array = Reflect::get(&data, &"files".into()).map(|f| f.unchecked_into()).unwrap_or_default();
+            let files: Array = Reflect::get(&data, &"files".into())
+                .map(|f| f.unchecked_into())
+                .unwrap_or_default();
             let mut set = FileSet::default();
             let mut outcomes = Vec::new();
             for f in files.iter() {
                 let file: File = f.unchecked_into();
                 match JsFuture::from(file.array_buffer()).await {
                     Ok(buf) => set.push(&file.name(), Uint8Array::new(&buf).to_vec()),
-                    Err(_) => outcomes.push(Outcome::Error(format!("{}: the browser could not read this file", file.name()))),
+                    Err(_) => outcomes.push(Outcome::Error(format!(
+                        "{}: the browser could not read this file",
+                        file.name()
+                    ))),
                 }
             }
             for input in io::split_inputs(set) {
@@ -70,13 +75,23 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
             let outcomes = [(spatial, "demo_spatial"), (reference, "demo_reference")]
                 .into_iter()
                 .map(|(dataset, name)| {
-                    let loaded = Loaded { dataset, format: "Tessera demo tissue".into(), source: name.into() };
+                    let loaded = Loaded {
+                        dataset,
+                        format: "Tessera demo tissue".into(),
+                        source: name.into(),
+                    };
                     Outcome::Card(Box::new(card(&loaded, &mut buffers)))
                 })
                 .collect();
             (Reply::Opened { id, outcomes }, buffers)
         }
-        None => (Reply::Opened { id: 0, outcomes: vec![Outcome::Error("malformed request to the worker".into())] }, buffers),
+        None => (
+            Reply::Opened {
+                id: 0,
+                outcomes: vec![Outcome::Error("malformed request to the worker".into())],
+            },
+            buffers,
+        ),
     }
 }
 
@@ -85,7 +100,15 @@ fn card(loaded: &Loaded, buffers: &mut Vec<JsValue>) -> Card {
         let n = values.len();
         buffers.push(Float32Array::from(&xy[..]).buffer().into());
         buffers.push(Float32Array::from(&values[..]).buffer().into());
-        PreviewMeta { n, xy_buffer: buffers.len() - 2, value_buffer: buffers.len() - 1, value_label }
+        PreviewMeta {
+            n,
+            xy_buffer: buffers.len() - 2,
+            value_buffer: buffers.len() - 1,
+            value_label,
+        }
     });
-    Card { summary: loaded.summary(), preview }
+    Card {
+        summary: loaded.summary(),
+        preview,
+    }
 }

@@ -187,14 +187,7 @@ impl Reader<'_> {
                 self.h5(path, ds.read_string())
             }
             DType::F32 | DType::F64 => Ok(self.f64s(path)?.iter().map(f64::to_string).collect()),
-            DType::I8
-            | DType::I16
-            | DType::I32
-            | DType::I64
-            | DType::U8
-            | DType::U16
-            | DType::U32
-            | DType::U64 => Ok(self.i64s(path)?.iter().map(i64::to_string).collect()),
+            d if is_int(&d) => Ok(self.i64s(path)?.iter().map(i64::to_string).collect()),
             other => Err(self.err(path, format!("expected strings, found {other}"))),
         }
     }
@@ -455,14 +448,7 @@ impl Reader<'_> {
             DType::String | DType::VariableLengthString => Column::Str(self.strings(path)?),
             DType::F32 | DType::F64 => Column::Float(self.f64s(path)?),
             DType::Enum(_) => Column::Bool(self.bools(path)?),
-            DType::I8
-            | DType::I16
-            | DType::I32
-            | DType::I64
-            | DType::U8
-            | DType::U16
-            | DType::U32
-            | DType::U64 => Column::Int(self.i64s(path)?),
+            d if is_int(&d) => Column::Int(self.i64s(path)?),
             other => return Err(self.err(path, format!("unsupported column type {other}"))),
         })
     }
@@ -538,13 +524,7 @@ impl Reader<'_> {
                 shape,
                 data: self.raw(path)?.1,
             },
-            DType::I8
-            | DType::I16
-            | DType::I32
-            | DType::I64
-            | DType::U16
-            | DType::U32
-            | DType::U64 => {
+            d if is_int(&d) => {
                 let data = self.i64s(path)?;
                 if scalar && data.len() == 1 {
                     Value::Int(data[0])
@@ -712,6 +692,20 @@ fn scalar(dt: &Datatype, b: &[u8]) -> Option<f64> {
         Datatype::Enumeration { base_type, .. } => scalar(base_type, b),
         _ => None,
     }
+}
+
+fn is_int(d: &DType) -> bool {
+    matches!(
+        d,
+        DType::I8
+            | DType::I16
+            | DType::I32
+            | DType::I64
+            | DType::U8
+            | DType::U16
+            | DType::U32
+            | DType::U64
+    )
 }
 
 /// numpy's name for an HDF5 type, as `tessera info` reports it.

@@ -69,35 +69,28 @@ trait Sink {
     fn attr(&mut self, name: &str, v: AttrValue);
 }
 
-impl Sink for FileBuilder {
-    fn dataset(&mut self, name: &str) -> &mut DatasetBuilder {
-        self.create_dataset(name)
-    }
-    fn group(&mut self, name: &str) -> GroupBuilder {
-        self.create_group(name)
-    }
-    fn add(&mut self, g: FinishedGroup) {
-        self.add_group(g)
-    }
-    fn attr(&mut self, name: &str, v: AttrValue) {
-        self.set_attr(name, v);
-    }
+/// FileBuilder and GroupBuilder have the same methods but no shared trait.
+macro_rules! sink {
+    ($t:ty) => {
+        impl Sink for $t {
+            fn dataset(&mut self, name: &str) -> &mut DatasetBuilder {
+                self.create_dataset(name)
+            }
+            fn group(&mut self, name: &str) -> GroupBuilder {
+                self.create_group(name)
+            }
+            fn add(&mut self, g: FinishedGroup) {
+                self.add_group(g)
+            }
+            fn attr(&mut self, name: &str, v: AttrValue) {
+                self.set_attr(name, v);
+            }
+        }
+    };
 }
 
-impl Sink for GroupBuilder {
-    fn dataset(&mut self, name: &str) -> &mut DatasetBuilder {
-        self.create_dataset(name)
-    }
-    fn group(&mut self, name: &str) -> GroupBuilder {
-        self.create_group(name)
-    }
-    fn add(&mut self, g: FinishedGroup) {
-        self.add_group(g)
-    }
-    fn attr(&mut self, name: &str, v: AttrValue) {
-        self.set_attr(name, v);
-    }
-}
+sink!(FileBuilder);
+sink!(GroupBuilder);
 
 fn encode(s: &mut impl Sink, kind: &str, version: &str) {
     s.attr("encoding-type", AttrValue::VarLenString(kind.into()));

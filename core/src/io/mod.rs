@@ -161,17 +161,25 @@ pub fn read(files: FileSet, opts: &TableOptions) -> Result<Loaded> {
     loaded(ds, format)
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn library_is_the_sample_folder() {
+        assert_eq!(super::library_name("data/section1/outs"), "section1");
+        assert_eq!(super::library_name("/x/V1_Brain.zip"), "V1_Brain");
+        assert_eq!(super::library_name("V1_Brain/"), "V1_Brain");
+        assert_eq!(super::library_name(""), "library");
+    }
+}
+
+/// The library id for `uns['spatial']`: the sample folder (the parent of `outs/`).
 fn library_name(source: &str) -> String {
-    let base = source
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(source);
-    let base = base.strip_suffix(".zip").unwrap_or(base);
-    if base.is_empty() {
-        "library".into()
-    } else {
-        base.to_string()
+    let trimmed = source.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix(".zip").unwrap_or(trimmed);
+    let trimmed = trimmed.strip_suffix("/outs").unwrap_or(trimmed);
+    match trimmed.rsplit('/').next() {
+        Some(base) if !base.is_empty() && base != "." => base.to_string(),
+        _ => "library".into(),
     }
 }
 

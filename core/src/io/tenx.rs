@@ -296,17 +296,39 @@ pub fn attach_spatial(ds: &mut Dataset, files: &FileSet, library_id: &str) -> Re
         };
         by_barcode.insert(f[0].to_string(), [v[0], v[1], v[2], v[3], v[4]]);
     }
+    // Barcodes without a position (subsampled or mismatched folders) are left
+    // out with a note, as scanpy's join would leave them without coordinates.
+    let keep: Vec<usize> = (0..ds.n_obs())
+        .filter(|&i| by_barcode.contains_key(&ds.obs.index[i]))
+        .collect();
+    if keep.is_empty() {
+        return Err(Error::new(
+            &positions.path,
+            "",
+            "none of the matrix barcodes has a tissue position: is this the positions file of another slide?",
+        ));
+    }
+    if keep.len() < ds.n_obs() {
+        let dropped = ds.n_obs() - keep.len();
+        let first = ds
+            .obs
+            .index
+            .iter()
+            .find(|b| !by_barcode.contains_key(*b))
+            .cloned()
+            .unwrap_or_default();
+        ds.obs = ds.obs.take(&keep);
+        ds.x = ds.x.take().map(|x| x.take_rows(&keep));
+        let note =
+            format!("{dropped} barcodes have no tissue position (e.g. {first}) and were left out");
+        ds.uns
+            .insert(crate::data::NOTES_KEY.into(), Value::Strings(vec![note]));
+    }
     let n = ds.n_obs();
     let mut cols = [vec![0i64; n], vec![0i64; n], vec![0i64; n]];
     let mut xy = Vec::with_capacity(2 * n);
     for (i, bc) in ds.obs.index.iter().enumerate() {
-        let v = by_barcode.get(bc).ok_or_else(|| {
-            Error::new(
-                &positions.path,
-                bc,
-                "barcode of the matrix has no tissue position",
-            )
-        })?;
+        let v = by_barcode[bc];
         for k in 0..3 {
             cols[k][i] = v[k] as i64;
         }
@@ -349,7 +371,7 @@ pub fn attach_spatial(ds: &mut Dataset, files: &FileSet, library_id: &str) -> Re
     Ok(())
 }
 
-/// A PNG as height x width x channels bytes (8-bit; 16-bit images are reduced).
+/// A PNG as height x width x 4 RGBA bytes (16-bit and palette images are reduced).
 pub fn decode_png(f: &NamedFile) -> Result<Value> {
     let mut decoder = png::Decoder::new(&f.bytes[..]);
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -362,8 +384,65 @@ pub fn decode_png(f: &NamedFile) -> Result<Value> {
         .map_err(|e| Error::new(&f.path, "", format!("corrupt PNG ({e})")))?;
     buf.truncate(info.buffer_size());
     let channels = info.color_type.samples();
+    let rgba: Vec<u8> = match channels {
+        4 => buf,
+        3 => buf
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        2 => buf
+            .chunks(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        _ => buf.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+    };
     Ok(Value::Bytes {
-        shape: vec![info.height as usize, info.width as usize, channels],
-        data: buf,
+        shape: vec![info.height as usize, info.width as usize, 4],
+        data: rgba,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(color: png::ColorType, pixels: &[u8], w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(color);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()
+            .unwrap()
+            .write_image_data(pixels)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn png_becomes_rgba() {
+        let rgb = png_bytes(png::ColorType::Rgb, &[10, 20, 30, 40, 50, 60], 2, 1);
+        let f = NamedFile {
+            path: "img.png".into(),
+            bytes: rgb,
+        };
+        let Value::Bytes { shape, data } = decode_png(&f).unwrap() else {
+            panic!()
+        };
+        assert_eq!(shape, vec![1, 2, 4]);
+        assert_eq!(data, vec![10, 20, 30, 255, 40, 50, 60, 255]);
+        let gray = png_bytes(png::ColorType::Grayscale, &[7], 1, 1);
+        let f = NamedFile {
+            path: "g.png".into(),
+            bytes: gray,
+        };
+        let Value::Bytes { data, .. } = decode_png(&f).unwrap() else {
+            panic!()
+        };
+        assert_eq!(data, vec![7, 7, 7, 255]);
+        let bad = NamedFile {
+            path: "bad.png".into(),
+            bytes: b"\x89PNG nope".to_vec(),
+        };
+        assert!(decode_png(&bad).unwrap_err().message.contains("PNG"));
+    }
 }

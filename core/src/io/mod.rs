@@ -161,28 +161,6 @@ pub fn read(files: FileSet, opts: &TableOptions) -> Result<Loaded> {
     loaded(ds, format)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn library_is_the_sample_folder() {
-        assert_eq!(super::library_name("data/section1/outs"), "section1");
-        assert_eq!(super::library_name("/x/V1_Brain.zip"), "V1_Brain");
-        assert_eq!(super::library_name("V1_Brain/"), "V1_Brain");
-        assert_eq!(super::library_name(""), "library");
-    }
-}
-
-/// The library id for `uns['spatial']`: the sample folder (the parent of `outs/`).
-fn library_name(source: &str) -> String {
-    let trimmed = source.trim_end_matches('/');
-    let trimmed = trimmed.strip_suffix(".zip").unwrap_or(trimmed);
-    let trimmed = trimmed.strip_suffix("/outs").unwrap_or(trimmed);
-    match trimmed.rsplit('/').next() {
-        Some(base) if !base.is_empty() && base != "." => base.to_string(),
-        _ => "library".into(),
-    }
-}
-
 /// Copies per-cell columns and coordinates from `meta` onto `ds`, matched by cell id.
 fn attach_cells(ds: &mut Dataset, meta: &Dataset, file: &str) -> Result<()> {
     let pos: std::collections::HashMap<&str, usize> = meta
@@ -224,4 +202,26 @@ fn attach_cells(ds: &mut Dataset, meta: &Dataset, file: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn library_is_the_sample_folder() {
+        assert_eq!(super::library_name("data/section1/outs"), "section1");
+        assert_eq!(super::library_name("/x/V1_Brain.zip"), "V1_Brain");
+        assert_eq!(super::library_name("V1_Brain/"), "V1_Brain");
+        assert_eq!(super::library_name(""), "library");
+    }
+}
+
+/// The library id for `uns['spatial']`: the sample folder (the parent of `outs/`).
+fn library_name(source: &str) -> String {
+    let trimmed = source.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix(".zip").unwrap_or(trimmed);
+    let trimmed = trimmed.strip_suffix("/outs").unwrap_or(trimmed);
+    match trimmed.rsplit('/').next() {
+        Some(base) if !base.is_empty() && base != "." => base.to_string(),
+        _ => "library".into(),
+    }
 }

@@ -204,17 +204,6 @@ fn attach_cells(ds: &mut Dataset, meta: &Dataset, file: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn library_is_the_sample_folder() {
-        assert_eq!(super::library_name("data/section1/outs"), "section1");
-        assert_eq!(super::library_name("/x/V1_Brain.zip"), "V1_Brain");
-        assert_eq!(super::library_name("V1_Brain/"), "V1_Brain");
-        assert_eq!(super::library_name(""), "library");
-    }
-}
-
 /// The library id for `uns['spatial']`: the sample folder (the parent of `outs/`).
 fn library_name(source: &str) -> String {
     let trimmed = source.trim_end_matches('/');
@@ -223,5 +212,16 @@ fn library_name(source: &str) -> String {
     match trimmed.rsplit('/').next() {
         Some(base) if !base.is_empty() && base != "." => base.to_string(),
         _ => "library".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn library_is_the_sample_folder() {
+        assert_eq!(super::library_name("data/section1/outs"), "section1");
+        assert_eq!(super::library_name("/x/V1_Brain.zip"), "V1_Brain");
+        assert_eq!(super::library_name("V1_Brain/"), "V1_Brain");
+        assert_eq!(super::library_name(""), "library");
     }
 }

@@ -16,7 +16,7 @@ use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Val
 /// Reads a whole `.h5ad` held in memory.
 pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
     let file = open(name, bytes)?;
-    Reader { name, file: &file }.dataset()
+    Reader { name, file: &file }.anndata()
 }
 
 /// Opens HDF5 bytes with a message that says what went wrong in user terms.
@@ -36,6 +36,12 @@ pub(crate) fn open(name: &str, bytes: Vec<u8>) -> Result<File> {
         )
     })
 }
+
+/// Largest believable ratio of decoded data to file size (gzip on count data
+/// gives 3-10x; all-zero chunks far more, hence the margin).
+const MAX_EXPANSION: u64 = 200;
+/// Below this, any declared size is accepted.
+const MIN_LIMIT: u64 = 256 << 20;
 
 pub(crate) struct Reader<'a> {
     pub name: &'a str,
@@ -137,8 +143,36 @@ impl Reader<'_> {
             .and_then(|a| attr_str(&a, "encoding-type"))
     }
 
-    pub fn shape(&self, path: &str) -> Result<Vec<usize>> {
+    /// Opens a dataset, refusing one that declares far more data than the file
+    /// could hold (a corrupt header would otherwise make the reader allocate
+    /// terabytes and abort the tab).
+    fn data(&self, path: &str) -> Result<hdf5_pure::Dataset> {
         let ds = self.h5(path, self.file.dataset(path))?;
+        let elements = self
+            .h5(path, ds.shape())?
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let bytes = elements.and_then(|n| n.checked_mul(ds.element_size().unwrap_or(1).max(1)));
+        let limit = self
+            .file
+            .file_size()
+            .saturating_mul(MAX_EXPANSION)
+            .max(MIN_LIMIT);
+        match bytes {
+            Some(b) if b <= limit => Ok(ds),
+            _ => Err(self.err(
+                path,
+                format!(
+                    "declares {} bytes of data in a {}-byte file: the file is corrupt",
+                    bytes.map_or("more than 2^64".into(), |b| b.to_string()),
+                    self.file.file_size()
+                ),
+            )),
+        }
+    }
+
+    pub fn shape(&self, path: &str) -> Result<Vec<usize>> {
+        let ds = self.data(path)?;
         Ok(self
             .h5(path, ds.shape())?
             .into_iter()
@@ -147,22 +181,22 @@ impl Reader<'_> {
     }
 
     pub fn dtype(&self, path: &str) -> Result<DType> {
-        let ds = self.h5(path, self.file.dataset(path))?;
+        let ds = self.data(path)?;
         self.h5(path, ds.dtype())
     }
 
     pub fn f32s(&self, path: &str) -> Result<Vec<f32>> {
-        let ds = self.h5(path, self.file.dataset(path))?;
+        let ds = self.data(path)?;
         self.h5(path, ds.read_f32())
     }
 
     pub fn f64s(&self, path: &str) -> Result<Vec<f64>> {
-        let ds = self.h5(path, self.file.dataset(path))?;
+        let ds = self.data(path)?;
         self.h5(path, ds.read_f64())
     }
 
     pub fn i64s(&self, path: &str) -> Result<Vec<i64>> {
-        let ds = self.h5(path, self.file.dataset(path))?;
+        let ds = self.data(path)?;
         self.h5(path, ds.read_i64())
     }
 
@@ -175,7 +209,7 @@ impl Reader<'_> {
     }
 
     pub fn raw(&self, path: &str) -> Result<(Datatype, Vec<u8>)> {
-        let ds = self.h5(path, self.file.dataset(path))?;
+        let ds = self.data(path)?;
         Ok((self.h5(path, ds.datatype())?, self.h5(path, ds.read_raw())?))
     }
 
@@ -183,7 +217,7 @@ impl Reader<'_> {
     pub fn strings(&self, path: &str) -> Result<Vec<String>> {
         match self.dtype(path)? {
             DType::String | DType::VariableLengthString => {
-                let ds = self.h5(path, self.file.dataset(path))?;
+                let ds = self.data(path)?;
                 self.h5(path, ds.read_string())
             }
             DType::F32 | DType::F64 => Ok(self.f64s(path)?.iter().map(f64::to_string).collect()),
@@ -291,7 +325,7 @@ impl Reader<'_> {
         Dense::new(rows, cols, data).map_err(|e| self.err(path, e))
     }
 
-    fn dataset(&self) -> Result<Dataset> {
+    fn anndata(&self) -> Result<Dataset> {
         let mut ds = Dataset {
             obs: self.frame("obs")?,
             var: self.frame("var")?,

@@ -1,0 +1,229 @@
+//! The compute layer: one small op set that every model is written against,
+//! implemented by the CPU oracle ([`cpu::Cpu`]) and by the GPU devices.
+//!
+//! Conventions: matrices are row-major f32; an op writes into an output
+//! buffer the caller allocated; parameters of length 1 or `cols` broadcast
+//! (element i reads `p[i % p.len()]`), which covers scalars and per-column
+//! (per-gene) parameters. Readback is the only async step.
+
+pub mod cpu;
+pub mod philox;
+pub mod special;
+
+use std::future::Future;
+
+/// C[m×n] = alpha · op(A) · op(B) + beta · C, repeated `batch` times over
+/// consecutive blocks (strides m·k, k·n, m·n).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// A is stored k×m and used transposed.
+    pub trans_a: bool,
+    /// B is stored n×k and used transposed.
+    pub trans_b: bool,
+    pub alpha: f32,
+    pub beta: f32,
+    pub batch: usize,
+}
+
+impl Gemm {
+    pub fn new(m: usize, n: usize, k: usize) -> Gemm {
+        Gemm {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+            batch: 1,
+        }
+    }
+
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k * self.batch) as f64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unary {
+    Exp,
+    Log,
+    Softplus,
+    Sigmoid,
+    Lgamma,
+    Digamma,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+    LogSumExp,
+}
+
+/// Which way a reduction runs: `Rows` gives one value per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Rows,
+    Cols,
+}
+
+/// Log-densities with (p1, p2): Gamma(shape, rate), Exponential(rate, unused), Normal(loc, scale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Density {
+    Gamma,
+    Exponential,
+    Normal,
+}
+
+/// Adam, or Pyro's ClippedAdam when `clip` is set (gradients clamped to
+/// [-clip, clip], learning rate lr · lrd^step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamParams {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub clip: Option<f32>,
+    pub lrd: f32,
+    /// 1-based step number (bias correction).
+    pub step: u32,
+}
+
+impl Default for AdamParams {
+    fn default() -> Self {
+        AdamParams {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            clip: None,
+            lrd: 1.0,
+            step: 1,
+        }
+    }
+}
+
+/// A CSR matrix on a device.
+pub struct Csr<'a, D: Device + ?Sized> {
+    pub rows: usize,
+    pub cols: usize,
+    pub indptr: &'a D::Index,
+    pub indices: &'a D::Index,
+    pub data: &'a D::Buf,
+}
+
+/// The op set. Lengths are checked by each device; a mismatch is a bug in the
+/// caller and panics with the op's name.
+pub trait Device {
+    /// f32 storage.
+    type Buf;
+    /// u32 storage (indices, CSR structure).
+    type Index;
+
+    fn name(&self) -> String;
+    fn upload(&self, data: &[f32]) -> Self::Buf;
+    fn upload_index(&self, data: &[u32]) -> Self::Index;
+    fn zeros(&self, len: usize) -> Self::Buf;
+    fn len(&self, buf: &Self::Buf) -> usize;
+    /// Copies a buffer back to the host (the one async step).
+    fn read(&self, buf: &Self::Buf) -> impl Future<Output = Vec<f32>>;
+
+    fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &Self::Buf);
+    /// C = A · B (A is rows×cols CSR, B is cols×n), or C = Aᵀ · B when `transpose` (B is rows×n).
+    fn csr_mm(&self, a: &Csr<Self>, b: &Self::Buf, n: usize, transpose: bool, c: &Self::Buf);
+    fn unary(&self, op: Unary, x: &Self::Buf, out: &Self::Buf);
+    /// out = a ∘ b, b broadcasting.
+    fn binary(&self, op: Binary, a: &Self::Buf, b: &Self::Buf, out: &Self::Buf);
+    fn reduce(
+        &self,
+        op: Reduce,
+        axis: Axis,
+        x: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        out: &Self::Buf,
+    );
+    fn softmax_rows(&self, x: &Self::Buf, rows: usize, cols: usize, out: &Self::Buf);
+    /// Cosine similarity of matching rows (or columns) of a and b.
+    fn cosine(
+        &self,
+        axis: Axis,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        out: &Self::Buf,
+    );
+    /// out[i] = x[idx[i]].
+    fn gather(&self, x: &Self::Buf, idx: &Self::Index, out: &Self::Buf);
+    /// out[idx[i]] += x[i].
+    fn scatter_add(&self, x: &Self::Buf, idx: &Self::Index, out: &Self::Buf);
+    /// Negative-binomial (Gamma-Poisson, mean mu, concentration theta)
+    /// log-likelihood of counts x: per-row sums into `ll_rows`, and the
+    /// elementwise gradients w.r.t. mu and theta. theta broadcasts.
+    #[allow(clippy::too_many_arguments)]
+    fn nb_loglik_grad(
+        &self,
+        x: &Self::Buf,
+        mu: &Self::Buf,
+        theta: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        ll_rows: &Self::Buf,
+        grad_mu: &Self::Buf,
+        grad_theta: &Self::Buf,
+    );
+    /// Poisson log-likelihood per row and its gradient w.r.t. the rate.
+    #[allow(clippy::too_many_arguments)]
+    fn poisson_loglik_grad(
+        &self,
+        x: &Self::Buf,
+        mu: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        ll_rows: &Self::Buf,
+        grad_mu: &Self::Buf,
+    );
+    /// Elementwise log-density of x; p1 and p2 broadcast.
+    fn log_density(
+        &self,
+        d: Density,
+        x: &Self::Buf,
+        p1: &Self::Buf,
+        p2: &Self::Buf,
+        out: &Self::Buf,
+    );
+    /// Reparameterised draw of a mean-field Normal guide in unconstrained
+    /// space: z = loc + softplus(scale_raw) · ε, ε the Philox normal stream.
+    fn normal_draw(
+        &self,
+        loc: &Self::Buf,
+        scale_raw: &Self::Buf,
+        seed: u64,
+        offset: u32,
+        z: &Self::Buf,
+    );
+    /// One Adam / ClippedAdam step on `param` with moment buffers m, v.
+    fn adam(
+        &self,
+        p: AdamParams,
+        param: &Self::Buf,
+        grad: &Self::Buf,
+        m: &Self::Buf,
+        v: &Self::Buf,
+    );
+    /// Philox uniform (0, 1) or standard normal stream into `out`.
+    fn random(&self, normal: bool, seed: u64, offset: u32, out: &Self::Buf);
+}

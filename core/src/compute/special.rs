@@ -1,0 +1,104 @@
+//! Special functions shared by every device: the WGSL and CUDA kernels use the
+//! same formulas (and constants), so a CPU result is the reference for both.
+//!
+//! lgamma: Lanczos (g = 7, n = 9) with reflection below 0.5.
+//! digamma: recurrence up to x >= 10, then the asymptotic series.
+
+const LANCZOS_G: f64 = 7.0;
+const LANCZOS: [f64; 9] = [
+    0.999_999_999_999_809_9,
+    676.520_368_121_885_1,
+    -1_259.139_216_722_402_8,
+    771.323_428_777_653_1,
+    -176.615_029_162_140_6,
+    12.507_343_278_686_905,
+    -0.138_571_095_265_720_12,
+    9.984_369_578_019_572e-6,
+    1.505_632_735_149_311_6e-7,
+];
+
+/// ln |Γ(x)|.
+pub fn lgamma(x: f64) -> f64 {
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin().abs()).ln() - lgamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = LANCZOS[0];
+    let t = x + LANCZOS_G + 0.5;
+    for (i, c) in LANCZOS.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// ψ(x) = d/dx ln Γ(x), for x > 0.
+pub fn digamma(mut x: f64) -> f64 {
+    let mut acc = 0.0;
+    while x < 10.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let f = 1.0 / (x * x);
+    acc + x.ln()
+        - 0.5 / x
+        - f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f / 132.0))))
+}
+
+/// ln(1 + e^x) without overflow.
+pub fn softplus(x: f64) -> f64 {
+    if x > 20.0 {
+        x
+    } else if x < -20.0 {
+        x.exp()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+pub fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lgamma_matches_known_values() {
+        // Γ(1) = Γ(2) = 1, Γ(5) = 24, Γ(1/2) = √π.
+        assert!(lgamma(1.0).abs() < 1e-12);
+        assert!(lgamma(2.0).abs() < 1e-12);
+        assert!((lgamma(5.0) - 24f64.ln()).abs() < 1e-12);
+        assert!((lgamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+        assert!((lgamma(100.0) - 359.134_205_369_575_4).abs() < 1e-9);
+        assert!((lgamma(1e-3) - 6.907_178_885_383_854).abs() < 1e-9);
+    }
+
+    #[test]
+    fn digamma_is_the_derivative_of_lgamma() {
+        assert!((digamma(1.0) + 0.577_215_664_901_532_9).abs() < 1e-12);
+        for &x in &[0.01f64, 0.3, 1.7, 6.5, 42.0] {
+            let h = 1e-5 * x.max(1.0);
+            let fd = (lgamma(x + h) - lgamma(x - h)) / (2.0 * h);
+            assert!(
+                (fd - digamma(x)).abs() < 1e-6 * digamma(x).abs().max(1.0),
+                "x = {x}"
+            );
+        }
+    }
+
+    #[test]
+    fn softplus_and_sigmoid_are_stable() {
+        assert_eq!(softplus(100.0), 100.0);
+        assert!((softplus(0.0) - 2f64.ln()).abs() < 1e-15);
+        assert!(softplus(-100.0) > 0.0);
+        assert!((sigmoid(0.0) - 0.5).abs() < 1e-15);
+        assert!(sigmoid(-800.0) >= 0.0 && sigmoid(800.0) <= 1.0);
+    }
+}

@@ -6,7 +6,9 @@
 //! (element i reads `p[i % p.len()]`), which covers scalars and per-column
 //! (per-gene) parameters. Readback is the only async step.
 
+pub mod conformance;
 pub mod cpu;
+pub mod gpu;
 pub mod philox;
 pub mod special;
 

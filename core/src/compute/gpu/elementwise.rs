@@ -1,0 +1,143 @@
+//! One thread per element: unary and binary maps, gather / scatter-add and
+//! log-densities. WGSL twins: shaders/{unary,binary,gather,scatter_add,log_density}.wgsl.
+
+use super::{grid_for, kernel, Gpu, GpuBuf, GpuIndex};
+use crate::compute::{Binary, Density, Unary};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct UnaryParams {
+    n: u32,
+    op: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BinaryParams {
+    n: u32,
+    op: u32,
+    nb: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DensityParams {
+    n: u32,
+    dist: u32,
+    n1: u32,
+    n2: u32,
+}
+
+pub(super) fn unary(gpu: &Gpu, op: Unary, x: &GpuBuf, out: &GpuBuf) {
+    assert!(out.len >= x.len, "unary: output too small");
+    let op = match op {
+        Unary::Exp => 0,
+        Unary::Log => 1,
+        Unary::Softplus => 2,
+        Unary::Sigmoid => 3,
+        Unary::Lgamma => 4,
+        Unary::Digamma => 5,
+    };
+    let p = UnaryParams {
+        n: x.len as u32,
+        op,
+        _pad: [0; 2],
+    };
+    gpu.dispatch(
+        &kernel!("unary", "common"),
+        bytemuck::bytes_of(&p),
+        &[&x.buf, &out.buf],
+        grid_for(x.len),
+        None,
+    );
+}
+
+pub(super) fn binary(gpu: &Gpu, op: Binary, a: &GpuBuf, b: &GpuBuf, out: &GpuBuf) {
+    assert!(out.len >= a.len && b.len > 0, "binary: bad lengths");
+    let op = match op {
+        Binary::Add => 0,
+        Binary::Sub => 1,
+        Binary::Mul => 2,
+        Binary::Div => 3,
+    };
+    let p = BinaryParams {
+        n: a.len as u32,
+        op,
+        nb: b.len as u32,
+        _pad: 0,
+    };
+    gpu.dispatch(
+        &kernel!("binary", "common"),
+        bytemuck::bytes_of(&p),
+        &[&a.buf, &b.buf, &out.buf],
+        grid_for(a.len),
+        None,
+    );
+}
+
+pub(super) fn gather(gpu: &Gpu, x: &GpuBuf, idx: &GpuIndex, out: &GpuBuf) {
+    assert!(out.len >= idx.len, "gather: output too small");
+    let p = UnaryParams {
+        n: idx.len as u32,
+        op: 0,
+        _pad: [0; 2],
+    };
+    gpu.dispatch(
+        &kernel!("gather", "common"),
+        bytemuck::bytes_of(&p),
+        &[&x.buf, &idx.buf, &out.buf],
+        grid_for(idx.len),
+        None,
+    );
+}
+
+pub(super) fn scatter_add(gpu: &Gpu, x: &GpuBuf, idx: &GpuIndex, out: &GpuBuf) {
+    assert!(idx.len >= x.len, "scatter_add: index too short");
+    let p = UnaryParams {
+        n: x.len as u32,
+        op: 0,
+        _pad: [0; 2],
+    };
+    gpu.dispatch(
+        &kernel!("scatter_add", "common"),
+        bytemuck::bytes_of(&p),
+        &[&x.buf, &idx.buf, &out.buf],
+        grid_for(x.len),
+        None,
+    );
+}
+
+pub(super) fn log_density(
+    gpu: &Gpu,
+    d: Density,
+    x: &GpuBuf,
+    p1: &GpuBuf,
+    p2: &GpuBuf,
+    out: &GpuBuf,
+) {
+    assert!(
+        out.len >= x.len && p1.len > 0 && p2.len > 0,
+        "log_density: bad lengths"
+    );
+    let dist = match d {
+        Density::Gamma => 0,
+        Density::Exponential => 1,
+        Density::Normal => 2,
+    };
+    let p = DensityParams {
+        n: x.len as u32,
+        dist,
+        n1: p1.len as u32,
+        n2: p2.len as u32,
+    };
+    let bufs = [&x.buf, &p1.buf, &p2.buf, &out.buf];
+    gpu.dispatch(
+        &kernel!("log_density", "common"),
+        bytemuck::bytes_of(&p),
+        &bufs,
+        grid_for(x.len),
+        None,
+    );
+}

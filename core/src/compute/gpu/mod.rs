@@ -1,0 +1,388 @@
+//! The wgpu device: WGSL kernels from `shaders/` (one kernel per file, shared
+//! helpers in `shaders/utils/`), run natively on Vulkan/Metal/DX12 (lavapipe
+//! in CI) and in the browser on WebGPU, including inside a Web Worker.
+//!
+//! Every kernel's uniform block is mirrored by a `#[repr(C)]` bytemuck struct
+//! in the sibling module named in the shader's header comment.
+
+mod csr_mm;
+mod elementwise;
+mod gemm;
+mod likelihood;
+mod optim;
+mod random;
+mod reduce;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use wgpu::util::DeviceExt;
+
+use super::{AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
+
+/// A WGSL kernel: its helpers concatenated in front of the kernel file.
+pub(crate) struct Kernel {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// `kernel!("name", "util", ...)` assembles `shaders/utils/<util>.wgsl` + `shaders/<name>.wgsl`.
+macro_rules! kernel {
+    ($name:literal $(, $util:literal)*) => {
+        $crate::compute::gpu::Kernel {
+            name: $name,
+            source: concat!(
+                $(include_str!(concat!("../../../../shaders/utils/", $util, ".wgsl")),)*
+                include_str!(concat!("../../../../shaders/", $name, ".wgsl"))
+            ),
+        }
+    };
+}
+pub(crate) use kernel;
+
+/// Threads per workgroup of the 1-D and per-row kernels (WG in common.wgsl).
+const WG: usize = 256;
+/// Workgroups per grid axis (WebGPU's guaranteed minimum).
+const MAX_GROUPS: usize = 65_535;
+
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    max_binding: u64,
+    pipelines: RefCell<HashMap<&'static str, wgpu::ComputePipeline>>,
+}
+
+#[derive(Debug)]
+pub struct GpuBuf {
+    buf: wgpu::Buffer,
+    len: usize,
+}
+
+#[derive(Debug)]
+pub struct GpuIndex {
+    buf: wgpu::Buffer,
+    len: usize,
+}
+
+impl Gpu {
+    /// Opens the best adapter (a software one only if nothing else exists).
+    pub async fn new() -> Result<Gpu, String> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let mut options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        let adapter = match instance.request_adapter(&options).await {
+            Ok(a) => a,
+            Err(_) => {
+                // Browsers hide CPU adapters unless asked for the fallback.
+                options.force_fallback_adapter = true;
+                instance
+                    .request_adapter(&options)
+                    .await
+                    .map_err(|e| format!("no GPU adapter found ({e}); install a Vulkan/Metal/DX12 driver or use --device cpu"))?
+            }
+        };
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("tessera"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the GPU adapter refused a device: {e}"))?;
+        Ok(Gpu {
+            info: adapter.get_info(),
+            max_binding: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+            device,
+            queue,
+            pipelines: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Adapter name, backend and type, for logs and benchmark tables.
+    pub fn adapter(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// The largest buffer one kernel can bind on this adapter, in bytes.
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.max_binding
+    }
+
+    fn storage(&self, bytes: &[u8], what: &str) -> wgpu::Buffer {
+        let size = bytes.len() as u64;
+        assert!(
+            size <= self.max_binding,
+            "{what}: a {size}-byte buffer exceeds this adapter's {} bytes per binding (maxStorageBufferBindingSize); split the data or use --device cpu",
+            self.max_binding
+        );
+        // Zero-length bindings are invalid: keep one padding element.
+        let padded: &[u8] = if bytes.is_empty() { &[0; 4] } else { bytes };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(what),
+                contents: padded,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    fn pipeline(&self, k: &Kernel) -> wgpu::ComputePipeline {
+        let mut cache = self.pipelines.borrow_mut();
+        cache
+            .entry(k.name)
+            .or_insert_with(|| {
+                let module = self
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(k.name),
+                        source: wgpu::ShaderSource::Wgsl(k.source.into()),
+                    });
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(k.name),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some("main"),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+            })
+            .clone()
+    }
+
+    /// Runs one kernel: binding 0 is the params block, 1.. the buffers in order.
+    /// `clear` is zeroed first (outputs accumulated with atomics).
+    pub(crate) fn dispatch(
+        &self,
+        k: &Kernel,
+        params: &[u8],
+        bufs: &[&wgpu::Buffer],
+        groups: [u32; 3],
+        clear: Option<&wgpu::Buffer>,
+    ) {
+        if groups.contains(&0) {
+            return;
+        }
+        let pipeline = self.pipeline(k);
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        entries.extend(bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource: b.as_entire_binding(),
+        }));
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(k.name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some(k.name),
+            });
+        if let Some(c) = clear {
+            enc.clear_buffer(c, 0, None);
+        }
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(k.name),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Waits for queued work (native); a no-op in the browser, which drives the queue.
+    pub fn sync(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+}
+
+/// A grid of `n` workgroups laid out on x then y (each axis at most 65 535).
+fn grid(n: usize) -> [u32; 3] {
+    if n == 0 {
+        return [0, 1, 1];
+    }
+    let x = n.min(MAX_GROUPS);
+    let y = n.div_ceil(x);
+    assert!(y <= MAX_GROUPS, "launch of {n} workgroups is too large");
+    [x as u32, y as u32, 1]
+}
+
+/// Grid for one thread per element.
+fn grid_for(n: usize) -> [u32; 3] {
+    grid(n.div_ceil(WG))
+}
+
+impl Device for Gpu {
+    type Buf = GpuBuf;
+    type Index = GpuIndex;
+
+    fn name(&self) -> String {
+        format!("gpu: {}", self.adapter())
+    }
+
+    fn upload(&self, data: &[f32]) -> GpuBuf {
+        GpuBuf {
+            buf: self.storage(bytemuck::cast_slice(data), "f32 buffer"),
+            len: data.len(),
+        }
+    }
+
+    fn upload_index(&self, data: &[u32]) -> GpuIndex {
+        GpuIndex {
+            buf: self.storage(bytemuck::cast_slice(data), "index buffer"),
+            len: data.len(),
+        }
+    }
+
+    fn zeros(&self, len: usize) -> GpuBuf {
+        GpuBuf {
+            buf: self.storage(&vec![0u8; len * 4], "f32 buffer"),
+            len,
+        }
+    }
+
+    fn len(&self, buf: &GpuBuf) -> usize {
+        buf.len
+    }
+
+    async fn read(&self, buf: &GpuBuf) -> Vec<f32> {
+        let bytes = (buf.len * 4) as u64;
+        if bytes == 0 {
+            return vec![];
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(&buf.buf, 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.sync();
+        match rx.await {
+            Ok(Ok(())) => {}
+            other => panic!("GPU readback failed: {other:?}"),
+        }
+        let out = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .expect("mapped readback buffer");
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        out
+    }
+
+    fn gemm(&self, g: Gemm, a: &GpuBuf, b: &GpuBuf, c: &GpuBuf) {
+        gemm::run(self, g, a, b, c);
+    }
+
+    fn csr_mm(&self, a: &Csr<Self>, b: &GpuBuf, n: usize, transpose: bool, c: &GpuBuf) {
+        csr_mm::run(self, a, b, n, transpose, c);
+    }
+
+    fn unary(&self, op: Unary, x: &GpuBuf, out: &GpuBuf) {
+        elementwise::unary(self, op, x, out);
+    }
+
+    fn binary(&self, op: Binary, a: &GpuBuf, b: &GpuBuf, out: &GpuBuf) {
+        elementwise::binary(self, op, a, b, out);
+    }
+
+    fn reduce(&self, op: Reduce, axis: Axis, x: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
+        reduce::reduce(self, op, axis, x, rows, cols, out);
+    }
+
+    fn softmax_rows(&self, x: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
+        reduce::softmax_rows(self, x, rows, cols, out);
+    }
+
+    fn cosine(&self, axis: Axis, a: &GpuBuf, b: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
+        reduce::cosine(self, axis, a, b, rows, cols, out);
+    }
+
+    fn gather(&self, x: &GpuBuf, idx: &GpuIndex, out: &GpuBuf) {
+        elementwise::gather(self, x, idx, out);
+    }
+
+    fn scatter_add(&self, x: &GpuBuf, idx: &GpuIndex, out: &GpuBuf) {
+        elementwise::scatter_add(self, x, idx, out);
+    }
+
+    fn nb_loglik_grad(
+        &self,
+        x: &GpuBuf,
+        mu: &GpuBuf,
+        theta: &GpuBuf,
+        rows: usize,
+        cols: usize,
+        ll_rows: &GpuBuf,
+        grad_mu: &GpuBuf,
+        grad_theta: &GpuBuf,
+    ) {
+        likelihood::nb(self, x, mu, theta, rows, cols, ll_rows, grad_mu, grad_theta);
+    }
+
+    fn poisson_loglik_grad(
+        &self,
+        x: &GpuBuf,
+        mu: &GpuBuf,
+        rows: usize,
+        cols: usize,
+        ll_rows: &GpuBuf,
+        grad_mu: &GpuBuf,
+    ) {
+        likelihood::poisson(self, x, mu, rows, cols, ll_rows, grad_mu);
+    }
+
+    fn log_density(&self, d: Density, x: &GpuBuf, p1: &GpuBuf, p2: &GpuBuf, out: &GpuBuf) {
+        elementwise::log_density(self, d, x, p1, p2, out);
+    }
+
+    fn normal_draw(&self, loc: &GpuBuf, scale_raw: &GpuBuf, seed: u64, offset: u32, z: &GpuBuf) {
+        random::normal_draw(self, loc, scale_raw, seed, offset, z);
+    }
+
+    fn adam(&self, p: AdamParams, param: &GpuBuf, grad: &GpuBuf, m: &GpuBuf, v: &GpuBuf) {
+        optim::adam(self, p, param, grad, m, v);
+    }
+
+    fn random(&self, normal: bool, seed: u64, offset: u32, out: &GpuBuf) {
+        random::fill(self, normal, seed, offset, out);
+    }
+}

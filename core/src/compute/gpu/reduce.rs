@@ -1,0 +1,100 @@
+//! One workgroup per output row or column: reductions, row softmax, cosine.
+//! WGSL twins: shaders/{reduce,softmax_rows,cosine}.wgsl.
+
+use super::{grid, kernel, Gpu, GpuBuf};
+use crate::compute::{Axis, Reduce};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    rows: u32,
+    cols: u32,
+    op: u32,
+    axis: u32,
+}
+
+fn params(rows: usize, cols: usize, op: u32, axis: Axis) -> ReduceParams {
+    ReduceParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        op,
+        axis: u32::from(axis == Axis::Cols),
+    }
+}
+
+fn outputs(axis: Axis, rows: usize, cols: usize) -> usize {
+    if axis == Axis::Rows {
+        rows
+    } else {
+        cols
+    }
+}
+
+pub(super) fn reduce(
+    gpu: &Gpu,
+    op: Reduce,
+    axis: Axis,
+    x: &GpuBuf,
+    rows: usize,
+    cols: usize,
+    out: &GpuBuf,
+) {
+    let n_out = outputs(axis, rows, cols);
+    assert!(
+        x.len >= rows * cols && out.len >= n_out,
+        "reduce: bad lengths"
+    );
+    let op = match op {
+        Reduce::Sum => 0,
+        Reduce::Max => 1,
+        Reduce::LogSumExp => 2,
+    };
+    let p = params(rows, cols, op, axis);
+    gpu.dispatch(
+        &kernel!("reduce", "common", "workgroup"),
+        bytemuck::bytes_of(&p),
+        &[&x.buf, &out.buf],
+        grid(n_out),
+        None,
+    );
+}
+
+pub(super) fn softmax_rows(gpu: &Gpu, x: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
+    assert!(
+        x.len >= rows * cols && out.len >= rows * cols,
+        "softmax_rows: bad lengths"
+    );
+    let p = params(rows, cols, 0, Axis::Rows);
+    gpu.dispatch(
+        &kernel!("softmax_rows", "common", "workgroup"),
+        bytemuck::bytes_of(&p),
+        &[&x.buf, &out.buf],
+        grid(rows),
+        None,
+    );
+}
+
+pub(super) fn cosine(
+    gpu: &Gpu,
+    axis: Axis,
+    a: &GpuBuf,
+    b: &GpuBuf,
+    rows: usize,
+    cols: usize,
+    out: &GpuBuf,
+) {
+    let n_out = outputs(axis, rows, cols);
+    assert!(
+        a.len >= rows * cols && b.len >= rows * cols && out.len >= n_out,
+        "cosine: bad lengths"
+    );
+    let p = params(rows, cols, 0, axis);
+    let bufs = [&a.buf, &b.buf, &out.buf];
+    gpu.dispatch(
+        &kernel!("cosine", "common", "workgroup"),
+        bytemuck::bytes_of(&p),
+        &bufs,
+        grid(n_out),
+        None,
+    );
+}

@@ -1,0 +1,15 @@
+// The Philox uniform (normal = 0) or standard-normal stream.
+// Params twin: core/src/compute/gpu/random.rs (RandomParams).
+
+struct Params { n: u32, normal: u32, seed_lo: u32, seed_hi: u32, offset: u32, _p0: u32, _p1: u32, _p2: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.n) { return; }
+    let seed = vec2<u32>(p.seed_lo, p.seed_hi);
+    if (p.normal != 0u) { out[i] = philox_normal(i, seed, p.offset); } else { out[i] = philox_uniform(i, seed, p.offset); }
+}

@@ -194,3 +194,33 @@ fn info_reads_every_dataset() {
         );
     }
 }
+
+#[test]
+fn bench_ops_prints_one_row_per_op_and_shape() {
+    for device in ["cpu", "gpu"] {
+        let (ok, json, err) = tessera(&["bench", "ops", "--quick", "--json", "--device", device]);
+        assert!(ok, "{device}: {err}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        let ops: Vec<&str> = rows.iter().map(|r| r["op"].as_str().unwrap()).collect();
+        for want in [
+            "gemm_nn",
+            "gemm_nt",
+            "gemm_tn",
+            "csr_mm",
+            "softmax_rows",
+            "nb_loglik_grad",
+            "adam",
+            "philox_normal",
+        ] {
+            assert!(ops.contains(&want), "{device}: no {want} row in {ops:?}");
+        }
+        for r in &rows {
+            assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(r["gflops"].is_number() || r["gbps"].is_number(), "{r}");
+            assert!(r["max_abs_err"].as_f64().unwrap() < 1e-3, "{device}: {r}");
+            assert!(r["device"].as_str().unwrap().starts_with(device), "{r}");
+        }
+    }
+    let (ok, _, err) = tessera(&["bench", "ops", "--device", "tpu"]);
+    assert!(!ok && err.contains("expected cpu, gpu or cuda"), "{err}");
+}

@@ -22,8 +22,11 @@ ensure_fuzz
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "clippy (native)" cargo clippy --workspace --all-targets --features tessera-core/cli -- -D warnings
-step "clippy (wasm app + worker)" cargo clippy -p tessera-app --target wasm32-unknown-unknown -- -D warnings
+step "clippy (wasm: core, app, worker)" cargo clippy -p tessera-app -p tessera-core --target wasm32-unknown-unknown -- -D warnings
 step "native tests" cargo test --workspace --features tessera-core/cli
+step "GPU op tests in Chromium (WebGPU in a worker)" env CHROMEDRIVER=/usr/bin/chromedriver \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_TEST_TIMEOUT=900 \
+  cargo test -p tessera-core --target wasm32-unknown-unknown --test browser_ops
 step "browser build (trunk --release)" build_app
 
 tmp="$(mktemp -d)"

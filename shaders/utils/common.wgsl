@@ -33,9 +33,38 @@ fn lgamma_pos(x: f32) -> f32 {
     return 0.91893853320467274 + (y + 0.5) * log(t) - t + log(lanczos_sum(y));
 }
 
+// sin and cos on [0, pi/2] by Taylor series (error < 1e-7): WGSL lets
+// sin/cos be off by 2^-11 absolute, far too coarse for the reflection formula
+// and Box-Muller. Twin: sincos_quarter in core/src/compute/philox.rs.
+fn sin_quarter(x: f32) -> f32 {
+    let x2 = x * x;
+    return x * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0))))));
+}
+
+fn cos_quarter(x: f32) -> f32 {
+    let x2 = x * x;
+    return 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 / 479001600.0)))));
+}
+
+// (sin, cos) of 2*pi*u for u in [0, 1), reduced by quadrant.
+fn sincos_turn(u: f32) -> vec2<f32> {
+    let q4 = 4.0 * u;
+    let q = min(u32(q4), 3u);
+    let x = (q4 - f32(q)) * 1.5707963267948966;
+    let s = sin_quarter(x);
+    let c = cos_quarter(x);
+    switch q {
+        case 0u: { return vec2<f32>(s, c); }
+        case 1u: { return vec2<f32>(c, -s); }
+        case 2u: { return vec2<f32>(-s, -c); }
+        default: { return vec2<f32>(-c, s); }
+    }
+}
+
 fn lgamma(x: f32) -> f32 {
     if (x < 0.5) {
-        return log(PI / abs(sin(PI * x))) - lgamma_pos(1.0 - x);
+        // sin(pi x) = sin of the turn x / 2.
+        return log(PI / abs(sincos_turn(fract(x * 0.5)).x)) - lgamma_pos(1.0 - x);
     }
     return lgamma_pos(x);
 }

@@ -44,7 +44,7 @@ fn philox_normal(i: u32, seed: vec2<u32>, offset: u32) -> f32 {
     let u1 = to_uniform(b[2u * pair]);
     let u2 = to_uniform(b[2u * pair + 1u]);
     let r = sqrt(-2.0 * log(u1));
-    let angle = 6.28318530717959 * u2;
-    if (i % 2u == 0u) { return r * cos(angle); }
-    return r * sin(angle);
+    let sc = sincos_turn(u2);
+    if (i % 2u == 0u) { return r * sc.y; }
+    return r * sc.x;
 }

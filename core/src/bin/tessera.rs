@@ -71,12 +71,85 @@ enum Command {
         #[command(flatten)]
         table: TableArgs,
     },
+    /// Benchmark the compute layer: one row per op and shape
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Write Tessera's synthetic demo pair (spatial + reference) as .h5ad
     Demo {
         /// Output folder
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Median time, throughput and error vs the CPU oracle of every op
+    Ops {
+        /// cpu, gpu or cuda (default: the best available)
+        #[arg(long)]
+        device: Option<String>,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Small shapes (seconds instead of minutes)
+        #[arg(long)]
+        quick: bool,
+        /// Also time the CPU on the shapes it can afford and print speed-ups
+        #[arg(long)]
+        baseline: bool,
+    },
+}
+
+fn bench_ops(
+    device: Option<&str>,
+    json: bool,
+    quick: bool,
+    baseline: bool,
+) -> Result<(), io::Error> {
+    use tessera_core::compute::{bench, cpu::Cpu, gpu::Gpu};
+    let size = if quick {
+        bench::Size::Quick
+    } else {
+        bench::Size::Full
+    };
+    let fail = |m: String| io::Error::new("bench", "--device", m);
+    let rows = match device.unwrap_or("auto") {
+        "cpu" => bench::run(&Cpu, size, false),
+        "cuda" => {
+            return Err(fail(
+                "the CUDA device is not built yet in this version; use --device gpu or cpu".into(),
+            ))
+        }
+        "gpu" => bench::run(
+            &pollster::block_on(Gpu::new()).map_err(fail)?,
+            size,
+            baseline,
+        ),
+        "auto" => match pollster::block_on(Gpu::new()) {
+            Ok(gpu) => bench::run(&gpu, size, baseline),
+            Err(e) => {
+                eprintln!("note: {e}; benchmarking the CPU");
+                bench::run(&Cpu, size, false)
+            }
+        },
+        other => {
+            return Err(fail(format!(
+                "unknown device {other:?}: expected cpu, gpu or cuda"
+            )))
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialise")
+        );
+    } else {
+        print!("{}", bench::table(&rows));
+    }
+    Ok(())
 }
 
 fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {
@@ -117,6 +190,17 @@ fn run(cli: Cli) -> Result<(), io::Error> {
                 loaded.dataset.n_obs(),
                 loaded.dataset.n_vars()
             );
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Ops {
+                    device,
+                    json,
+                    quick,
+                    baseline,
+                },
+        } => {
+            bench_ops(device.as_deref(), json, quick, baseline)?;
         }
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());

@@ -6,6 +6,8 @@
 //! (element i reads `p[i % p.len()]`), which covers scalars and per-column
 //! (per-gene) parameters. Readback is the only async step.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod conformance;
 pub mod cpu;
 pub mod gpu;
@@ -139,6 +141,8 @@ pub trait Device {
     fn upload_index(&self, data: &[u32]) -> Self::Index;
     fn zeros(&self, len: usize) -> Self::Buf;
     fn len(&self, buf: &Self::Buf) -> usize;
+    /// Blocks until queued work has finished (native; benchmarks use it).
+    fn sync(&self) {}
     /// Copies a buffer back to the host (the one async step).
     fn read(&self, buf: &Self::Buf) -> impl Future<Output = Vec<f32>>;
 

@@ -42,17 +42,43 @@ pub fn uniform(seed: u64, offset: u32, i: usize) -> f32 {
     to_uniform(block[i % 4])
 }
 
+/// (sin, cos) of 2π·u for u in [0, 1): quadrant reduction and Taylor series
+/// on [0, π/2], the same arithmetic as `sincos_turn` in shaders/utils/common.wgsl
+/// (WGSL's own sin/cos may be off by 2^-11).
+pub fn sincos_turn(u: f32) -> (f32, f32) {
+    let q4 = 4.0 * u;
+    let q = (q4 as u32).min(3);
+    let x = (q4 - q as f32) * std::f32::consts::FRAC_PI_2;
+    let x2 = x * x;
+    let s = x
+        * (1.0
+            + x2 * (-1.0 / 6.0
+                + x2 * (1.0 / 120.0
+                    + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362_880.0 + x2 * (-1.0 / 39_916_800.0))))));
+    let c = 1.0
+        + x2 * (-0.5
+            + x2 * (1.0 / 24.0
+                + x2 * (-1.0 / 720.0
+                    + x2 * (1.0 / 40_320.0 + x2 * (-1.0 / 3_628_800.0 + x2 / 479_001_600.0)))));
+    match q {
+        0 => (s, c),
+        1 => (c, -s),
+        2 => (-s, -c),
+        _ => (-c, s),
+    }
+}
+
 /// Element `i` of the standard-normal stream.
 pub fn normal(seed: u64, offset: u32, i: usize) -> f32 {
     let block = philox4x32([(i / 4) as u32 + offset, 0, 0, 0], key(seed));
     let pair = (i % 4) / 2;
     let (u1, u2) = (to_uniform(block[2 * pair]), to_uniform(block[2 * pair + 1]));
     let r = (-2.0 * u1.ln()).sqrt();
-    let angle = std::f32::consts::TAU * u2;
+    let (sin, cos) = sincos_turn(u2);
     if i.is_multiple_of(2) {
-        r * angle.cos()
+        r * cos
     } else {
-        r * angle.sin()
+        r * sin
     }
 }
 
@@ -78,6 +104,19 @@ mod tests {
             ),
             [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]
         );
+    }
+
+    #[test]
+    fn sincos_turn_is_accurate() {
+        for k in 0..10_000 {
+            let u = k as f32 / 10_000.0;
+            let (s, c) = sincos_turn(u);
+            let a = std::f64::consts::TAU * u as f64;
+            assert!(
+                (s as f64 - a.sin()).abs() < 3e-7 && (c as f64 - a.cos()).abs() < 3e-7,
+                "u = {u}"
+            );
+        }
     }
 
     #[test]

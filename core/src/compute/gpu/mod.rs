@@ -215,7 +215,7 @@ impl Gpu {
     }
 
     /// Waits for queued work (native); a no-op in the browser, which drives the queue.
-    pub fn sync(&self) {
+    fn wait(&self) {
         #[cfg(not(target_arch = "wasm32"))]
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
     }
@@ -270,6 +270,10 @@ impl Device for Gpu {
         buf.len
     }
 
+    fn sync(&self) {
+        self.wait();
+    }
+
     async fn read(&self, buf: &GpuBuf) -> Vec<f32> {
         let bytes = (buf.len * 4) as u64;
         if bytes == 0 {
@@ -292,7 +296,7 @@ impl Device for Gpu {
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.sync();
+        self.wait();
         match rx.await {
             Ok(Ok(())) => {}
             other => panic!("GPU readback failed: {other:?}"),

@@ -21,7 +21,8 @@ ensure_web_tools
 ensure_fuzz
 
 step "cargo fmt --check" cargo fmt --all -- --check
-step "clippy (native)" cargo clippy --workspace --all-targets --features tessera-core/cli -- -D warnings
+step "clippy (native, with the CUDA device)" cargo clippy --workspace --all-targets --features tessera-core/cli,tessera-core/cuda -- -D warnings
+step "CUDA feature builds (no CUDA toolkit needed)" cargo build -p tessera-core --features cli,cuda
 step "clippy (wasm: core, app, worker)" cargo clippy -p tessera-app -p tessera-core --target wasm32-unknown-unknown -- -D warnings
 step "native tests" cargo test --workspace --features tessera-core/cli
 step "GPU op tests in Chromium (WebGPU in a worker)" env CHROMEDRIVER=/usr/bin/chromedriver \

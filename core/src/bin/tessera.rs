@@ -118,22 +118,22 @@ fn bench_ops(
     let fail = |m: String| io::Error::new("bench", "--device", m);
     let rows = match device.unwrap_or("auto") {
         "cpu" => bench::run(&Cpu, size, false),
-        "cuda" => {
-            return Err(fail(
-                "the CUDA device is not built yet in this version; use --device gpu or cpu".into(),
-            ))
-        }
+        "cuda" => cuda_bench(size, baseline).map_err(fail)?,
         "gpu" => bench::run(
             &pollster::block_on(Gpu::new()).map_err(fail)?,
             size,
             baseline,
         ),
-        "auto" => match pollster::block_on(Gpu::new()) {
-            Ok(gpu) => bench::run(&gpu, size, baseline),
-            Err(e) => {
-                eprintln!("note: {e}; benchmarking the CPU");
-                bench::run(&Cpu, size, false)
-            }
+        // CUDA, then wgpu, then the CPU.
+        "auto" => match cuda_bench(size, baseline) {
+            Ok(rows) => rows,
+            Err(_) => match pollster::block_on(Gpu::new()) {
+                Ok(gpu) => bench::run(&gpu, size, baseline),
+                Err(e) => {
+                    eprintln!("note: {e}; benchmarking the CPU");
+                    bench::run(&Cpu, size, false)
+                }
+            },
         },
         other => {
             return Err(fail(format!(
@@ -150,6 +150,23 @@ fn bench_ops(
         print!("{}", bench::table(&rows));
     }
     Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_bench(
+    size: tessera_core::compute::bench::Size,
+    baseline: bool,
+) -> Result<Vec<tessera_core::compute::bench::Row>, String> {
+    let cuda = tessera_core::compute::cuda::Cuda::new()?;
+    Ok(tessera_core::compute::bench::run(&cuda, size, baseline))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_bench(
+    _: tessera_core::compute::bench::Size,
+    _: bool,
+) -> Result<Vec<tessera_core::compute::bench::Row>, String> {
+    Err("this tessera was built without CUDA: cargo build --release --features cli,cuda".into())
 }
 
 fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {

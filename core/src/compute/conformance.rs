@@ -369,25 +369,21 @@ async fn random_cases<D: Device>(r: &mut Runner<'_, D>) {
             let (o, oc) = (r.dev.zeros(n), r.cpu.zeros(n));
             r.dev.random(normal, 0x1234_5678_9abc, 3, &o);
             r.cpu.random(normal, 0x1234_5678_9abc, 3, &oc);
-            r.compare(
-                if normal {
-                    "philox_normal"
-                } else {
-                    "philox_uniform"
-                },
-                format!("{n}"),
-                2e-5,
-                &o,
-                &oc,
-            )
-            .await;
+            // Uniforms are exact; normals pass through log, whose WGSL precision
+            // (3 ULP) differs between drivers (SwiftShader: 2.6e-5 at worst).
+            let (name, tol) = if normal {
+                ("philox_normal", 5e-5)
+            } else {
+                ("philox_uniform", 0.0)
+            };
+            r.compare(name, format!("{n}"), tol, &o, &oc).await;
         }
         let (loc, locc) = r.both(&uniform(n, -2.0, 2.0, 16));
         let (s, sc) = r.both(&uniform(n, -3.0, 1.0, 17));
         let (z, zc) = (r.dev.zeros(n), r.cpu.zeros(n));
         r.dev.normal_draw(&loc, &s, 99, 0, &z);
         r.cpu.normal_draw(&locc, &sc, 99, 0, &zc);
-        r.compare("normal_draw", format!("{n}"), 2e-5, &z, &zc)
+        r.compare("normal_draw", format!("{n}"), 5e-5, &z, &zc)
             .await;
         for clip in [None, Some(0.5)] {
             let (w, wc) = r.both(&uniform(n, -1.0, 1.0, 18));

@@ -10,6 +10,8 @@
 pub mod bench;
 pub mod conformance;
 pub mod cpu;
+#[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+pub mod cuda;
 pub mod gpu;
 pub mod philox;
 pub mod special;

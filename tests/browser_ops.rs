@@ -4,7 +4,7 @@
 //! with wasm-bindgen-test-runner and chromedriver (tests/run.sh sets them up).
 #![cfg(target_arch = "wasm32")]
 
-use tessera_core::compute::conformance::check_device;
+use tessera_core::compute::conformance::{assert_conformant, check_device};
 use tessera_core::compute::gpu::Gpu;
 use wasm_bindgen_test::*;
 
@@ -17,22 +17,5 @@ async fn every_op_matches_the_cpu_oracle_on_webgpu() {
         .expect("WebGPU adapter (chromium needs --enable-unsafe-webgpu)");
     web_sys::console::log_1(&format!("adapter: {}", gpu.adapter()).into());
     let checks = check_device(&gpu).await;
-    assert!(checks.len() > 150, "only {} checks ran", checks.len());
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok())
-        .map(|c| {
-            format!(
-                "{} [{}]: error {:e} > tolerance {:e}",
-                c.op, c.shape, c.err, c.tol
-            )
-        })
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} checks failed:\n{}",
-        failed.len(),
-        checks.len(),
-        failed.join("\n")
-    );
+    assert_conformant(&checks);
 }

@@ -3,29 +3,12 @@
 //! `cargo test -p tessera-core --features cuda --test cuda_ops`. Without a
 //! driver it fails with the reason; it never skips.
 
-use tessera_core::compute::conformance::check_device;
+use tessera_core::compute::conformance::{assert_conformant, check_device};
 use tessera_core::compute::cuda::Cuda;
 
 #[test]
 fn every_op_matches_the_cpu_oracle_on_cuda() {
     let cuda = Cuda::new().unwrap_or_else(|e| panic!("{e}"));
     let checks = pollster::block_on(check_device(&cuda));
-    assert!(checks.len() > 150, "only {} checks ran", checks.len());
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok())
-        .map(|c| {
-            format!(
-                "{} [{}]: error {:e} > tolerance {:e}",
-                c.op, c.shape, c.err, c.tol
-            )
-        })
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} checks failed:\n{}",
-        failed.len(),
-        checks.len(),
-        failed.join("\n")
-    );
+    assert_conformant(&checks);
 }

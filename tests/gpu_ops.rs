@@ -1,7 +1,7 @@
 //! Every op on the wgpu device against the CPU oracle. In CI the adapter is
 //! lavapipe (Mesa's CPU Vulkan); no adapter is a failure, never a skip.
 
-use tessera_core::compute::conformance::check_device;
+use tessera_core::compute::conformance::{assert_conformant, check_device};
 use tessera_core::compute::gpu::Gpu;
 
 #[test]
@@ -13,24 +13,7 @@ fn every_op_matches_the_cpu_oracle_on_wgpu() {
     });
     eprintln!("adapter: {}", gpu.adapter());
     let checks = pollster::block_on(check_device(&gpu));
-    assert!(checks.len() > 150, "only {} checks ran", checks.len());
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok())
-        .map(|c| {
-            format!(
-                "{} [{}]: error {:e} > tolerance {:e}",
-                c.op, c.shape, c.err, c.tol
-            )
-        })
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} checks failed:\n{}",
-        failed.len(),
-        checks.len(),
-        failed.join("\n")
-    );
+    assert_conformant(&checks);
 }
 
 #[test]

@@ -22,6 +22,28 @@ impl Check {
     }
 }
 
+/// Panics with one line per op that missed its tolerance.
+pub fn assert_conformant(checks: &[Check]) {
+    assert!(checks.len() > 150, "only {} checks ran", checks.len());
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok())
+        .map(|c| {
+            format!(
+                "{} [{}]: error {:e} > tolerance {:e}",
+                c.op, c.shape, c.err, c.tol
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} checks failed:\n{}",
+        failed.len(),
+        checks.len(),
+        failed.join("\n")
+    );
+}
+
 /// Inputs in [lo, hi) from the Philox stream `seed`.
 pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
     (0..n)

@@ -21,6 +21,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# Rust needs a C linker; a bare image with rustup alone may lack one.
+command -v cc >/dev/null || apt_install build-essential
+
 ensure_wasm_target() {
   rustup target list --installed | grep -qx wasm32-unknown-unknown \
     || { say "rustup target add wasm32-unknown-unknown"; rustup target add wasm32-unknown-unknown; }

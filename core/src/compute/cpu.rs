@@ -401,6 +401,25 @@ mod tests {
     }
 
     #[test]
+    fn poisson_gradient_matches_finite_differences() {
+        let d = Cpu;
+        let ll_at = |x: f32, mu: f32| {
+            let (ll, g) = (d.zeros(1), d.zeros(1));
+            d.poisson_loglik_grad(&d.upload(&[x]), &d.upload(&[mu]), 1, 1, &ll, &g);
+            (run(d.read(&ll))[0] as f64, run(d.read(&g))[0] as f64)
+        };
+        for &(x, mu) in &[(0.0f32, 0.7f32), (3.0, 2.5), (40.0, 55.0)] {
+            let h = 1e-2 * mu;
+            let fd = (ll_at(x, mu + h).0 - ll_at(x, mu - h).0) / (2.0 * h as f64);
+            let g = ll_at(x, mu).1;
+            assert!(
+                (fd - g).abs() < 1e-3 * g.abs().max(1.0),
+                "x {x}, mu {mu}: {g} vs {fd}"
+            );
+        }
+    }
+
+    #[test]
     fn ops_through_the_device_interface() {
         let d = Cpu;
         let a = d.upload(&[1., 2., 3., 4., 5., 6.]); // 2x3

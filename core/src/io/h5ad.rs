@@ -350,7 +350,7 @@ impl Reader<'_> {
             }
         }
         // Pre-0.7 files keep obsm / varm as one compound dataset.
-        for (key, n) in [("obsm", ds.n_obs()), ("varm", ds.n_vars())] {
+        for key in ["obsm", "varm"] {
             if self.node(key) == Node::Dataset {
                 let target = if key == "obsm" {
                     &mut ds.obsm
@@ -362,7 +362,6 @@ impl Reader<'_> {
                         target.insert(name, Annotation::Array(a));
                     }
                 }
-                let _ = n;
             }
         }
         match self.node("X") {

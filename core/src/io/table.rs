@@ -418,15 +418,14 @@ pub fn read(files: &[&NamedFile], opts: &TableOptions) -> Result<Dataset> {
     main_table.rows = keep.iter().map(|&i| main_table.rows[i].clone()).collect();
     let main_ids = main_ids.map(|ids| keep.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>());
     let n = main_table.n_rows();
-    let mut columns: Vec<(String, Table, usize)> = Vec::new();
+    // Columns borrow their table: cloning it per column was O(columns x cells).
+    let mut columns: Vec<(String, &Table, usize)> = Vec::new();
     let mut seen = HashSet::new();
-    for j in 0..main_table.header.len() {
-        seen.insert(main_table.header[j].clone());
-        columns.push((main_table.header[j].clone(), main_table.clone(), j));
+    for (j, name) in main_table.header.iter().enumerate() {
+        seen.insert(name.clone());
+        columns.push((name.clone(), &main_table, j));
     }
-    let mut metadata_tables = Vec::new();
-    for aligned in tables {
-        metadata_tables.push(aligned.header.clone());
+    for aligned in &tables {
         for j in 0..aligned.header.len() {
             let mut name = aligned.header[j].clone();
             if seen.contains(&name) {
@@ -442,10 +441,10 @@ pub fn read(files: &[&NamedFile], opts: &TableOptions) -> Result<Dataset> {
                 name = format!("{name}_{}", short_name(&aligned.file));
             }
             seen.insert(name.clone());
-            columns.push((name, aligned.clone(), j));
+            columns.push((name, aligned, j));
         }
     }
-    let mut ds = build(&main_table, main_ids, n, columns, &metadata_tables, opts)?;
+    let mut ds = build(&main_table, main_ids, n, columns, &tables, opts)?;
     if !notes.is_empty() {
         ds.uns.insert(
             crate::data::NOTES_KEY.into(),
@@ -497,7 +496,7 @@ fn align(
 }
 
 fn find_coords(
-    columns: &[(String, Table, usize)],
+    columns: &[(String, &Table, usize)],
     opts: &TableOptions,
 ) -> Result<Option<(usize, usize)>> {
     let find = |name: &str, ci: bool| {
@@ -524,7 +523,7 @@ fn find_coords(
         if !t.has_header && t.file.to_lowercase().contains("coord") {
             let last = columns
                 .iter()
-                .rposition(|(_, u, _)| u.file == t.file)
+                .rposition(|(_, u, _)| std::ptr::eq(*u, *t))
                 .unwrap_or(k);
             if last > k {
                 return Ok(Some((last - 1, last)));
@@ -538,8 +537,8 @@ fn build(
     main: &Table,
     ids: Option<Vec<String>>,
     n: usize,
-    columns: Vec<(String, Table, usize)>,
-    metadata_tables: &[Vec<String>],
+    columns: Vec<(String, &Table, usize)>,
+    metadata_tables: &[Table],
     opts: &TableOptions,
 ) -> Result<Dataset> {
     let id_col = main.id_column(opts)?;
@@ -559,7 +558,7 @@ fn build(
     let mut features: Vec<(String, Vec<f64>)> = Vec::new();
     let mut spatial = None;
     for (k, (name, t, j)) in columns.iter().enumerate() {
-        let is_main = t.file == main.file;
+        let is_main = std::ptr::eq(*t, main);
         if is_main && Some(*j) == id_col {
             continue;
         }
@@ -583,7 +582,7 @@ fn build(
                     && !meta_names.contains(name)
                     && !METADATA_NAMES.contains(&name.to_lowercase().as_str())
                     && coords.is_none_or(|(xi, yi)| k != xi && k != yi)
-                    && !metadata_tables.iter().any(|h| h.contains(name))
+                    && !metadata_tables.iter().any(|m| m.header.contains(name))
                     && !looks_like_metadata(name)
             }
             (None, None) => false,

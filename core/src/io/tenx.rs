@@ -419,6 +419,35 @@ mod tests {
     }
 
     #[test]
+    fn matrix_market_reads_and_rejects_bad_entries() {
+        let set = |mtx: &str| {
+            let mut s = FileSet::default();
+            s.push("matrix.mtx", mtx.as_bytes().to_vec());
+            s.push("barcodes.tsv", b"AAA-1\nCCC-1\n".to_vec());
+            s.push(
+                "features.tsv",
+                b"G1\tGad1\tGene Expression\nG2\tSst\tGene Expression\nG3\tVip\tGene Expression\n"
+                    .to_vec(),
+            );
+            s
+        };
+        let header = "%%MatrixMarket matrix coordinate integer general\n%\n3 2 3\n";
+        let ds = read_mtx(&set(&format!("{header}1 1 5\n3 2 7\n2 2 1\n"))).unwrap();
+        let x = ds.x.as_ref().unwrap();
+        assert_eq!(
+            (x.get(0, 0), x.get(1, 2), x.get(1, 1), x.get(0, 2)),
+            (5.0, 7.0, 1.0, 0.0)
+        );
+        assert_eq!(ds.var.index, vec!["Gad1", "Sst", "Vip"]);
+        let e = read_mtx(&set(&format!("{header}4 1 5\n"))).unwrap_err();
+        assert!(e.key == "line 4" && e.message.contains("outside"), "{e}");
+        let e = read_mtx(&set(&format!("{header}1 x 5\n"))).unwrap_err();
+        assert!(e.message.contains("row col value"), "{e}");
+        let e = read_mtx(&set("%%MatrixMarket\n2 2 1\n1 1 1\n")).unwrap_err();
+        assert!(e.key == "size line", "{e}");
+    }
+
+    #[test]
     fn png_becomes_rgba() {
         let rgb = png_bytes(png::ColorType::Rgb, &[10, 20, 30, 40, 50, 60], 2, 1);
         let f = NamedFile {

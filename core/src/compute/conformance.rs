@@ -255,6 +255,22 @@ async fn elementwise_cases<D: Device>(r: &mut Runner<'_, D>) {
             )
             .await;
         }
+        let rows = n / cols;
+        for op in [Binary::Add, Binary::Mul, Binary::Div] {
+            let (a, ac) = r.both(&uniform(rows * cols, -3.0, 3.0, 13));
+            let (v, vc) = r.both(&uniform(rows, 0.5, 2.0, 14));
+            let (o, oc) = (r.dev.zeros(rows * cols), r.cpu.zeros(rows * cols));
+            r.dev.binary_rows(op, &a, &v, rows, cols, &o);
+            r.cpu.binary_rows(op, &ac, &vc, rows, cols, &oc);
+            r.compare(
+                &format!("{op:?}_rows").to_lowercase(),
+                format!("{rows}x{cols}"),
+                1e-6,
+                &o,
+                &oc,
+            )
+            .await;
+        }
         for (d, lo, hi) in [
             (Density::Gamma, 0.01f32, 20.0f32),
             (Density::Exponential, 0.001, 20.0),
@@ -310,12 +326,34 @@ async fn reduction_cases<D: Device>(r: &mut Runner<'_, D>) {
                 &oc,
             )
             .await;
+            let (cs, csc) = (r.dev.zeros(n_out), r.cpu.zeros(n_out));
+            let (g, gc) = (r.dev.zeros(rows * cols), r.cpu.zeros(rows * cols));
+            r.dev.cosine_grad(axis, &x, &b, rows, cols, -0.5, &cs, &g);
+            r.cpu
+                .cosine_grad(axis, &xc, &bc, rows, cols, -0.5, &csc, &gc);
+            let name = format!("cosine_grad_{axis:?}").to_lowercase();
+            r.compare(&name, format!("{rows}x{cols} cos"), 1e-5, &cs, &csc)
+                .await;
+            r.compare(&name, format!("{rows}x{cols} grad"), 1e-5, &g, &gc)
+                .await;
         }
         let (o, oc) = (r.dev.zeros(rows * cols), r.cpu.zeros(rows * cols));
         r.dev.softmax_rows(&x, rows, cols, &o);
         r.cpu.softmax_rows(&xc, rows, cols, &oc);
         r.compare("softmax_rows", format!("{rows}x{cols}"), 1e-6, &o, &oc)
             .await;
+        let (dp, dpc) = r.both(&uniform(rows * cols, -2.0, 2.0, 12));
+        let (dx, dxc) = (r.dev.zeros(rows * cols), r.cpu.zeros(rows * cols));
+        r.dev.softmax_backward(&o, &dp, rows, cols, &dx);
+        r.cpu.softmax_backward(&oc, &dpc, rows, cols, &dxc);
+        r.compare(
+            "softmax_backward",
+            format!("{rows}x{cols}"),
+            1e-6,
+            &dx,
+            &dxc,
+        )
+        .await;
     }
 }
 

@@ -143,6 +143,11 @@ pub trait Device {
     fn upload_index(&self, data: &[u32]) -> Self::Index;
     fn zeros(&self, len: usize) -> Self::Buf;
     fn len(&self, buf: &Self::Buf) -> usize;
+    /// The most f32 values one buffer may hold on this device; models split
+    /// larger matrices into row blocks below it.
+    fn max_buffer_len(&self) -> usize {
+        usize::MAX / 4
+    }
     /// Blocks until queued work has finished (native; benchmarks use it).
     fn sync(&self) {}
     /// Copies a buffer back to the host (the one async step).
@@ -154,6 +159,16 @@ pub trait Device {
     fn unary(&self, op: Unary, x: &Self::Buf, out: &Self::Buf);
     /// out = a ∘ b, b broadcasting.
     fn binary(&self, op: Binary, a: &Self::Buf, b: &Self::Buf, out: &Self::Buf);
+    /// out = a ∘ v with one value of v per row of the rows×cols matrix a.
+    fn binary_rows(
+        &self,
+        op: Binary,
+        a: &Self::Buf,
+        v: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        out: &Self::Buf,
+    );
     fn reduce(
         &self,
         op: Reduce,
@@ -164,6 +179,16 @@ pub trait Device {
         out: &Self::Buf,
     );
     fn softmax_rows(&self, x: &Self::Buf, rows: usize, cols: usize, out: &Self::Buf);
+    /// Backward pass of the row softmax: given p = softmax(x) and the
+    /// gradient dp w.r.t. p, dx = p ∘ (dp − Σ_j p_j dp_j) row by row.
+    fn softmax_backward(
+        &self,
+        p: &Self::Buf,
+        dp: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        dx: &Self::Buf,
+    );
     /// Cosine similarity of matching rows (or columns) of a and b.
     fn cosine(
         &self,
@@ -173,6 +198,21 @@ pub trait Device {
         rows: usize,
         cols: usize,
         out: &Self::Buf,
+    );
+    /// Cosine similarity of matching rows (or columns) of a and b, with norms
+    /// clamped at 1e-8 as torch does, and `weight` times its gradient w.r.t.
+    /// a: grad = w · (b / (|a||b|) − cos · a / |a|²), per row (or column).
+    #[allow(clippy::too_many_arguments)]
+    fn cosine_grad(
+        &self,
+        axis: Axis,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        weight: f32,
+        cos: &Self::Buf,
+        grad: &Self::Buf,
     );
     /// out[i] = x[idx[i]].
     fn gather(&self, x: &Self::Buf, idx: &Self::Index, out: &Self::Buf);

@@ -29,12 +29,14 @@ macro_rules! cuda_kernel {
     };
 }
 
-const KERNELS: [(&str, &str); 15] = [
+const KERNELS: [(&str, &str); 17] = [
     cuda_kernel!("unary"),
     cuda_kernel!("binary"),
     cuda_kernel!("reduce"),
     cuda_kernel!("softmax_rows"),
+    cuda_kernel!("softmax_backward"),
     cuda_kernel!("cosine"),
+    cuda_kernel!("cosine_grad"),
     cuda_kernel!("gather"),
     cuda_kernel!("scatter_add"),
     cuda_kernel!("csr_mm"),
@@ -114,6 +116,31 @@ impl Cuda {
             name,
             functions: RefCell::new(HashMap::new()),
         })
+    }
+
+    /// out = a op b over n elements; b repeats, or one b per row of `row_len`.
+    fn binary_with(
+        &self,
+        op: Binary,
+        a: &CudaBuf,
+        b: &CudaBuf,
+        n: usize,
+        row_len: usize,
+        out: &CudaBuf,
+    ) {
+        let (ab, bb, mut ob) = (a.0.borrow(), b.0.borrow(), out.0.borrow_mut());
+        assert!(ob.len() >= n && !bb.is_empty(), "binary: bad lengths");
+        let (n32, nb, code, rl) = (n as u32, bb.len() as u32, op as u32, row_len as u32);
+        let f = self.func("binary");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*ab)
+            .arg(&*bb)
+            .arg(&mut *ob)
+            .arg(&n32)
+            .arg(&nb)
+            .arg(&code)
+            .arg(&rl);
+        check("binary", unsafe { l.launch(one_d(n)) });
     }
 
     fn func(&self, name: &'static str) -> CudaFunction {
@@ -239,17 +266,26 @@ impl Device for Cuda {
     }
 
     fn binary(&self, op: Binary, a: &CudaBuf, b: &CudaBuf, out: &CudaBuf) {
-        let (ab, bb, mut ob) = (a.0.borrow(), b.0.borrow(), out.0.borrow_mut());
-        let (n, nb, code) = (ab.len() as u32, bb.len() as u32, op as u32);
-        let f = self.func("binary");
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*ab)
-            .arg(&*bb)
-            .arg(&mut *ob)
-            .arg(&n)
-            .arg(&nb)
-            .arg(&code);
-        check("binary", unsafe { l.launch(one_d(n as usize)) });
+        let n = a.0.borrow().len();
+        self.binary_with(op, a, b, n, 0, out);
+    }
+
+    fn binary_rows(
+        &self,
+        op: Binary,
+        a: &CudaBuf,
+        v: &CudaBuf,
+        rows: usize,
+        cols: usize,
+        out: &CudaBuf,
+    ) {
+        assert!(
+            a.0.borrow().len() >= rows * cols && v.0.borrow().len() >= rows,
+            "binary_rows: bad lengths"
+        );
+        if cols > 0 {
+            self.binary_with(op, a, v, rows * cols, cols, out);
+        }
     }
 
     fn reduce(&self, op: Reduce, axis: Axis, x: &CudaBuf, rows: usize, cols: usize, out: &CudaBuf) {
@@ -281,6 +317,58 @@ impl Device for Cuda {
         l.arg(&*xb).arg(&mut *ob).arg(&r).arg(&c);
         if let Some(cfg) = per_block(rows) {
             check("softmax_rows", unsafe { l.launch(cfg) });
+        }
+    }
+
+    fn softmax_backward(&self, p: &CudaBuf, dp: &CudaBuf, rows: usize, cols: usize, dx: &CudaBuf) {
+        let (pb, db, mut ob) = (p.0.borrow(), dp.0.borrow(), dx.0.borrow_mut());
+        assert!(
+            pb.len() >= rows * cols && db.len() >= rows * cols && ob.len() >= rows * cols,
+            "softmax_backward: bad lengths"
+        );
+        let (r, c) = (rows as u32, cols as u32);
+        let f = self.func("softmax_backward");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*pb).arg(&*db).arg(&mut *ob).arg(&r).arg(&c);
+        if let Some(cfg) = per_block(rows) {
+            check("softmax_backward", unsafe { l.launch(cfg) });
+        }
+    }
+
+    fn cosine_grad(
+        &self,
+        axis: Axis,
+        a: &CudaBuf,
+        b: &CudaBuf,
+        rows: usize,
+        cols: usize,
+        weight: f32,
+        cos: &CudaBuf,
+        grad: &CudaBuf,
+    ) {
+        let (ab, bb) = (a.0.borrow(), b.0.borrow());
+        let (mut cb, mut gb) = (cos.0.borrow_mut(), grad.0.borrow_mut());
+        let n_out = if axis == Axis::Rows { rows } else { cols };
+        assert!(
+            ab.len() >= rows * cols
+                && bb.len() >= rows * cols
+                && cb.len() >= n_out
+                && gb.len() >= rows * cols,
+            "cosine_grad: bad lengths"
+        );
+        let (r, c, ax) = (rows as u32, cols as u32, u32::from(axis == Axis::Cols));
+        let f = self.func("cosine_grad");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*ab)
+            .arg(&*bb)
+            .arg(&mut *cb)
+            .arg(&mut *gb)
+            .arg(&r)
+            .arg(&c)
+            .arg(&ax)
+            .arg(&weight);
+        if let Some(cfg) = per_block(n_out) {
+            check("cosine_grad", unsafe { l.launch(cfg) });
         }
     }
 

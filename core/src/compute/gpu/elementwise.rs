@@ -18,7 +18,8 @@ struct BinaryParams {
     n: u32,
     op: u32,
     nb: u32,
-    _pad: u32,
+    /// 0: b repeats (index modulo nb); otherwise one b per row of this length.
+    row_len: u32,
 }
 
 #[repr(C)]
@@ -56,6 +57,36 @@ pub(super) fn unary(gpu: &Gpu, op: Unary, x: &GpuBuf, out: &GpuBuf) {
 
 pub(super) fn binary(gpu: &Gpu, op: Binary, a: &GpuBuf, b: &GpuBuf, out: &GpuBuf) {
     assert!(out.len >= a.len && b.len > 0, "binary: bad lengths");
+    binary_with(gpu, op, a, b, a.len, 0, out);
+}
+
+pub(super) fn binary_rows(
+    gpu: &Gpu,
+    op: Binary,
+    a: &GpuBuf,
+    v: &GpuBuf,
+    rows: usize,
+    cols: usize,
+    out: &GpuBuf,
+) {
+    assert!(
+        a.len >= rows * cols && v.len >= rows && out.len >= rows * cols,
+        "binary_rows: bad lengths"
+    );
+    if cols > 0 {
+        binary_with(gpu, op, a, v, rows * cols, cols, out);
+    }
+}
+
+fn binary_with(
+    gpu: &Gpu,
+    op: Binary,
+    a: &GpuBuf,
+    b: &GpuBuf,
+    n: usize,
+    row_len: usize,
+    out: &GpuBuf,
+) {
     let op = match op {
         Binary::Add => 0,
         Binary::Sub => 1,
@@ -63,16 +94,16 @@ pub(super) fn binary(gpu: &Gpu, op: Binary, a: &GpuBuf, b: &GpuBuf, out: &GpuBuf
         Binary::Div => 3,
     };
     let p = BinaryParams {
-        n: a.len as u32,
+        n: n as u32,
         op,
         nb: b.len as u32,
-        _pad: 0,
+        row_len: row_len as u32,
     };
     gpu.dispatch(
         &kernel!("binary", "common"),
         bytemuck::bytes_of(&p),
         &[&a.buf, &b.buf, &out.buf],
-        grid_for(a.len),
+        grid_for(n),
         None,
     );
 }

@@ -270,6 +270,10 @@ impl Device for Gpu {
         buf.len
     }
 
+    fn max_buffer_len(&self) -> usize {
+        (self.max_binding / 4) as usize
+    }
+
     fn sync(&self) {
         self.wait();
     }
@@ -328,6 +332,18 @@ impl Device for Gpu {
         elementwise::binary(self, op, a, b, out);
     }
 
+    fn binary_rows(
+        &self,
+        op: Binary,
+        a: &GpuBuf,
+        v: &GpuBuf,
+        rows: usize,
+        cols: usize,
+        out: &GpuBuf,
+    ) {
+        elementwise::binary_rows(self, op, a, v, rows, cols, out);
+    }
+
     fn reduce(&self, op: Reduce, axis: Axis, x: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
         reduce::reduce(self, op, axis, x, rows, cols, out);
     }
@@ -336,8 +352,26 @@ impl Device for Gpu {
         reduce::softmax_rows(self, x, rows, cols, out);
     }
 
+    fn softmax_backward(&self, p: &GpuBuf, dp: &GpuBuf, rows: usize, cols: usize, dx: &GpuBuf) {
+        reduce::softmax_backward(self, p, dp, rows, cols, dx);
+    }
+
     fn cosine(&self, axis: Axis, a: &GpuBuf, b: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
         reduce::cosine(self, axis, a, b, rows, cols, out);
+    }
+
+    fn cosine_grad(
+        &self,
+        axis: Axis,
+        a: &GpuBuf,
+        b: &GpuBuf,
+        rows: usize,
+        cols: usize,
+        weight: f32,
+        cos: &GpuBuf,
+        grad: &GpuBuf,
+    ) {
+        reduce::cosine_grad(self, axis, a, b, rows, cols, weight, cos, grad);
     }
 
     fn gather(&self, x: &GpuBuf, idx: &GpuIndex, out: &GpuBuf) {

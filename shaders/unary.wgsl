@@ -1,5 +1,5 @@
 // out = f(x) elementwise. Params twin: core/src/compute/gpu/elementwise.rs (UnaryParams).
-// op: 0 exp, 1 log, 2 softplus, 3 sigmoid, 4 lgamma, 5 digamma.
+// op: 0 exp, 1 log, 2 softplus, 3 sigmoid, 4 lgamma, 5 digamma, 6 sign.
 
 struct Params { n: u32, op: u32, _pad0: u32, _pad1: u32 }
 
@@ -19,7 +19,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         case 2u: { r = softplus(v); }
         case 3u: { r = sigmoid(v); }
         case 4u: { r = lgamma(v); }
-        default: { r = digamma(v); }
+        case 5u: { r = digamma(v); }
+        default: { r = sign(v); }
     }
     out[i] = r;
 }

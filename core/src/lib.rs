@@ -6,3 +6,4 @@ pub mod compute;
 pub mod data;
 pub mod demo;
 pub mod io;
+pub mod models;

@@ -1,4 +1,4 @@
-// out = f(x). op: 0 exp, 1 log, 2 softplus, 3 sigmoid, 4 lgamma, 5 digamma.
+// out = f(x). op: 0 exp, 1 log, 2 softplus, 3 sigmoid, 4 lgamma, 5 digamma, 6 sign.
 extern "C" __global__ void unary(const float* x, float* out, unsigned n, unsigned op) {
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -10,7 +10,8 @@ extern "C" __global__ void unary(const float* x, float* out, unsigned n, unsigne
         case 2: r = t_softplus(v); break;
         case 3: r = t_sigmoid(v); break;
         case 4: r = t_lgamma(v); break;
-        default: r = t_digamma(v); break;
+        case 5: r = t_digamma(v); break;
+        default: r = (float)((v > 0.0f) - (v < 0.0f)); break;
     }
     out[i] = r;
 }

@@ -225,6 +225,7 @@ async fn elementwise_cases<D: Device>(r: &mut Runner<'_, D>) {
             (Unary::Sigmoid, -30.0, 30.0, 2e-6),
             (Unary::Lgamma, 1e-3, 200.0, 5e-5),
             (Unary::Digamma, 1e-2, 200.0, 5e-5),
+            (Unary::Sign, -1.0, 1.0, 0.0),
         ] {
             let (x, xc) = r.both(&uniform(n, lo, hi, n as u64));
             let (o, oc) = (r.dev.zeros(n), r.cpu.zeros(n));

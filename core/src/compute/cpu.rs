@@ -105,6 +105,22 @@ fn par_map(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync) {
     });
 }
 
+/// Memory the host can give: MemAvailable on Linux; 2 GiB in wasm32, whose
+/// 4 GiB address space browsers rarely grant in full.
+pub fn host_memory_available() -> Option<u64> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        Some(2 << 30)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+}
+
 /// Γ-Poisson log-pmf and gradients, in f64.
 pub fn nb_terms(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
     let lt = (theta / (theta + mu)).ln();
@@ -161,6 +177,10 @@ impl Device for Cpu {
 
     fn len(&self, buf: &CpuBuf) -> usize {
         buf.0.borrow().len()
+    }
+
+    fn memory_budget(&self) -> Option<u64> {
+        host_memory_available()
     }
 
     async fn read(&self, buf: &CpuBuf) -> Vec<f32> {
@@ -244,7 +264,14 @@ impl Device for Cpu {
                     Unary::Softplus => softplus(v),
                     Unary::Sigmoid => sigmoid(v),
                     Unary::Lgamma => lgamma(v),
-                    _ => digamma(v),
+                    Unary::Digamma => digamma(v),
+                    _ => {
+                        if v == 0.0 {
+                            0.0
+                        } else {
+                            v.signum()
+                        }
+                    }
                 };
                 par_map(o, |i| f(x[i] as f64) as f32)
             }

@@ -61,6 +61,8 @@ pub enum Unary {
     Sigmoid,
     Lgamma,
     Digamma,
+    /// -1, 0 or 1 (the subgradient torch gives |x|).
+    Sign,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,10 @@ pub trait Device {
     /// larger matrices into row blocks below it.
     fn max_buffer_len(&self) -> usize {
         usize::MAX / 4
+    }
+    /// Bytes a model may allocate on this device, when the device can tell.
+    fn memory_budget(&self) -> Option<u64> {
+        None
     }
     /// Blocks until queued work has finished (native; benchmarks use it).
     fn sync(&self) {}

@@ -200,6 +200,73 @@ impl Matrix {
         out
     }
 
+    /// Dense row-major copy of the columns `cols`, in that order (rows × cols.len()).
+    pub fn columns_dense(&self, cols: &[usize]) -> Vec<f32> {
+        let (rows, ncol) = self.shape();
+        let k = cols.len();
+        let mut out = vec![0f32; rows * k];
+        // Where each source column lands (usize::MAX: not taken).
+        let mut slot = vec![usize::MAX; ncol];
+        for (j, &c) in cols.iter().enumerate() {
+            slot[c] = j;
+        }
+        match self {
+            Matrix::Dense(d) => {
+                for r in 0..rows {
+                    let row = d.row(r);
+                    for (j, &c) in cols.iter().enumerate() {
+                        out[r * k + j] = row[c];
+                    }
+                }
+            }
+            Matrix::Csr(s) => {
+                for r in 0..rows {
+                    for i in s.indptr[r] as usize..s.indptr[r + 1] as usize {
+                        let j = slot[s.indices[i] as usize];
+                        if j != usize::MAX {
+                            out[r * k + j] = s.data[i];
+                        }
+                    }
+                }
+            }
+            Matrix::Csc(s) => {
+                for (j, &c) in cols.iter().enumerate() {
+                    for i in s.indptr[c] as usize..s.indptr[c + 1] as usize {
+                        out[s.indices[i] as usize * k + j] = s.data[i];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of nonzero entries in each column.
+    pub fn col_nonzero(&self) -> Vec<usize> {
+        let (rows, cols) = self.shape();
+        let mut out = vec![0usize; cols];
+        match self {
+            Matrix::Dense(d) => {
+                for r in 0..rows {
+                    for (o, &v) in out.iter_mut().zip(d.row(r)) {
+                        *o += usize::from(v != 0.0);
+                    }
+                }
+            }
+            Matrix::Csr(s) => {
+                for (&c, &v) in s.indices.iter().zip(&s.data) {
+                    out[c as usize] += usize::from(v != 0.0);
+                }
+            }
+            Matrix::Csc(s) => {
+                for (c, o) in out.iter_mut().enumerate() {
+                    let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
+                    *o = s.data[span].iter().filter(|v| **v != 0.0).count();
+                }
+            }
+        }
+        out
+    }
+
     /// Row-major copy with rows in `rows` order (used for joins and subsets).
     pub fn take_rows(&self, rows: &[usize]) -> Matrix {
         let (_, cols) = self.shape();

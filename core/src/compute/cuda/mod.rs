@@ -193,6 +193,14 @@ impl Device for Cuda {
         buf.0.borrow().len()
     }
 
+    fn memory_budget(&self) -> Option<u64> {
+        // Free memory of this context's device (the context is current on this thread).
+        self.ctx.bind_to_thread().ok()?;
+        cudarc::driver::result::mem_get_info()
+            .ok()
+            .map(|(free, _)| free as u64)
+    }
+
     fn sync(&self) {
         check("synchronize", self.stream.synchronize());
     }

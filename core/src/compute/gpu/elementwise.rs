@@ -40,6 +40,7 @@ pub(super) fn unary(gpu: &Gpu, op: Unary, x: &GpuBuf, out: &GpuBuf) {
         Unary::Sigmoid => 3,
         Unary::Lgamma => 4,
         Unary::Digamma => 5,
+        Unary::Sign => 6,
     };
     let p = UnaryParams {
         n: x.len as u32,

@@ -270,6 +270,22 @@ impl Device for Gpu {
         buf.len
     }
 
+    /// WebGPU does not report memory: a software adapter gets the host's
+    /// free memory, a browser 2 GiB, a native GPU `TESSERA_GPU_MEMORY_GB` or 8 GiB.
+    fn memory_budget(&self) -> Option<u64> {
+        if self.info.device_type == wgpu::DeviceType::Cpu {
+            return super::cpu::host_memory_available();
+        }
+        if cfg!(target_arch = "wasm32") {
+            return Some(2 << 30);
+        }
+        let gb = std::env::var("TESSERA_GPU_MEMORY_GB")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(8.0);
+        Some((gb * (1u64 << 30) as f64) as u64)
+    }
+
     fn max_buffer_len(&self) -> usize {
         (self.max_binding / 4) as usize
     }

@@ -1,0 +1,4 @@
+//! The methods, each written once against the compute [`Device`](crate::compute::Device).
+
+pub mod numpy_rng;
+pub mod tangram;

@@ -1,4 +1,8 @@
-//! `tessera`: the native command line (dataset inspection and conversion).
+//! `tessera`: the native command line (inspect, convert, map, benchmark).
+
+mod device;
+mod progress;
+mod tangram;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +22,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone, Default)]
-struct TableArgs {
+pub struct TableArgs {
     /// Cell id column of a cell table
     #[arg(long)]
     id_col: Option<String>,
@@ -76,6 +80,8 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Map single cells onto space (Tangram): cells, clusters or constrained mode
+    Tangram(Box<tangram::TangramArgs>),
     /// Write Tessera's synthetic demo pair (spatial + reference) as .h5ad
     Demo {
         /// Output folder
@@ -169,7 +175,7 @@ fn cuda_bench(
     Err("this tessera was built without CUDA: cargo build --release --features cli,cuda".into())
 }
 
-fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {
+pub fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {
     let mut set = FileSet::default();
     for p in paths {
         set.files.extend(FileSet::from_path(p)?.files);
@@ -180,7 +186,7 @@ fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {
     io::read(set, &table.options())
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), io::Error> {
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), io::Error> {
     std::fs::write(path, bytes)
         .map_err(|e| io::Error::new(&path.display().to_string(), "", e.to_string()))
 }
@@ -219,6 +225,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         } => {
             bench_ops(device.as_deref(), json, quick, baseline)?;
         }
+        Command::Tangram(args) => tangram::run(*args)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
             std::fs::create_dir_all(&out)

@@ -1,0 +1,67 @@
+//! `--device cpu|gpu|cuda` (or automatic: CUDA, then wgpu, then the CPU).
+
+use tessera_core::compute::{cpu::Cpu, gpu::Gpu};
+use tessera_core::io;
+
+pub enum Dev {
+    Cpu(Cpu),
+    Gpu(Box<Gpu>),
+    #[cfg(feature = "cuda")]
+    Cuda(Box<tessera_core::compute::cuda::Cuda>),
+}
+
+/// Runs `$body` with `$d` bound to the opened device, whatever its type.
+macro_rules! on_device {
+    ($dev:expr, |$d:ident| $body:expr) => {
+        match $dev {
+            $crate::device::Dev::Cpu($d) => $body,
+            $crate::device::Dev::Gpu($d) => {
+                let $d = &**$d;
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::device::Dev::Cuda($d) => {
+                let $d = &**$d;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_device;
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Dev, String> {
+    Ok(Dev::Cuda(Box::new(tessera_core::compute::cuda::Cuda::new()?)))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Dev, String> {
+    Err("this tessera was built without CUDA: cargo build --release --features cli,cuda".into())
+}
+
+fn gpu() -> Result<Dev, String> {
+    Ok(Dev::Gpu(Box::new(pollster::block_on(Gpu::new())?)))
+}
+
+pub fn open(name: Option<&str>) -> Result<Dev, io::Error> {
+    let fail = |m: String| io::Error::new("tessera", "--device", m);
+    match name.unwrap_or("auto") {
+        "cpu" => Ok(Dev::Cpu(Cpu)),
+        "gpu" => gpu().map_err(fail),
+        "cuda" => cuda().map_err(fail),
+        "auto" => Ok(cuda().or_else(|_| gpu()).unwrap_or_else(|e| {
+            eprintln!("note: {e}; using the CPU");
+            Dev::Cpu(Cpu)
+        })),
+        other => Err(fail(format!(
+            "unknown device {other:?}: expected cpu, gpu, cuda or auto"
+        ))),
+    }
+}
+
+impl Dev {
+    pub fn name(&self) -> String {
+        use tessera_core::compute::Device;
+        on_device!(self, |d| d.name())
+    }
+}

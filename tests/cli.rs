@@ -224,3 +224,144 @@ fn bench_ops_prints_one_row_per_op_and_shape() {
     let (ok, _, err) = tessera(&["bench", "ops", "--device", "tpu"]);
     assert!(!ok && err.contains("expected cpu, gpu or cuda"), "{err}");
 }
+
+#[test]
+fn tangram_writes_every_output_and_bench_reports_ratios() {
+    let Some(data) = common::data_dir("tangram_writes_every_output") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-tangram-{}", std::process::id()));
+    let sc = data.join("rctd_visium_hippocampus/derived/reference.h5ad");
+    let sp = data.join("rctd_visium_hippocampus/derived/spatial.h5ad");
+    let genes = dir.join("markers.txt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&genes, "gene\nMbp\nCST3\nPtgds\nnot_a_gene\n").unwrap();
+    let out = dir.join("clusters");
+    let (ok, _, err) = tessera(&[
+        "tangram",
+        "--sc",
+        sc.to_str().unwrap(),
+        "--sp",
+        sp.to_str().unwrap(),
+        "--mode",
+        "clusters",
+        "--cluster-label",
+        "cell_type",
+        "--epochs",
+        "300",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--project-genes",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("epochs [") && err.contains("300/300"),
+        "no progress bar: {err}"
+    );
+    for f in [
+        "mapping.npy",
+        "tangram_ct_pred.csv",
+        "train_genes.csv",
+        "history.csv",
+        "sp_mapped.h5ad",
+        "sp_imputed.h5ad",
+        "summary.json",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let ct = std::fs::read_to_string(out.join("tangram_ct_pred.csv")).unwrap();
+    let mut lines = ct.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "");
+    assert_eq!(header.len(), 18, "17 cell types + index");
+    assert_eq!(lines.count(), 313);
+    let hist = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(hist.lines().count(), 301);
+    assert!(hist.starts_with("epoch,total_loss,main_loss,vg_reg,kl_reg,entropy_reg"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["seed"], 0);
+    assert!(summary["final_score"].as_f64().unwrap() > 0.9);
+    // The h5ad opens in anndata with the keys scanpy users expect.
+    let py = common::repo_root().join(".venv/bin/python");
+    let check = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, anndata as ad; a = ad.read_h5ad(sys.argv[1]); p = a.obsm['tangram_ct_pred']; \
+             assert p.shape == (313, 17), p.shape; assert abs(p.values.sum(1).mean() - 510 / 313) < 0.05, p.values.sum(1).mean(); \
+             assert len(a.uns['training_genes']) > 100; b = ad.read_h5ad(sys.argv[2]); assert b.var['is_training'].sum() > 100",
+            out.join("sp_mapped.h5ad").to_str().unwrap(),
+            out.join("sp_imputed.h5ad").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // A marker list: case-insensitive, unknown names reported.
+    let (ok, _, err) = tessera(&[
+        "tangram",
+        "--sc",
+        sc.to_str().unwrap(),
+        "--sp",
+        sp.to_str().unwrap(),
+        "--genes",
+        genes.to_str().unwrap(),
+        "--epochs",
+        "20",
+        "--device",
+        "cpu",
+        "--out",
+        dir.join("markers").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("3 training genes") && err.contains("not_a_gene"),
+        "{err}"
+    );
+    // Bad arguments are named.
+    let (ok, _, err) = tessera(&[
+        "tangram",
+        "--sc",
+        sc.to_str().unwrap(),
+        "--sp",
+        sp.to_str().unwrap(),
+        "--mode",
+        "cluster",
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("--mode") && err.contains("expected cells, clusters or constrained"),
+        "{err}"
+    );
+
+    let (ok, json, err) = tessera(&[
+        "bench",
+        "tangram",
+        "--device",
+        "cpu",
+        "--epochs",
+        "20",
+        "--json",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.len(), 2, "clusters and cells");
+    for r in &rows {
+        assert_eq!(r["pair"], "seqfish_cortex_tasic", "the largest pair");
+        assert!(r["epochs_per_s"].as_f64().unwrap() > 0.0);
+        assert!(r["speedup_vs_reference"].as_f64().unwrap() > 0.0);
+        assert!(r["reference_seconds"].as_f64().unwrap() > 40.0);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

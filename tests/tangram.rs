@@ -520,3 +520,198 @@ fn loss_gradient_matches_finite_differences() {
         }
     }
 }
+
+fn expect_err(sc: &Dataset, sp: &Dataset, o: &Options) -> String {
+    let (scn, spn) = (
+        Named {
+            name: "sc.h5ad",
+            data: sc,
+        },
+        Named {
+            name: "sp.h5ad",
+            data: sp,
+        },
+    );
+    match block(tangram::map_cells_to_space(
+        &Cpu,
+        scn,
+        spn,
+        o,
+        &mut |_, _| {},
+    )) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_inputs_get_named_errors() {
+    let (sc, sp) = toy();
+    let mut o = opts(Mode::Cells);
+    o.hyper.num_epochs = 5;
+    // No shared genes.
+    let mut other = sp.clone();
+    other.var = Frame::with_index((0..12).map(|i| format!("other{i}")).collect());
+    let e = expect_err(&sc, &other, &o);
+    assert!(
+        e.contains("share no expressed genes") && e.contains("Gene0") && e.contains("other0"),
+        "{e}"
+    );
+    // A cluster label that does not exist.
+    let mut c = opts(Mode::Clusters);
+    c.cluster_label = Some("celltype".into());
+    let e = expect_err(&sc, &sp, &c);
+    assert!(
+        e.contains("obs['celltype']") && e.contains("cell_type"),
+        "{e}"
+    );
+    // Negative values.
+    let mut neg = sp.clone();
+    if let Some(Matrix::Dense(d)) = &mut neg.x {
+        d.data[3] = -2.0;
+    }
+    let e = expect_err(&sc, &neg, &o);
+    assert!(
+        e.starts_with("sp.h5ad: X:") && e.contains("1 negative"),
+        "{e}"
+    );
+    // Requested genes that are nowhere.
+    let mut g = o.clone();
+    g.genes = Some(vec!["nope".into()]);
+    let e = expect_err(&sc, &sp, &g);
+    assert!(e.contains("none of the requested training genes"), "{e}");
+    // Too many cells x spots for the device: the size needed, and clusters mode.
+    let big = |n: usize, p: &str| Dataset {
+        x: Some(Matrix::Dense(Dense {
+            rows: n,
+            cols: 1,
+            data: vec![1.0; n],
+        })),
+        obs: Frame::with_index((0..n).map(|i| format!("{p}{i}")).collect()),
+        var: Frame::with_index(vec!["g".into()]),
+        ..Dataset::default()
+    };
+    let e = expect_err(&big(200_000, "c"), &big(200_000, "s"), &o);
+    assert!(e.contains("GiB") && e.contains("--mode clusters"), "{e}");
+}
+
+#[test]
+fn row_blocks_give_the_same_fit_as_one_block() {
+    let (sc, sp) = toy();
+    let (scn, spn) = (
+        Named {
+            name: "sc",
+            data: &sc,
+        },
+        Named {
+            name: "sp",
+            data: &sp,
+        },
+    );
+    let p = prep::prepare(scn, spn, None).unwrap();
+    let hp = fit::Hyper {
+        num_epochs: 50,
+        lambda_d: 1.0,
+        lambda_r: 0.01,
+        ..fit::Hyper::default()
+    };
+    let run = |rows: Option<usize>| {
+        let pb = fit::Problem {
+            s: &p.s,
+            g: &p.g,
+            rows: p.n_cells,
+            spots: p.n_spots,
+            genes: p.genes.len(),
+            density: Some(&p.rna_count_based),
+            source: None,
+            target_count: None,
+            init_m: LegacyNormal::new(1).normals_f32(p.n_cells * p.n_spots),
+            init_f: None,
+            block_rows: rows,
+            read_gradient: false,
+        };
+        block(fit::fit(&Cpu, &pb, &hp, &mut |_, _| {}))
+    };
+    let (one, many) = (run(None), run(Some(7)));
+    for (a, b) in one.mapping.iter().zip(&many.mapping) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    for (a, b) in one.history.total_loss.iter().zip(&many.history.total_loss) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn projections_and_cross_validation_on_the_visium_pair() {
+    let Some(data) = common::data_dir("projections_and_cross_validation") else {
+        return;
+    };
+    let (pair, sc_rel, sp_rel) = PAIRS[0];
+    let (sc, sp) = (load(&data, sc_rel), load(&data, sp_rel));
+    let (scn, spn) = (
+        Named {
+            name: sc_rel,
+            data: &sc,
+        },
+        Named {
+            name: sp_rel,
+            data: &sp,
+        },
+    );
+    let o = opts(Mode::Clusters);
+    let m = block(tangram::map_cells_to_space(
+        &Cpu,
+        scn,
+        spn,
+        &o,
+        &mut |_, _| {},
+    ))
+    .unwrap();
+    // project_genes on the training genes equals the reference's.
+    let proj = block(project::project_genes(&Cpu, scn, spn, &m, true)).unwrap();
+    let dir = ref_dir(&data, pair, "clusters");
+    let (shape, want) = npy_file(&dir.join("projected_genes_training.npy"));
+    let genes = lines(&dir.join("training_genes.csv"));
+    let Some(Matrix::Dense(x)) = &proj.x else {
+        panic!("dense projection")
+    };
+    let lower: Vec<String> = proj.var.index.iter().map(|g| g.to_lowercase()).collect();
+    let mut worst = 0f64;
+    for (rj, g) in genes.iter().enumerate() {
+        let j = lower.iter().position(|x| x == g).unwrap();
+        let col: Vec<f64> = (0..shape[0])
+            .map(|s| x.data[s * x.cols + j] as f64)
+            .collect();
+        let refc: Vec<f64> = (0..shape[0]).map(|s| want[s * shape[1] + rj]).collect();
+        worst = worst.max(1.0 - pearson(&col, &refc));
+    }
+    assert!(worst < 1e-3, "projected genes differ: 1 - r = {worst}");
+    // Scores of the training genes are the training scores.
+    let df = project::compare_spatial_geneexp(&proj, scn, spn, &m, None);
+    assert_eq!(df.len(), m.prep.overlap.len());
+    for g in m.train_genes_df.iter().take(5) {
+        let c = df.iter().find(|d| d.gene == g.gene).unwrap();
+        assert!((c.score - g.train_score).abs() < 1e-4 && c.is_training);
+    }
+    // Ten-fold CV with few epochs: held-out genes score, below the training score.
+    let mut cv = o.clone();
+    cv.hyper.num_epochs = 200;
+    let r = block(project::cross_val(
+        &Cpu,
+        scn,
+        spn,
+        &cv,
+        project::CvMode::TenFold,
+        &mut |_, _| {},
+    ))
+    .unwrap();
+    assert_eq!(r.test_genes.len(), m.training_genes.len());
+    assert!(
+        r.avg_test_score > 0.5 && r.avg_test_score < r.avg_train_score,
+        "{} {}",
+        r.avg_test_score,
+        r.avg_train_score
+    );
+    assert!(r.metrics.auc_score.is_finite() && (0.0..=1.0).contains(&r.metrics.auc_score));
+    assert!(r.metrics.sp_sparsity_score > 0.5);
+}

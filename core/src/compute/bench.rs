@@ -223,6 +223,53 @@ impl<D: Device> Bench<'_, D> {
             err,
         );
 
+        // Tangram's backward pass: dx = p (dp − Σ p dp) with dp = mu.
+        let sm_h = self.block(self.dev.read(&sm));
+        let dx = self.dev.zeros(n);
+        let ms = median_ms(&|| self.dev.sync(), &mut || {
+            self.dev.softmax_backward(&sm, &mu, rows, cols, &dx)
+        });
+        let got = self.block(self.dev.read(&dx));
+        let err = sampled_err(&got, |i| {
+            let r = i / cols;
+            let dot: f64 = (r * cols..(r + 1) * cols)
+                .map(|j| sm_h[j] as f64 * mu_h[j] as f64)
+                .sum();
+            sm_h[i] as f64 * (mu_h[i] as f64 - dot)
+        });
+        self.push(
+            "softmax_backward",
+            format!("{rows}x{cols}"),
+            ms,
+            Work::Bytes(12.0 * n as f64),
+            err,
+        );
+
+        // Gene-wise cosine and its gradient (Tangram's main term).
+        let (cs, cg) = (self.dev.zeros(cols), self.dev.zeros(n));
+        let ms = median_ms(&|| self.dev.sync(), &mut || {
+            self.dev
+                .cosine_grad(Axis::Cols, &mu, &x, rows, cols, -1.0, &cs, &cg)
+        });
+        let got = self.block(self.dev.read(&cs));
+        let err = sampled_err(&got, |j| {
+            let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+            for r in 0..rows {
+                let (a, b) = (mu_h[r * cols + j] as f64, x_h[r * cols + j] as f64);
+                ab += a * b;
+                aa += a * a;
+                bb += b * b;
+            }
+            ab / (aa.sqrt() * bb.sqrt())
+        });
+        self.push(
+            "cosine_grad",
+            format!("{rows}x{cols}"),
+            ms,
+            Work::Bytes(16.0 * n as f64),
+            err,
+        );
+
         let (ip, ix, dv) = random_csr(rows, cols, 0.05, 6);
         let nb = 16;
         let b_h = uniform(cols * nb, -1.0, 1.0, 7);

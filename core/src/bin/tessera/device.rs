@@ -31,7 +31,9 @@ pub(crate) use on_device;
 
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<Dev, String> {
-    Ok(Dev::Cuda(Box::new(tessera_core::compute::cuda::Cuda::new()?)))
+    Ok(Dev::Cuda(Box::new(
+        tessera_core::compute::cuda::Cuda::new()?
+    )))
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -60,6 +62,11 @@ pub fn open(name: Option<&str>) -> Result<Dev, io::Error> {
 }
 
 impl Dev {
+    /// CPU-emulated GPUs time nothing useful.
+    pub fn is_software_gpu(&self) -> bool {
+        matches!(self, Dev::Gpu(g) if g.is_software())
+    }
+
     pub fn name(&self) -> String {
         use tessera_core::compute::Device;
         on_device!(self, |d| d.name())

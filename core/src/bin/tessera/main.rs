@@ -1,5 +1,6 @@
 //! `tessera`: the native command line (inspect, convert, map, benchmark).
 
+mod bench_tangram;
 mod device;
 mod progress;
 mod tangram;
@@ -106,6 +107,21 @@ enum BenchWhat {
         /// Also time the CPU on the shapes it can afford and print speed-ups
         #[arg(long)]
         baseline: bool,
+    },
+    /// Tangram's fit (clusters and cells mode) on the largest reference pair, per device
+    Tangram {
+        /// Devices to time, repeatable (default: cpu and the best other one)
+        #[arg(long)]
+        device: Vec<String>,
+        /// The data folder (default: $TESSERA_DATA, else ../shared/data)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Epochs per fit (the reference ran 1000; ratios are per epoch)
+        #[arg(long, default_value_t = 1000)]
+        epochs: usize,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -225,6 +241,15 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         } => {
             bench_ops(device.as_deref(), json, quick, baseline)?;
         }
+        Command::Bench {
+            what:
+                BenchWhat::Tangram {
+                    device,
+                    data,
+                    epochs,
+                    json,
+                },
+        } => bench_tangram::run(data, &device, epochs, json)?,
         Command::Tangram(args) => tangram::run(*args)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());

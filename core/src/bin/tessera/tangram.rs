@@ -7,9 +7,7 @@ use std::time::Instant;
 use tessera_core::compute::Device;
 use tessera_core::data::{Annotation, Column, Dataset, Frame, Value};
 use tessera_core::io::{self, h5ad_write, npy};
-use tessera_core::models::tangram::{
-    self, project, DensityPrior, Mapping, Mode, Named, Options,
-};
+use tessera_core::models::tangram::{self, project, DensityPrior, Mapping, Mode, Named, Options};
 
 use crate::device::{self, on_device};
 use crate::progress::Bar;
@@ -89,12 +87,21 @@ fn bad(key: &str, m: impl Into<String>) -> io::Error {
 
 fn options(a: &TangramArgs) -> Result<Options, io::Error> {
     let mode = Mode::parse(&a.mode).ok_or_else(|| {
-        bad("--mode", format!("unknown mode {:?}: expected cells, clusters or constrained", a.mode))
+        bad(
+            "--mode",
+            format!(
+                "unknown mode {:?}: expected cells, clusters or constrained",
+                a.mode
+            ),
+        )
     })?;
     let density_prior = DensityPrior::parse(&a.density).ok_or_else(|| {
         bad(
             "--density",
-            format!("unknown prior {:?}: expected rna_count_based, uniform or none", a.density),
+            format!(
+                "unknown prior {:?}: expected rna_count_based, uniform or none",
+                a.density
+            ),
         )
     })?;
     let genes = match &a.genes {
@@ -130,12 +137,22 @@ fn read_gene_list(p: &Path) -> Result<Vec<String>, io::Error> {
     let text = std::fs::read_to_string(p).map_err(|e| io::Error::new(&name, "", e.to_string()))?;
     let genes: Vec<String> = text
         .lines()
-        .map(|l| l.split([',', '\t']).next().unwrap_or("").trim().trim_matches('"'))
+        .map(|l| {
+            l.split([',', '\t'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+        })
         .filter(|g| !g.is_empty() && !g.starts_with('#'))
         .map(String::from)
         .collect();
     if genes.is_empty() {
-        return Err(io::Error::new(&name, "", "lists no genes (expected one gene name per line)"));
+        return Err(io::Error::new(
+            &name,
+            "",
+            "lists no genes (expected one gene name per line)",
+        ));
     }
     Ok(genes)
 }
@@ -161,8 +178,14 @@ pub fn run(a: TangramArgs) -> Result<(), io::Error> {
     let sc = load(&a.sc, &a.table)?;
     let sp = load(&a.sp, &a.table)?;
     let (sc_name, sp_name) = (a.sc[0].display().to_string(), a.sp[0].display().to_string());
-    let scn = Named { name: &sc_name, data: &sc.dataset };
-    let spn = Named { name: &sp_name, data: &sp.dataset };
+    let scn = Named {
+        name: &sc_name,
+        data: &sc.dataset,
+    };
+    let spn = Named {
+        name: &sp_name,
+        data: &sp.dataset,
+    };
     let dev = device::open(a.device.as_deref())?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
@@ -226,7 +249,10 @@ fn write_outputs<D: Device>(
 ) -> Result<(), io::Error> {
     let out = &a.out;
     let ns = m.spots.len();
-    write(&out.join("mapping.npy"), &npy::write(&[m.rows.len(), ns], &m.matrix))?;
+    write(
+        &out.join("mapping.npy"),
+        &npy::write(&[m.rows.len(), ns], &m.matrix),
+    )?;
     let list = |head: &str, v: &[String]| {
         let mut s = format!("{head}\n");
         for x in v {
@@ -235,8 +261,14 @@ fn write_outputs<D: Device>(
         }
         s
     };
-    write(&out.join("mapping_rows.csv"), list("row", &m.rows).as_bytes())?;
-    write(&out.join("mapping_cols.csv"), list("spot", &m.spots).as_bytes())?;
+    write(
+        &out.join("mapping_rows.csv"),
+        list("row", &m.rows).as_bytes(),
+    )?;
+    write(
+        &out.join("mapping_cols.csv"),
+        list("spot", &m.spots).as_bytes(),
+    )?;
 
     let mut t = String::from("gene,train_score,sparsity_sc,sparsity_sp,sparsity_diff\n");
     for g in &m.train_genes_df {
@@ -268,7 +300,11 @@ fn write_outputs<D: Device>(
             num(h.entropy_reg[e])
         ));
         if constrained {
-            t.push_str(&format!(",{},{}", num(h.count_reg[e]), num(h.lambda_f_reg[e])));
+            t.push_str(&format!(
+                ",{},{}",
+                num(h.count_reg[e]),
+                num(h.lambda_f_reg[e])
+            ));
         }
         t.push('\n');
     }
@@ -302,7 +338,10 @@ fn write_outputs<D: Device>(
         write(&out.join("tangram_ct_pred.csv"), csv.as_bytes())?;
         let mut frame = Frame::with_index(m.spots.clone());
         for (j, n) in names.iter().enumerate() {
-            frame.set(n, Column::Float((0..ns).map(|s| vals[s * t + j] as f64).collect()));
+            frame.set(
+                n,
+                Column::Float((0..ns).map(|s| vals[s * t + j] as f64).collect()),
+            );
         }
         mapped
             .obsm
@@ -343,7 +382,12 @@ fn write_outputs<D: Device>(
         let mode = match cv.as_str() {
             "loo" => project::CvMode::Loo,
             "10fold" => project::CvMode::TenFold,
-            other => return Err(bad("--cv", format!("unknown mode {other:?}: expected loo or 10fold"))),
+            other => {
+                return Err(bad(
+                    "--cv",
+                    format!("unknown mode {other:?}: expected loo or 10fold"),
+                ))
+            }
         };
         let mut bar = Bar::new("folds");
         let r = pollster::block_on(project::cross_val(dev, sc, sp, opts, mode, &mut |d, t| {
@@ -351,7 +395,12 @@ fn write_outputs<D: Device>(
         }))?;
         let mut t = String::from("gene,test_score,sparsity_sp\n");
         for g in &r.test_genes {
-            t.push_str(&format!("{},{},{}\n", csv_field(&g.gene), num(g.score), g.sparsity_sp));
+            t.push_str(&format!(
+                "{},{},{}\n",
+                csv_field(&g.gene),
+                num(g.score),
+                g.sparsity_sp
+            ));
         }
         write(&out.join("cv_test_genes.csv"), t.as_bytes())?;
         cv_json = serde_json::json!({
@@ -391,7 +440,9 @@ fn write_outputs<D: Device>(
     });
     write(
         &out.join("summary.json"),
-        serde_json::to_string_pretty(&summary).expect("json").as_bytes(),
+        serde_json::to_string_pretty(&summary)
+            .expect("json")
+            .as_bytes(),
     )?;
     eprintln!("wrote {}", out.display());
     Ok(())

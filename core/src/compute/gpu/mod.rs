@@ -112,6 +112,11 @@ impl Gpu {
         )
     }
 
+    /// A CPU emulation (lavapipe, SwiftShader): right answers, no speed.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// The largest buffer one kernel can bind on this adapter, in bytes.
     pub fn max_buffer_bytes(&self) -> u64 {
         self.max_binding

@@ -292,7 +292,7 @@ fn tangram_writes_every_output_and_bench_reports_ratios() {
         .args([
             "-c",
             "import sys, anndata as ad; a = ad.read_h5ad(sys.argv[1]); p = a.obsm['tangram_ct_pred']; \
-             assert p.shape == (313, 17), p.shape; assert abs(p.values.sum(1).mean() - 510 / 313) < 0.05, p.values.sum(1).mean(); \
+             assert p.shape == (313, 17), p.shape; assert abs(p.values.sum() - 17) < 1e-3, p.values.sum(); \
              assert len(a.uns['training_genes']) > 100; b = ad.read_h5ad(sys.argv[2]); assert b.var['is_training'].sum() > 100",
             out.join("sp_mapped.h5ad").to_str().unwrap(),
             out.join("sp_imputed.h5ad").to_str().unwrap(),

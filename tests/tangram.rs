@@ -13,7 +13,7 @@ use tessera_core::compute::gpu::Gpu;
 use tessera_core::data::{Column, Dataset, Dense, Frame, Matrix};
 use tessera_core::io::{self, npy, FileSet, TableOptions};
 use tessera_core::models::numpy_rng::LegacyNormal;
-use tessera_core::models::tangram::{self, fit, prep, Mapping, Mode, Named, Options};
+use tessera_core::models::tangram::{self, fit, prep, project, Mapping, Mode, Named, Options};
 
 const PAIRS: [(&str, &str, &str); 2] = [
     (

@@ -60,6 +60,7 @@ fn bcast(p: &[f32], i: usize) -> f64 {
 }
 
 /// Below this many elements a pass stays on one thread.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 const PAR_MIN: usize = 1 << 16;
 
 fn threads() -> usize {
@@ -78,12 +79,8 @@ fn threads() -> usize {
 fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let rows = out.len().checked_div(row_len).unwrap_or(0);
     let t = threads();
-    if t <= 1 || out.len() < PAR_MIN || rows < 2 {
-        f(0, out);
-        return;
-    }
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    if t > 1 && out.len() >= PAR_MIN && rows >= 2 {
         let per = rows.div_ceil(t);
         std::thread::scope(|s| {
             for (i, chunk) in out.chunks_mut(per * row_len).enumerate() {
@@ -91,7 +88,10 @@ fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
                 s.spawn(move || f(i * per, chunk));
             }
         });
+        return;
     }
+    let _ = (t, rows);
+    f(0, out);
 }
 
 /// Elementwise pass out[i] = f(i) over chunks (threads when large).
@@ -545,12 +545,8 @@ impl Device for Cpu {
             }
         };
         let t = threads();
-        if t <= 1 || n < PAR_MIN {
-            update(0, ws, ms, vs);
-            return;
-        }
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        if t > 1 && n >= PAR_MIN {
             let per = n.div_ceil(t);
             std::thread::scope(|s| {
                 let parts = ws
@@ -563,7 +559,10 @@ impl Device for Cpu {
                     s.spawn(move || update(i * per, w, m, v));
                 }
             });
+            return;
         }
+        let _ = t;
+        update(0, ws, ms, vs);
     }
 
     fn random(&self, normal: bool, seed: u64, offset: u32, out: &CpuBuf) {

@@ -2,16 +2,26 @@
 //!
 //! P = softmax_rows(M); G_pred = Pᵀ S' (S' = S, or f ∘ S row-wise in
 //! constrained mode with f = sigmoid(F)). Minimised:
-//!   L = −λ_g1 mean_genes cos(G_pred, G) − λ_g2 mean_spots cos(G_pred, G)
-//!       + λ_d Σ_j d_j log(d_j / d_pred_j) + λ_r H(P)
-//!       + λ_count |Σf − target| + λ_f_reg Σ(f − f²)
+//!
+//! ```text
+//! L = −λ_g1 mean_genes cos(G_pred, G) − λ_g2 mean_spots cos(G_pred, G)
+//!     + λ_d Σ_j d_j log(d_j / d_pred_j) + λ_r H(P)
+//!     + λ_count |Σf − target| + λ_f_reg Σ(f − f²)
+//! ```
+//!
 //! with d_pred = wᵀ P, w_i = 1/n (cells), the cluster fraction (clusters)
-//! or f_i / Σf (constrained), and H(P) = −Σ P log P.
-//! Gradients: dL/dG_pred from `cosine_grad`; dL/dP = S' dL/dG_predᵀ
-//! + w ⊗ q with q_j = −λ_d d_j / d_pred_j, − λ_r (log P + 1); dL/dM by
-//! `softmax_backward`. For f: dL/df_i = Σ_j P_ij (S dL/dG_predᵀ)_ij
-//! + ((P q)_i − q·d_pred)/Σf + λ_count sign(Σf − target) + λ_f_reg (1 − 2f_i),
-//! and dL/dF = dL/df · f(1 − f). Adam as torch.optim.Adam (β 0.9, 0.999, ε 1e-8).
+//! or f_i / Σf (constrained), and H(P) = −Σ P log P. Gradients:
+//!
+//! ```text
+//! dL/dG_pred  from cosine_grad
+//! dL/dP       = S' dL/dG_predᵀ + w ⊗ q − λ_r (log P + 1),  q_j = −λ_d d_j / d_pred_j
+//! dL/dM       = softmax_backward(P, dL/dP)
+//! dL/df_i     = Σ_j P_ij (S dL/dG_predᵀ)_ij + ((P q)_i − q·d_pred) / Σf
+//!               + λ_count sign(Σf − target) + λ_f_reg (1 − 2 f_i)
+//! dL/dF       = dL/df · f (1 − f)
+//! ```
+//!
+//! Adam as torch.optim.Adam (β 0.9, 0.999, ε 1e-8).
 //!
 //! Cells are processed in row blocks small enough for the device's largest
 //! buffer, so a map larger than one binding (WebGPU: 128 MiB–1 GiB) still fits.

@@ -335,11 +335,12 @@ fn polyfit2(x: &[f64], y: &[f64]) -> Option<[f64; 3]> {
         if a[col][col].abs() < 1e-12 {
             return None;
         }
-        for r in 0..3 {
+        let pivot = a[col];
+        for (r, row) in a.iter_mut().enumerate() {
             if r != col {
-                let f = a[r][col] / a[col][col];
-                for c in col..4 {
-                    a[r][c] -= f * a[col][c];
+                let f = row[col] / pivot[col];
+                for (x, p) in row.iter_mut().zip(pivot).skip(col) {
+                    *x -= f * p;
                 }
             }
         }

@@ -73,66 +73,77 @@ pub async fn project_genes<D: Device>(
     let genes: Vec<String> = cols.iter().map(|&c| sc.data.var.index[c].clone()).collect();
     let (ns, gk) = (m.spots.len(), cols.len());
     let mut out = vec![0f32; ns * gk];
-    match &m.cell_cluster {
-        Some(of_cell) => {
-            let cl = prep::Clusters {
-                names: m.rows.clone(),
-                of_cell: of_cell.clone(),
-                density: vec![],
-            };
-            let agg = prep::aggregate(&cl, &x.columns_dense(&cols), gk, scale);
-            let c = dev.zeros(ns * gk);
-            let g = Gemm {
-                trans_a: true,
-                ..Gemm::new(ns, gk, m.rows.len())
-            };
-            dev.gemm(g, &dev.upload(&m.matrix), &dev.upload(&agg), &c);
-            out = dev.read(&c).await;
-        }
-        None => {
-            // Row blocks of cells: out += (X_bᵀ P_b)ᵀ with X_b sparse.
-            let csr = match x.to_csr() {
-                Matrix::Csr(s) => s,
-                _ => unreachable!("to_csr returns CSR"),
-            };
-            let mut slot = vec![u32::MAX; nonzero.len()];
-            for (j, &c) in cols.iter().enumerate() {
-                slot[c] = j as u32;
-            }
-            let n = m.rows.len();
-            let per = (dev.max_buffer_len() / ns.max(gk).max(1)).clamp(1, n.max(1));
-            for r0 in (0..n).step_by(per) {
-                let nb = per.min(n - r0);
-                let (mut ip, mut ix, mut dv) = (vec![0u32], vec![], vec![]);
-                for r in r0..r0 + nb {
-                    for i in csr.indptr[r] as usize..csr.indptr[r + 1] as usize {
-                        let j = slot[csr.indices[i] as usize];
-                        if j != u32::MAX && csr.data[i] != 0.0 {
-                            ix.push(j);
-                            dv.push(csr.data[i]);
-                        }
-                    }
-                    ip.push(ix.len() as u32);
-                }
-                let (ipb, ixb, dvb) = (
-                    dev.upload_index(&ip),
-                    dev.upload_index(&ix),
-                    dev.upload(&dv),
-                );
-                let a = Csr {
-                    rows: nb,
-                    cols: gk,
-                    indptr: &ipb,
-                    indices: &ixb,
-                    data: &dvb,
+    let n = m.rows.len();
+    let max = dev.max_buffer_len();
+    // Gene chunks and row blocks keep every buffer within one binding.
+    let gc = (max / ns.max(n).max(1)).clamp(1, gk.max(1));
+    let per = (max / ns.max(gc).max(1)).clamp(1, n.max(1));
+    let csr = match (&m.cell_cluster, x.to_csr()) {
+        (None, Matrix::Csr(s)) => Some(s),
+        _ => None,
+    };
+    for g0 in (0..gk).step_by(gc) {
+        let chunk = &cols[g0..(g0 + gc).min(gk)];
+        let w = chunk.len();
+        match &m.cell_cluster {
+            Some(of_cell) => {
+                let cl = prep::Clusters {
+                    names: m.rows.clone(),
+                    of_cell: of_cell.clone(),
+                    density: vec![],
                 };
-                let pb = dev.upload(&m.matrix[r0 * ns..(r0 + nb) * ns]);
-                let c = dev.zeros(gk * ns);
-                dev.csr_mm(&a, &pb, ns, true, &c);
+                let agg = prep::aggregate(&cl, &x.columns_dense(chunk), w, scale);
+                let c = dev.zeros(ns * w);
+                let g = Gemm {
+                    trans_a: true,
+                    ..Gemm::new(ns, w, n)
+                };
+                dev.gemm(g, &dev.upload(&m.matrix), &dev.upload(&agg), &c);
                 let part = dev.read(&c).await;
-                for g in 0..gk {
-                    for j in 0..ns {
-                        out[j * gk + g] += part[g * ns + j];
+                for j in 0..ns {
+                    out[j * gk + g0..j * gk + g0 + w].copy_from_slice(&part[j * w..(j + 1) * w]);
+                }
+            }
+            None => {
+                // Row blocks of cells: out += (X_bᵀ P_b)ᵀ with X_b sparse.
+                let csr = csr.as_ref().expect("CSR copy of X");
+                let mut slot = vec![u32::MAX; nonzero.len()];
+                for (j, &c) in chunk.iter().enumerate() {
+                    slot[c] = j as u32;
+                }
+                for r0 in (0..n).step_by(per) {
+                    let nb = per.min(n - r0);
+                    let (mut ip, mut ix, mut dv) = (vec![0u32], vec![], vec![]);
+                    for r in r0..r0 + nb {
+                        for i in csr.indptr[r] as usize..csr.indptr[r + 1] as usize {
+                            let j = slot[csr.indices[i] as usize];
+                            if j != u32::MAX && csr.data[i] != 0.0 {
+                                ix.push(j);
+                                dv.push(csr.data[i]);
+                            }
+                        }
+                        ip.push(ix.len() as u32);
+                    }
+                    let (ipb, ixb, dvb) = (
+                        dev.upload_index(&ip),
+                        dev.upload_index(&ix),
+                        dev.upload(&dv),
+                    );
+                    let a = Csr {
+                        rows: nb,
+                        cols: w,
+                        indptr: &ipb,
+                        indices: &ixb,
+                        data: &dvb,
+                    };
+                    let pb = dev.upload(&m.matrix[r0 * ns..(r0 + nb) * ns]);
+                    let c = dev.zeros(w * ns);
+                    dev.csr_mm(&a, &pb, ns, true, &c);
+                    let part = dev.read(&c).await;
+                    for g in 0..w {
+                        for j in 0..ns {
+                            out[j * gk + g0 + g] += part[g * ns + j];
+                        }
                     }
                 }
             }

@@ -715,3 +715,54 @@ fn projections_and_cross_validation_on_the_visium_pair() {
     assert!(r.metrics.auc_score.is_finite() && (0.0..=1.0).contains(&r.metrics.auc_score));
     assert!(r.metrics.sp_sparsity_score > 0.5);
 }
+
+#[test]
+fn density_priors_follow_the_reference_rules() {
+    let (sc, sp) = toy();
+    let (scn, spn) = (
+        Named {
+            name: "sc",
+            data: &sc,
+        },
+        Named {
+            name: "sp",
+            data: &sp,
+        },
+    );
+    let run = |mode: Mode, prior: tangram::DensityPrior| {
+        let mut o = opts(mode);
+        o.hyper.num_epochs = 30;
+        o.density_prior = prior;
+        block(tangram::map_cells_to_space(
+            &Cpu,
+            scn,
+            spn,
+            &o,
+            &mut |_, _| {},
+        ))
+        .unwrap()
+    };
+    use tangram::DensityPrior::{None as NoPrior, RnaCountBased, Uniform};
+    // A prior forces lambda_d to 1; none leaves the KL term off in cells mode.
+    let u = run(Mode::Cells, Uniform);
+    assert_eq!(u.hyper.lambda_d, 1.0);
+    assert!(u.history.kl_reg.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let r = run(Mode::Cells, RnaCountBased);
+    assert!(
+        (r.history.kl_reg[0] - u.history.kl_reg[0]).abs() > 1e-6,
+        "the priors differ"
+    );
+    let n = run(Mode::Cells, NoPrior);
+    assert_eq!(n.hyper.lambda_d, 0.0);
+    assert!(n.history.kl_reg.iter().all(|v| v.is_nan()));
+    // Clusters mode falls back to uniform.
+    let c = run(Mode::Clusters, NoPrior);
+    assert_eq!(c.density_prior, Uniform);
+    assert!(c.history.kl_reg.iter().all(|v| v.is_finite()));
+    // Explicit lambda_d without a prior is an error.
+    let mut o = opts(Mode::Cells);
+    o.density_prior = NoPrior;
+    o.hyper.lambda_d = 0.5;
+    let e = expect_err(&sc, &sp, &o);
+    assert!(e.contains("density prior is none"), "{e}");
+}

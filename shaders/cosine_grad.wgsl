@@ -1,9 +1,10 @@
 // Cosine similarity of matching rows (axis 0) or columns (axis 1) of a and b
-// with norms clamped at 1e-8 (torch's rule), and weight times its gradient
-// w.r.t. a: w * (b / (|a||b|) - cos * a / |a|^2). One workgroup per output.
-// Params twin: core/src/compute/gpu/reduce.rs (CosineGradParams).
+// with norms clamped at 1e-8 (torch's rule), and, when with_grad is 1, weight
+// times its gradient w.r.t. a: w * (b / (|a||b|) - cos * a / |a|^2).
+// One workgroup per output. Serves both the cosine and cosine_grad ops.
+// Params twin: core/src/compute/gpu/reduce.rs (CosineParams).
 
-struct Params { rows: u32, cols: u32, axis: u32, weight: f32 }
+struct Params { rows: u32, cols: u32, axis: u32, weight: f32, with_grad: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -38,6 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let cb = p.weight / (na * nb);
     let ca = -p.weight * c / (na * na);
     if (lid == 0u) { cos[o] = c; }
+    if (p.with_grad == 0u) { return; }
     for (var i = lid; i < inner; i += WG) {
         var k = o * p.cols + i;
         if (p.axis == 1u) { k = i * p.cols + o; }

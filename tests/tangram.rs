@@ -163,16 +163,7 @@ fn preprocessing_matches_the_reference_inputs() {
     };
     for (pair, sc_rel, sp_rel) in PAIRS {
         let (sc, sp) = (load(&data, sc_rel), load(&data, sp_rel));
-        let (scn, spn) = (
-            Named {
-                name: sc_rel,
-                data: &sc,
-            },
-            Named {
-                name: sp_rel,
-                data: &sp,
-            },
-        );
+        let (scn, spn) = (Named::new(sc_rel, &sc), Named::new(sp_rel, &sp));
         let p = prep::prepare(scn, spn, None).unwrap();
         let dir = ref_dir(&data, pair, "clusters");
         let ref_genes = lines(&dir.join("training_genes.csv"));
@@ -232,16 +223,7 @@ fn check_mode(pair: &str, sc_rel: &str, sp_rel: &str, mode: Mode) {
         return;
     };
     let (sc, sp) = (load(&data, sc_rel), load(&data, sp_rel));
-    let (scn, spn) = (
-        Named {
-            name: sc_rel,
-            data: &sc,
-        },
-        Named {
-            name: sp_rel,
-            data: &sp,
-        },
-    );
+    let (scn, spn) = (Named::new(sc_rel, &sc), Named::new(sp_rel, &sp));
     let mut ticks = 0;
     let m = block(tangram::map_cells_to_space(
         &Cpu,
@@ -369,20 +351,15 @@ fn toy() -> (Dataset, Dataset) {
     (sc, sp)
 }
 
+fn toy_named<'a>(sc: &'a Dataset, sp: &'a Dataset) -> (Named<'a>, Named<'a>) {
+    (Named::new("sc", sc), Named::new("sp", sp))
+}
+
 #[test]
 fn every_mode_runs_on_the_gpu_like_the_cpu() {
     let gpu = block(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
     let (sc, sp) = toy();
-    let (scn, spn) = (
-        Named {
-            name: "sc",
-            data: &sc,
-        },
-        Named {
-            name: "sp",
-            data: &sp,
-        },
-    );
+    let (scn, spn) = toy_named(&sc, &sp);
     for mode in [Mode::Cells, Mode::Clusters, Mode::Constrained] {
         let mut o = opts(mode);
         o.hyper.num_epochs = 200;
@@ -522,16 +499,7 @@ fn loss_gradient_matches_finite_differences() {
 }
 
 fn expect_err(sc: &Dataset, sp: &Dataset, o: &Options) -> String {
-    let (scn, spn) = (
-        Named {
-            name: "sc.h5ad",
-            data: sc,
-        },
-        Named {
-            name: "sp.h5ad",
-            data: sp,
-        },
-    );
+    let (scn, spn) = (Named::new("sc.h5ad", sc), Named::new("sp.h5ad", sp));
     match block(tangram::map_cells_to_space(
         &Cpu,
         scn,
@@ -598,16 +566,7 @@ fn bad_inputs_get_named_errors() {
 #[test]
 fn row_blocks_give_the_same_fit_as_one_block() {
     let (sc, sp) = toy();
-    let (scn, spn) = (
-        Named {
-            name: "sc",
-            data: &sc,
-        },
-        Named {
-            name: "sp",
-            data: &sp,
-        },
-    );
+    let (scn, spn) = toy_named(&sc, &sp);
     let p = prep::prepare(scn, spn, None).unwrap();
     let hp = fit::Hyper {
         num_epochs: 50,
@@ -648,16 +607,7 @@ fn projections_and_cross_validation_on_the_visium_pair() {
     };
     let (pair, sc_rel, sp_rel) = PAIRS[0];
     let (sc, sp) = (load(&data, sc_rel), load(&data, sp_rel));
-    let (scn, spn) = (
-        Named {
-            name: sc_rel,
-            data: &sc,
-        },
-        Named {
-            name: sp_rel,
-            data: &sp,
-        },
-    );
+    let (scn, spn) = (Named::new(sc_rel, &sc), Named::new(sp_rel, &sp));
     let o = opts(Mode::Clusters);
     let m = block(tangram::map_cells_to_space(
         &Cpu,
@@ -719,16 +669,7 @@ fn projections_and_cross_validation_on_the_visium_pair() {
 #[test]
 fn density_priors_follow_the_reference_rules() {
     let (sc, sp) = toy();
-    let (scn, spn) = (
-        Named {
-            name: "sc",
-            data: &sc,
-        },
-        Named {
-            name: "sp",
-            data: &sp,
-        },
-    );
+    let (scn, spn) = toy_named(&sc, &sp);
     let run = |mode: Mode, prior: tangram::DensityPrior| {
         let mut o = opts(mode);
         o.hyper.num_epochs = 30;

@@ -380,7 +380,9 @@ impl Device for Cpu {
         let stats = cosine_stats(axis, &a, &b, rows, cols);
         let r: Vec<f32> = stats
             .iter()
-            .map(|&(ab, aa, bb)| (ab / (aa.sqrt() * bb.sqrt()).max(1e-12)) as f32)
+            .map(|&(ab, aa, bb)| {
+                (ab / (aa.sqrt().max(COSINE_EPS) * bb.sqrt().max(COSINE_EPS))) as f32
+            })
             .collect();
         out.0.borrow_mut()[..r.len()].copy_from_slice(&r);
     }

@@ -195,7 +195,8 @@ pub trait Device {
         cols: usize,
         dx: &Self::Buf,
     );
-    /// Cosine similarity of matching rows (or columns) of a and b.
+    /// Cosine similarity of matching rows (or columns) of a and b, each norm
+    /// clamped at 1e-8 as torch does.
     fn cosine(
         &self,
         axis: Axis,

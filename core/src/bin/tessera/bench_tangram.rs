@@ -164,16 +164,7 @@ pub fn run(
         mine[0].sc.display().to_string(),
         mine[0].sp.display().to_string(),
     );
-    let (scn, spn) = (
-        Named {
-            name: &scs,
-            data: &sc,
-        },
-        Named {
-            name: &sps,
-            data: &sp,
-        },
-    );
+    let (scn, spn) = (Named::new(&scs, &sc), Named::new(&sps, &sp));
     let names: Vec<String> = if devices.is_empty() {
         vec!["cpu".into(), "auto".into()]
     } else {

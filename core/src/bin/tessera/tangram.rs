@@ -178,14 +178,8 @@ pub fn run(a: TangramArgs) -> Result<(), io::Error> {
     let sc = load(&a.sc, &a.table)?;
     let sp = load(&a.sp, &a.table)?;
     let (sc_name, sp_name) = (a.sc[0].display().to_string(), a.sp[0].display().to_string());
-    let scn = Named {
-        name: &sc_name,
-        data: &sc.dataset,
-    };
-    let spn = Named {
-        name: &sp_name,
-        data: &sp.dataset,
-    };
+    let scn = Named::new(&sc_name, &sc.dataset);
+    let spn = Named::new(&sp_name, &sp.dataset);
     let dev = device::open(a.device.as_deref())?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;

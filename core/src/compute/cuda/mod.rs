@@ -29,13 +29,12 @@ macro_rules! cuda_kernel {
     };
 }
 
-const KERNELS: [(&str, &str); 17] = [
+const KERNELS: [(&str, &str); 16] = [
     cuda_kernel!("unary"),
     cuda_kernel!("binary"),
     cuda_kernel!("reduce"),
     cuda_kernel!("softmax_rows"),
     cuda_kernel!("softmax_backward"),
-    cuda_kernel!("cosine"),
     cuda_kernel!("cosine_grad"),
     cuda_kernel!("gather"),
     cuda_kernel!("scatter_add"),
@@ -141,6 +140,49 @@ impl Cuda {
             .arg(&code)
             .arg(&rl);
         check("binary", unsafe { l.launch(one_d(n)) });
+    }
+
+    /// Cosines of rows or columns, and `weight` times their gradient when `with_grad`.
+    #[allow(clippy::too_many_arguments)]
+    fn cosine_kernel(
+        &self,
+        axis: Axis,
+        a: &CudaBuf,
+        b: &CudaBuf,
+        rows: usize,
+        cols: usize,
+        weight: f32,
+        with_grad: bool,
+        cos: &CudaBuf,
+        grad: &CudaBuf,
+    ) {
+        let (ab, bb) = (a.0.borrow(), b.0.borrow());
+        let (mut cb, mut gb) = (cos.0.borrow_mut(), grad.0.borrow_mut());
+        let n_out = if axis == Axis::Rows { rows } else { cols };
+        assert!(
+            ab.len() >= rows * cols && bb.len() >= rows * cols && cb.len() >= n_out,
+            "cosine: bad lengths"
+        );
+        let (r, c, ax, wg) = (
+            rows as u32,
+            cols as u32,
+            u32::from(axis == Axis::Cols),
+            u32::from(with_grad),
+        );
+        let f = self.func("cosine_grad");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*ab)
+            .arg(&*bb)
+            .arg(&mut *cb)
+            .arg(&mut *gb)
+            .arg(&r)
+            .arg(&c)
+            .arg(&ax)
+            .arg(&weight)
+            .arg(&wg);
+        if let Some(cfg) = per_block(n_out) {
+            check("cosine", unsafe { l.launch(cfg) });
+        }
     }
 
     fn func(&self, name: &'static str) -> CudaFunction {
@@ -354,30 +396,11 @@ impl Device for Cuda {
         cos: &CudaBuf,
         grad: &CudaBuf,
     ) {
-        let (ab, bb) = (a.0.borrow(), b.0.borrow());
-        let (mut cb, mut gb) = (cos.0.borrow_mut(), grad.0.borrow_mut());
-        let n_out = if axis == Axis::Rows { rows } else { cols };
         assert!(
-            ab.len() >= rows * cols
-                && bb.len() >= rows * cols
-                && cb.len() >= n_out
-                && gb.len() >= rows * cols,
-            "cosine_grad: bad lengths"
+            grad.0.borrow().len() >= rows * cols,
+            "cosine_grad: grad too small"
         );
-        let (r, c, ax) = (rows as u32, cols as u32, u32::from(axis == Axis::Cols));
-        let f = self.func("cosine_grad");
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*ab)
-            .arg(&*bb)
-            .arg(&mut *cb)
-            .arg(&mut *gb)
-            .arg(&r)
-            .arg(&c)
-            .arg(&ax)
-            .arg(&weight);
-        if let Some(cfg) = per_block(n_out) {
-            check("cosine_grad", unsafe { l.launch(cfg) });
-        }
+        self.cosine_kernel(axis, a, b, rows, cols, weight, true, cos, grad);
     }
 
     fn cosine(
@@ -389,14 +412,8 @@ impl Device for Cuda {
         cols: usize,
         out: &CudaBuf,
     ) {
-        let (ab, bb, mut ob) = (a.0.borrow(), b.0.borrow(), out.0.borrow_mut());
-        let (r, c, ax) = (rows as u32, cols as u32, u32::from(axis == Axis::Cols));
-        let f = self.func("cosine");
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*ab).arg(&*bb).arg(&mut *ob).arg(&r).arg(&c).arg(&ax);
-        if let Some(cfg) = per_block(if axis == Axis::Rows { rows } else { cols }) {
-            check("cosine", unsafe { l.launch(cfg) });
-        }
+        let placeholder = self.zeros(1);
+        self.cosine_kernel(axis, a, b, rows, cols, 0.0, false, out, &placeholder);
     }
 
     fn gather(&self, x: &CudaBuf, idx: &CudaIndex, out: &CudaBuf) {

@@ -1,8 +1,8 @@
 //! One workgroup per output row or column: reductions, row softmax, cosine.
-//! WGSL twins: shaders/{reduce,softmax_rows,softmax_backward,cosine,cosine_grad}.wgsl.
+//! WGSL twins: shaders/{reduce,softmax_rows,softmax_backward,cosine_grad}.wgsl.
 
 use super::{grid, kernel, Gpu, GpuBuf};
-use crate::compute::{Axis, Reduce};
+use crate::compute::{Axis, Device, Reduce};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -15,11 +15,14 @@ struct ReduceParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct CosineGradParams {
+struct CosineParams {
     rows: u32,
     cols: u32,
     axis: u32,
     weight: f32,
+    /// 0: cosines only (the grad binding is a placeholder).
+    with_grad: u32,
+    _pad: [u32; 3],
 }
 
 fn params(rows: usize, cols: usize, op: u32, axis: Axis) -> ReduceParams {
@@ -92,20 +95,12 @@ pub(super) fn cosine(
     cols: usize,
     out: &GpuBuf,
 ) {
-    let n_out = outputs(axis, rows, cols);
     assert!(
-        a.len >= rows * cols && b.len >= rows * cols && out.len >= n_out,
+        a.len >= rows * cols && b.len >= rows * cols && out.len >= outputs(axis, rows, cols),
         "cosine: bad lengths"
     );
-    let p = params(rows, cols, 0, axis);
-    let bufs = [&a.buf, &b.buf, &out.buf];
-    gpu.dispatch(
-        &kernel!("cosine", "common", "workgroup"),
-        bytemuck::bytes_of(&p),
-        &bufs,
-        grid(n_out),
-        None,
-    );
+    let placeholder = gpu.zeros(1);
+    cosine_kernel(gpu, axis, a, b, rows, cols, 0.0, false, out, &placeholder);
 }
 
 pub(super) fn softmax_backward(
@@ -142,22 +137,42 @@ pub(super) fn cosine_grad(
     cos: &GpuBuf,
     grad: &GpuBuf,
 ) {
-    let n_out = outputs(axis, rows, cols);
     assert!(
-        a.len >= rows * cols && b.len >= rows * cols && cos.len >= n_out && grad.len >= rows * cols,
+        a.len >= rows * cols
+            && b.len >= rows * cols
+            && cos.len >= outputs(axis, rows, cols)
+            && grad.len >= rows * cols,
         "cosine_grad: bad lengths"
     );
-    let p = CosineGradParams {
+    cosine_kernel(gpu, axis, a, b, rows, cols, weight, true, cos, grad);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cosine_kernel(
+    gpu: &Gpu,
+    axis: Axis,
+    a: &GpuBuf,
+    b: &GpuBuf,
+    rows: usize,
+    cols: usize,
+    weight: f32,
+    with_grad: bool,
+    cos: &GpuBuf,
+    grad: &GpuBuf,
+) {
+    let p = CosineParams {
         rows: rows as u32,
         cols: cols as u32,
         axis: u32::from(axis == Axis::Cols),
         weight,
+        with_grad: u32::from(with_grad),
+        _pad: [0; 3],
     };
     gpu.dispatch(
         &kernel!("cosine_grad", "common", "workgroup"),
         bytemuck::bytes_of(&p),
         &[&a.buf, &b.buf, &cos.buf, &grad.buf],
-        grid(n_out),
+        grid(outputs(axis, rows, cols)),
         None,
     );
 }

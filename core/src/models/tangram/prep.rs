@@ -17,6 +17,12 @@ pub struct Named<'a> {
     pub data: &'a Dataset,
 }
 
+impl<'a> Named<'a> {
+    pub fn new(name: &'a str, data: &'a Dataset) -> Named<'a> {
+        Named { name, data }
+    }
+}
+
 /// One side after filtering: X, and for each kept gene its column and the
 /// lower-case unique name used for matching.
 struct Side<'a> {

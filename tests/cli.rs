@@ -365,3 +365,57 @@ fn tangram_writes_every_output_and_bench_reports_ratios() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn cell2location_signatures_write_inf_aver() {
+    let Some(data) = common::data_dir("cell2location_signatures_write_inf_aver") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-c2l-{}", std::process::id()));
+    let reference = data.join("rctd_visium_hippocampus/derived/reference.h5ad");
+    let r = reference.to_str().unwrap();
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "signatures",
+        "--ref",
+        r,
+        "--labels",
+        "cell_type",
+        "--method",
+        "average",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let inf = std::fs::read_to_string(dir.join("inf_aver.csv")).unwrap();
+    let header: Vec<&str> = inf.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 18);
+    assert_eq!(inf.lines().count(), 308, "307 genes kept + header");
+    assert!(dir.join("sc.h5ad").exists() && dir.join("filter_genes.csv").exists());
+    // The model that is not there yet says so; a wrong label column is named.
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "signatures",
+        "--ref",
+        r,
+        "--labels",
+        "cell_type",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--method average"), "{err}");
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "signatures",
+        "--ref",
+        r,
+        "--labels",
+        "celltype",
+        "--method",
+        "average",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("obs['celltype']"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -7,3 +7,4 @@ pub mod data;
 pub mod demo;
 pub mod io;
 pub mod models;
+pub mod prep;

@@ -1,4 +1,6 @@
 //! The methods, each written once against the compute [`Device`](crate::compute::Device).
 
+pub mod named;
 pub mod numpy_rng;
+pub mod regression;
 pub mod tangram;

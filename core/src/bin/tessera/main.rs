@@ -1,6 +1,7 @@
 //! `tessera`: the native command line (inspect, convert, map, benchmark).
 
 mod bench_tangram;
+mod cell2location;
 mod device;
 mod progress;
 mod tangram;
@@ -80,6 +81,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+    /// cell2location's steps: reference signatures (more to come)
+    Cell2location {
+        #[command(subcommand)]
+        what: cell2location::Cell2location,
     },
     /// Map single cells onto space (Tangram): cells, clusters or constrained mode
     Tangram(Box<tangram::TangramArgs>),
@@ -251,6 +257,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
                 },
         } => bench_tangram::run(data, &device, epochs, json)?,
         Command::Tangram(args) => tangram::run(*args)?,
+        Command::Cell2location { what } => cell2location::run(what)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
             std::fs::create_dir_all(&out)

@@ -1,0 +1,131 @@
+//! `tessera cell2location`: the lymph-node tutorial's steps as commands.
+
+use std::path::PathBuf;
+
+use tessera_core::data::Column;
+use tessera_core::io::{self, h5ad_write};
+use tessera_core::models::named::Named;
+use tessera_core::models::regression;
+use tessera_core::prep::filter::{self, FilterGenes};
+
+use crate::{load, write, TableArgs};
+
+#[derive(clap::Subcommand)]
+pub enum Cell2location {
+    /// Reference cell-type signatures (inf_aver) from a labelled single-cell reference
+    Signatures(Box<SignaturesArgs>),
+}
+
+#[derive(clap::Args)]
+pub struct SignaturesArgs {
+    /// Single-cell reference with raw counts
+    #[arg(long = "ref", required = true, num_args = 1..)]
+    reference: Vec<PathBuf>,
+    /// obs column with the cell-type labels
+    #[arg(long)]
+    labels: String,
+    /// regression (cell2location's NB model) or average (per-cluster means)
+    #[arg(long, default_value = "regression")]
+    method: String,
+    /// filter_genes: cell_count_cutoff
+    #[arg(long, default_value_t = 15.0)]
+    cell_count_cutoff: f64,
+    /// filter_genes: cell_percentage_cutoff2
+    #[arg(long, default_value_t = 0.05)]
+    cell_percentage_cutoff2: f64,
+    /// filter_genes: nonz_mean_cutoff
+    #[arg(long, default_value_t = 1.12)]
+    nonz_mean_cutoff: f64,
+    /// Keep every gene (skip filter_genes)
+    #[arg(long)]
+    no_filter: bool,
+    /// Output folder
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    table: TableArgs,
+}
+
+pub fn run(c: Cell2location) -> Result<(), io::Error> {
+    match c {
+        Cell2location::Signatures(a) => signatures(*a),
+    }
+}
+
+fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
+    let name = a.reference[0].display().to_string();
+    if a.method != "average" && a.method != "regression" {
+        return Err(io::Error::new(
+            "tessera cell2location signatures",
+            "--method",
+            format!(
+                "unknown method {:?}: expected regression or average",
+                a.method
+            ),
+        ));
+    }
+    if a.method == "regression" {
+        return Err(io::Error::new(
+            "tessera cell2location signatures",
+            "--method",
+            "the NB regression model is not in this version yet; --method average gives the per-cluster means it starts from",
+        ));
+    }
+    let mut reference = load(&a.reference, &a.table)?.dataset;
+    filter::check_counts(&name, &reference)?;
+    let n0 = reference.n_vars();
+    if !a.no_filter {
+        let f = filter::filter_genes(
+            reference.x.as_ref().expect("checked"),
+            FilterGenes {
+                cell_count_cutoff: a.cell_count_cutoff,
+                cell_percentage_cutoff2: a.cell_percentage_cutoff2,
+                nonz_mean_cutoff: a.nonz_mean_cutoff,
+            },
+        );
+        let mut report = String::from("gene,n_cells,nonz_mean,kept\n");
+        for (g, gene) in reference.var.index.iter().enumerate() {
+            report.push_str(&format!(
+                "{gene},{},{},{}\n",
+                f.n_cells[g],
+                f.nonz_mean[g],
+                if f.keep[g] { "True" } else { "False" }
+            ));
+        }
+        std::fs::create_dir_all(&a.out)
+            .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
+        write(&a.out.join("filter_genes.csv"), report.as_bytes())?;
+        let kept = f.kept();
+        if kept.is_empty() {
+            return Err(io::Error::new(
+                &name,
+                "X",
+                "filter_genes kept no gene; lower --cell-count-cutoff / --cell-percentage-cutoff2 or pass --no-filter",
+            ));
+        }
+        filter::subset_genes(&mut reference, &kept);
+        reference.var.set(
+            "n_cells",
+            Column::Int(kept.iter().map(|&g| f.n_cells[g] as i64).collect()),
+        );
+        reference.var.set(
+            "nonz_mean",
+            Column::Float(kept.iter().map(|&g| f.nonz_mean[g]).collect()),
+        );
+    }
+    eprintln!("filter_genes kept {} of {n0} genes", reference.n_vars());
+    let s = regression::cluster_averages(Named::new(&name, &reference), &a.labels)?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
+    write(&a.out.join("inf_aver.csv"), s.to_csv().as_bytes())?;
+    let sc = regression::with_signatures(&reference, &s, "cluster_averages");
+    write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
+    eprintln!(
+        "{} genes x {} cell types ({} cells) -> {}",
+        s.genes.len(),
+        s.cell_types.len(),
+        s.n_cells.iter().sum::<usize>(),
+        a.out.display()
+    );
+    Ok(())
+}

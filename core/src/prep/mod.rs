@@ -1,0 +1,3 @@
+//! Preprocessing shared by the models: gene filters, count checks.
+
+pub mod filter;

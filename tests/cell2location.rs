@@ -1,0 +1,103 @@
+//! cell2location's preprocessing and reference signatures against the
+//! reference run in $TESSERA_DATA/ref/cell2location (cell2location 0.1.5).
+
+mod common;
+
+use std::path::Path;
+
+use tessera_core::io::{self, FileSet, TableOptions};
+use tessera_core::models::named::Named;
+use tessera_core::models::regression;
+use tessera_core::prep::filter::{self, FilterGenes};
+
+fn load(dir: &Path, rel: &str) -> tessera_core::data::Dataset {
+    io::read(
+        FileSet::from_path(&dir.join(rel)).unwrap(),
+        &TableOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    .dataset
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        ab += (x - ma) * (y - mb);
+        aa += (x - ma).powi(2);
+        bb += (y - mb).powi(2);
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
+
+#[test]
+fn cluster_averages_track_the_reference_signatures() {
+    let Some(data) = common::data_dir("cluster_averages_track_the_reference_signatures") else {
+        return;
+    };
+    let rel = "rctd_visium_hippocampus/derived/reference.h5ad";
+    let reference = load(&data, rel);
+    filter::check_counts(rel, &reference).unwrap();
+    let s = regression::cluster_averages(Named::new(rel, &reference), "cell_type").unwrap();
+    assert_eq!(s.cell_types.len(), 17);
+    assert!(
+        s.cell_types.windows(2).all(|w| w[0] < w[1]),
+        "np.unique order"
+    );
+    assert_eq!(s.n_cells.iter().sum::<usize>(), 510);
+    // Posterior means of the reference's NB regression (genes x types, CSV).
+    let text = std::fs::read_to_string(
+        data.join("ref/cell2location/rctd_visium_hippocampus/reference_signatures_means_per_cluster_mu_fg.csv"),
+    )
+    .unwrap();
+    let mut lines = text.lines();
+    let types: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let rows: Vec<(String, Vec<f64>)> = lines
+        .map(|l| {
+            let mut f = l.split(',');
+            let g = f.next().unwrap().to_string();
+            (g, f.map(|v| v.parse().unwrap()).collect())
+        })
+        .collect();
+    let t = s.cell_types.len();
+    for (j, ct) in types.iter().enumerate() {
+        let c = s.cell_types.iter().position(|x| x == ct).unwrap();
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for (g, vals) in &rows {
+            let gi = s.genes.iter().position(|x| x == g).unwrap();
+            ours.push((s.values[gi * t + c] + 1e-3).ln());
+            theirs.push((vals[j] + 1e-3).ln());
+        }
+        let r = pearson(&ours, &theirs);
+        assert!(r >= 0.95, "{ct}: log-scale Pearson {r}");
+    }
+}
+
+#[test]
+fn tutorial_filter_keeps_expressed_genes_on_real_data() {
+    let Some(data) = common::data_dir("tutorial_filter_keeps_expressed_genes") else {
+        return;
+    };
+    let reference = load(&data, "rctd_visium_hippocampus/derived/reference.h5ad");
+    let x = reference.x.as_ref().unwrap();
+    let f = filter::filter_genes(x, FilterGenes::TUTORIAL);
+    let n = x.shape().0 as f64;
+    for g in 0..f.keep.len() {
+        let by_share = f.n_cells[g] as f64 > 0.03 * n;
+        let by_mean = f.n_cells[g] > 5 && f.nonz_mean[g] > 1.12;
+        assert_eq!(
+            f.keep[g],
+            by_share || by_mean,
+            "gene {}",
+            reference.var.index[g]
+        );
+    }
+    assert!(f.kept().len() > 200);
+}

@@ -101,3 +101,80 @@ fn tutorial_filter_keeps_expressed_genes_on_real_data() {
     }
     assert!(f.kept().len() > 200);
 }
+
+#[test]
+fn simulated_spots_carry_their_truth() {
+    use tessera_core::simulate::{visium, VisiumSim};
+    let Some(data) = common::data_dir("simulated_spots_carry_their_truth") else {
+        return;
+    };
+    let rel = "rctd_visium_hippocampus/derived/reference.h5ad";
+    let reference = load(&data, rel);
+    let p = VisiumSim {
+        n_spots: 900,
+        n_zones: 6,
+        seed: 3,
+        ..VisiumSim::default()
+    };
+    let a = visium(Named::new(rel, &reference), "cell_type", &p).unwrap();
+    let b = visium(Named::new(rel, &reference), "cell_type", &p).unwrap();
+    assert_eq!(a.spatial.x, b.spatial.x, "one seed, one result");
+    let c = visium(
+        Named::new(rel, &reference),
+        "cell_type",
+        &VisiumSim {
+            seed: 4,
+            ..p.clone()
+        },
+    )
+    .unwrap();
+    assert_ne!(a.spatial.x, c.spatial.x);
+    let x = a.spatial.x.as_ref().unwrap();
+    assert_eq!(x.shape(), (900, reference.n_vars()));
+    assert!(x.check_values().is_counts());
+    // Half of every type's 30 cells is held out for training.
+    assert_eq!(a.training.n_obs(), 17 * 15);
+    // Spot totals follow the number of cells in them.
+    let t = a.cell_types.len();
+    let cells: Vec<f64> = (0..900)
+        .map(|s| a.abundance[s * t..(s + 1) * t].iter().sum())
+        .collect();
+    let totals = x.row_sums();
+    // (loosely: cell types differ several-fold in size)
+    assert!(
+        pearson(&cells, &totals) > 0.5,
+        "{}",
+        pearson(&cells, &totals)
+    );
+    // Zonal types live in their zone: mean abundance in spots of that zone
+    // beats the mean elsewhere; uniform types are everywhere.
+    let Some(tessera_core::data::Column::Int(zone)) = a.spatial.obs.column("zone") else {
+        panic!("obs zone")
+    };
+    for (k, z) in a.type_zone.iter().enumerate() {
+        let (mut inside, mut outside, mut ni, mut no) = (0f64, 0f64, 0f64, 0f64);
+        for (s, &zs) in zone.iter().enumerate() {
+            let v = a.abundance[s * t + k];
+            if z.is_some_and(|z| zs == z as i64) {
+                inside += v;
+                ni += 1.0;
+            } else {
+                outside += v;
+                no += 1.0;
+            }
+        }
+        match z {
+            Some(_) => assert!(
+                inside / ni.max(1.0) > 2.0 * outside / no.max(1.0),
+                "type {k}"
+            ),
+            None => assert!(outside / no > 0.3, "uniform type {k} is rare"),
+        }
+    }
+    // Labels that are not there are named.
+    let Err(e) = visium(Named::new(rel, &reference), "celltype", &p) else {
+        panic!("a missing label column must fail")
+    };
+    let e = e.to_string();
+    assert!(e.contains("obs['celltype']"), "{e}");
+}

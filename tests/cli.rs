@@ -419,3 +419,39 @@ fn cell2location_signatures_write_inf_aver() {
     assert!(!ok && err.contains("obs['celltype']"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn simulate_visium_writes_counts_and_truth() {
+    let Some(data) = common::data_dir("simulate_visium_writes_counts_and_truth") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-sim-{}", std::process::id()));
+    let reference = data.join("rctd_visium_hippocampus/derived/reference.h5ad");
+    let (ok, _, err) = tessera(&[
+        "simulate",
+        "visium",
+        "--ref",
+        reference.to_str().unwrap(),
+        "--labels",
+        "cell_type",
+        "--spots",
+        "300",
+        "--zones",
+        "4",
+        "--seed",
+        "7",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let truth = std::fs::read_to_string(dir.join("truth_abundance.csv")).unwrap();
+    assert_eq!(truth.lines().count(), 301);
+    assert_eq!(truth.lines().next().unwrap().split(',').count(), 18);
+    let (ok, out, err) = tessera(&["info", dir.join("sp.h5ad").to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["n_obs"], 300);
+    assert_eq!(s["x"]["raw_counts"], true);
+    assert!(dir.join("reference_train.h5ad").exists() && dir.join("cell_types.csv").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

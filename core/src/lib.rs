@@ -8,3 +8,4 @@ pub mod demo;
 pub mod io;
 pub mod models;
 pub mod prep;
+pub mod simulate;

@@ -4,6 +4,7 @@ mod bench_tangram;
 mod cell2location;
 mod device;
 mod progress;
+mod simulate;
 mod tangram;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,11 @@ enum Command {
     Cell2location {
         #[command(subcommand)]
         what: cell2location::Cell2location,
+    },
+    /// Simulated data with known truth, for benchmarking the models
+    Simulate {
+        #[command(subcommand)]
+        what: simulate::Simulate,
     },
     /// Map single cells onto space (Tangram): cells, clusters or constrained mode
     Tangram(Box<tangram::TangramArgs>),
@@ -258,6 +264,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         } => bench_tangram::run(data, &device, epochs, json)?,
         Command::Tangram(args) => tangram::run(*args)?,
         Command::Cell2location { what } => cell2location::run(what)?,
+        Command::Simulate { what } => simulate::run(what)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
             std::fs::create_dir_all(&out)

@@ -178,3 +178,84 @@ fn simulated_spots_carry_their_truth() {
     let e = e.to_string();
     assert!(e.contains("obs['celltype']"), "{e}");
 }
+
+/// Reads a genes x types CSV of the reference run.
+fn ref_signatures(data: &Path, kind: &str) -> (Vec<String>, Vec<(String, Vec<f64>)>) {
+    let text = std::fs::read_to_string(data.join(format!(
+        "ref/cell2location/rctd_visium_hippocampus/reference_signatures_{kind}_per_cluster_mu_fg.csv"
+    )))
+    .unwrap();
+    let mut lines = text.lines();
+    let types = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .map(|l| {
+            let mut f = l.split(',');
+            let g = f.next().unwrap().to_string();
+            (g, f.map(|v| v.parse().unwrap()).collect())
+        })
+        .collect();
+    (types, rows)
+}
+
+#[test]
+fn nb_regression_matches_the_reference_signatures() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::models::regression::nb::Train;
+    let Some(data) = common::data_dir("nb_regression_matches_the_reference_signatures") else {
+        return;
+    };
+    let rel = "rctd_visium_hippocampus/derived/reference.h5ad";
+    let reference = load(&data, rel);
+    // The reference run: 1000 epochs, one batch of all 510 cells, lr 0.002.
+    let train = Train {
+        max_epochs: 1000,
+        ..Train::default()
+    };
+    let mut last = f64::NAN;
+    let r = pollster::block_on(regression::regression(
+        &Cpu,
+        Named::new(rel, &reference),
+        "cell_type",
+        None,
+        &train,
+        &mut |_, _, l| last = l,
+    ))
+    .unwrap();
+    let h = &r.elbo_history;
+    assert!(
+        h.last().unwrap() < &h[0],
+        "loss {} -> {}",
+        h[0],
+        h.last().unwrap()
+    );
+    assert!(last.is_finite());
+    let (types, rows) = ref_signatures(&data, "means");
+    let s = &r.means;
+    let t = s.cell_types.len();
+    let mut worst = 1.0f64;
+    for (j, ct) in types.iter().enumerate() {
+        let c = s.cell_types.iter().position(|x| x == ct).unwrap();
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for (g, vals) in &rows {
+            let gi = s.genes.iter().position(|x| x == g).unwrap();
+            ours.push((s.values[gi * t + c] + 1e-3).ln());
+            theirs.push((vals[j] + 1e-3).ln());
+        }
+        worst = worst.min(pearson(&ours, &theirs));
+    }
+    eprintln!(
+        "NB regression: worst per-type log-scale Pearson {worst:.4}, y_e {:?}",
+        r.detection_y_e
+    );
+    assert!(worst >= 0.95, "worst per-type log-scale Pearson {worst}");
+    // Posterior intervals contain the means.
+    for i in 0..s.values.len() {
+        assert!(r.q05[i] <= s.values[i] && s.values[i] <= r.q95[i] && r.stds[i] > 0.0);
+    }
+}

@@ -5,6 +5,9 @@
 //! sorted order (`np.unique`). It is also the NB regression model's starting
 //! point (`use_average_as_initial`).
 
+pub mod nb;
+
+use crate::compute::Device;
 use crate::data::{Column, Dataset, Frame};
 use crate::io::Error;
 use crate::models::named::{self as labels_of, Named};
@@ -129,4 +132,87 @@ pub fn with_signatures(reference: &Dataset, s: &Signatures, key: &str) -> Datase
         crate::data::Annotation::Frame(s.to_frame(&format!("{key}_"))),
     );
     d
+}
+
+/// Posterior summaries of the NB regression's μ_fg, genes x cell types each.
+pub struct RegressionSignatures {
+    pub means: Signatures,
+    pub stds: Vec<f64>,
+    pub q05: Vec<f64>,
+    pub q95: Vec<f64>,
+    pub elbo_history: Vec<f64>,
+    pub batches: Vec<String>,
+    pub detection_y_e: Vec<f64>,
+}
+
+/// scvi's default epoch count for a reference of `cells` cells.
+pub fn default_epochs(cells: usize) -> usize {
+    ((20_000.0 / cells.max(1) as f64 * 1000.0).round() as usize).clamp(1, 1000)
+}
+
+/// cell2location's `RegressionModel`: signatures as posterior means of μ_fg.
+pub async fn regression<D: Device>(
+    dev: &D,
+    reference: Named<'_>,
+    labels_key: &str,
+    batch_key: Option<&str>,
+    train: &nb::Train,
+    progress: &mut dyn FnMut(usize, usize, f64),
+) -> Result<RegressionSignatures, Error> {
+    crate::prep::filter::check_counts(reference.name, reference.data)?;
+    let avg = cluster_averages(reference, labels_key)?;
+    let x = reference.data.x.as_ref().expect("checked");
+    let labels = labels_of::labels(reference, labels_key)?;
+    let batch_labels = match batch_key {
+        Some(k) => labels_of::labels(reference, k)?,
+        None => vec!["0".to_string(); labels.len()],
+    };
+    let mut batches = labels_of::unique(&batch_labels);
+    batches.sort();
+    // Cells with a missing label or batch are left out.
+    let keep: Vec<usize> = (0..labels.len())
+        .filter(|&c| !labels[c].is_empty() && !batch_labels[c].is_empty())
+        .collect();
+    let pos = |v: &[String], s: &str| v.iter().position(|x| x == s).expect("known");
+    let label: Vec<usize> = keep
+        .iter()
+        .map(|&c| pos(&avg.cell_types, &labels[c]))
+        .collect();
+    let batch: Vec<usize> = keep
+        .iter()
+        .map(|&c| pos(&batches, &batch_labels[c]))
+        .collect();
+    let g = avg.genes.len();
+    let all: Vec<usize> = (0..g).collect();
+    let dense = x.take_rows(&keep).columns_dense(&all);
+    let t = avg.cell_types.len();
+    // μ is labels x genes on the device; the averages are genes x labels.
+    let init_mu: Vec<f32> = (0..t * g)
+        .map(|i| avg.values[(i % g) * t + i / g] as f32)
+        .collect();
+    let data = nb::RegressionData {
+        x: &dense,
+        cells: keep.len(),
+        genes: g,
+        label: &label,
+        n_labels: t,
+        batch: &batch,
+        n_batches: batches.len(),
+        init_mu: &init_mu,
+    };
+    let fit = nb::fit(dev, &data, train, progress).await;
+    let to_genes_by_types =
+        |v: &[f64]| -> Vec<f64> { (0..g * t).map(|i| v[(i % t) * g + i / t]).collect() };
+    Ok(RegressionSignatures {
+        means: Signatures {
+            values: to_genes_by_types(&fit.means),
+            ..avg
+        },
+        stds: to_genes_by_types(&fit.stds),
+        q05: to_genes_by_types(&fit.q05),
+        q95: to_genes_by_types(&fit.q95),
+        elbo_history: fit.elbo_history,
+        batches,
+        detection_y_e: fit.detection_y_e,
+    })
 }

@@ -392,7 +392,7 @@ fn cell2location_signatures_write_inf_aver() {
     assert_eq!(header.len(), 18);
     assert_eq!(inf.lines().count(), 308, "307 genes kept + header");
     assert!(dir.join("sc.h5ad").exists() && dir.join("filter_genes.csv").exists());
-    // The model that is not there yet says so; a wrong label column is named.
+    // The NB regression (the default method): posterior summaries in varm.
     let (ok, _, err) = tessera(&[
         "cell2location",
         "signatures",
@@ -400,10 +400,32 @@ fn cell2location_signatures_write_inf_aver() {
         r,
         "--labels",
         "cell_type",
+        "--epochs",
+        "30",
+        "--device",
+        "cpu",
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert!(!ok && err.contains("--method average"), "{err}");
+    assert!(ok, "{err}");
+    assert!(err.contains("30/30") && err.contains("loss"), "{err}");
+    let (ok, out, err) = tessera(&["info", dir.join("sc.h5ad").to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in ["means", "stds", "q05", "q95"] {
+        let key = format!("{k}_per_cluster_mu_fg");
+        assert!(
+            info["varm"].as_array().unwrap().iter().any(|v| v == &key),
+            "no varm {key}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("elbo_history.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        31
+    );
     let (ok, _, err) = tessera(&[
         "cell2location",
         "signatures",

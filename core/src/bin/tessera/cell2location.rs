@@ -8,6 +8,10 @@ use tessera_core::models::named::Named;
 use tessera_core::models::regression;
 use tessera_core::prep::filter::{self, FilterGenes};
 
+use tessera_core::models::regression::nb::Train;
+
+use crate::device::{self, on_device};
+use crate::progress::Bar;
 use crate::{load, write, TableArgs};
 
 #[derive(clap::Subcommand)]
@@ -27,6 +31,21 @@ pub struct SignaturesArgs {
     /// regression (cell2location's NB model) or average (per-cluster means)
     #[arg(long, default_value = "regression")]
     method: String,
+    /// obs column with the batch (sample) of each cell
+    #[arg(long)]
+    batch: Option<String>,
+    /// Epochs (default: scvi's min(20000 / cells x 1000, 1000); the tutorial uses 250)
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long, default_value_t = 2500)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.002)]
+    lr: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, gpu, cuda or auto
+    #[arg(long)]
+    device: Option<String>,
     /// filter_genes: cell_count_cutoff
     #[arg(long, default_value_t = 15.0)]
     cell_count_cutoff: f64,
@@ -62,13 +81,6 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
                 "unknown method {:?}: expected regression or average",
                 a.method
             ),
-        ));
-    }
-    if a.method == "regression" {
-        return Err(io::Error::new(
-            "tessera cell2location signatures",
-            "--method",
-            "the NB regression model is not in this version yet; --method average gives the per-cluster means it starts from",
         ));
     }
     let mut reference = load(&a.reference, &a.table)?.dataset;
@@ -114,12 +126,59 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         );
     }
     eprintln!("filter_genes kept {} of {n0} genes", reference.n_vars());
-    let s = regression::cluster_averages(Named::new(&name, &reference), &a.labels)?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
+    let named = Named::new(&name, &reference);
+    let s = if a.method == "average" {
+        let s = regression::cluster_averages(named, &a.labels)?;
+        let sc = regression::with_signatures(&reference, &s, "cluster_averages");
+        write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
+        s
+    } else {
+        let dev = device::open(a.device.as_deref())?;
+        let train = Train {
+            max_epochs: a
+                .epochs
+                .unwrap_or_else(|| regression::default_epochs(reference.n_obs())),
+            batch_size: a.batch_size,
+            lr: a.lr,
+            seed: a.seed,
+        };
+        eprintln!(
+            "NB regression on {}: {} epochs",
+            dev.name(),
+            train.max_epochs
+        );
+        let mut bar = Bar::new("epochs");
+        let r = on_device!(&dev, |d| pollster::block_on(regression::regression(
+            d,
+            named,
+            &a.labels,
+            a.batch.as_deref(),
+            &train,
+            &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
+        )))?;
+        let mut sc = regression::with_signatures(&reference, &r.means, "means_per_cluster_mu_fg");
+        for (key, v) in [("stds", &r.stds), ("q05", &r.q05), ("q95", &r.q95)] {
+            let s = regression::Signatures {
+                values: v.clone(),
+                ..r.means.clone()
+            };
+            let k = format!("{key}_per_cluster_mu_fg");
+            sc.varm.insert(
+                k.clone(),
+                tessera_core::data::Annotation::Frame(s.to_frame(&format!("{k}_"))),
+            );
+        }
+        write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
+        let mut h = String::from("epoch,neg_log_joint\n");
+        for (e, v) in r.elbo_history.iter().enumerate() {
+            h.push_str(&format!("{e},{v}\n"));
+        }
+        write(&a.out.join("elbo_history.csv"), h.as_bytes())?;
+        r.means
+    };
     write(&a.out.join("inf_aver.csv"), s.to_csv().as_bytes())?;
-    let sc = regression::with_signatures(&reference, &s, "cluster_averages");
-    write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
     eprintln!(
         "{} genes x {} cell types ({} cells) -> {}",
         s.genes.len(),

@@ -22,6 +22,11 @@ impl Bar {
     }
 
     pub fn update(&mut self, done: usize, total: usize) {
+        self.update_with(done, total, "");
+    }
+
+    /// Like `update`, with a note after the bar (e.g. the current loss).
+    pub fn update_with(&mut self, done: usize, total: usize, note: &str) {
         let total = total.max(1);
         let secs = self.start.elapsed().as_secs_f64();
         let rate = done as f64 / secs.max(1e-9);
@@ -29,7 +34,7 @@ impl Bar {
         let width = 30;
         let filled = width * done.min(total) / total;
         let line = format!(
-            "{} [{}{}] {done}/{total}  {rate:.1}/s  {}",
+            "{} [{}{}] {done}/{total}  {rate:.1}/s  {note}  {}",
             self.what,
             "=".repeat(filled),
             " ".repeat(width - filled),

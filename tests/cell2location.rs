@@ -259,3 +259,39 @@ fn nb_regression_matches_the_reference_signatures() {
         assert!(r.q05[i] <= s.values[i] && s.values[i] <= r.q95[i] && r.stds[i] > 0.0);
     }
 }
+
+#[test]
+fn nb_regression_runs_on_the_gpu_like_the_cpu() {
+    use tessera_core::compute::{cpu::Cpu, gpu::Gpu};
+    use tessera_core::models::regression::nb::{fit, RegressionData, Train};
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    let (cells, genes, f, e) = (40, 9, 3, 2);
+    let x: Vec<f32> = (0..cells * genes).map(|i| ((i * 7) % 11) as f32).collect();
+    let label: Vec<usize> = (0..cells).map(|c| c % f).collect();
+    let batch: Vec<usize> = (0..cells).map(|c| (c / 5) % e).collect();
+    let init_mu: Vec<f32> = (0..f * genes).map(|i| 1.0 + (i % 4) as f32).collect();
+    let d = RegressionData {
+        x: &x,
+        cells,
+        genes,
+        label: &label,
+        n_labels: f,
+        batch: &batch,
+        n_batches: e,
+        init_mu: &init_mu,
+    };
+    let train = Train {
+        max_epochs: 30,
+        batch_size: 16,
+        lr: 0.01,
+        seed: 5,
+    };
+    let a = pollster::block_on(fit(&Cpu, &d, &train, &mut |_, _, _| {}, None));
+    let b = pollster::block_on(fit(&gpu, &d, &train, &mut |_, _, _| {}, None));
+    for (x, y) in a.means.iter().zip(&b.means) {
+        assert!((x - y).abs() < 1e-3 * x.abs().max(1.0), "{x} vs {y}");
+    }
+    for (x, y) in a.elbo_history.iter().zip(&b.elbo_history) {
+        assert!((x - y).abs() < 1e-3 * x.abs().max(1.0), "loss {x} vs {y}");
+    }
+}

@@ -200,7 +200,7 @@ pub async fn regression<D: Device>(
         n_batches: batches.len(),
         init_mu: &init_mu,
     };
-    let fit = nb::fit(dev, &data, train, progress).await;
+    let fit = nb::fit(dev, &data, train, progress, None).await;
     let to_genes_by_types =
         |v: &[f64]| -> Vec<f64> { (0..g * t).map(|i| v[(i % t) * g + i / t]).collect() };
     Ok(RegressionSignatures {

@@ -75,6 +75,18 @@ pub struct RegressionFit {
     pub detection_y_e: Vec<f64>,
 }
 
+/// One step's sampled sites and ∂(log joint)/∂z, for gradient checks.
+/// Order: μ (labels x genes), s (batches x genes), ainv, y, a_hyp, m, s_inv, φ_hyp.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub z: [Vec<f64>; 8],
+    pub gz: [Vec<f64>; 8],
+    /// The likelihood's minibatch scale, n_cells / batch.
+    pub scale: f64,
+    /// Cells of the minibatch, in order.
+    pub cells: Vec<usize>,
+}
+
 const INIT_SCALE: f64 = 0.1;
 /// Φ⁻¹(0.95).
 const Z95: f64 = 1.644_853_626_951_472_2;
@@ -224,6 +236,7 @@ pub async fn fit<D: Device>(
     data: &RegressionData<'_>,
     train: &Train,
     progress: &mut dyn FnMut(usize, usize, f64),
+    mut probe: Option<&mut dyn FnMut(&Probe)>,
 ) -> RegressionFit {
     let (n, g, f, e) = (data.cells, data.genes, data.n_labels, data.n_batches);
     let c = Consts::<D> {
@@ -249,6 +262,7 @@ pub async fn fit<D: Device>(
         order.swap(i, j.min(i));
     }
     struct Batch<D: Device> {
+        cells: Vec<usize>,
         b: usize,
         x: D::Buf,
         oh_f: D::Buf,
@@ -266,6 +280,7 @@ pub async fn fit<D: Device>(
                 oh_e[r * e + data.batch[cidx]] = 1.0;
             }
             Batch {
+                cells: cells.to_vec(),
                 b,
                 x: dev.upload(&x),
                 oh_f: dev.upload(&oh_f),
@@ -390,6 +405,22 @@ pub async fn fit<D: Device>(
                 lp += gf * (kj * bj.ln() - lgamma(kj)) + (kj - 1.0) * sum_log_s[j] as f64
                     - bj * sum_s[j] as f64;
             }
+            if let Some(p) = probe.as_mut() {
+                let mut pr = Probe {
+                    scale,
+                    cells: bt.cells.clone(),
+                    ..Probe::default()
+                };
+                for (i, s) in [&mu, &seg, &ainv].into_iter().enumerate() {
+                    pr.z[i] = dev.read(&s.z).await.iter().map(|&v| v as f64).collect();
+                    pr.gz[i] = dev.read(&s.gz).await.iter().map(|&v| v as f64).collect();
+                }
+                for (i, h) in [&ye, &a_hyp, &m_e, &s_inv, &phi].into_iter().enumerate() {
+                    pr.z[3 + i] = h.z.clone();
+                    pr.gz[3 + i] = h.gz.clone();
+                }
+                p(&pr);
+            }
             let adam = AdamParams {
                 lr: train.lr,
                 step: step_no as u32,
@@ -436,4 +467,86 @@ pub async fn fit<D: Device>(
         out.q95.push(hi);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::cpu::{nb_terms, Cpu};
+
+    /// The log joint at given site values, written independently in f64.
+    fn log_joint(d: &RegressionData, z: &[Vec<f64>; 8], scale: f64, cells: &[usize]) -> f64 {
+        let (g, e) = (d.genes, d.n_batches);
+        let [mu, s, ainv, y, ah, m, sinv, ph] = z;
+        let mut lj = 0.0;
+        for &c in cells {
+            let (f, b) = (d.label[c], d.batch[c]);
+            for j in 0..g {
+                let mean = (mu[f * g + j] + s[b * g + j]) * y[b];
+                let theta = 1.0 / (ainv[j] * ainv[j]);
+                lj += scale * nb_terms(d.x[c * g + j] as f64, mean, theta).0;
+            }
+        }
+        lj += mu.iter().map(|v| -v).sum::<f64>() + y.iter().map(|v| -v).sum::<f64>();
+        lj += gamma_lp(ah[0], 9.0, 3.0) + gamma_lp(ph[0], 9.0, 3.0);
+        for k in 0..e {
+            lj += gamma_lp(m[k], 1.0, 100.0) + ah[0].ln() - ah[0] * sinv[k];
+            let shape = 1.0 / (sinv[k] * sinv[k]);
+            for j in 0..g {
+                lj += gamma_lp(s[k * g + j], shape, shape / m[k]);
+            }
+        }
+        lj + ainv.iter().map(|a| ph[0].ln() - ph[0] * a).sum::<f64>()
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_of_the_log_joint() {
+        let (cells, genes, f, e) = (12, 4, 3, 2);
+        let x: Vec<f32> = (0..cells * genes).map(|i| ((i * 7) % 9) as f32).collect();
+        let label: Vec<usize> = (0..cells).map(|c| c % f).collect();
+        let batch: Vec<usize> = (0..cells).map(|c| (c / 3) % e).collect();
+        let init_mu: Vec<f32> = (0..f * genes).map(|i| 0.5 + (i % 5) as f32).collect();
+        let d = RegressionData {
+            x: &x,
+            cells,
+            genes,
+            label: &label,
+            n_labels: f,
+            batch: &batch,
+            n_batches: e,
+            init_mu: &init_mu,
+        };
+        // A minibatch of 5 cells: the scale is part of what is checked.
+        let train = Train {
+            max_epochs: 1,
+            batch_size: 5,
+            lr: 1e-3,
+            seed: 3,
+        };
+        let mut probes = vec![];
+        let mut keep = |p: &Probe| probes.push(p.clone());
+        pollster::block_on(fit(&Cpu, &d, &train, &mut |_, _, _| {}, Some(&mut keep)));
+        let p = &probes[0];
+        assert!((p.scale - 12.0 / 5.0).abs() < 1e-12);
+        let mut checked = 0;
+        for site in 0..8 {
+            for i in 0..p.z[site].len() {
+                // Central differences in u = log z.
+                let h = 1e-4;
+                let at = |du: f64| {
+                    let mut z = p.z.clone();
+                    z[site][i] *= du.exp();
+                    log_joint(&d, &z, p.scale, &p.cells)
+                };
+                let fd = (at(h) - at(-h)) / (2.0 * h);
+                let ours = p.z[site][i] * p.gz[site][i];
+                assert!(
+                    (ours - fd).abs() < 2e-3 * fd.abs().max(1.0),
+                    "site {site} element {i}: {ours} vs {fd}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, f * genes + e * genes + genes + e + 1 + e + e + 1);
+    }
 }

@@ -211,8 +211,22 @@ fn nb_regression_matches_the_reference_signatures() {
         return;
     };
     let rel = "rctd_visium_hippocampus/derived/reference.h5ad";
-    let reference = load(&data, rel);
-    // The reference run: 1000 epochs, one batch of all 510 cells, lr 0.002.
+    let mut reference = load(&data, rel);
+    // The reference run fitted the 124 genes shared with the spatial data.
+    let used: Vec<String> = std::fs::read_to_string(
+        data.join("ref/cell2location/rctd_visium_hippocampus/genes_used.csv"),
+    )
+    .unwrap()
+    .lines()
+    .skip(1)
+    .map(String::from)
+    .collect();
+    let cols: Vec<usize> = used
+        .iter()
+        .map(|g| reference.var.index.iter().position(|x| x == g).unwrap())
+        .collect();
+    filter::subset_genes(&mut reference, &cols);
+    // 1000 epochs, one batch of all 510 cells, lr 0.002, like the reference.
     let train = Train {
         max_epochs: 1000,
         ..Train::default()
@@ -233,6 +247,18 @@ fn nb_regression_matches_the_reference_signatures() {
         "loss {} -> {}",
         h[0],
         h.last().unwrap()
+    );
+    // The same model and data give the same loss scale: the reference's
+    // elbo_train went from 124095 to 103729 (one stochastic draw per epoch).
+    let (first, final_) = (h[0], h[h.len() - 10..].iter().sum::<f64>() / 10.0);
+    eprintln!("NB regression loss: first {first:.0}, last 10 epochs {final_:.0} (reference 124095 -> 103729)");
+    assert!(
+        (first - 124_095.0).abs() < 0.02 * 124_095.0,
+        "first loss {first}"
+    );
+    assert!(
+        (final_ - 103_729.0).abs() < 0.02 * 103_729.0,
+        "final loss {final_}"
     );
     assert!(last.is_finite());
     let (types, rows) = ref_signatures(&data, "means");

@@ -171,7 +171,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
             );
         }
         write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
-        let mut h = String::from("epoch,neg_log_joint\n");
+        let mut h = String::from("epoch,elbo_train\n");
         for (e, v) in r.elbo_history.iter().enumerate() {
             h.push_str(&format!("{e},{v}\n"));
         }

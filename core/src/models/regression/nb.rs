@@ -69,7 +69,8 @@ pub struct RegressionFit {
     pub stds: Vec<f64>,
     pub q05: Vec<f64>,
     pub q95: Vec<f64>,
-    /// Mean loss (−ELBO, full-data scale) of each epoch.
+    /// Mean loss of each epoch: −ELBO of the step's draw at full-data scale
+    /// (scvi's `elbo_train`).
     pub elbo_history: Vec<f64>,
     /// Posterior mean detection y_e per batch.
     pub detection_y_e: Vec<f64>,
@@ -134,6 +135,21 @@ impl<D: Device> Site<D> {
         dev.unary(Unary::Exp, &self.t[1], &self.z);
     }
 
+    /// Σ u + Σ log σ + Σ ε²/2 of this draw: the Jacobian and −log q parts
+    /// of the ELBO (without the constant).
+    async fn guide_terms(&self, dev: &D, len: usize, out: &D::Buf) -> f64 {
+        let mut sum = |x: &D::Buf| {
+            dev.reduce(Reduce::Sum, Axis::Rows, x, 1, len, out);
+            dev.read(out)
+        };
+        let su = sum(&self.t[1]).await[0] as f64;
+        dev.unary(Unary::Log, &self.sigma, &self.t[2]);
+        let sl = sum(&self.t[2]).await[0] as f64;
+        dev.binary(Binary::Mul, &self.eps, &self.eps, &self.t[2]);
+        let se = sum(&self.t[2]).await[0] as f64;
+        su + sl + 0.5 * se
+    }
+
     /// Turns gz into guide gradients and takes one Adam step on loc and raw.
     fn step(&self, dev: &D, c: &Consts<D>, p: AdamParams) {
         let [a, b, gu] = &self.t;
@@ -194,6 +210,13 @@ impl HostSite {
             self.z[i] = (self.loc[i] + softplus(self.raw[i]) * self.eps[i]).exp();
             self.gz[i] = 0.0;
         }
+    }
+
+    /// The host twin of `Site::guide_terms`.
+    fn guide_terms(&self) -> f64 {
+        (0..self.loc.len())
+            .map(|i| self.z[i].ln() + softplus(self.raw[i]).ln() + 0.5 * self.eps[i] * self.eps[i])
+            .sum()
     }
 
     fn step(&mut self, p: AdamParams) {
@@ -317,6 +340,13 @@ pub async fn fit<D: Device>(
             {
                 h.draw(train.seed, 10 + id as u64, step_no);
             }
+            let mut guide = 0.0;
+            for (s, len) in [(&mu, f * g), (&seg, e * g), (&ainv, g)] {
+                guide += s.guide_terms(dev, len, &sums).await;
+            }
+            for h in [&ye, &a_hyp, &m_e, &s_inv, &phi] {
+                guide += h.guide_terms();
+            }
             // Expected counts of the batch.
             let ye32: Vec<f32> = ye.z.iter().map(|&v| v as f32).collect();
             let ye_dev = dev.upload(&ye32);
@@ -432,10 +462,13 @@ pub async fn fit<D: Device>(
             for h in [&mut ye, &mut a_hyp, &mut m_e, &mut s_inv, &mut phi] {
                 h.step(adam);
             }
-            // Loss for the history: −(likelihood + hyper priors + μ prior).
+            // −ELBO of this draw: likelihood, every prior, Jacobian and −log q.
             dev.reduce(Reduce::Sum, Axis::Rows, &mu.z, 1, f * g, &sums);
             let mu_prior = -(dev.read(&sums).await[0] as f64);
-            epoch_loss += -(ll_sum + lp + mu_prior) / batches.len() as f64;
+            let n_params = (f * g + e * g + g + 3 * e + 2) as f64;
+            let q_const = 0.5 * (2.0 * std::f64::consts::PI).ln() * n_params;
+            let elbo = ll_sum + lp + mu_prior + guide + q_const;
+            epoch_loss += -elbo / batches.len() as f64;
         }
         history.push(epoch_loss);
         progress(epoch + 1, train.max_epochs, epoch_loss);

@@ -138,7 +138,7 @@ impl<D: Device> Site<D> {
     /// Σ u + Σ log σ + Σ ε²/2 of this draw: the Jacobian and −log q parts
     /// of the ELBO (without the constant).
     async fn guide_terms(&self, dev: &D, len: usize, out: &D::Buf) -> f64 {
-        let mut sum = |x: &D::Buf| {
+        let sum = |x: &D::Buf| {
             dev.reduce(Reduce::Sum, Axis::Rows, x, 1, len, out);
             dev.read(out)
         };

@@ -237,6 +237,7 @@ fn nb_regression_matches_the_reference_signatures() {
         Named::new(rel, &reference),
         "cell_type",
         None,
+        &[],
         &train,
         &mut |_, _, l| last = l,
     ))
@@ -296,6 +297,7 @@ fn nb_regression_runs_on_the_gpu_like_the_cpu() {
     let label: Vec<usize> = (0..cells).map(|c| c % f).collect();
     let batch: Vec<usize> = (0..cells).map(|c| (c / 5) % e).collect();
     let init_mu: Vec<f32> = (0..f * genes).map(|i| 1.0 + (i % 4) as f32).collect();
+    let levels: Vec<Vec<usize>> = (0..cells).map(|c| vec![c % 3]).collect();
     let d = RegressionData {
         x: &x,
         cells,
@@ -305,6 +307,8 @@ fn nb_regression_runs_on_the_gpu_like_the_cpu() {
         batch: &batch,
         n_batches: e,
         init_mu: &init_mu,
+        levels: &levels,
+        n_levels: 3,
     };
     let train = Train {
         max_epochs: 30,

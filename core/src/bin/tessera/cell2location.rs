@@ -34,6 +34,9 @@ pub struct SignaturesArgs {
     /// obs column with the batch (sample) of each cell
     #[arg(long)]
     batch: Option<String>,
+    /// Extra categorical covariates (obs columns, comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    covariates: Vec<String>,
     /// Epochs (default: scvi's min(20000 / cells x 1000, 1000); the tutorial uses 250)
     #[arg(long)]
     epochs: Option<usize>,
@@ -155,6 +158,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
             named,
             &a.labels,
             a.batch.as_deref(),
+            &a.covariates,
             &train,
             &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
         )))?;

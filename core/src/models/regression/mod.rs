@@ -156,6 +156,7 @@ pub async fn regression<D: Device>(
     reference: Named<'_>,
     labels_key: &str,
     batch_key: Option<&str>,
+    covariate_keys: &[String],
     train: &nb::Train,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<RegressionSignatures, Error> {
@@ -182,6 +183,20 @@ pub async fn regression<D: Device>(
         .iter()
         .map(|&c| pos(&batches, &batch_labels[c]))
         .collect();
+    // Extra categorical covariates: every level of every key, one index each.
+    let mut levels: Vec<Vec<usize>> = vec![vec![]; keep.len()];
+    let mut n_levels = 0;
+    for key in covariate_keys {
+        let vals = labels_of::labels(reference, key)?;
+        let mut names = labels_of::unique(&vals);
+        names.sort();
+        for (i, &c) in keep.iter().enumerate() {
+            if let Some(p) = names.iter().position(|x| x == &vals[c]) {
+                levels[i].push(n_levels + p);
+            }
+        }
+        n_levels += names.len();
+    }
     let g = avg.genes.len();
     let all: Vec<usize> = (0..g).collect();
     let dense = x.take_rows(&keep).columns_dense(&all);
@@ -199,6 +214,8 @@ pub async fn regression<D: Device>(
         batch: &batch,
         n_batches: batches.len(),
         init_mu: &init_mu,
+        levels: &levels,
+        n_levels,
     };
     let fit = nb::fit(dev, &data, train, progress, None).await;
     let to_genes_by_types =

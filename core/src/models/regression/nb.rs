@@ -6,8 +6,12 @@
 //! a_hyp ~ Gamma(9, 3)       m_e ~ Gamma(1, 100)       s_inv_e ~ Exp(a_hyp)
 //! s_eg ~ Gamma(k_e, k_e / m_e),  k_e = 1 / s_inv_e²   additive background
 //! φ_hyp ~ Gamma(9, 3)       ainv_g ~ Exp(φ_hyp),  α_g = 1 / ainv_g²
-//! x_cg ~ NB(mean (μ_f(c),g + s_e(c),g) · y_e(c), concentration α_g)
+//! y_tg ~ Gamma(200, 200)                              per covariate level
+//! x_cg ~ NB(mean (μ_f(c),g + s_e(c),g) · y_e(c) · Σ_{t∈c} y_tg, concentration α_g)
 //! ```
+//!
+//! (With several extra covariates the reference sums the one-hot rows, so a
+//! cell's factor is the sum of its levels' y_tg; reproduced as is.)
 //!
 //! The guide is Pyro's AutoNormal: every site is exp of an independent
 //! Normal(loc, softplus(raw)), initialised at the prior means (μ at the
@@ -42,6 +46,10 @@ pub struct RegressionData<'a> {
     pub n_batches: usize,
     /// Starting μ (labels x genes): the cluster averages.
     pub init_mu: &'a [f32],
+    /// Levels of the extra categorical covariates of each cell (indices
+    /// into 0..n_levels, one per covariate); empty when there are none.
+    pub levels: &'a [Vec<usize>],
+    pub n_levels: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,11 +85,12 @@ pub struct RegressionFit {
 }
 
 /// One step's sampled sites and ∂(log joint)/∂z, for gradient checks.
-/// Order: μ (labels x genes), s (batches x genes), ainv, y, a_hyp, m, s_inv, φ_hyp.
+/// Order: μ (labels x genes), s (batches x genes), ainv, y, a_hyp, m, s_inv,
+/// φ_hyp, then y_tg (levels x genes) when there are covariates.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
-    pub z: [Vec<f64>; 8],
-    pub gz: [Vec<f64>; 8],
+    pub z: Vec<Vec<f64>>,
+    pub gz: Vec<Vec<f64>>,
     /// The likelihood's minibatch scale, n_cells / batch.
     pub scale: f64,
     /// Cells of the minibatch, in order.
@@ -270,6 +279,9 @@ pub async fn fit<D: Device>(
     let mu = Site::new(dev, 1, &mu0);
     let seg = Site::new(dev, 2, &vec![0.01; e * g]);
     let ainv = Site::new(dev, 3, &vec![1.0 / 3.0; g]);
+    let nt = data.n_levels;
+    let ytg = (nt > 0).then(|| Site::new(dev, 4, &vec![1.0; nt * g]));
+    let (c199, c200) = (dev.upload(&[199.0]), dev.upload(&[200.0]));
     let mut ye = HostSite::new(&vec![1.0; e]);
     let mut a_hyp = HostSite::new(&[3.0]);
     let mut m_e = HostSite::new(&vec![0.01; e]);
@@ -290,6 +302,7 @@ pub async fn fit<D: Device>(
         x: D::Buf,
         oh_f: D::Buf,
         oh_e: D::Buf,
+        oh_t: Option<D::Buf>,
     }
     let batches: Vec<Batch<D>> = order
         .chunks(bs)
@@ -297,10 +310,16 @@ pub async fn fit<D: Device>(
             let b = cells.len();
             let mut x = Vec::with_capacity(b * g);
             let (mut oh_f, mut oh_e) = (vec![0f32; b * f], vec![0f32; b * e]);
+            let mut oh_t = vec![0f32; b * nt];
             for (r, &cidx) in cells.iter().enumerate() {
                 x.extend_from_slice(&data.x[cidx * g..(cidx + 1) * g]);
                 oh_f[r * f + data.label[cidx]] = 1.0;
                 oh_e[r * e + data.batch[cidx]] = 1.0;
+                if nt > 0 {
+                    for &l in &data.levels[cidx] {
+                        oh_t[r * nt + l] += 1.0;
+                    }
+                }
             }
             Batch {
                 cells: cells.to_vec(),
@@ -308,6 +327,7 @@ pub async fn fit<D: Device>(
                 x: dev.upload(&x),
                 oh_f: dev.upload(&oh_f),
                 oh_e: dev.upload(&oh_e),
+                oh_t: (nt > 0).then(|| dev.upload(&oh_t)),
             }
         })
         .collect();
@@ -324,6 +344,8 @@ pub async fn fit<D: Device>(
     let (ll, yc, rows, theta, sq, colsum) = (z(max_b), z(max_b), z(max_b), z(g), z(g), z(g));
     let (ye_buf, eg_stats, sums) = (z(e), z(e * g), z(e.max(1)));
     let (t1, t2) = (z(f * g), z(e * g));
+    let (tm, wt) = (z(max_b * g), z(max_b * g));
+    let (yt_a, yt_b, yt_c) = (z(nt * g), z(nt * g), z(nt * g));
     let mut history = Vec::new();
     let mut step_no = 0u64;
     for epoch in 0..train.max_epochs {
@@ -331,7 +353,7 @@ pub async fn fit<D: Device>(
         for bt in &batches {
             step_no += 1;
             let (b, scale) = (bt.b, n as f64 / bt.b as f64);
-            for s in [&mu, &seg, &ainv] {
+            for s in [&mu, &seg, &ainv].into_iter().chain(&ytg) {
                 s.draw(dev, train.seed, step_no);
             }
             for (id, h) in [&mut ye, &mut a_hyp, &mut m_e, &mut s_inv, &mut phi]
@@ -344,6 +366,9 @@ pub async fn fit<D: Device>(
             for (s, len) in [(&mu, f * g), (&seg, e * g), (&ainv, g)] {
                 guide += s.guide_terms(dev, len, &sums).await;
             }
+            if let Some(y) = &ytg {
+                guide += y.guide_terms(dev, nt * g, &sums).await;
+            }
             for h in [&ye, &a_hyp, &m_e, &s_inv, &phi] {
                 guide += h.guide_terms();
             }
@@ -354,7 +379,16 @@ pub async fn fit<D: Device>(
             dev.gemm(Gemm::new(b, g, e), &bt.oh_e, &seg.z, &m2);
             dev.gemm(Gemm::new(b, 1, e), &bt.oh_e, &ye_dev, &yc);
             dev.binary(Binary::Add, &m1, &m2, &w);
-            dev.binary_rows(Binary::Mul, &w, &yc, b, g, &mean);
+            // w_full = (μ + s) · Σ_t y_tg: the covariate factor, when there is one.
+            let w_full = match (&ytg, &bt.oh_t) {
+                (Some(y), Some(oh)) => {
+                    dev.gemm(Gemm::new(b, g, nt), oh, &y.z, &tm);
+                    dev.binary(Binary::Mul, &w, &tm, &wt);
+                    &wt
+                }
+                _ => &w,
+            };
+            dev.binary_rows(Binary::Mul, w_full, &yc, b, g, &mean);
             dev.binary(Binary::Mul, &ainv.z, &ainv.z, &sq);
             dev.binary(Binary::Div, &ainv.ones, &sq, &theta);
             dev.nb_loglik_grad(&bt.x, &mean, &theta, b, g, &ll, &gm, &gt);
@@ -365,6 +399,18 @@ pub async fn fit<D: Device>(
                 alpha: scale as f32,
                 ..Gemm::new(m, g, k)
             };
+            if let (Some(y), Some(oh)) = (&ytg, &bt.oh_t) {
+                // y_tg: scale · OH_tᵀ (gm ∘ y_c ∘ (μ + s)) + 199/y − 200.
+                dev.binary(Binary::Mul, &m1, &w, &m2);
+                dev.gemm(tn(nt, b), oh, &m2, &yt_a);
+                dev.binary(Binary::Div, &y.ones, &y.z, &yt_b);
+                dev.binary(Binary::Mul, &yt_b, &c199, &yt_c);
+                dev.binary(Binary::Sub, &yt_c, &c200, &yt_b);
+                dev.binary(Binary::Add, &yt_a, &yt_b, &y.gz);
+                // μ and s see the covariate factor too.
+                dev.binary(Binary::Mul, &m1, &tm, &m2);
+                dev.binary(Binary::Mul, &m2, &c.one, &m1);
+            }
             dev.gemm(tn(f, b), &bt.oh_f, &m1, &mu.gz);
             dev.binary(Binary::Sub, &mu.gz, &c.one, &t1);
             dev.binary(Binary::Mul, &t1, &c.one, &mu.gz);
@@ -391,7 +437,7 @@ pub async fn fit<D: Device>(
                 &ainv.gz,
             );
             // y_e: scale · Σ_{c∈e} Σ_g gm (μ + s), read back with the other sums.
-            dev.binary(Binary::Mul, &gm, &w, &m2);
+            dev.binary(Binary::Mul, &gm, w_full, &m2);
             dev.reduce(Reduce::Sum, Axis::Rows, &m2, b, g, &rows);
             dev.gemm(
                 Gemm {
@@ -441,13 +487,19 @@ pub async fn fit<D: Device>(
                     cells: bt.cells.clone(),
                     ..Probe::default()
                 };
-                for (i, s) in [&mu, &seg, &ainv].into_iter().enumerate() {
-                    pr.z[i] = dev.read(&s.z).await.iter().map(|&v| v as f64).collect();
-                    pr.gz[i] = dev.read(&s.gz).await.iter().map(|&v| v as f64).collect();
+                for s in [&mu, &seg, &ainv] {
+                    pr.z.push(dev.read(&s.z).await.iter().map(|&v| v as f64).collect());
+                    pr.gz
+                        .push(dev.read(&s.gz).await.iter().map(|&v| v as f64).collect());
                 }
-                for (i, h) in [&ye, &a_hyp, &m_e, &s_inv, &phi].into_iter().enumerate() {
-                    pr.z[3 + i] = h.z.clone();
-                    pr.gz[3 + i] = h.gz.clone();
+                for h in [&ye, &a_hyp, &m_e, &s_inv, &phi] {
+                    pr.z.push(h.z.clone());
+                    pr.gz.push(h.gz.clone());
+                }
+                if let Some(y) = &ytg {
+                    pr.z.push(dev.read(&y.z).await.iter().map(|&v| v as f64).collect());
+                    pr.gz
+                        .push(dev.read(&y.gz).await.iter().map(|&v| v as f64).collect());
                 }
                 p(&pr);
             }
@@ -456,7 +508,7 @@ pub async fn fit<D: Device>(
                 step: step_no as u32,
                 ..AdamParams::default()
             };
-            for s in [&mu, &seg, &ainv] {
+            for s in [&mu, &seg, &ainv].into_iter().chain(&ytg) {
                 s.step(dev, &c, adam);
             }
             for h in [&mut ye, &mut a_hyp, &mut m_e, &mut s_inv, &mut phi] {
@@ -465,9 +517,20 @@ pub async fn fit<D: Device>(
             // −ELBO of this draw: likelihood, every prior, Jacobian and −log q.
             dev.reduce(Reduce::Sum, Axis::Rows, &mu.z, 1, f * g, &sums);
             let mu_prior = -(dev.read(&sums).await[0] as f64);
-            let n_params = (f * g + e * g + g + 3 * e + 2) as f64;
+            let mut ytg_prior = 0.0;
+            if let Some(y) = &ytg {
+                // Σ log Gamma(y; 200, 200) = Σ [199 log y − 200 y] + const.
+                dev.unary(Unary::Log, &y.z, &yt_a);
+                dev.reduce(Reduce::Sum, Axis::Rows, &yt_a, 1, nt * g, &sums);
+                let sl = dev.read(&sums).await[0] as f64;
+                dev.reduce(Reduce::Sum, Axis::Rows, &y.z, 1, nt * g, &sums);
+                let sy = dev.read(&sums).await[0] as f64;
+                ytg_prior = (nt * g) as f64 * (200.0 * 200f64.ln() - lgamma(200.0)) + 199.0 * sl
+                    - 200.0 * sy;
+            }
+            let n_params = (f * g + e * g + g + nt * g + 3 * e + 2) as f64;
             let q_const = 0.5 * (2.0 * std::f64::consts::PI).ln() * n_params;
-            let elbo = ll_sum + lp + mu_prior + guide + q_const;
+            let elbo = ll_sum + lp + mu_prior + ytg_prior + guide + q_const;
             epoch_loss += -elbo / batches.len() as f64;
         }
         history.push(epoch_loss);
@@ -508,14 +571,17 @@ mod tests {
     use crate::compute::cpu::{nb_terms, Cpu};
 
     /// The log joint at given site values, written independently in f64.
-    fn log_joint(d: &RegressionData, z: &[Vec<f64>; 8], scale: f64, cells: &[usize]) -> f64 {
+    fn log_joint(d: &RegressionData, z: &[Vec<f64>], scale: f64, cells: &[usize]) -> f64 {
         let (g, e) = (d.genes, d.n_batches);
-        let [mu, s, ainv, y, ah, m, sinv, ph] = z;
+        let [mu, s, ainv, y, ah, m, sinv, ph, ytg] = z else {
+            panic!("nine sites")
+        };
         let mut lj = 0.0;
         for &c in cells {
             let (f, b) = (d.label[c], d.batch[c]);
             for j in 0..g {
-                let mean = (mu[f * g + j] + s[b * g + j]) * y[b];
+                let factor: f64 = d.levels[c].iter().map(|&t| ytg[t * g + j]).sum();
+                let mean = (mu[f * g + j] + s[b * g + j]) * y[b] * factor;
                 let theta = 1.0 / (ainv[j] * ainv[j]);
                 lj += scale * nb_terms(d.x[c * g + j] as f64, mean, theta).0;
             }
@@ -529,6 +595,7 @@ mod tests {
                 lj += gamma_lp(s[k * g + j], shape, shape / m[k]);
             }
         }
+        lj += ytg.iter().map(|&v| gamma_lp(v, 200.0, 200.0)).sum::<f64>();
         lj + ainv.iter().map(|a| ph[0].ln() - ph[0] * a).sum::<f64>()
     }
 
@@ -539,6 +606,8 @@ mod tests {
         let label: Vec<usize> = (0..cells).map(|c| c % f).collect();
         let batch: Vec<usize> = (0..cells).map(|c| (c / 3) % e).collect();
         let init_mu: Vec<f32> = (0..f * genes).map(|i| 0.5 + (i % 5) as f32).collect();
+        // Two covariates with two levels each (indices 0-1 and 2-3).
+        let levels: Vec<Vec<usize>> = (0..cells).map(|c| vec![c % 2, 2 + (c / 2) % 2]).collect();
         let d = RegressionData {
             x: &x,
             cells,
@@ -548,6 +617,8 @@ mod tests {
             batch: &batch,
             n_batches: e,
             init_mu: &init_mu,
+            levels: &levels,
+            n_levels: 4,
         };
         // A minibatch of 5 cells: the scale is part of what is checked.
         let train = Train {
@@ -562,7 +633,8 @@ mod tests {
         let p = &probes[0];
         assert!((p.scale - 12.0 / 5.0).abs() < 1e-12);
         let mut checked = 0;
-        for site in 0..8 {
+        assert_eq!(p.z.len(), 9);
+        for site in 0..9 {
             for i in 0..p.z[site].len() {
                 // Central differences in u = log z.
                 let h = 1e-4;
@@ -580,6 +652,9 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, f * genes + e * genes + genes + e + 1 + e + e + 1);
+        assert_eq!(
+            checked,
+            f * genes + e * genes + genes + e + 1 + e + e + 1 + 4 * genes
+        );
     }
 }

@@ -281,6 +281,18 @@ fn nb_regression_matches_the_reference_signatures() {
         r.detection_y_e
     );
     assert!(worst >= 0.95, "worst per-type log-scale Pearson {worst}");
+    // The reconstruction QC: every cell x gene counted once, mostly near the diagonal.
+    let nb = regression::QC_BINS;
+    let total: u64 = r.qc_histogram.iter().sum();
+    assert_eq!(total, 510 * 124);
+    let near: u64 = (0..nb * nb)
+        .filter(|i| (i / nb).abs_diff(i % nb) <= 5)
+        .map(|i| r.qc_histogram[i])
+        .sum();
+    assert!(
+        near as f64 > 0.8 * total as f64,
+        "{near} of {total} near the diagonal"
+    );
     // Posterior intervals contain the means.
     for i in 0..s.values.len() {
         assert!(r.q05[i] <= s.values[i] && s.values[i] <= r.q95[i] && r.stds[i] > 0.0);

@@ -426,6 +426,7 @@ fn cell2location_signatures_write_inf_aver() {
             .count(),
         31
     );
+    assert!(dir.join("qc_reconstruction.csv").exists());
     let (ok, _, err) = tessera(&[
         "cell2location",
         "signatures",

@@ -180,6 +180,16 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
             h.push_str(&format!("{e},{v}\n"));
         }
         write(&a.out.join("elbo_history.csv"), h.as_bytes())?;
+        // plot_QC's data: one row per (observed bin, expected bin) with cells x genes in it.
+        let (nb, step) = (regression::QC_BINS, r.qc_max / regression::QC_BINS as f64);
+        let mut q = String::from("log10_observed_from,log10_expected_from,bin_width,count\n");
+        for (i, &n) in r.qc_histogram.iter().enumerate() {
+            if n > 0 {
+                let (o, e) = ((i / nb) as f64 * step, (i % nb) as f64 * step);
+                q.push_str(&format!("{o},{e},{step},{n}\n"));
+            }
+        }
+        write(&a.out.join("qc_reconstruction.csv"), q.as_bytes())?;
         r.means
     };
     write(&a.out.join("inf_aver.csv"), s.to_csv().as_bytes())?;

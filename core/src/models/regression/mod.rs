@@ -143,6 +143,27 @@ pub struct RegressionSignatures {
     pub elbo_history: Vec<f64>,
     pub batches: Vec<String>,
     pub detection_y_e: Vec<f64>,
+    /// `plot_QC`'s data: counts of (observed, expected) pairs on a grid of
+    /// log10(1 + value), `QC_BINS` x `QC_BINS` bins up to `qc_max`.
+    pub qc_histogram: Vec<u64>,
+    pub qc_max: f64,
+}
+
+pub const QC_BINS: usize = 50;
+
+/// 2-D histogram of log10(1 + observed) against log10(1 + expected).
+fn qc_histogram(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> (Vec<u64>, f64) {
+    let max = pairs
+        .clone()
+        .map(|(o, e)| (1.0 + o).log10().max((1.0 + e).log10()))
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let mut h = vec![0u64; QC_BINS * QC_BINS];
+    let bin = |v: f64| (((1.0 + v).log10() / max * QC_BINS as f64) as usize).min(QC_BINS - 1);
+    for (o, e) in pairs {
+        h[bin(o) * QC_BINS + bin(e)] += 1;
+    }
+    (h, max)
 }
 
 /// scvi's default epoch count for a reference of `cells` cells.
@@ -218,6 +239,18 @@ pub async fn regression<D: Device>(
         n_levels,
     };
     let fit = nb::fit(dev, &data, train, progress, None).await;
+    // Expected counts at the posterior means, for the reconstruction QC.
+    let expected = |c: usize, j: usize| {
+        let (lf, b) = (label[c], batch[c]);
+        let factor: f64 = if n_levels == 0 {
+            1.0
+        } else {
+            levels[c].iter().map(|&t| fit.y_tg[t * g + j]).sum()
+        };
+        (fit.means[lf * g + j] + fit.s_eg[b * g + j]) * fit.detection_y_e[b] * factor
+    };
+    let (qc_histogram, qc_max) =
+        qc_histogram((0..keep.len() * g).map(|i| (dense[i] as f64, expected(i / g, i % g))));
     let to_genes_by_types =
         |v: &[f64]| -> Vec<f64> { (0..g * t).map(|i| v[(i % t) * g + i / t]).collect() };
     Ok(RegressionSignatures {
@@ -231,5 +264,7 @@ pub async fn regression<D: Device>(
         elbo_history: fit.elbo_history,
         batches,
         detection_y_e: fit.detection_y_e,
+        qc_histogram,
+        qc_max,
     })
 }

@@ -82,6 +82,9 @@ pub struct RegressionFit {
     pub elbo_history: Vec<f64>,
     /// Posterior mean detection y_e per batch.
     pub detection_y_e: Vec<f64>,
+    /// Posterior means of s_eg (batches x genes) and y_tg (levels x genes).
+    pub s_eg: Vec<f64>,
+    pub y_tg: Vec<f64>,
 }
 
 /// One step's sampled sites and ∂(log joint)/∂z, for gradient checks.
@@ -256,6 +259,15 @@ impl HostSite {
             .map(|(l, r)| (l + 0.5 * softplus(*r).powi(2)).exp())
             .collect()
     }
+}
+
+/// Posterior means exp(loc + σ²/2) of a device site.
+async fn site_means<D: Device>(dev: &D, s: &Site<D>) -> Vec<f64> {
+    let (loc, raw) = (dev.read(&s.loc).await, dev.read(&s.raw).await);
+    loc.iter()
+        .zip(&raw)
+        .map(|(&l, &r)| (l as f64 + 0.5 * softplus(r as f64).powi(2)).exp())
+        .collect()
 }
 
 fn gamma_lp(z: f64, a: f64, b: f64) -> f64 {
@@ -554,6 +566,11 @@ pub async fn fit<D: Device>(
         q95: vec![],
         elbo_history: history,
         detection_y_e: ye.mean(),
+        s_eg: site_means(dev, &seg).await,
+        y_tg: match &ytg {
+            Some(y) => site_means(dev, y).await,
+            None => vec![],
+        },
     };
     for (&l, &r) in loc.iter().zip(&raw) {
         let (m, s, lo, hi) = moments(l, r);

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::pearson;
+
 use std::path::Path;
 
 use tessera_core::io::{self, FileSet, TableOptions};
@@ -17,18 +19,6 @@ fn load(dir: &Path, rel: &str) -> tessera_core::data::Dataset {
     )
     .unwrap_or_else(|e| panic!("{rel}: {e}"))
     .dataset
-}
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        ab += (x - ma) * (y - mb);
-        aa += (x - ma).powi(2);
-        bb += (y - mb).powi(2);
-    }
-    ab / (aa.sqrt() * bb.sqrt())
 }
 
 #[test]

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::pearson;
+
 use std::path::{Path, PathBuf};
 
 use tessera_core::compute::cpu::Cpu;
@@ -71,18 +73,6 @@ fn frame_csv(p: &Path) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
         vals.push(f.map(|v| v.parse::<f64>().unwrap_or(f64::NAN)).collect());
     }
     (cols, rows, vals)
-}
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        ab += (x - ma) * (y - mb);
-        aa += (x - ma).powi(2);
-        bb += (y - mb).powi(2);
-    }
-    ab / (aa.sqrt() * bb.sqrt())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -326,6 +326,24 @@ fn tangram_writes_every_output_and_bench_reports_ratios() {
         err.contains("3 training genes") && err.contains("not_a_gene"),
         "{err}"
     );
+    // A gene list with no genes in it is named.
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "# markers\n\n").unwrap();
+    let (ok, _, err) = tessera(&[
+        "tangram",
+        "--sc",
+        sc.to_str().unwrap(),
+        "--sp",
+        sp.to_str().unwrap(),
+        "--genes",
+        empty.to_str().unwrap(),
+        "--out",
+        dir.join("y").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("empty.txt") && err.contains("lists no genes"),
+        "{err}"
+    );
     // Bad arguments are named.
     let (ok, _, err) = tessera(&[
         "tangram",

@@ -15,6 +15,7 @@ use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Val
 use crate::io::Error;
 use crate::models::named::{labels, unique, Named};
 use crate::models::numpy_rng::LegacyNormal;
+use crate::prep::filter::{check_x, Need};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisiumSim {
@@ -122,12 +123,7 @@ impl Rng {
 
 /// Builds spots from `reference` (raw counts, labels in obs[`label_key`]).
 pub fn visium(reference: Named, label_key: &str, p: &VisiumSim) -> Result<Simulated, Error> {
-    let x = reference
-        .data
-        .x
-        .as_ref()
-        .ok_or_else(|| Error::new(reference.name, "X", "has no expression matrix"))?;
-    crate::prep::filter::check_counts(reference.name, reference.data)?;
+    let x = check_x(reference.name, reference.data, Need::Counts)?;
     if p.n_spots == 0 || p.n_zones == 0 {
         return Err(Error::new(
             reference.name,

@@ -240,6 +240,33 @@ impl Matrix {
         out
     }
 
+    /// Column sums in f64.
+    pub fn col_sums(&self) -> Vec<f64> {
+        let (rows, cols) = self.shape();
+        let mut out = vec![0f64; cols];
+        match self {
+            Matrix::Dense(d) => {
+                for r in 0..rows {
+                    for (o, &v) in out.iter_mut().zip(d.row(r)) {
+                        *o += v as f64;
+                    }
+                }
+            }
+            Matrix::Csr(s) => {
+                for (&c, &v) in s.indices.iter().zip(&s.data) {
+                    out[c as usize] += v as f64;
+                }
+            }
+            Matrix::Csc(s) => {
+                for (c, o) in out.iter_mut().enumerate() {
+                    let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
+                    *o = s.data[span].iter().map(|&v| v as f64).sum();
+                }
+            }
+        }
+        out
+    }
+
     /// Number of nonzero entries in each column.
     pub fn col_nonzero(&self) -> Vec<usize> {
         let (rows, cols) = self.shape();

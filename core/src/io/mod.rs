@@ -30,6 +30,15 @@ impl Loaded {
     }
 }
 
+/// One CSV field, quoted when it holds a comma, a quote or a newline.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 fn is_table(f: &NamedFile) -> bool {
     let n = f.plain_name();
     n.ends_with(".csv") || n.ends_with(".tsv") || n.ends_with(".txt")

@@ -54,7 +54,7 @@ impl GeneFilter {
 pub fn filter_genes(x: &Matrix, f: FilterGenes) -> GeneFilter {
     let (rows, _) = x.shape();
     let n_cells = x.col_nonzero();
-    let sums = col_sums(x);
+    let sums = x.col_sums();
     let nonz_mean: Vec<f64> = sums
         .iter()
         .zip(&n_cells)
@@ -78,58 +78,43 @@ pub fn filter_genes(x: &Matrix, f: FilterGenes) -> GeneFilter {
     }
 }
 
-/// Column sums in f64.
-pub fn col_sums(x: &Matrix) -> Vec<f64> {
-    let (rows, cols) = x.shape();
-    let mut out = vec![0f64; cols];
-    match x {
-        Matrix::Dense(d) => {
-            for r in 0..rows {
-                for (o, &v) in out.iter_mut().zip(d.row(r)) {
-                    *o += v as f64;
-                }
-            }
-        }
-        Matrix::Csr(s) => {
-            for (&c, &v) in s.indices.iter().zip(&s.data) {
-                out[c as usize] += v as f64;
-            }
-        }
-        Matrix::Csc(s) => {
-            for (c, o) in out.iter_mut().enumerate() {
-                let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
-                *o = s.data[span].iter().map(|&v| v as f64).sum();
-            }
-        }
-    }
-    out
+/// What a model needs of X.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Counts or normalised counts: finite and non-negative (Tangram).
+    NonNegative,
+    /// Raw counts: also whole numbers (cell2location, the count models).
+    Counts,
 }
 
-/// The count models need raw counts: finite, non-negative whole numbers.
-pub fn check_counts(name: &str, d: &Dataset) -> Result<(), Error> {
+/// X of `d` when it holds what `need` asks for, else a named error.
+pub fn check_x<'a>(name: &str, d: &'a Dataset, need: Need) -> Result<&'a Matrix, Error> {
+    let advice = match need {
+        Need::NonNegative => "Tangram needs non-negative expression (counts or normalised counts, not scaled or centred data)",
+        Need::Counts => "cell2location needs raw counts (use the raw layer or the unnormalised file)",
+    };
     let x =
         d.x.as_ref()
-            .ok_or_else(|| Error::new(name, "X", "has no expression matrix"))?;
+            .ok_or_else(|| Error::new(name, "X", format!("has no expression matrix; {advice}")))?;
     let v = x.check_values();
     let what = if v.nan > 0 {
         format!("has {} NaN values", v.nan)
     } else if v.negative > 0 {
         format!("has {} negative values (minimum {})", v.negative, v.min)
-    } else if v.non_integer > 0 {
+    } else if v.non_integer > 0 && need == Need::Counts {
         format!(
             "has {} non-integer values (e.g. normalised or log data)",
             v.non_integer
         )
     } else {
-        return Ok(());
+        return Ok(x);
     };
-    Err(Error::new(
-        name,
-        "X",
-        format!(
-            "{what}; cell2location needs raw counts (use the raw layer or the unnormalised file)"
-        ),
-    ))
+    Err(Error::new(name, "X", format!("{what}; {advice}")))
+}
+
+/// The count models need raw counts: finite, non-negative whole numbers.
+pub fn check_counts(name: &str, d: &Dataset) -> Result<(), Error> {
+    check_x(name, d, Need::Counts).map(|_| ())
 }
 
 /// Drops mitochondrial genes (names starting `MT-`, any case) from X and

@@ -87,11 +87,11 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         ));
     }
     let mut reference = load(&a.reference, &a.table)?.dataset;
-    filter::check_counts(&name, &reference)?;
+    let x = filter::check_x(&name, &reference, filter::Need::Counts)?;
     let n0 = reference.n_vars();
     if !a.no_filter {
         let f = filter::filter_genes(
-            reference.x.as_ref().expect("checked"),
+            x,
             FilterGenes {
                 cell_count_cutoff: a.cell_count_cutoff,
                 cell_percentage_cutoff2: a.cell_percentage_cutoff2,
@@ -101,7 +101,8 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         let mut report = String::from("gene,n_cells,nonz_mean,kept\n");
         for (g, gene) in reference.var.index.iter().enumerate() {
             report.push_str(&format!(
-                "{gene},{},{},{}\n",
+                "{},{},{},{}\n",
+                io::csv_field(gene),
                 f.n_cells[g],
                 f.nonz_mean[g],
                 if f.keep[g] { "True" } else { "False" }

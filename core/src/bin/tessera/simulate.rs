@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tessera_core::io::{self, h5ad_write};
+use tessera_core::io::{self, csv_field, h5ad_write};
 use tessera_core::models::named::Named;
 use tessera_core::simulate::{self, VisiumSim};
 
@@ -58,7 +58,7 @@ pub fn run(s: Simulate) -> Result<(), io::Error> {
     let mut csv = String::new();
     for c in &sim.cell_types {
         csv.push(',');
-        csv.push_str(c);
+        csv.push_str(&csv_field(c));
     }
     csv.push('\n');
     for (s, spot) in sim.spatial.obs.index.iter().enumerate() {
@@ -72,7 +72,7 @@ pub fn run(s: Simulate) -> Result<(), io::Error> {
     let mut types = String::from("cell_type,zone\n");
     for (c, z) in sim.cell_types.iter().zip(&sim.type_zone) {
         let z = z.map_or("uniform".to_string(), |z| z.to_string());
-        types.push_str(&format!("{c},{z}\n"));
+        types.push_str(&format!("{},{z}\n", csv_field(c)));
     }
     write(&a.out.join("cell_types.csv"), types.as_bytes())?;
     let cells: f64 = sim.abundance.iter().sum();

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tessera_core::compute::Device;
 use tessera_core::data::{Annotation, Column, Dataset, Frame, Value};
-use tessera_core::io::{self, h5ad_write, npy};
+use tessera_core::io::{self, csv_field, h5ad_write, npy};
 use tessera_core::models::tangram::{self, project, DensityPrior, Mapping, Mode, Named, Options};
 
 use crate::device::{self, on_device};
@@ -155,14 +155,6 @@ fn read_gene_list(p: &Path) -> Result<Vec<String>, io::Error> {
         ));
     }
     Ok(genes)
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 fn num(v: f64) -> String {

@@ -9,8 +9,9 @@ pub mod nb;
 
 use crate::compute::Device;
 use crate::data::{Column, Dataset, Frame};
-use crate::io::Error;
+use crate::io::{csv_field, Error};
 use crate::models::named::{self as labels_of, Named};
+use crate::prep::filter::{check_x, Need};
 
 /// Genes x cell types, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,22 +27,15 @@ pub struct Signatures {
 impl Signatures {
     /// `inf_aver` as CSV: first column the gene, one column per cell type.
     pub fn to_csv(&self) -> String {
-        let quote = |s: &str| {
-            if s.contains([',', '"', '\n']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
         let t = self.cell_types.len();
         let mut out = String::new();
         for c in &self.cell_types {
             out.push(',');
-            out.push_str(&quote(c));
+            out.push_str(&csv_field(c));
         }
         out.push('\n');
         for (g, name) in self.genes.iter().enumerate() {
-            out.push_str(&quote(name));
+            out.push_str(&csv_field(name));
             for j in 0..t {
                 out.push_str(&format!(",{}", self.values[g * t + j]));
             }
@@ -181,9 +175,8 @@ pub async fn regression<D: Device>(
     train: &nb::Train,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<RegressionSignatures, Error> {
-    crate::prep::filter::check_counts(reference.name, reference.data)?;
+    let x = check_x(reference.name, reference.data, Need::Counts)?;
     let avg = cluster_averages(reference, labels_key)?;
-    let x = reference.data.x.as_ref().expect("checked");
     let labels = labels_of::labels(reference, labels_key)?;
     let batch_labels = match batch_key {
         Some(k) => labels_of::labels(reference, k)?,

@@ -147,19 +147,14 @@ impl<D: Device> Site<D> {
         dev.unary(Unary::Exp, &self.t[1], &self.z);
     }
 
-    /// Σ u + Σ log σ + Σ ε²/2 of this draw: the Jacobian and −log q parts
-    /// of the ELBO (without the constant).
-    async fn guide_terms(&self, dev: &D, len: usize, out: &D::Buf) -> f64 {
-        let sum = |x: &D::Buf| {
-            dev.reduce(Reduce::Sum, Axis::Rows, x, 1, len, out);
-            dev.read(out)
-        };
-        let su = sum(&self.t[1]).await[0] as f64;
+    /// Adds Σ u, Σ log σ and Σ ε² of this draw (the Jacobian and −log q
+    /// parts of the ELBO) to the step's tally.
+    fn guide_terms(&self, dev: &D, len: usize, tally: &Tally<D>) {
+        tally.sum(dev, &self.t[1], len, Slot::U);
         dev.unary(Unary::Log, &self.sigma, &self.t[2]);
-        let sl = sum(&self.t[2]).await[0] as f64;
+        tally.sum(dev, &self.t[2], len, Slot::LogSigma);
         dev.binary(Binary::Mul, &self.eps, &self.eps, &self.t[2]);
-        let se = sum(&self.t[2]).await[0] as f64;
-        su + sl + 0.5 * se
+        tally.sum(dev, &self.t[2], len, Slot::Eps2);
     }
 
     /// Turns gz into guide gradients and takes one Adam step on loc and raw.
@@ -185,6 +180,58 @@ fn mix(seed: u64, site: u64, step: u64) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ^ (site << 56)
         ^ step.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// Scalars of one step's tally (the per-batch sums have ranges of their own).
+#[derive(Clone, Copy)]
+enum Slot {
+    Ainv,
+    LogLik,
+    Mu,
+    LogYtg,
+    Ytg,
+    U,
+    LogSigma,
+    Eps2,
+}
+const SLOTS: usize = 8;
+
+/// Every number the host needs from one step, summed on the device into
+/// one buffer and read back in a single transfer: [slots | dL/dy_e (E) |
+/// Σ_g log s_eg (E) | Σ_g s_eg (E)].
+struct Tally<D: Device> {
+    out: D::Buf,
+    scalar: D::Buf,
+    slot: Vec<D::Index>,
+    dye: D::Index,
+    log_s: D::Index,
+    s: D::Index,
+    len: usize,
+}
+
+impl<D: Device> Tally<D> {
+    fn new(dev: &D, e: usize) -> Tally<D> {
+        let range = |a: usize| dev.upload_index(&(a as u32..(a + e) as u32).collect::<Vec<_>>());
+        Tally {
+            out: dev.zeros(SLOTS + 3 * e),
+            scalar: dev.zeros(1),
+            slot: (0..SLOTS as u32).map(|i| dev.upload_index(&[i])).collect(),
+            dye: range(SLOTS),
+            log_s: range(SLOTS + e),
+            s: range(SLOTS + 2 * e),
+            len: SLOTS + 3 * e,
+        }
+    }
+
+    fn reset(&mut self, dev: &D) {
+        self.out = dev.zeros(self.len);
+    }
+
+    /// Adds the sum of the first `len` values of `x` to `slot`.
+    fn sum(&self, dev: &D, x: &D::Buf, len: usize, slot: Slot) {
+        dev.reduce(Reduce::Sum, Axis::Rows, x, 1, len, &self.scalar);
+        dev.scatter_add(&self.scalar, &self.slot[slot as usize], &self.out);
+    }
 }
 
 struct Consts<D: Device> {
@@ -355,6 +402,7 @@ pub async fn fit<D: Device>(
     );
     let (ll, yc, rows, theta, sq, colsum) = (z(max_b), z(max_b), z(max_b), z(g), z(g), z(g));
     let (ye_buf, eg_stats, sums) = (z(e), z(e * g), z(e.max(1)));
+    let mut tally = Tally::new(dev, e);
     let (t1, t2) = (z(f * g), z(e * g));
     let (tm, wt) = (z(max_b * g), z(max_b * g));
     let (yt_a, yt_b, yt_c) = (z(nt * g), z(nt * g), z(nt * g));
@@ -374,16 +422,17 @@ pub async fn fit<D: Device>(
             {
                 h.draw(train.seed, 10 + id as u64, step_no);
             }
-            let mut guide = 0.0;
+            tally.reset(dev);
             for (s, len) in [(&mu, f * g), (&seg, e * g), (&ainv, g)] {
-                guide += s.guide_terms(dev, len, &sums).await;
+                s.guide_terms(dev, len, &tally);
             }
             if let Some(y) = &ytg {
-                guide += y.guide_terms(dev, nt * g, &sums).await;
+                y.guide_terms(dev, nt * g, &tally);
             }
-            for h in [&ye, &a_hyp, &m_e, &s_inv, &phi] {
-                guide += h.guide_terms();
-            }
+            let mut guide: f64 = [&ye, &a_hyp, &m_e, &s_inv, &phi]
+                .iter()
+                .map(|h| h.guide_terms())
+                .sum();
             // Expected counts of the batch.
             let ye32: Vec<f32> = ye.z.iter().map(|&v| v as f32).collect();
             let ye_dev = dev.upload(&ye32);
@@ -460,17 +509,36 @@ pub async fn fit<D: Device>(
                 &rows,
                 &ye_buf,
             );
-            let dye = dev.read(&ye_buf).await;
-            // Σ_g log s_eg and Σ_g s_eg per batch; Σ_g ainv; the log-likelihood.
+            dev.scatter_add(&ye_buf, &tally.dye, &tally.out);
+            // Σ_g log s_eg and Σ_g s_eg per batch; Σ_g ainv; the log-likelihood;
+            // the μ and y_tg priors (for the loss); then one read for all of it.
             dev.unary(Unary::Log, &seg.z, &t2);
             dev.reduce(Reduce::Sum, Axis::Rows, &t2, e, g, &sums);
-            let sum_log_s = dev.read(&sums).await;
+            dev.scatter_add(&sums, &tally.log_s, &tally.out);
             dev.reduce(Reduce::Sum, Axis::Rows, &seg.z, e, g, &sums);
-            let sum_s = dev.read(&sums).await;
-            dev.reduce(Reduce::Sum, Axis::Rows, &ainv.z, 1, g, &sums);
-            let sum_ainv = dev.read(&sums).await[0] as f64;
-            dev.reduce(Reduce::Sum, Axis::Rows, &ll, 1, b, &sums);
-            let ll_sum = dev.read(&sums).await[0] as f64 * scale;
+            dev.scatter_add(&sums, &tally.s, &tally.out);
+            tally.sum(dev, &ainv.z, g, Slot::Ainv);
+            tally.sum(dev, &ll, b, Slot::LogLik);
+            tally.sum(dev, &mu.z, f * g, Slot::Mu);
+            if let Some(y) = &ytg {
+                dev.unary(Unary::Log, &y.z, &yt_a);
+                tally.sum(dev, &yt_a, nt * g, Slot::LogYtg);
+                tally.sum(dev, &y.z, nt * g, Slot::Ytg);
+            }
+            let st: Vec<f64> = dev
+                .read(&tally.out)
+                .await
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let at = |s: Slot| st[s as usize];
+            let (dye, sum_log_s, sum_s) = (
+                &st[SLOTS..SLOTS + e],
+                &st[SLOTS + e..SLOTS + 2 * e],
+                &st[SLOTS + 2 * e..SLOTS + 3 * e],
+            );
+            let (sum_ainv, ll_sum) = (at(Slot::Ainv), at(Slot::LogLik) * scale);
+            guide += at(Slot::U) + at(Slot::LogSigma) + 0.5 * at(Slot::Eps2);
 
             // Host sites: priors and their links to the device sites.
             let gf = g as f64;
@@ -482,16 +550,15 @@ pub async fn fit<D: Device>(
             for j in 0..e {
                 let (si, mj, kj) = (s_inv.z[j], m_e.z[j], k[j]);
                 let bj = kj / mj;
-                ye.gz[j] = dye[j] as f64 * scale - 1.0;
+                ye.gz[j] = dye[j] * scale - 1.0;
                 lp += gamma_lp(ye.z[j], 1.0, 1.0) + gamma_lp(mj, 1.0, 100.0) + ah.ln() - ah * si;
                 a_hyp.gz[0] += 1.0 / ah - si;
                 // s_eg ~ Gamma(k, k/m): derivatives w.r.t. k and the rate b.
-                let d_k = gf * (bj.ln() - digamma(kj)) + sum_log_s[j] as f64;
-                let d_b = gf * kj / bj - sum_s[j] as f64;
+                let d_k = gf * (bj.ln() - digamma(kj)) + sum_log_s[j];
+                let d_b = gf * kj / bj - sum_s[j];
                 s_inv.gz[j] = -ah + (d_k + d_b / mj) * (-2.0 / (si * si * si));
                 m_e.gz[j] = -100.0 + d_b * (-kj / (mj * mj));
-                lp += gf * (kj * bj.ln() - lgamma(kj)) + (kj - 1.0) * sum_log_s[j] as f64
-                    - bj * sum_s[j] as f64;
+                lp += gf * (kj * bj.ln() - lgamma(kj)) + (kj - 1.0) * sum_log_s[j] - bj * sum_s[j];
             }
             if let Some(p) = probe.as_mut() {
                 let mut pr = Probe {
@@ -527,19 +594,11 @@ pub async fn fit<D: Device>(
                 h.step(adam);
             }
             // −ELBO of this draw: likelihood, every prior, Jacobian and −log q.
-            dev.reduce(Reduce::Sum, Axis::Rows, &mu.z, 1, f * g, &sums);
-            let mu_prior = -(dev.read(&sums).await[0] as f64);
-            let mut ytg_prior = 0.0;
-            if let Some(y) = &ytg {
-                // Σ log Gamma(y; 200, 200) = Σ [199 log y − 200 y] + const.
-                dev.unary(Unary::Log, &y.z, &yt_a);
-                dev.reduce(Reduce::Sum, Axis::Rows, &yt_a, 1, nt * g, &sums);
-                let sl = dev.read(&sums).await[0] as f64;
-                dev.reduce(Reduce::Sum, Axis::Rows, &y.z, 1, nt * g, &sums);
-                let sy = dev.read(&sums).await[0] as f64;
-                ytg_prior = (nt * g) as f64 * (200.0 * 200f64.ln() - lgamma(200.0)) + 199.0 * sl
-                    - 200.0 * sy;
-            }
+            // Gamma(1, 1) log-density is −z; Gamma(200, 200) sums to the line below.
+            let mu_prior = -at(Slot::Mu);
+            let ytg_prior = (nt * g) as f64 * (200.0 * 200f64.ln() - lgamma(200.0))
+                + 199.0 * at(Slot::LogYtg)
+                - 200.0 * at(Slot::Ytg);
             let n_params = (f * g + e * g + g + nt * g + 3 * e + 2) as f64;
             let q_const = 0.5 * (2.0 * std::f64::consts::PI).ln() * n_params;
             let elbo = ll_sum + lp + mu_prior + ytg_prior + guide + q_const;

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use crate::data::{var_names_make_unique, Dataset, Matrix};
 use crate::io::Error;
 pub use crate::models::named::{categories, labels, unique, Named};
+use crate::prep::filter::{check_x, Need};
 
 /// One side after filtering: X, and for each kept gene its column and the
 /// lower-case unique name used for matching.
@@ -23,34 +24,7 @@ struct Side<'a> {
 }
 
 fn side<'a>(d: Named<'a>) -> Result<Side<'a>, Error> {
-    let x = d.data.x.as_ref().ok_or_else(|| {
-        Error::new(
-            d.name,
-            "X",
-            "has no expression matrix; Tangram needs genes in X",
-        )
-    })?;
-    let v = x.check_values();
-    if v.nan > 0 {
-        return Err(Error::new(
-            d.name,
-            "X",
-            format!(
-                "has {} NaN values; Tangram needs finite expression values",
-                v.nan
-            ),
-        ));
-    }
-    if v.negative > 0 {
-        return Err(Error::new(
-            d.name,
-            "X",
-            format!(
-                "has {} negative values (minimum {}); Tangram needs non-negative expression (counts or normalised counts, not scaled or centred data)",
-                v.negative, v.min
-            ),
-        ));
-    }
+    let x = check_x(d.name, d.data, Need::NonNegative)?;
     let nonzero = x.col_nonzero();
     let names = &d.data.var.index;
     // sc.pp.filter_genes(min_cells=1), then lower-case and make unique.
@@ -89,6 +63,10 @@ pub struct Prepared {
     /// 1 − fraction of cells (spots) expressing each training gene.
     pub sparsity_sc: Vec<f64>,
     pub sparsity_sp: Vec<f64>,
+    /// Cells (spots) expressing each gene of X, for every column: the
+    /// projection and comparison reuse them instead of scanning X again.
+    pub sc_nonzero: Vec<usize>,
+    pub sp_nonzero: Vec<usize>,
 }
 
 pub fn prepare(sc: Named, sp: Named, genes: Option<&[String]>) -> Result<Prepared, Error> {
@@ -188,6 +166,8 @@ pub fn prepare(sc: Named, sp: Named, genes: Option<&[String]>) -> Result<Prepare
         n_cells,
         n_spots,
         rna_count_based: totals.iter().map(|t| t / total).collect(),
+        sc_nonzero: a.nonzero,
+        sp_nonzero: b.nonzero,
     })
 }
 

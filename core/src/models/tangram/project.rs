@@ -68,7 +68,7 @@ pub async fn project_genes<D: Device>(
         .x
         .as_ref()
         .ok_or_else(|| Error::new(sc.name, "X", "has no expression matrix"))?;
-    let nonzero = x.col_nonzero();
+    let nonzero = &m.prep.sc_nonzero;
     let cols: Vec<usize> = (0..nonzero.len()).filter(|&c| nonzero[c] > 0).collect();
     let genes: Vec<String> = cols.iter().map(|&c| sc.data.var.index[c].clone()).collect();
     let (ns, gk) = (m.spots.len(), cols.len());
@@ -213,7 +213,7 @@ pub fn compare_spatial_geneexp(
         .collect();
     let spx = sp.data.x.as_ref().expect("checked in prepare");
     let scx = sc.data.x.as_ref().expect("checked in prepare");
-    let (sp_nz, sc_nz) = (spx.col_nonzero(), scx.col_nonzero());
+    let (sp_nz, sc_nz) = (&m.prep.sp_nonzero, &m.prep.sc_nonzero);
     let (n_sp, n_sc) = (spx.shape().0 as f64, scx.shape().0 as f64);
     let wanted: Option<std::collections::HashSet<String>> =
         genes.map(|g| g.iter().map(|s| s.to_lowercase()).collect());

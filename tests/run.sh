@@ -13,7 +13,10 @@ export TESSERA_DATA="${TESSERA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
-step() { say "── $1"; shift; "$@"; }
+step() {
+  local t0=$SECONDS; say "── $1"; shift; "$@"
+  say "   done in $((SECONDS - t0)) s"
+}
 
 ensure_python
 ensure_browser

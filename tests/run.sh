@@ -14,9 +14,11 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
 step() {
-  local t0=$SECONDS; say "── $1"; shift; "$@"
-  say "   done in $((SECONDS - t0)) s"
+  local t0=$SECONDS c0; c0=$(cpu_seconds); say "── $1"; shift; "$@"
+  say "   done in $((SECONDS - t0)) s (CPU $(( $(cpu_seconds) - c0 )) s)"
 }
+# User + system seconds of finished child processes (compiles are ~2x wall).
+cpu_seconds() { times | awk 'NR==2 { split($1,u,"m"); split($2,s,"m"); printf "%d", u[1]*60+u[2]+s[1]*60+s[2] }'; }
 
 ensure_python
 ensure_browser

@@ -327,3 +327,236 @@ fn nb_regression_runs_on_the_gpu_like_the_cpu() {
         assert!((x - y).abs() < 1e-3 * x.abs().max(1.0), "loss {x} vs {y}");
     }
 }
+
+/// Per-spot abundances of the reference run (spots x types) with its type names.
+fn ref_abundance(data: &Path, stat: &str) -> (Vec<String>, Vec<String>, Vec<f64>) {
+    let text = std::fs::read_to_string(data.join(format!(
+        "ref/cell2location/rctd_visium_hippocampus/spot_{stat}_cell_abundance_w_sf.csv"
+    )))
+    .unwrap();
+    let mut lines = text.lines();
+    let prefix = format!("{stat}cell_abundance_w_sf_");
+    let types = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(|c| c.trim_start_matches(&prefix).to_string())
+        .collect();
+    let (mut spots, mut v) = (vec![], vec![]);
+    for l in lines {
+        let mut f = l.split(',');
+        spots.push(f.next().unwrap().to_string());
+        v.extend(f.map(|x| x.parse::<f64>().unwrap()));
+    }
+    (spots, types, v)
+}
+
+#[test]
+fn mapping_agrees_with_the_reference_run() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::models::cell2location::{self as c2l, Options};
+    let Some(data) = common::data_dir("mapping_agrees_with_the_reference_run") else {
+        return;
+    };
+    let rel = "rctd_visium_hippocampus/derived/spatial.h5ad";
+    let sp = load(&data, rel);
+    let sig_rel = "ref/cell2location/rctd_visium_hippocampus/reference_signatures_means_per_cluster_mu_fg.csv";
+    let text = std::fs::read_to_string(data.join(sig_rel)).unwrap();
+    let mut sig = c2l::signatures_from_csv(sig_rel, &text).unwrap();
+    sig.cell_types = sig
+        .cell_types
+        .iter()
+        .map(|c| c.trim_start_matches("means_per_cluster_mu_fg_").to_string())
+        .collect();
+    // The reference run: N_cells_per_location=10, detection_alpha=20, 1000 steps.
+    let mut opts = Options::new(10.0, 20.0);
+    opts.train.max_epochs = 1000;
+    opts.num_samples = 100;
+    let m = pollster::block_on(c2l::map(
+        &Cpu,
+        Named::new(rel, &sp),
+        sig_rel,
+        &sig,
+        &opts,
+        &mut |_, _, _| {},
+    ))
+    .unwrap();
+    assert_eq!(m.genes.len(), 124);
+    let (spots, types, want) = ref_abundance(&data, "means");
+    assert_eq!(types, m.cell_types);
+    let f = types.len();
+    let ours = &m.abundance().means;
+    let mut cors = vec![];
+    for (i, name) in spots.iter().enumerate() {
+        let s = m.spots.iter().position(|x| x == name).expect("same spots");
+        cors.push(pearson(
+            &ours[s * f..(s + 1) * f],
+            &want[i * f..(i + 1) * f],
+        ));
+    }
+    cors.sort_by(f64::total_cmp);
+    let mean = cors.iter().sum::<f64>() / cors.len() as f64;
+    let total = ours.iter().sum::<f64>() / spots.len() as f64;
+    let h = &m.fit.elbo_history;
+    eprintln!(
+        "per-spot Pearson vs cell2location: mean {mean:.3}, median {:.3}, 10th pct {:.3}, min {:.3}; \
+         mean cells per spot {total:.2} (reference 11.03); -ELBO first {:.0} last {:.0} (reference 369616 -> 155972)",
+        cors[cors.len() / 2],
+        cors[cors.len() / 10],
+        cors[0],
+        h[0],
+        h[h.len() - 1],
+    );
+    assert!(mean >= 0.9, "mean per-spot correlation {mean}");
+    assert!((8.0..14.0).contains(&total), "{total} cells per spot");
+    // Same model, same start: the first loss is the reference's to a few percent.
+    assert!(
+        (h[0] / 369_616.0 - 1.0).abs() < 0.05,
+        "first -ELBO {}",
+        h[0]
+    );
+    // The AnnData export carries the reference's keys and column names.
+    let out = c2l::export(&sp, &m);
+    for k in ["means", "stds", "q05", "q95"] {
+        let Some(tessera_core::data::Annotation::Frame(fr)) =
+            out.obsm.get(&format!("{k}_cell_abundance_w_sf"))
+        else {
+            panic!("obsm {k}_cell_abundance_w_sf")
+        };
+        assert!(fr.column(&format!("{k}cell_abundance_w_sf_CA1")).is_some());
+    }
+    let q05 = &m.abundance().q05;
+    let q95 = &m.abundance().q95;
+    assert!((0..ours.len()).all(|i| q05[i] < ours[i] && ours[i] < q95[i]));
+}
+
+/// Area under the precision-recall curve (average precision) of `score`
+/// for the positives `truth`.
+fn pr_auc(score: &[f64], truth: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let pos = truth.iter().filter(|&&t| t).count() as f64;
+    let (mut tp, mut ap) = (0.0, 0.0);
+    for (k, &i) in idx.iter().enumerate() {
+        if truth[i] {
+            tp += 1.0;
+            ap += tp / (k + 1) as f64;
+        }
+    }
+    ap / pos.max(1.0)
+}
+
+#[test]
+fn mapping_recovers_simulated_abundances() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::models::cell2location::{self as c2l, Options};
+    use tessera_core::simulate::{visium, VisiumSim};
+    let Some(data) = common::data_dir("mapping_recovers_simulated_abundances") else {
+        return;
+    };
+    let rel = "rctd_visium_hippocampus/derived/reference.h5ad";
+    let reference = load(&data, rel);
+    for seed in [1, 2, 3] {
+        let sim = visium(
+            Named::new(rel, &reference),
+            "cell_type",
+            &VisiumSim {
+                n_spots: 300,
+                n_zones: 6,
+                seed,
+                ..VisiumSim::default()
+            },
+        )
+        .unwrap();
+        // Signatures from the held-out half, as a user would make them.
+        let sig = regression::cluster_averages(Named::new("training", &sim.training), "cell_type")
+            .unwrap();
+        let t = sim.cell_types.len();
+        let s_n = sim.spatial.n_obs();
+        let n_cells = sim.abundance.iter().sum::<f64>() / s_n as f64;
+        let mut opts = Options::new(n_cells.round().max(1.0), 20.0);
+        opts.train.max_epochs = 3000;
+        opts.train.lr = 0.01;
+        opts.num_samples = 50;
+        let m = pollster::block_on(c2l::map(
+            &Cpu,
+            Named::new("sim", &sim.spatial),
+            "signatures",
+            &sig,
+            &opts,
+            &mut |_, _, _| {},
+        ))
+        .unwrap();
+        // Our columns follow the signatures' (sorted) types; the truth follows sim.cell_types.
+        let col: Vec<usize> = sim
+            .cell_types
+            .iter()
+            .map(|c| m.cell_types.iter().position(|x| x == c).unwrap())
+            .collect();
+        let f = m.cell_types.len();
+        let est = &m.abundance().means;
+        let (mut a, mut b) = (vec![], vec![]);
+        let mut aucs = vec![];
+        for k in 0..t {
+            let score: Vec<f64> = (0..s_n).map(|s| est[s * f + col[k]]).collect();
+            let truth: Vec<f64> = (0..s_n).map(|s| sim.abundance[s * t + k]).collect();
+            a.extend(&score);
+            b.extend(&truth);
+            let present: Vec<bool> = truth.iter().map(|&v| v > 0.0).collect();
+            if present.iter().any(|&p| p) && !present.iter().all(|&p| p) {
+                aucs.push(pr_auc(&score, &present));
+            }
+        }
+        let r = pearson(&a, &b);
+        let auc = aucs.iter().sum::<f64>() / aucs.len() as f64;
+        eprintln!(
+            "simulation seed {seed}: Pearson vs truth {r:.3}, mean PR-AUC {auc:.3} over {} types",
+            aucs.len()
+        );
+        assert!(r >= 0.8, "seed {seed}: correlation {r}");
+        assert!(auc >= 0.75, "seed {seed}: PR-AUC {auc}");
+    }
+}
+
+#[test]
+fn mapping_runs_on_the_gpu_like_the_cpu() {
+    use tessera_core::compute::{cpu::Cpu, gpu::Gpu};
+    use tessera_core::models::cell2location::fit::{fit, MapData, Priors, Train};
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    let (spots, genes, f, e) = (11, 9, 3, 2);
+    let x: Vec<f32> = (0..spots * genes).map(|i| ((i * 7) % 13) as f32).collect();
+    let sig: Vec<f32> = (0..f * genes).map(|i| 0.3 + (i % 5) as f32).collect();
+    let batch: Vec<usize> = (0..spots).map(|s| s % e).collect();
+    let d = MapData {
+        x: &x,
+        spots,
+        genes,
+        signatures: &sig,
+        types: f,
+        batch: &batch,
+        n_batches: e,
+    };
+    let mut p = Priors::new(5.0, 20.0, e);
+    p.n_groups = 6;
+    p.detection_mean = vec![0.5, 0.8];
+    let train = Train {
+        max_epochs: 25,
+        lr: 0.01,
+        seed: 2,
+        block_rows: Some(4),
+    };
+    let a = pollster::block_on(fit(&Cpu, &d, &p, &train, &mut |_, _, _| {}, None));
+    let b = pollster::block_on(fit(&gpu, &d, &p, &train, &mut |_, _, _| {}, None));
+    for ((name, _, x), (_, _, y)) in a.sites.iter().zip(&b.sites) {
+        for (u, v) in x.means.iter().zip(&y.means) {
+            assert!(
+                (u - v).abs() < 2e-3 * u.abs().max(1.0),
+                "{name}: {u} vs {v}"
+            );
+        }
+    }
+    for (u, v) in a.elbo_history.iter().zip(&b.elbo_history) {
+        assert!((u - v).abs() < 1e-3 * u.abs().max(1.0), "loss {u} vs {v}");
+    }
+}

@@ -21,8 +21,15 @@ impl CpuBuf {
         self.0.borrow().clone()
     }
 
+    /// Writes `v` at the start; a longer buffer keeps its length (and its
+    /// tail), as a GPU buffer would.
     fn set(&self, v: Vec<f32>) {
-        *self.0.borrow_mut() = v;
+        let mut b = self.0.borrow_mut();
+        if b.len() > v.len() {
+            b[..v.len()].copy_from_slice(&v);
+        } else {
+            *b = v;
+        }
     }
 
     fn view(&self) -> Ref<'_, Vec<f32>> {
@@ -68,9 +75,11 @@ fn threads() -> usize {
     {
         1
     }
+    // Asked once: on Linux each call reads cgroup files (~0.1 ms).
     #[cfg(not(target_arch = "wasm32"))]
     {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
     }
 }
 
@@ -124,12 +133,53 @@ pub fn host_memory_available() -> Option<u64> {
 /// Γ-Poisson log-pmf and gradients, in f64.
 pub fn nb_terms(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
     let lt = (theta / (theta + mu)).ln();
-    let ll = lgamma(x + theta) - lgamma(theta) - lgamma(x + 1.0)
+    // Small integer counts (most of a count matrix): lgamma and digamma
+    // differences as short sums, ln x! from a table.
+    let (lg, dg, lfact) = if x >= 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
+        let k = x as usize;
+        let (mut prod, mut dg) = (1.0, 0.0);
+        for j in 0..k {
+            let v = theta + j as f64;
+            prod *= v;
+            dg += 1.0 / v;
+        }
+        let lg = if prod.is_finite() && prod > 0.0 {
+            prod.ln()
+        } else {
+            (0..k).map(|j| (theta + j as f64).ln()).sum()
+        };
+        (lg, dg, ln_factorial(k))
+    } else {
+        (
+            lgamma(x + theta) - lgamma(theta),
+            digamma(x + theta) - digamma(theta),
+            lgamma(x + 1.0),
+        )
+    };
+    let ll = lg - lfact
         + theta * lt
-        + x * (mu / (theta + mu)).ln();
+        + if x > 0.0 {
+            x * (mu / (theta + mu)).ln()
+        } else {
+            0.0
+        };
     let d_mu = x / mu - (x + theta) / (theta + mu);
-    let d_theta = digamma(x + theta) - digamma(theta) + lt + 1.0 - (x + theta) / (theta + mu);
+    let d_theta = dg + lt + 1.0 - (x + theta) / (theta + mu);
     (ll, d_mu, d_theta)
+}
+
+/// Counts below this take the summed form in [`nb_terms`].
+const SMALL_COUNT: usize = 16;
+
+fn ln_factorial(k: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<[f64; SMALL_COUNT]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0.0; SMALL_COUNT];
+        for i in 1..SMALL_COUNT {
+            t[i] = t[i - 1] + (i as f64).ln();
+        }
+        t
+    })[k]
 }
 
 pub fn log_density_term(d: Density, x: f64, p1: f64, p2: f64) -> f64 {
@@ -459,21 +509,42 @@ impl Device for Cpu {
         grad_mu: &CpuBuf,
         grad_theta: &CpuBuf,
     ) {
-        let (x, mu, theta) = (x.get(), mu.get(), theta.get());
-        let (mut ll, mut gm, mut gt) = (
-            vec![0f64; rows],
-            vec![0f32; rows * cols],
-            vec![0f32; rows * cols],
+        let (xv, muv, thv) = (x.view(), mu.view(), theta.view());
+        let (x, mu, theta): (&[f32], &[f32], &[f32]) = (&xv, &muv, &thv);
+        let n = rows * cols;
+        let (mut gm, mut gt) = (grad_mu.0.borrow_mut(), grad_theta.0.borrow_mut());
+        assert!(
+            x.len() >= n && mu.len() >= n && gm.len() >= n && gt.len() >= n && !theta.is_empty(),
+            "nb_loglik_grad: bad lengths"
         );
-        for i in 0..rows * cols {
-            let (l, dm, dt) = nb_terms(x[i] as f64, mu[i] as f64, bcast(&theta, i));
-            ll[i / cols] += l;
-            gm[i] = dm as f32;
-            gt[i] = dt as f32;
+        let mut ll = vec![0f64; rows];
+        let work = |r0: usize, ll: &mut [f64], gm: &mut [f32], gt: &mut [f32]| {
+            for (k, (m, t)) in gm.iter_mut().zip(gt.iter_mut()).enumerate() {
+                let i = r0 * cols + k;
+                let (l, dm, dt) = nb_terms(x[i] as f64, mu[i] as f64, bcast(theta, i));
+                ll[k / cols] += l;
+                *m = dm as f32;
+                *t = dt as f32;
+            }
+        };
+        let t = threads();
+        if t > 1 && n >= PAR_MIN && rows >= 2 && cfg!(not(target_arch = "wasm32")) {
+            let per = rows.div_ceil(t);
+            std::thread::scope(|s| {
+                let chunks = ll
+                    .chunks_mut(per)
+                    .zip(gm[..n].chunks_mut(per * cols))
+                    .zip(gt[..n].chunks_mut(per * cols));
+                for (i, ((l, m), g)) in chunks.enumerate() {
+                    let work = &work;
+                    s.spawn(move || work(i * per, l, m, g));
+                }
+            });
+        } else if cols > 0 {
+            work(0, &mut ll, &mut gm[..n], &mut gt[..n]);
         }
+        drop((gm, gt));
         ll_rows.set(ll.into_iter().map(|v| v as f32).collect());
-        grad_mu.set(gm);
-        grad_theta.set(gt);
     }
 
     fn poisson_loglik_grad(
@@ -675,6 +746,30 @@ mod tests {
             .map(|x| nb_terms(x as f64, 7.0, 1.5).0.exp())
             .sum();
         assert!((total - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nb_small_counts_take_a_shortcut_to_the_same_values() {
+        for x in 0..super::SMALL_COUNT {
+            for &(mu, theta) in &[(0.3f64, 0.05f64), (4.0, 2.0), (60.0, 900.0), (3.0, 1e5)] {
+                let x = x as f64;
+                let lt = (theta / (theta + mu)).ln();
+                let ll = lgamma(x + theta) - lgamma(theta) - lgamma(x + 1.0)
+                    + theta * lt
+                    + x * (mu / (theta + mu)).ln();
+                let dt =
+                    digamma(x + theta) - digamma(theta) + lt + 1.0 - (x + theta) / (theta + mu);
+                let (l, _, d) = nb_terms(x, mu, theta);
+                assert!(
+                    (l - ll).abs() < 1e-9 * ll.abs().max(1.0),
+                    "{x} {mu} {theta}"
+                );
+                assert!(
+                    (d - dt).abs() < 1e-9 * dt.abs().max(1.0),
+                    "{x} {mu} {theta}"
+                );
+            }
+        }
     }
 
     #[test]

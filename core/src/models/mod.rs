@@ -1,6 +1,8 @@
 //! The methods, each written once against the compute [`Device`](crate::compute::Device).
 
+pub mod cell2location;
 pub mod named;
 pub mod numpy_rng;
 pub mod regression;
+pub mod svi;
 pub mod tangram;

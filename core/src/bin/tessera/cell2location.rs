@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use tessera_core::data::Column;
 use tessera_core::io::{self, h5ad_write};
+use tessera_core::models::cell2location::{self as c2l, Options};
 use tessera_core::models::named::Named;
 use tessera_core::models::regression;
 use tessera_core::prep::filter::{self, FilterGenes};
@@ -18,6 +19,61 @@ use crate::{load, write, TableArgs};
 pub enum Cell2location {
     /// Reference cell-type signatures (inf_aver) from a labelled single-cell reference
     Signatures(Box<SignaturesArgs>),
+    /// Cell abundances per spot (the spatial mapping model) from spot counts and inf_aver.csv
+    Map(Box<MapArgs>),
+}
+
+#[derive(clap::Args)]
+pub struct MapArgs {
+    /// Spatial data with raw counts (.h5ad, Space Ranger folder or .zip, tables)
+    #[arg(long, required = true, num_args = 1..)]
+    sp: Vec<PathBuf>,
+    /// Reference signatures: inf_aver.csv from `tessera cell2location signatures`
+    #[arg(long)]
+    signatures: PathBuf,
+    /// Expected cells per spot (the tutorial uses 30; cell2location's default is 8)
+    #[arg(long)]
+    n_cells_per_location: f64,
+    /// Tightness of per-spot detection around the batch mean (try 20 and 200);
+    /// per batch as NAME=VALUE pairs, a plain number for the rest
+    #[arg(long, value_delimiter = ',', default_value = "20")]
+    detection_alpha: Vec<String>,
+    /// obs column with the batch (sample) of each spot
+    #[arg(long)]
+    batch: Option<String>,
+    /// Compute detection_mean per batch instead of over all spots
+    #[arg(long)]
+    detection_mean_per_sample: bool,
+    /// Full-batch training steps
+    #[arg(long, default_value_t = 30_000)]
+    epochs: usize,
+    #[arg(long, default_value_t = 0.002)]
+    lr: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 7.0)]
+    a_factors_per_location: f64,
+    #[arg(long, default_value_t = 7.0)]
+    b_groups_per_location: f64,
+    /// Tissue zones of the factorised prior
+    #[arg(long, default_value_t = 50)]
+    n_groups: usize,
+    #[arg(long, default_value_t = 1.0)]
+    n_cells_mean_var_ratio: f64,
+    /// Posterior draws for the u_sf_mRNA_factors quantiles
+    #[arg(long, default_value_t = 1000)]
+    num_samples: usize,
+    /// Keep mitochondrial (MT-) genes (the tutorial removes them)
+    #[arg(long)]
+    keep_mt: bool,
+    /// cpu, gpu, cuda or auto
+    #[arg(long)]
+    device: Option<String>,
+    /// Output folder
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    table: TableArgs,
 }
 
 #[derive(clap::Args)]
@@ -71,6 +127,7 @@ pub struct SignaturesArgs {
 pub fn run(c: Cell2location) -> Result<(), io::Error> {
     match c {
         Cell2location::Signatures(a) => signatures(*a),
+        Cell2location::Map(a) => map(*a),
     }
 }
 
@@ -182,14 +239,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         }
         write(&a.out.join("elbo_history.csv"), h.as_bytes())?;
         // plot_QC's data: one row per (observed bin, expected bin) with cells x genes in it.
-        let (nb, step) = (regression::QC_BINS, r.qc_max / regression::QC_BINS as f64);
-        let mut q = String::from("log10_observed_from,log10_expected_from,bin_width,count\n");
-        for (i, &n) in r.qc_histogram.iter().enumerate() {
-            if n > 0 {
-                let (o, e) = ((i / nb) as f64 * step, (i % nb) as f64 * step);
-                q.push_str(&format!("{o},{e},{step},{n}\n"));
-            }
-        }
+        let q = regression::qc_csv(&r.qc_histogram, r.qc_max);
         write(&a.out.join("qc_reconstruction.csv"), q.as_bytes())?;
         r.means
     };
@@ -199,6 +249,135 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         s.genes.len(),
         s.cell_types.len(),
         s.n_cells.iter().sum::<usize>(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn mkdir(p: &std::path::Path) -> Result<(), io::Error> {
+    std::fs::create_dir_all(p)
+        .map_err(|e| io::Error::new(&p.display().to_string(), "", e.to_string()))
+}
+
+/// `--detection-alpha 20` or `--detection-alpha 20,sample2=200`.
+fn detection_alpha(args: &[String], opts: &mut Options) -> Result<(), io::Error> {
+    let bad = |v: &str| {
+        io::Error::new(
+            "tessera cell2location map",
+            "--detection-alpha",
+            format!("{v:?} is not a positive number or NAME=NUMBER"),
+        )
+    };
+    for a in args {
+        let (name, v) = match a.split_once('=') {
+            Some((n, v)) => (Some(n.trim()), v),
+            None => (None, a.as_str()),
+        };
+        let x: f64 = v.trim().parse().map_err(|_| bad(a))?;
+        if !(x > 0.0 && x.is_finite()) {
+            return Err(bad(a));
+        }
+        match name {
+            Some(n) => {
+                opts.detection_alpha_per_batch.insert(n.to_string(), x);
+            }
+            None => opts.detection_alpha = x,
+        }
+    }
+    Ok(())
+}
+
+fn map(a: MapArgs) -> Result<(), io::Error> {
+    let name = a.sp[0].display().to_string();
+    let sig_name = a.signatures.display().to_string();
+    let text = std::fs::read_to_string(&a.signatures)
+        .map_err(|e| io::Error::new(&sig_name, "", e.to_string()))?;
+    let sig = c2l::signatures_from_csv(&sig_name, &text)?;
+    let mut sp = load(&a.sp, &a.table)?.dataset;
+    filter::check_x(&name, &sp, filter::Need::Counts)?;
+    if !a.keep_mt {
+        let n = filter::remove_mt_genes(&mut sp);
+        if n > 0 {
+            eprintln!("removed {n} MT- genes (kept in obsm['MT']; --keep-mt keeps them)");
+        }
+    }
+    let mut opts = Options::new(a.n_cells_per_location, 20.0);
+    detection_alpha(&a.detection_alpha, &mut opts)?;
+    opts.batch_key = a.batch.clone();
+    opts.detection_mean_per_sample = a.detection_mean_per_sample;
+    opts.a_factors_per_location = a.a_factors_per_location;
+    opts.b_groups_per_location = a.b_groups_per_location;
+    opts.n_groups = a.n_groups;
+    opts.n_cells_mean_var_ratio = a.n_cells_mean_var_ratio;
+    opts.num_samples = a.num_samples;
+    opts.train = c2l::Train {
+        max_epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        block_rows: None,
+    };
+    mkdir(&a.out)?;
+    let dev = device::open(a.device.as_deref())?;
+    eprintln!(
+        "cell2location on {}: {} spots, {} cell types, {} steps",
+        dev.name(),
+        sp.n_obs(),
+        sig.cell_types.len(),
+        a.epochs
+    );
+    let mut bar = Bar::new("steps");
+    let named = Named::new(&name, &sp);
+    let m = on_device!(&dev, |d| pollster::block_on(c2l::map(
+        d,
+        named,
+        &sig_name,
+        &sig,
+        &opts,
+        &mut |done, total, loss| bar.update_with(done, total, &format!("-ELBO {loss:.1}")),
+    )))?;
+    let out = c2l::export(&sp, &m);
+    write(&a.out.join("sp.h5ad"), &h5ad_write::write(&out)?)?;
+    for stat in ["q05", "means"] {
+        write(
+            &a.out.join(format!("{stat}_cell_abundance_w_sf.csv")),
+            c2l::abundance_csv(&m, stat).as_bytes(),
+        )?;
+    }
+    let mut h = String::from("epoch,elbo_train\n");
+    for (e, v) in m.fit.elbo_history.iter().enumerate() {
+        h.push_str(&format!("{e},{v}\n"));
+    }
+    write(&a.out.join("elbo_history.csv"), h.as_bytes())?;
+    write(
+        &a.out.join("qc_reconstruction.csv"),
+        regression::qc_csv(&m.qc_histogram, m.qc_max).as_bytes(),
+    )?;
+    write(&a.out.join("spot_qc.csv"), c2l::spot_qc_csv(&m).as_bytes())?;
+    let total: f64 = m.abundance().means.iter().sum::<f64>() / m.spots.len().max(1) as f64;
+    let summary = serde_json::json!({
+        "spots": m.spots.len(),
+        "genes": m.genes.len(),
+        "cell_types": m.cell_types,
+        "batches": m.batches,
+        "detection_mean": m.detection_mean,
+        "detection_alpha": m.priors.detection_alpha,
+        "n_cells_per_location": a.n_cells_per_location,
+        "steps": a.epochs,
+        "seed": a.seed,
+        "device": dev.name(),
+        "final_elbo": m.fit.elbo_history.last(),
+        "mean_total_abundance": total,
+    });
+    write(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    eprintln!(
+        "{} spots x {} cell types, mean {total:.1} cells per spot -> {}",
+        m.spots.len(),
+        m.cell_types.len(),
         a.out.display()
     );
     Ok(())

@@ -83,7 +83,7 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// cell2location's steps: reference signatures (more to come)
+    /// cell2location: reference signatures, spatial mapping
     Cell2location {
         #[command(subcommand)]
         what: cell2location::Cell2location,

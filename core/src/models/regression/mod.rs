@@ -146,7 +146,7 @@ pub struct RegressionSignatures {
 pub const QC_BINS: usize = 50;
 
 /// 2-D histogram of log10(1 + observed) against log10(1 + expected).
-fn qc_histogram(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> (Vec<u64>, f64) {
+pub fn qc_histogram(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> (Vec<u64>, f64) {
     let max = pairs
         .clone()
         .map(|(o, e)| (1.0 + o).log10().max((1.0 + e).log10()))
@@ -158,6 +158,19 @@ fn qc_histogram(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> (Vec<u64>, f
         h[bin(o) * QC_BINS + bin(e)] += 1;
     }
     (h, max)
+}
+
+/// A QC histogram as CSV: one row per non-empty (observed, expected) bin.
+pub fn qc_csv(hist: &[u64], max: f64) -> String {
+    let step = max / QC_BINS as f64;
+    let mut q = String::from("log10_observed_from,log10_expected_from,bin_width,count\n");
+    for (i, &n) in hist.iter().enumerate() {
+        if n > 0 {
+            let (o, e) = ((i / QC_BINS) as f64 * step, (i % QC_BINS) as f64 * step);
+            q.push_str(&format!("{o},{e},{step},{n}\n"));
+        }
+    }
+    q
 }
 
 /// scvi's default epoch count for a reference of `cells` cells.

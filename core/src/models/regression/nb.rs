@@ -29,8 +29,9 @@
 //! Posterior summaries are the guide's lognormal moments and quantiles in
 //! closed form (cell2location estimates the same numbers from 1000 draws).
 
-use crate::compute::special::{digamma, lgamma, sigmoid, softplus};
+use crate::compute::special::{digamma, lgamma};
 use crate::compute::{philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
+use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Summary, Tally};
 
 /// The data of one fit: dense counts and each cell's label and batch.
 pub struct RegressionData<'a> {
@@ -100,89 +101,8 @@ pub struct Probe {
     pub cells: Vec<usize>,
 }
 
-const INIT_SCALE: f64 = 0.1;
-/// Φ⁻¹(0.95).
-const Z95: f64 = 1.644_853_626_951_472_2;
-
-/// A mean-field Normal site on the device.
-struct Site<D: Device> {
-    id: u64,
-    loc: D::Buf,
-    raw: D::Buf,
-    m: [D::Buf; 4],
-    eps: D::Buf,
-    sigma: D::Buf,
-    z: D::Buf,
-    /// ∂(log p)/∂z, accumulated by the caller.
-    gz: D::Buf,
-    ones: D::Buf,
-    t: [D::Buf; 3],
-}
-
-impl<D: Device> Site<D> {
-    fn new(dev: &D, id: u64, init: &[f32]) -> Site<D> {
-        let len = init.len();
-        let raw0 = (INIT_SCALE.exp() - 1.0).ln() as f32;
-        let z = || dev.zeros(len);
-        Site {
-            id,
-            loc: dev.upload(&init.iter().map(|v| v.ln()).collect::<Vec<_>>()),
-            raw: dev.upload(&vec![raw0; len]),
-            m: [z(), z(), z(), z()],
-            eps: z(),
-            sigma: z(),
-            z: z(),
-            gz: z(),
-            ones: dev.upload(&vec![1.0; len]),
-            t: [z(), z(), z()],
-        }
-    }
-
-    /// Draws u = loc + σ ε and z = e^u for this step.
-    fn draw(&self, dev: &D, seed: u64, step: u64) {
-        dev.random(true, mix(seed, self.id, step), 0, &self.eps);
-        dev.unary(Unary::Softplus, &self.raw, &self.sigma);
-        dev.binary(Binary::Mul, &self.sigma, &self.eps, &self.t[0]);
-        dev.binary(Binary::Add, &self.loc, &self.t[0], &self.t[1]);
-        dev.unary(Unary::Exp, &self.t[1], &self.z);
-    }
-
-    /// Adds Σ u, Σ log σ and Σ ε² of this draw (the Jacobian and −log q
-    /// parts of the ELBO) to the step's tally.
-    fn guide_terms(&self, dev: &D, len: usize, tally: &Tally<D>) {
-        tally.sum(dev, &self.t[1], len, Slot::U);
-        dev.unary(Unary::Log, &self.sigma, &self.t[2]);
-        tally.sum(dev, &self.t[2], len, Slot::LogSigma);
-        dev.binary(Binary::Mul, &self.eps, &self.eps, &self.t[2]);
-        tally.sum(dev, &self.t[2], len, Slot::Eps2);
-    }
-
-    /// Turns gz into guide gradients and takes one Adam step on loc and raw.
-    fn step(&self, dev: &D, c: &Consts<D>, p: AdamParams) {
-        let [a, b, gu] = &self.t;
-        // g_u = z gz + 1; dL/dloc = −g_u.
-        dev.binary(Binary::Mul, &self.z, &self.gz, a);
-        dev.binary(Binary::Add, a, &c.one, gu);
-        dev.binary(Binary::Mul, gu, &c.minus_one, a);
-        dev.adam(p, &self.loc, a, &self.m[0], &self.m[1]);
-        // dL/draw = −(g_u ε + 1/σ) · sigmoid(raw).
-        dev.binary(Binary::Mul, gu, &self.eps, a);
-        dev.binary(Binary::Div, &self.ones, &self.sigma, b);
-        dev.binary(Binary::Add, a, b, gu);
-        dev.unary(Unary::Sigmoid, &self.raw, a);
-        dev.binary(Binary::Mul, gu, a, b);
-        dev.binary(Binary::Mul, b, &c.minus_one, a);
-        dev.adam(p, &self.raw, a, &self.m[2], &self.m[3]);
-    }
-}
-
-fn mix(seed: u64, site: u64, step: u64) -> u64 {
-    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ (site << 56)
-        ^ step.wrapping_mul(0xbf58_476d_1ce4_e5b9)
-}
-
-/// Scalars of one step's tally (the per-batch sums have ranges of their own).
+/// Scalars of one step's tally; the per-batch sums follow as segments
+/// [dL/dy_e (E) | Σ_g log s_eg (E) | Σ_g s_eg (E)].
 #[derive(Clone, Copy)]
 enum Slot {
     Ainv,
@@ -193,133 +113,15 @@ enum Slot {
     U,
     LogSigma,
     Eps2,
+    Dye,
+    LogS,
+    S,
 }
-const SLOTS: usize = 8;
-
-/// Every number the host needs from one step, summed on the device into
-/// one buffer and read back in a single transfer: [slots | dL/dy_e (E) |
-/// Σ_g log s_eg (E) | Σ_g s_eg (E)].
-struct Tally<D: Device> {
-    out: D::Buf,
-    scalar: D::Buf,
-    slot: Vec<D::Index>,
-    dye: D::Index,
-    log_s: D::Index,
-    s: D::Index,
-    len: usize,
-}
-
-impl<D: Device> Tally<D> {
-    fn new(dev: &D, e: usize) -> Tally<D> {
-        let range = |a: usize| dev.upload_index(&(a as u32..(a + e) as u32).collect::<Vec<_>>());
-        Tally {
-            out: dev.zeros(SLOTS + 3 * e),
-            scalar: dev.zeros(1),
-            slot: (0..SLOTS as u32).map(|i| dev.upload_index(&[i])).collect(),
-            dye: range(SLOTS),
-            log_s: range(SLOTS + e),
-            s: range(SLOTS + 2 * e),
-            len: SLOTS + 3 * e,
-        }
-    }
-
-    fn reset(&mut self, dev: &D) {
-        self.out = dev.zeros(self.len);
-    }
-
-    /// Adds the sum of the first `len` values of `x` to `slot`.
-    fn sum(&self, dev: &D, x: &D::Buf, len: usize, slot: Slot) {
-        dev.reduce(Reduce::Sum, Axis::Rows, x, 1, len, &self.scalar);
-        dev.scatter_add(&self.scalar, &self.slot[slot as usize], &self.out);
-    }
-}
-
-struct Consts<D: Device> {
-    one: D::Buf,
-    minus_one: D::Buf,
-}
-
-/// A host-side mean-field site (the batch-level hyperparameters).
-struct HostSite {
-    loc: Vec<f64>,
-    raw: Vec<f64>,
-    m: [Vec<f64>; 4],
-    eps: Vec<f64>,
-    z: Vec<f64>,
-    gz: Vec<f64>,
-}
-
-impl HostSite {
-    fn new(init: &[f64]) -> HostSite {
-        let n = init.len();
-        HostSite {
-            loc: init.iter().map(|v| v.ln()).collect(),
-            raw: vec![(INIT_SCALE.exp() - 1.0).ln(); n],
-            m: std::array::from_fn(|_| vec![0.0; n]),
-            eps: vec![0.0; n],
-            z: vec![0.0; n],
-            gz: vec![0.0; n],
-        }
-    }
-
-    fn draw(&mut self, seed: u64, id: u64, step: u64) {
-        let s = mix(seed, id, step);
-        for i in 0..self.loc.len() {
-            self.eps[i] = philox::normal(s, 0, i) as f64;
-            self.z[i] = (self.loc[i] + softplus(self.raw[i]) * self.eps[i]).exp();
-            self.gz[i] = 0.0;
-        }
-    }
-
-    /// The host twin of `Site::guide_terms`.
-    fn guide_terms(&self) -> f64 {
-        (0..self.loc.len())
-            .map(|i| self.z[i].ln() + softplus(self.raw[i]).ln() + 0.5 * self.eps[i] * self.eps[i])
-            .sum()
-    }
-
-    fn step(&mut self, p: AdamParams) {
-        let t = p.step as i32;
-        let (b1, b2) = (p.beta1 as f64, p.beta2 as f64);
-        let adam = |w: &mut f64, g: f64, m: &mut f64, v: &mut f64| {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            let (mh, vh) = (*m / (1.0 - b1.powi(t)), *v / (1.0 - b2.powi(t)));
-            *w -= p.lr as f64 * mh / (vh.sqrt() + p.eps as f64);
-        };
-        for i in 0..self.loc.len() {
-            let gu = self.z[i] * self.gz[i] + 1.0;
-            let sigma = softplus(self.raw[i]);
-            let (m0, rest) = self.m.split_at_mut(1);
-            adam(&mut self.loc[i], -gu, &mut m0[0][i], &mut rest[0][i]);
-            let g_raw = -(gu * self.eps[i] + 1.0 / sigma) * sigmoid(self.raw[i]);
-            let (m2, m3) = rest[1..].split_at_mut(1);
-            adam(&mut self.raw[i], g_raw, &mut m2[0][i], &mut m3[0][i]);
-        }
-    }
-
-    /// Posterior mean of exp(u).
-    fn mean(&self) -> Vec<f64> {
-        self.loc
-            .iter()
-            .zip(&self.raw)
-            .map(|(l, r)| (l + 0.5 * softplus(*r).powi(2)).exp())
-            .collect()
-    }
-}
-
-/// Posterior means exp(loc + σ²/2) of a device site.
-async fn site_means<D: Device>(dev: &D, s: &Site<D>) -> Vec<f64> {
-    let (loc, raw) = (dev.read(&s.loc).await, dev.read(&s.raw).await);
-    loc.iter()
-        .zip(&raw)
-        .map(|(&l, &r)| (l as f64 + 0.5 * softplus(r as f64).powi(2)).exp())
-        .collect()
-}
-
-fn gamma_lp(z: f64, a: f64, b: f64) -> f64 {
-    a * b.ln() - lgamma(a) + (a - 1.0) * z.ln() - b * z
-}
+const GUIDE: GuideSlots = GuideSlots {
+    u: Slot::U as usize,
+    log_sigma: Slot::LogSigma as usize,
+    eps2: Slot::Eps2 as usize,
+};
 
 /// Fits the model; `progress(epoch, epochs, loss)` after every epoch.
 pub async fn fit<D: Device>(
@@ -330,10 +132,7 @@ pub async fn fit<D: Device>(
     mut probe: Option<&mut dyn FnMut(&Probe)>,
 ) -> RegressionFit {
     let (n, g, f, e) = (data.cells, data.genes, data.n_labels, data.n_batches);
-    let c = Consts::<D> {
-        one: dev.upload(&[1.0]),
-        minus_one: dev.upload(&[-1.0]),
-    };
+    let c = Consts::new(dev);
     let mu0: Vec<f32> = data.init_mu.iter().map(|v| v + 1e-4).collect();
     let mu = Site::new(dev, 1, &mu0);
     let seg = Site::new(dev, 2, &vec![0.01; e * g]);
@@ -402,7 +201,7 @@ pub async fn fit<D: Device>(
     );
     let (ll, yc, rows, theta, sq, colsum) = (z(max_b), z(max_b), z(max_b), z(g), z(g), z(g));
     let (ye_buf, eg_stats, sums) = (z(e), z(e * g), z(e.max(1)));
-    let mut tally = Tally::new(dev, e);
+    let mut tally = Tally::new(dev, &[1, 1, 1, 1, 1, 1, 1, 1, e, e, e]);
     let (t1, t2) = (z(f * g), z(e * g));
     let (tm, wt) = (z(max_b * g), z(max_b * g));
     let (yt_a, yt_b, yt_c) = (z(nt * g), z(nt * g), z(nt * g));
@@ -413,21 +212,15 @@ pub async fn fit<D: Device>(
         for bt in &batches {
             step_no += 1;
             let (b, scale) = (bt.b, n as f64 / bt.b as f64);
+            tally.reset(dev);
             for s in [&mu, &seg, &ainv].into_iter().chain(&ytg) {
-                s.draw(dev, train.seed, step_no);
+                s.draw(dev, train.seed, step_no, &tally, GUIDE);
             }
             for (id, h) in [&mut ye, &mut a_hyp, &mut m_e, &mut s_inv, &mut phi]
                 .into_iter()
                 .enumerate()
             {
                 h.draw(train.seed, 10 + id as u64, step_no);
-            }
-            tally.reset(dev);
-            for (s, len) in [(&mu, f * g), (&seg, e * g), (&ainv, g)] {
-                s.guide_terms(dev, len, &tally);
-            }
-            if let Some(y) = &ytg {
-                y.guide_terms(dev, nt * g, &tally);
             }
             let mut guide: f64 = [&ye, &a_hyp, &m_e, &s_inv, &phi]
                 .iter()
@@ -509,33 +302,28 @@ pub async fn fit<D: Device>(
                 &rows,
                 &ye_buf,
             );
-            dev.scatter_add(&ye_buf, &tally.dye, &tally.out);
+            tally.add(dev, &ye_buf, Slot::Dye as usize);
             // Σ_g log s_eg and Σ_g s_eg per batch; Σ_g ainv; the log-likelihood;
             // the μ and y_tg priors (for the loss); then one read for all of it.
             dev.unary(Unary::Log, &seg.z, &t2);
             dev.reduce(Reduce::Sum, Axis::Rows, &t2, e, g, &sums);
-            dev.scatter_add(&sums, &tally.log_s, &tally.out);
+            tally.add(dev, &sums, Slot::LogS as usize);
             dev.reduce(Reduce::Sum, Axis::Rows, &seg.z, e, g, &sums);
-            dev.scatter_add(&sums, &tally.s, &tally.out);
-            tally.sum(dev, &ainv.z, g, Slot::Ainv);
-            tally.sum(dev, &ll, b, Slot::LogLik);
-            tally.sum(dev, &mu.z, f * g, Slot::Mu);
+            tally.add(dev, &sums, Slot::S as usize);
+            tally.sum(dev, &ainv.z, g, Slot::Ainv as usize);
+            tally.sum(dev, &ll, b, Slot::LogLik as usize);
+            tally.sum(dev, &mu.z, f * g, Slot::Mu as usize);
             if let Some(y) = &ytg {
                 dev.unary(Unary::Log, &y.z, &yt_a);
-                tally.sum(dev, &yt_a, nt * g, Slot::LogYtg);
-                tally.sum(dev, &y.z, nt * g, Slot::Ytg);
+                tally.sum(dev, &yt_a, nt * g, Slot::LogYtg as usize);
+                tally.sum(dev, &y.z, nt * g, Slot::Ytg as usize);
             }
-            let st: Vec<f64> = dev
-                .read(&tally.out)
-                .await
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
-            let at = |s: Slot| st[s as usize];
+            let st = tally.read(dev).await;
+            let at = |s: Slot| st.at(s as usize);
             let (dye, sum_log_s, sum_s) = (
-                &st[SLOTS..SLOTS + e],
-                &st[SLOTS + e..SLOTS + 2 * e],
-                &st[SLOTS + 2 * e..SLOTS + 3 * e],
+                st.seg(Slot::Dye as usize),
+                st.seg(Slot::LogS as usize),
+                st.seg(Slot::S as usize),
             );
             let (sum_ainv, ll_sum) = (at(Slot::Ainv), at(Slot::LogLik) * scale);
             guide += at(Slot::U) + at(Slot::LogSigma) + 0.5 * at(Slot::Eps2);
@@ -567,18 +355,18 @@ pub async fn fit<D: Device>(
                     ..Probe::default()
                 };
                 for s in [&mu, &seg, &ainv] {
-                    pr.z.push(dev.read(&s.z).await.iter().map(|&v| v as f64).collect());
-                    pr.gz
-                        .push(dev.read(&s.gz).await.iter().map(|&v| v as f64).collect());
+                    let (z, gz) = s.probe(dev).await;
+                    pr.z.push(z);
+                    pr.gz.push(gz);
                 }
                 for h in [&ye, &a_hyp, &m_e, &s_inv, &phi] {
                     pr.z.push(h.z.clone());
                     pr.gz.push(h.gz.clone());
                 }
                 if let Some(y) = &ytg {
-                    pr.z.push(dev.read(&y.z).await.iter().map(|&v| v as f64).collect());
-                    pr.gz
-                        .push(dev.read(&y.gz).await.iter().map(|&v| v as f64).collect());
+                    let (z, gz) = y.probe(dev).await;
+                    pr.z.push(z);
+                    pr.gz.push(gz);
                 }
                 p(&pr);
             }
@@ -607,38 +395,25 @@ pub async fn fit<D: Device>(
         history.push(epoch_loss);
         progress(epoch + 1, train.max_epochs, epoch_loss);
     }
-    let (loc, raw) = (dev.read(&mu.loc).await, dev.read(&mu.raw).await);
-    let moments = |l: f32, r: f32| {
-        let (l, s) = (l as f64, softplus(r as f64));
-        let mean = (l + 0.5 * s * s).exp();
-        (
-            mean,
-            mean * ((s * s).exp() - 1.0).sqrt(),
-            (l - Z95 * s).exp(),
-            (l + Z95 * s).exp(),
-        )
-    };
-    let mut out = RegressionFit {
-        means: vec![],
-        stds: vec![],
-        q05: vec![],
-        q95: vec![],
+    let Summary {
+        means,
+        stds,
+        q05,
+        q95,
+    } = mu.summary(dev).await;
+    RegressionFit {
+        means,
+        stds,
+        q05,
+        q95,
         elbo_history: history,
-        detection_y_e: ye.mean(),
-        s_eg: site_means(dev, &seg).await,
+        detection_y_e: ye.summary().means,
+        s_eg: seg.summary(dev).await.means,
         y_tg: match &ytg {
-            Some(y) => site_means(dev, y).await,
+            Some(y) => y.summary(dev).await.means,
             None => vec![],
         },
-    };
-    for (&l, &r) in loc.iter().zip(&raw) {
-        let (m, s, lo, hi) = moments(l, r);
-        out.means.push(m);
-        out.stds.push(s);
-        out.q05.push(lo);
-        out.q95.push(hi);
     }
-    out
 }
 
 #[cfg(test)]

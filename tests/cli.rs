@@ -462,6 +462,123 @@ fn cell2location_signatures_write_inf_aver() {
 }
 
 #[test]
+fn cell2location_map_writes_abundances_like_export_posterior() {
+    let Some(data) = common::data_dir("cell2location_map_writes_abundances_like_export_posterior")
+    else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-c2l-map-{}", std::process::id()));
+    let d = data.join("rctd_visium_hippocampus/derived");
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "signatures",
+        "--ref",
+        d.join("reference.h5ad").to_str().unwrap(),
+        "--labels",
+        "cell_type",
+        "--method",
+        "average",
+        "--out",
+        dir.join("sig").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let inf = dir.join("sig/inf_aver.csv");
+    let sp = d.join("spatial.h5ad");
+    let out = dir.join("map");
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "map",
+        "--sp",
+        sp.to_str().unwrap(),
+        "--signatures",
+        inf.to_str().unwrap(),
+        "--n-cells-per-location",
+        "10",
+        "--detection-alpha",
+        "20",
+        "--epochs",
+        "200",
+        "--num-samples",
+        "50",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("200/200") && err.contains("-ELBO"), "{err}");
+    let q05 = std::fs::read_to_string(out.join("q05_cell_abundance_w_sf.csv")).unwrap();
+    assert_eq!(q05.lines().count(), 314);
+    assert_eq!(q05.lines().next().unwrap().split(',').count(), 18);
+    assert_eq!(
+        std::fs::read_to_string(out.join("elbo_history.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        201
+    );
+    for f in ["qc_reconstruction.csv", "spot_qc.csv", "means_cell_abundance_w_sf.csv"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["genes"], 124);
+    assert!(summary["detection_mean"][0].as_f64().unwrap() > 0.0);
+    // scanpy users continue from sp.h5ad with the keys cell2location writes.
+    let py = common::repo_root().join(".venv/bin/python");
+    let check = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, anndata as ad; a = ad.read_h5ad(sys.argv[1]); \
+             q = a.obsm['q05_cell_abundance_w_sf']; assert q.shape == (313, 17), q.shape; \
+             assert 'q05cell_abundance_w_sf_CA1' in q.columns, list(q.columns); \
+             m = a.obsm['means_cell_abundance_w_sf']; assert (m.values > q.values).all(); \
+             p = a.uns['mod']['post_sample_means']; assert p['w_sf'].shape == (313, 17); \
+             assert p['u_sf_mRNA_factors'].shape == (313, 17); assert len(a.uns['mod']['factor_names']) == 17",
+            out.join("sp.h5ad").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Bad inputs are named.
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "map",
+        "--sp",
+        sp.to_str().unwrap(),
+        "--signatures",
+        inf.to_str().unwrap(),
+        "--n-cells-per-location",
+        "10",
+        "--detection-alpha",
+        "sample9=200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("sample9"), "{err}");
+    let other = dir.join("other.csv");
+    std::fs::write(&other, ",A,B\nNotAGene,1,2\n").unwrap();
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "map",
+        "--sp",
+        sp.to_str().unwrap(),
+        "--signatures",
+        other.to_str().unwrap(),
+        "--n-cells-per-location",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("no gene in common"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn simulate_visium_writes_counts_and_truth() {
     let Some(data) = common::data_dir("simulate_visium_writes_counts_and_truth") else {
         return;

@@ -450,7 +450,12 @@ fn pr_auc(score: &[f64], truth: &[bool]) -> f64 {
 /// Simulates spots from `reference`, makes signatures from the held-out
 /// half, maps, and returns (Pearson over spots x types, mean PR-AUC of
 /// presence over the types that are neither everywhere nor nowhere).
-fn simulate_and_map(reference: &tessera_core::data::Dataset, seed: u32, spots: usize, steps: usize) -> (f64, f64) {
+fn simulate_and_map(
+    reference: &tessera_core::data::Dataset,
+    seed: u32,
+    spots: usize,
+    steps: usize,
+) -> (f64, f64) {
     use tessera_core::compute::cpu::Cpu;
     use tessera_core::models::cell2location::{self as c2l, Options};
     use tessera_core::simulate::{visium, VisiumSim};
@@ -502,7 +507,10 @@ fn simulate_and_map(reference: &tessera_core::data::Dataset, seed: u32, spots: u
             aucs.push(pr_auc(&score, &present));
         }
     }
-    (pearson(&a, &b), aucs.iter().sum::<f64>() / aucs.len() as f64)
+    (
+        pearson(&a, &b),
+        aucs.iter().sum::<f64>() / aucs.len() as f64,
+    )
 }
 
 #[test]
@@ -524,7 +532,8 @@ fn mapping_recovers_abundances_simulated_from_a_real_reference() {
     // which caps any method (NNLS on the same spots: Pearson 0.59). The
     // floor guards what the model reaches here (0.65 / 0.82; 0.71 / 0.83
     // with 300 spots and 3000 steps).
-    let Some(data) = common::data_dir("mapping_recovers_abundances_simulated_from_a_real_reference")
+    let Some(data) =
+        common::data_dir("mapping_recovers_abundances_simulated_from_a_real_reference")
     else {
         return;
     };

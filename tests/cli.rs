@@ -517,7 +517,11 @@ fn cell2location_map_writes_abundances_like_export_posterior() {
             .count(),
         201
     );
-    for f in ["qc_reconstruction.csv", "spot_qc.csv", "means_cell_abundance_w_sf.csv"] {
+    for f in [
+        "qc_reconstruction.csv",
+        "spot_qc.csv",
+        "means_cell_abundance_w_sf.csv",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
     let summary: serde_json::Value =
@@ -576,6 +580,35 @@ fn cell2location_map_writes_abundances_like_export_posterior() {
     ]);
     assert!(!ok && err.contains("no gene in common"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bench_cell2location_prints_steps_and_ratios() {
+    let Some(data) = common::data_dir("bench_cell2location_prints_steps_and_ratios") else {
+        return;
+    };
+    let (ok, out, err) = tessera(&[
+        "bench",
+        "cell2location",
+        "--device",
+        "cpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--steps",
+        "20",
+        "--lymph-steps",
+        "1",
+        "--quick",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["shape"], "313 x 124 x 17");
+    assert!(rows[0]["speedup_vs_reference"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[1]["shape"], "4035 x 1022 x 34");
+    assert!(rows[1]["steps_per_s"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `tessera`: the native command line (inspect, convert, map, benchmark).
 
+mod bench_cell2location;
 mod bench_tangram;
 mod cell2location;
 mod device;
@@ -135,6 +136,27 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// cell2location's spatial model: steps/s at the reference run's and the lymph node's size
+    Cell2location {
+        /// Devices to time, repeatable (default: cpu and the best other one)
+        #[arg(long)]
+        device: Vec<String>,
+        /// The data folder (default: $TESSERA_DATA, else ../shared/data)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Steps at the reference run's size (313 x 124 x 17)
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// Steps at the lymph node's size (4,035 x 10,217 x 34)
+        #[arg(long, default_value_t = 5)]
+        lymph_steps: usize,
+        /// A tenth of the lymph node's genes (a smoke test)
+        #[arg(long)]
+        quick: bool,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn bench_ops(
@@ -262,6 +284,24 @@ fn run(cli: Cli) -> Result<(), io::Error> {
                     json,
                 },
         } => bench_tangram::run(data, &device, epochs, json)?,
+        Command::Bench {
+            what:
+                BenchWhat::Cell2location {
+                    device,
+                    data,
+                    steps,
+                    lymph_steps,
+                    quick,
+                    json,
+                },
+        } => bench_cell2location::run(bench_cell2location::Args {
+            devices: device,
+            data,
+            steps,
+            lymph_steps,
+            quick,
+            json,
+        })?,
         Command::Tangram(args) => tangram::run(*args)?,
         Command::Cell2location { what } => cell2location::run(what)?,
         Command::Simulate { what } => simulate::run(what)?,

@@ -821,6 +821,15 @@ mod tests {
     }
 
     #[test]
+    fn a_large_section_fits_an_80_gb_card() {
+        // The maintainers' ceiling for the reference on an A100 80 GB.
+        let need = footprint(60_000, 18_000, 50, 1, 50);
+        assert!(need < 40 << 30, "{} GiB", need >> 30);
+        // Spots x genes tensors dominate: doubling the genes nearly doubles it.
+        assert!(footprint(60_000, 36_000, 50, 1, 50) > need * 19 / 10);
+    }
+
+    #[test]
     fn loss_falls_and_abundances_follow_the_signal() {
         // Half the spots hold 8 cells of type 0, half 8 of type 1; each type
         // expresses its own 20 genes; counts are the expected values.

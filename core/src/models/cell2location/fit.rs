@@ -579,8 +579,8 @@ pub async fn fit<D: Device>(
         phi.gz[0] = 8.0 / ph - 3.0 + egf / ph - at(Slot::SumAinv);
         lp += gamma_lp(a_h, 9.0, 3.0) + gamma_lp(ph, 9.0, 3.0) + egf * ph.ln()
             - ph * at(Slot::SumAinv);
-        for j in 0..e {
-            let (si, mj, kj) = (sinv.z[j], sm.z[j], k_e[j]);
+        for (j, &kj) in k_e.iter().enumerate() {
+            let (si, mj) = (sinv.z[j], sm.z[j]);
             let bj = kj / mj;
             let (sum_log_s, sum_s) = (t.seg(Slot::LogS as usize)[j], t.seg(Slot::SumS as usize)[j]);
             lp += gamma_lp(mj, 1.0, 100.0) + a_h.ln() - a_h * si;

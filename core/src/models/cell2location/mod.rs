@@ -178,11 +178,12 @@ pub async fn map<D: Device>(
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<Mapping, Error> {
     let x = check_x(sp.name, sp.data, Need::Counts)?;
-    if !(opts.n_cells_per_location > 0.0) || !(opts.detection_alpha > 0.0) {
+    let positive = |v: f64| v > 0.0 && v.is_finite();
+    if !positive(opts.n_cells_per_location) || !positive(opts.detection_alpha) {
         return Err(Error::new(
             sp.name,
             "options",
-            "N_cells_per_location and detection_alpha must be positive",
+            "N_cells_per_location and detection_alpha must be positive numbers",
         ));
     }
     let shared = match_genes(sp, sig_name, sig)?;

@@ -111,7 +111,39 @@ pub async fn check_device<D: Device>(dev: &D) -> Vec<Check> {
     index_cases(&mut r).await;
     likelihood_cases(&mut r).await;
     random_cases(&mut r).await;
+    nmf_cases(&mut r).await;
     r.out
+}
+
+async fn nmf_cases<D: Device>(r: &mut Runner<'_, D>) {
+    for &(rows, k) in &[(1usize, 1usize), (7, 5), (1000, 13), (70_001, 3)] {
+        // A Gram matrix (positive diagonal) and a right-hand side that
+        // drives some entries to the zero bound.
+        let h = uniform(k * 4, 0.0, 1.0, 91);
+        let mut hht = vec![0f32; k * k];
+        for a in 0..k {
+            for b in 0..k {
+                hht[a * k + b] = (0..4).map(|j| h[a * 4 + j] * h[b * 4 + j]).sum::<f32>()
+                    + 0.1 * (a == b) as u8 as f32;
+            }
+        }
+        let (w, wc) = r.both(&uniform(rows * k, 0.0, 2.0, 92));
+        let (xht, xhtc) = r.both(&uniform(rows * k, -0.5, 1.5, 93));
+        let (hh, hhc) = r.both(&hht);
+        let (v, vc) = (r.dev.zeros(rows), r.cpu.zeros(rows));
+        r.dev.nmf_cd_rows(&w, &hh, &xht, rows, k, &v);
+        r.cpu.nmf_cd_rows(&wc, &hhc, &xhtc, rows, k, &vc);
+        r.compare("nmf_cd_rows", format!("{rows}x{k} w"), 1e-5, &w, &wc)
+            .await;
+        r.compare(
+            "nmf_cd_rows",
+            format!("{rows}x{k} violation"),
+            1e-5,
+            &v,
+            &vc,
+        )
+        .await;
+    }
 }
 
 async fn gemm_cases<D: Device>(r: &mut Runner<'_, D>) {

@@ -547,6 +547,41 @@ impl Device for Cpu {
         ll_rows.set(ll.into_iter().map(|v| v as f32).collect());
     }
 
+    fn nmf_cd_rows(
+        &self,
+        w: &CpuBuf,
+        hht: &CpuBuf,
+        xht: &CpuBuf,
+        rows: usize,
+        k: usize,
+        violation: &CpuBuf,
+    ) {
+        let (h, x) = (hht.view(), xht.view());
+        let mut wv = w.0.borrow_mut();
+        assert!(
+            wv.len() >= rows * k && h.len() >= k * k && x.len() >= rows * k,
+            "nmf_cd_rows: bad lengths"
+        );
+        let mut viol = vec![0f32; rows];
+        for (i, v) in viol.iter_mut().enumerate() {
+            let row = &mut wv[i * k..(i + 1) * k];
+            for t in 0..k {
+                let mut grad = -x[i * k + t];
+                for r in 0..k {
+                    grad += h[t * k + r] * row[r];
+                }
+                let pg = if row[t] == 0.0 { grad.min(0.0) } else { grad };
+                *v += pg.abs();
+                let hess = h[t * k + t];
+                if hess != 0.0 {
+                    row[t] = (row[t] - grad / hess).max(0.0);
+                }
+            }
+        }
+        drop(wv);
+        violation.set(viol);
+    }
+
     fn poisson_loglik_grad(
         &self,
         x: &CpuBuf,

@@ -281,4 +281,18 @@ pub trait Device {
     );
     /// Philox uniform (0, 1) or standard normal stream into `out`.
     fn random(&self, normal: bool, seed: u64, offset: u32, out: &Self::Buf);
+    /// One coordinate-descent sweep of NMF (scikit-learn's `cd` solver) over
+    /// each row i of w (rows×k), in place: for t in 0..k,
+    /// grad = −xht[i,t] + Σ_r hht[t,r] w[i,r] and
+    /// w[i,t] = max(w[i,t] − grad / hht[t,t], 0) when hht[t,t] ≠ 0.
+    /// `violation[i]` = Σ_t |projected gradient| (sklearn's stopping test).
+    fn nmf_cd_rows(
+        &self,
+        w: &Self::Buf,
+        hht: &Self::Buf,
+        xht: &Self::Buf,
+        rows: usize,
+        k: usize,
+        violation: &Self::Buf,
+    );
 }

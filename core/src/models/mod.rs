@@ -2,6 +2,7 @@
 
 pub mod cell2location;
 pub mod named;
+pub mod nmf;
 pub mod numpy_rng;
 pub mod regression;
 pub mod svi;

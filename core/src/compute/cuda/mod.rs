@@ -29,7 +29,7 @@ macro_rules! cuda_kernel {
     };
 }
 
-const KERNELS: [(&str, &str); 16] = [
+const KERNELS: [(&str, &str); 17] = [
     cuda_kernel!("unary"),
     cuda_kernel!("binary"),
     cuda_kernel!("reduce"),
@@ -46,6 +46,7 @@ const KERNELS: [(&str, &str); 16] = [
     cuda_kernel!("normal_draw"),
     cuda_kernel!("philox_fill"),
     cuda_kernel!("adam"),
+    cuda_kernel!("nmf_cd"),
 ];
 
 const WG: u32 = 256;
@@ -367,6 +368,39 @@ impl Device for Cuda {
         l.arg(&*xb).arg(&mut *ob).arg(&r).arg(&c);
         if let Some(cfg) = per_block(rows) {
             check("softmax_rows", unsafe { l.launch(cfg) });
+        }
+    }
+
+    fn nmf_cd_rows(
+        &self,
+        w: &CudaBuf,
+        hht: &CudaBuf,
+        xht: &CudaBuf,
+        rows: usize,
+        k: usize,
+        violation: &CudaBuf,
+    ) {
+        let (mut wb, hb, xb, mut vb) = (
+            w.0.borrow_mut(),
+            hht.0.borrow(),
+            xht.0.borrow(),
+            violation.0.borrow_mut(),
+        );
+        assert!(
+            wb.len() >= rows * k && hb.len() >= k * k && xb.len() >= rows * k && vb.len() >= rows,
+            "nmf_cd_rows: bad lengths"
+        );
+        let (r, kk) = (rows as u32, k as u32);
+        let f = self.func("nmf_cd");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&mut *wb)
+            .arg(&*hb)
+            .arg(&*xb)
+            .arg(&mut *vb)
+            .arg(&r)
+            .arg(&kk);
+        if rows > 0 {
+            check("nmf_cd", unsafe { l.launch(one_d(rows)) });
         }
     }
 

@@ -173,3 +173,38 @@ pub(super) fn log_density(
         None,
     );
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct NmfParams {
+    rows: u32,
+    k: u32,
+    _pad: [u32; 2],
+}
+
+pub(super) fn nmf_cd_rows(
+    gpu: &Gpu,
+    w: &GpuBuf,
+    hht: &GpuBuf,
+    xht: &GpuBuf,
+    rows: usize,
+    k: usize,
+    violation: &GpuBuf,
+) {
+    assert!(
+        w.len >= rows * k && hht.len >= k * k && xht.len >= rows * k && violation.len >= rows,
+        "nmf_cd_rows: bad lengths"
+    );
+    let p = NmfParams {
+        rows: rows as u32,
+        k: k as u32,
+        _pad: [0; 2],
+    };
+    gpu.dispatch(
+        &kernel!("nmf_cd", "common"),
+        bytemuck::bytes_of(&p),
+        &[&w.buf, &hht.buf, &xht.buf, &violation.buf],
+        grid_for(rows),
+        None,
+    );
+}

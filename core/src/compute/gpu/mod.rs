@@ -373,6 +373,18 @@ impl Device for Gpu {
         reduce::softmax_rows(self, x, rows, cols, out);
     }
 
+    fn nmf_cd_rows(
+        &self,
+        w: &GpuBuf,
+        hht: &GpuBuf,
+        xht: &GpuBuf,
+        rows: usize,
+        k: usize,
+        violation: &GpuBuf,
+    ) {
+        elementwise::nmf_cd_rows(self, w, hht, xht, rows, k, violation);
+    }
+
     fn softmax_backward(&self, p: &GpuBuf, dp: &GpuBuf, rows: usize, cols: usize, dx: &GpuBuf) {
         reduce::softmax_backward(self, p, dp, rows, cols, dx);
     }

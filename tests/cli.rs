@@ -579,6 +579,78 @@ fn cell2location_map_writes_abundances_like_export_posterior() {
         out.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("no gene in common"), "{err}");
+    // Co-location NMF on the abundances, like run_colocation.
+    let coloc = dir.join("coloc");
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "colocation",
+        "--sp",
+        out.join("sp.h5ad").to_str().unwrap(),
+        "--n-fact",
+        "3..5",
+        "--restarts",
+        "2",
+        "--alpha",
+        "0.001",
+        "--device",
+        "cpu",
+        "--out",
+        coloc.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("6/6"), "{err}");
+    for k in 3..=5 {
+        let f =
+            std::fs::read_to_string(coloc.join(format!("cell_type_fractions_mean/n_fact{k}.csv")))
+                .unwrap();
+        assert_eq!(f.lines().count(), 18);
+        // Each cell type's fractions sum to one over the factors.
+        for l in f.lines().skip(1) {
+            let s: f64 = l
+                .split(',')
+                .skip(1)
+                .map(|v| v.parse::<f64>().unwrap())
+                .sum();
+            assert!((s - 1.0).abs() < 1e-6, "{l}");
+        }
+        assert!(coloc
+            .join(format!("location_factors_mean/n_fact{k}.csv"))
+            .exists());
+        assert!(coloc.join(format!("factor_markers/n_fact{k}.csv")).exists());
+    }
+    assert_eq!(
+        std::fs::read_to_string(coloc.join("stability.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        7
+    );
+    let check = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, anndata as ad; a = ad.read_h5ad(sys.argv[1]); \
+             m = a.uns['mod_coloc_n_fact4']['post_sample_means']; assert m['nUMI_factors'].shape == (313, 4); \
+             assert m['cell_type_factors'].shape == (17, 4); assert 'mean_nUMI_factorsfact_4' in a.obs",
+            coloc.join("anndata/sp.h5ad").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "colocation",
+        "--sp",
+        out.join("sp.h5ad").to_str().unwrap(),
+        "--n-fact",
+        "9..4",
+        "--out",
+        coloc.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--n-fact"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -21,6 +21,40 @@ pub enum Cell2location {
     Signatures(Box<SignaturesArgs>),
     /// Cell abundances per spot (the spatial mapping model) from spot counts and inf_aver.csv
     Map(Box<MapArgs>),
+    /// Groups of co-located cell types (NMF of the abundances, like run_colocation)
+    Colocation(Box<ColocationArgs>),
+}
+
+#[derive(clap::Args)]
+pub struct ColocationArgs {
+    /// sp.h5ad from `tessera cell2location map` (or cell2location's own)
+    #[arg(long)]
+    sp: PathBuf,
+    /// Factor numbers: a range like 5..30 (inclusive) or a list like 10,20,30
+    #[arg(long, default_value = "30")]
+    n_fact: String,
+    #[arg(long, default_value_t = 5)]
+    restarts: usize,
+    /// The abundance summary to factorise (obsm key)
+    #[arg(long, default_value = "q05_cell_abundance_w_sf")]
+    abundance: String,
+    /// NMF alpha_W (alpha_H the same)
+    #[arg(long, default_value_t = 0.1)]
+    alpha: f64,
+    #[arg(long, default_value_t = 0.5)]
+    l1_ratio: f64,
+    #[arg(long, default_value_t = 20_000)]
+    max_iter: usize,
+    #[arg(long, default_value_t = 1e-5)]
+    tol: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// cpu, gpu, cuda or auto
+    #[arg(long)]
+    device: Option<String>,
+    /// Output folder
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -128,6 +162,7 @@ pub fn run(c: Cell2location) -> Result<(), io::Error> {
     match c {
         Cell2location::Signatures(a) => signatures(*a),
         Cell2location::Map(a) => map(*a),
+        Cell2location::Colocation(a) => colocation(*a),
     }
 }
 
@@ -380,5 +415,170 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         m.cell_types.len(),
         a.out.display()
     );
+    Ok(())
+}
+
+/// `5..30` (inclusive), `10,20,30` or `30`.
+fn factor_numbers(s: &str) -> Result<Vec<usize>, io::Error> {
+    let bad = || {
+        io::Error::new(
+            "tessera cell2location colocation",
+            "--n-fact",
+            format!("{s:?}: expected a number, a range like 5..30 or a list like 10,20,30"),
+        )
+    };
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(bad)
+    };
+    let v = if let Some((a, b)) = s.split_once("..") {
+        let (a, b) = (num(a)?, num(b.trim_start_matches('='))?);
+        if a > b {
+            return Err(bad());
+        }
+        (a..=b).collect()
+    } else {
+        s.split(',').map(num).collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(v)
+}
+
+fn colocation(a: ColocationArgs) -> Result<(), io::Error> {
+    use tessera_core::models::cell2location::colocation as coloc;
+    let name = a.sp.display().to_string();
+    let mut sp = load(std::slice::from_ref(&a.sp), &TableArgs::default())?.dataset;
+    let (types, x) = coloc::abundance(Named::new(&name, &sp), &a.abundance)?;
+    let o = coloc::Options {
+        n_fact: factor_numbers(&a.n_fact)?,
+        restarts: a.restarts.max(1),
+        alpha: a.alpha,
+        l1_ratio: a.l1_ratio,
+        max_iter: a.max_iter,
+        tol: a.tol,
+        seed: a.seed,
+    };
+    if let Some(&k) = o.n_fact.iter().find(|&&k| k > sp.n_obs()) {
+        return Err(io::Error::new(
+            "tessera cell2location colocation",
+            "--n-fact",
+            format!(
+                "{k} factors for {} spots: at most one factor per spot",
+                sp.n_obs()
+            ),
+        ));
+    }
+    let dev = device::open(a.device.as_deref())?;
+    eprintln!(
+        "co-location NMF on {}: {} spots x {} cell types, {} factor numbers x {} restarts",
+        dev.name(),
+        sp.n_obs(),
+        types.len(),
+        o.n_fact.len(),
+        o.restarts
+    );
+    let mut bar = Bar::new("fits");
+    let (spots, f) = (sp.n_obs(), types.len());
+    let runs = on_device!(&dev, |d| pollster::block_on(coloc::run(
+        d,
+        &x,
+        spots,
+        f,
+        &o,
+        &mut |done, total| bar.update(done, total)
+    )));
+    let mut summary = vec![];
+    for sub in [
+        "cell_type_fractions_mean",
+        "location_factors_mean",
+        "factor_markers",
+        "anndata",
+    ] {
+        mkdir(&a.out.join(sub))?;
+    }
+    let mut stab = String::from("n_fact,restart,n_iter,reconstruction_err,cell_type_factors_vs_restart_1,location_factors_vs_restart_1\n");
+    for g in &runs {
+        let k = g.n_fact;
+        let file = format!("n_fact{k}.csv");
+        write(
+            &a.out.join("cell_type_fractions_mean").join(&file),
+            coloc::fractions_csv(g, &types).as_bytes(),
+        )?;
+        write(
+            &a.out.join("location_factors_mean").join(&file),
+            coloc::locations_csv(g, &sp.obs.index).as_bytes(),
+        )?;
+        write(
+            &a.out.join("factor_markers").join(&file),
+            coloc::markers_csv(g, &types, 10).as_bytes(),
+        )?;
+        for (i, fit) in g.restarts.iter().enumerate() {
+            let (c, l) = if i == 0 {
+                (1.0, 1.0)
+            } else {
+                (g.stability_cell_types[i - 1], g.stability_locations[i - 1])
+            };
+            stab.push_str(&format!(
+                "{k},{},{},{},{c},{l}\n",
+                i + 1,
+                fit.n_iter,
+                fit.reconstruction_err
+            ));
+        }
+        coloc::annotate(&mut sp, g, &types);
+        let mean = |v: &[f64]| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.iter().sum::<f64>() / v.len() as f64)
+            }
+        };
+        let empty = g.empty_factors();
+        if empty > 0 {
+            eprintln!(
+                "warning: n_fact {k}: {empty} of {k} factors are all zero: alpha {} (scaled by \
+                 the numbers of spots and cell types, as scikit-learn does) outweighs abundances \
+                 this small; try a smaller --alpha",
+                o.alpha
+            );
+        }
+        summary.push(serde_json::json!({
+            "n_fact": k,
+            "empty_factors": empty,
+            "n_iter": g.result().n_iter,
+            "reconstruction_err": g.result().reconstruction_err,
+            "stability_cell_type_factors": mean(&g.stability_cell_types),
+            "stability_location_factors": mean(&g.stability_locations),
+        }));
+    }
+    write(&a.out.join("stability.csv"), stab.as_bytes())?;
+    write(&a.out.join("anndata/sp.h5ad"), &h5ad_write::write(&sp)?)?;
+    write(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "cell_types": types,
+            "restarts": o.restarts,
+            "alpha": o.alpha,
+            "l1_ratio": o.l1_ratio,
+            "device": dev.name(),
+            "runs": summary,
+        }))
+        .expect("json")
+        .as_bytes(),
+    )?;
+    for s in &summary {
+        eprintln!(
+            "n_fact {}: error {:.3}, {} iterations, stability across restarts (cell types) {}",
+            s["n_fact"],
+            s["reconstruction_err"].as_f64().unwrap_or(f64::NAN),
+            s["n_iter"],
+            s["stability_cell_type_factors"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.3}"))
+        );
+    }
+    eprintln!("-> {}", a.out.display());
     Ok(())
 }

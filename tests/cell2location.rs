@@ -429,6 +429,37 @@ fn mapping_agrees_with_the_reference_run() {
     let q05 = &m.abundance().q05;
     let q95 = &m.abundance().q95;
     assert!((0..ours.len()).all(|i| q05[i] < ours[i] && ours[i] < q95[i]));
+    // compute_expected_per_cell_type: the types' shares of each count add up
+    // to the count less the background's share.
+    let layers = c2l::expected_per_cell_type(&sp, &m, "q05");
+    assert_eq!(layers.len(), 17);
+    let x = sp.x.as_ref().unwrap().to_csr();
+    let tessera_core::data::Matrix::Csr(x) = x else {
+        unreachable!()
+    };
+    let parts: Vec<&tessera_core::data::Sparse> = layers
+        .iter()
+        .map(|(_, l)| match l {
+            tessera_core::data::Matrix::Csr(s) => s,
+            _ => panic!("sparse layers"),
+        })
+        .collect();
+    let shared: std::collections::HashSet<&str> = m.genes.iter().map(|g| g.as_str()).collect();
+    let (mut total, mut observed) = (0.0, 0.0);
+    for k in 0..x.data.len() {
+        let gene = &sp.var.index[x.indices[k] as usize];
+        if shared.contains(gene.as_str()) {
+            observed += x.data[k] as f64;
+        }
+    }
+    for p in &parts {
+        assert!(p.data.iter().all(|&v| v >= 0.0));
+        total += p.data.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    assert!(
+        total <= observed * (1.0 + 1e-6) && total > 0.8 * observed,
+        "{total} of {observed}"
+    );
 }
 
 /// Area under the precision-recall curve (average precision) of `score`

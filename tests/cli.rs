@@ -500,6 +500,7 @@ fn cell2location_map_writes_abundances_like_export_posterior() {
         "200",
         "--num-samples",
         "50",
+        "--expected-per-cell-type",
         "--device",
         "cpu",
         "--out",
@@ -538,7 +539,8 @@ fn cell2location_map_writes_abundances_like_export_posterior() {
              assert 'q05cell_abundance_w_sf_CA1' in q.columns, list(q.columns); \
              m = a.obsm['means_cell_abundance_w_sf']; assert (m.values > q.values).all(); \
              p = a.uns['mod']['post_sample_means']; assert p['w_sf'].shape == (313, 17); \
-             assert p['u_sf_mRNA_factors'].shape == (313, 17); assert len(a.uns['mod']['factor_names']) == 17",
+             assert p['u_sf_mRNA_factors'].shape == (313, 17); assert len(a.uns['mod']['factor_names']) == 17; \
+             assert a.layers['CA1'].shape == a.X.shape",
             out.join("sp.h5ad").to_str().unwrap(),
         ])
         .output()

@@ -100,6 +100,10 @@ pub struct MapArgs {
     /// Keep mitochondrial (MT-) genes (the tutorial removes them)
     #[arg(long)]
     keep_mt: bool,
+    /// Also split the counts among cell types (compute_expected_per_cell_type
+    /// with q05, one layer per cell type in sp.h5ad)
+    #[arg(long)]
+    expected_per_cell_type: bool,
     /// cpu, gpu, cuda or auto
     #[arg(long)]
     device: Option<String>,
@@ -370,7 +374,12 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         &opts,
         &mut |done, total, loss| bar.update_with(done, total, &format!("-ELBO {loss:.1}")),
     )))?;
-    let out = c2l::export(&sp, &m);
+    let mut out = c2l::export(&sp, &m);
+    if a.expected_per_cell_type {
+        for (ct, layer) in c2l::expected_per_cell_type(&sp, &m, "q05") {
+            out.layers.insert(ct, layer);
+        }
+    }
     write(&a.out.join("sp.h5ad"), &h5ad_write::write(&out)?)?;
     for stat in ["q05", "means"] {
         write(

@@ -73,6 +73,8 @@ pub struct Mapping {
     pub u_sf: Summary,
     /// Total counts of each spot over the genes used.
     pub total_counts: Vec<f64>,
+    /// The signatures g_fg used (types x genes).
+    pub signatures: Vec<f32>,
     /// `plot_QC`'s data at the posterior means.
     pub qc_histogram: Vec<u64>,
     pub qc_max: f64,
@@ -323,9 +325,82 @@ pub async fn map<D: Device>(
         fit: result,
         u_sf,
         total_counts,
+        signatures,
         qc_histogram,
         qc_max,
     })
+}
+
+/// `compute_expected_per_cell_type`: each spot's observed counts split
+/// among the cell types in proportion to their expected share,
+/// D_sg · w_sf g_fg m_g / (m_g Σ_f w_sf g_fg + s_eg) (no detection y_s, as
+/// the reference), with one posterior summary (`stat`: "q05" as the
+/// tutorial, or "means") of every site. One sparse spots x genes matrix per
+/// cell type, over all of `sp`'s genes (zero where a gene was not used).
+pub fn expected_per_cell_type(
+    sp: &Dataset,
+    m: &Mapping,
+    stat: &str,
+) -> Vec<(String, crate::data::Matrix)> {
+    use crate::data::{Matrix, Sparse};
+    let pick = |name: &str| -> Vec<f64> {
+        let s = m.fit.site(name);
+        if stat == "means" {
+            s.means.clone()
+        } else {
+            s.q05.clone()
+        }
+    };
+    let (w, mg, seg) = (pick("w_sf"), pick("m_g"), pick("s_g_gene_add"));
+    let (f, g) = (m.cell_types.len(), m.genes.len());
+    let pos: HashMap<&str, usize> = m
+        .genes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let col_gene: Vec<Option<usize>> = sp
+        .var
+        .index
+        .iter()
+        .map(|n| pos.get(n.as_str()).copied())
+        .collect();
+    let Some(Matrix::Csr(x)) = sp.x.as_ref().map(|x| x.to_csr()) else {
+        return vec![];
+    };
+    let mut out: Vec<Sparse> = (0..f)
+        .map(|_| Sparse {
+            rows: x.rows,
+            cols: x.cols,
+            indptr: vec![0],
+            ..Sparse::default()
+        })
+        .collect();
+    for s in 0..x.rows {
+        for k in x.indptr[s] as usize..x.indptr[s + 1] as usize {
+            let (j, d) = (x.indices[k] as usize, x.data[k] as f64);
+            let Some(gi) = col_gene[j] else { continue };
+            let parts: Vec<f64> = (0..f)
+                .map(|t| w[s * f + t] * m.signatures[t * g + gi] as f64 * mg[gi])
+                .collect();
+            let mu = parts.iter().sum::<f64>() + seg[m.batch[s] * g + gi];
+            if d == 0.0 || mu <= 0.0 {
+                continue;
+            }
+            for (t, o) in out.iter_mut().enumerate() {
+                o.indices.push(j as u32);
+                o.data.push((d * parts[t] / mu) as f32);
+            }
+        }
+        for o in out.iter_mut() {
+            o.indptr.push(o.data.len() as u64);
+        }
+    }
+    m.cell_types
+        .iter()
+        .cloned()
+        .zip(out.into_iter().map(Matrix::Csr))
+        .collect()
 }
 
 /// u_sf = w_sf Σ_g g_fg m_g: its mean in closed form (w and m are

@@ -642,6 +642,44 @@ fn cell2location_map_writes_abundances_like_export_posterior() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // Tissue regions: Leiden on the abundances' kNN graph, and a UMAP.
+    let regions = dir.join("regions");
+    let (ok, _, err) = tessera(&[
+        "cell2location",
+        "regions",
+        "--sp",
+        out.join("sp.h5ad").to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--out",
+        regions.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let table = std::fs::read_to_string(regions.join("regions.csv")).unwrap();
+    assert_eq!(table.lines().count(), 314);
+    let k = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse::<usize>().unwrap())
+        .max()
+        .unwrap()
+        + 1;
+    assert!((2..=40).contains(&k), "{k} regions");
+    let check = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, anndata as ad, numpy as np; a = ad.read_h5ad(sys.argv[1]); \
+             assert a.obs['region_cluster'].dtype == 'category'; u = a.obsm['X_umap']; \
+             assert u.shape == (313, 2) and np.isfinite(u).all()",
+            regions.join("sp.h5ad").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let (ok, _, err) = tessera(&[
         "cell2location",
         "colocation",

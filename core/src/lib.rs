@@ -5,6 +5,7 @@
 pub mod compute;
 pub mod data;
 pub mod demo;
+pub mod embed;
 pub mod io;
 pub mod models;
 pub mod prep;

@@ -23,6 +23,32 @@ pub enum Cell2location {
     Map(Box<MapArgs>),
     /// Groups of co-located cell types (NMF of the abundances, like run_colocation)
     Colocation(Box<ColocationArgs>),
+    /// Tissue regions: Leiden clusters of the spots' abundances (kNN graph) and a UMAP
+    Regions(Box<RegionsArgs>),
+}
+
+#[derive(clap::Args)]
+pub struct RegionsArgs {
+    /// sp.h5ad from `tessera cell2location map` (or cell2location's own)
+    #[arg(long)]
+    sp: PathBuf,
+    /// The abundance summary to cluster (obsm key)
+    #[arg(long, default_value = "q05_cell_abundance_w_sf")]
+    abundance: String,
+    /// Neighbours per spot, the spot itself included (scanpy's n_neighbors)
+    #[arg(long, default_value_t = 15)]
+    n_neighbors: usize,
+    /// Leiden resolution (the tutorial's 1.1)
+    #[arg(long, default_value_t = 1.1)]
+    resolution: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// cpu, gpu, cuda or auto (the kNN distances)
+    #[arg(long)]
+    device: Option<String>,
+    /// Output folder
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -167,6 +193,7 @@ pub fn run(c: Cell2location) -> Result<(), io::Error> {
         Cell2location::Signatures(a) => signatures(*a),
         Cell2location::Map(a) => map(*a),
         Cell2location::Colocation(a) => colocation(*a),
+        Cell2location::Regions(a) => regions(*a),
     }
 }
 
@@ -589,5 +616,92 @@ fn colocation(a: ColocationArgs) -> Result<(), io::Error> {
         );
     }
     eprintln!("-> {}", a.out.display());
+    Ok(())
+}
+
+fn regions(a: RegionsArgs) -> Result<(), io::Error> {
+    use tessera_core::data::{Annotation, Dense};
+    use tessera_core::embed::{knn, leiden, umap};
+    use tessera_core::models::cell2location::colocation as coloc;
+    let name = a.sp.display().to_string();
+    let mut sp = load(std::slice::from_ref(&a.sp), &TableArgs::default())?.dataset;
+    let (types, x) = coloc::abundance(Named::new(&name, &sp), &a.abundance)?;
+    if a.n_neighbors < 2 {
+        return Err(io::Error::new(
+            "tessera cell2location regions",
+            "--n-neighbors",
+            "needs at least 2 (the spot itself and one neighbour)",
+        ));
+    }
+    let n = sp.n_obs();
+    let dev = device::open(a.device.as_deref())?;
+    eprintln!(
+        "regions: {n} spots x {} cell types, {} neighbours, resolution {}",
+        types.len(),
+        a.n_neighbors,
+        a.resolution
+    );
+    let nn = on_device!(&dev, |d| pollster::block_on(knn::knn(
+        d,
+        &x,
+        n,
+        types.len(),
+        a.n_neighbors
+    )));
+    let g = umap::connectivities(&nn);
+    let clusters = leiden::leiden(
+        &g,
+        &leiden::Leiden {
+            resolution: a.resolution,
+            seed: a.seed,
+        },
+    );
+    let y = umap::layout(
+        &g,
+        &umap::Layout {
+            seed: a.seed,
+            ..umap::Layout::default()
+        },
+    );
+    let labels: Vec<String> = clusters.iter().map(|c| c.to_string()).collect();
+    sp.obs.set(
+        "region_cluster",
+        tessera_core::data::Column::categorical_from(&labels),
+    );
+    sp.obsm.insert(
+        "X_umap".into(),
+        Annotation::Array(Dense {
+            rows: n,
+            cols: 2,
+            data: y.iter().flat_map(|v| [v[0], v[1]]).collect(),
+        }),
+    );
+    mkdir(&a.out)?;
+    let mut csv = String::from("spot,region_cluster,umap_1,umap_2\n");
+    for (i, spot) in sp.obs.index.iter().enumerate() {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            io::csv_field(spot),
+            clusters[i],
+            y[i][0],
+            y[i][1]
+        ));
+    }
+    write(&a.out.join("regions.csv"), csv.as_bytes())?;
+    write(&a.out.join("sp.h5ad"), &h5ad_write::write(&sp)?)?;
+    let k = clusters.iter().max().map_or(0, |m| m + 1);
+    let mut sizes = vec![0usize; k];
+    for &c in &clusters {
+        sizes[c] += 1;
+    }
+    eprintln!(
+        "{k} regions (spots per region: {}) -> {}",
+        sizes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        a.out.display()
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod cpu;
 #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
 pub mod cuda;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod philox;
 pub mod special;

@@ -33,9 +33,11 @@ ensure_fuzz
 step "cargo fmt --check" cargo fmt --all -- --check
 # Type-checks the CUDA device too (cudarc loads the driver at run time, so
 # no toolkit is needed; a separate CUDA build would only add link time).
-step "clippy (native, with the CUDA device)" cargo clippy --workspace --all-targets --features tessera-core/cli,tessera-core/cuda -- -D warnings
+step "clippy (native, with the CUDA device)" cargo clippy -p tessera-core --all-targets --features cli,cuda -- -D warnings
 step "clippy (wasm: core, app, worker)" cargo clippy -p tessera-app -p tessera-core --target wasm32-unknown-unknown -- -D warnings
-step "native tests" cargo test --workspace --features tessera-core/cli
+# The app is wasm-only: its compile and lints are the wasm clippy and trunk
+# steps; building Leptos natively for tests would only cost time.
+step "native tests" cargo test -p tessera-core --features cli
 step "GPU op tests in Chromium (WebGPU in a worker)" env CHROMEDRIVER=/usr/bin/chromedriver \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test -p tessera-core --target wasm32-unknown-unknown --test browser_ops

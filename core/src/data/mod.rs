@@ -7,6 +7,7 @@
 mod frame;
 mod genes;
 mod matrix;
+pub mod preview;
 mod summary;
 mod uns;
 

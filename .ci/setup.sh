@@ -47,8 +47,12 @@ ensure_web_tools() {
   local v; v="$(wasm_bindgen_version)"
   if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $v" ]; then
     # Without --locked: the CLI's own lockfile names a crate the registry lacks.
-    say "installing wasm-bindgen-cli $v (first time only, ~5 min)"
-    cargo install wasm-bindgen-cli --version "$v"
+    # Its release profile's LTO buys little for a tool run a few times per
+    # build; opt-level 1 keeps it quick on a large .wasm.
+    say "installing wasm-bindgen-cli $v (first time only, ~3 min)"
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
+      CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false \
+      cargo install wasm-bindgen-cli --version "$v"
   fi
 }
 

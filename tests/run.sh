@@ -30,18 +30,26 @@ ensure_browser
 ensure_web_tools
 ensure_fuzz
 
+# Lints ride on the builds the tests need anyway: clippy-driver compiles the
+# workspace crates (what `cargo clippy` does in check mode), so no crate is
+# compiled a second time only to be linted. -D warnings as `cargo clippy`.
+CLIPPY_DRIVER="$(rustup which clippy-driver)"
+linted() (
+  export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER"
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+  "$@"
+)
+
 step "cargo fmt --check" cargo fmt --all -- --check
-# Type-checks the CUDA device too (cudarc loads the driver at run time, so
-# no toolkit is needed; a separate CUDA build would only add link time).
-step "clippy (native, with the CUDA device)" cargo clippy -p tessera-core --all-targets --features cli,cuda -- -D warnings
-step "clippy (wasm: core, app, worker)" cargo clippy -p tessera-app -p tessera-core --target wasm32-unknown-unknown -- -D warnings
-# The app is wasm-only: its compile and lints are the wasm clippy and trunk
-# steps; building Leptos natively for tests would only cost time.
-step "native tests" cargo test -p tessera-core --features cli
-step "GPU op tests in Chromium (WebGPU in a worker)" env CHROMEDRIVER=/usr/bin/chromedriver \
+step "native tests (linted)" linted cargo test -p tessera-core --features cli
+# The CUDA device builds and lints without a toolkit (cudarc loads the
+# driver at run time); its tests need a GPU machine.
+step "CUDA device build (linted)" linted cargo build -p tessera-core --features cli,cuda --lib --bins --test cuda_ops
+step "GPU op tests in Chromium (WebGPU in a worker; linted for wasm)" linted env CHROMEDRIVER=/usr/bin/chromedriver \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test -p tessera-core --target wasm32-unknown-unknown --test browser_ops
-step "browser build (trunk --release)" build_app
+# The app is wasm-only: this release build is where it is compiled and linted.
+step "browser build (trunk --release, linted)" linted build_app
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

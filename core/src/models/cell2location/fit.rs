@@ -200,6 +200,55 @@ struct Block<D: Device> {
     y: Site<D>,
 }
 
+/// A Gamma(α_i, β_i) prior on the rows of a rows x cols site, α and β one
+/// value per row. Sets the site's gz to `pull` + (α − 1)/z − β, and per row
+/// writes `out` = [∂/∂α, ∂/∂β, log-density]:
+///
+/// ```text
+/// ∂/∂α = Σ_j log z + cols (log β − ψ(α))     ∂/∂β = cols α/β − Σ_j z
+/// lp   = cols (α log β − lgamma α) + (α − 1) Σ_j log z − β Σ_j z
+/// ```
+///
+/// `shape` is (rows, cols, cols as a device scalar); `t` is scratch at
+/// least `rows` long.
+fn gamma_rows<D: Device>(
+    dev: &D,
+    site: &Site<D>,
+    shape: (usize, usize, &D::Buf),
+    (alpha, beta, pull): (&D::Buf, &D::Buf, &D::Buf),
+    t: &[D::Buf; 7],
+    out: [&D::Buf; 3],
+    one: &D::Buf,
+) {
+    let (rows, cols, c_cols) = shape;
+    let [am1, log_sum, sum, log_beta, a, b, c] = t;
+    let [d_alpha, d_beta, lp] = out;
+    dev.binary(Binary::Sub, alpha, one, am1);
+    dev.binary(Binary::Div, &site.ones, &site.z, &site.t[1]);
+    dev.binary_rows(Binary::Mul, &site.t[1], am1, rows, cols, &site.t[2]);
+    dev.binary_rows(Binary::Sub, &site.t[2], beta, rows, cols, &site.t[1]);
+    dev.binary(Binary::Add, pull, &site.t[1], &site.gz);
+    dev.unary(Unary::Log, &site.z, &site.t[2]);
+    dev.reduce(Reduce::Sum, Axis::Rows, &site.t[2], rows, cols, log_sum);
+    dev.reduce(Reduce::Sum, Axis::Rows, &site.z, rows, cols, sum);
+    dev.unary(Unary::Log, beta, log_beta);
+    dev.unary(Unary::Digamma, alpha, a);
+    dev.binary(Binary::Sub, log_beta, a, b);
+    dev.binary(Binary::Mul, b, c_cols, a);
+    dev.binary(Binary::Add, log_sum, a, d_alpha);
+    dev.binary(Binary::Div, alpha, beta, a);
+    dev.binary(Binary::Mul, a, c_cols, b);
+    dev.binary(Binary::Sub, b, sum, d_beta);
+    dev.binary(Binary::Mul, alpha, log_beta, a);
+    dev.unary(Unary::Lgamma, alpha, b);
+    dev.binary(Binary::Sub, a, b, c);
+    dev.binary(Binary::Mul, c, c_cols, a);
+    dev.binary(Binary::Mul, am1, log_sum, b);
+    dev.binary(Binary::Add, a, b, c);
+    dev.binary(Binary::Mul, beta, sum, a);
+    dev.binary(Binary::Sub, c, a, lp);
+}
+
 /// Fits the model; `progress(step, steps, loss)` after every step.
 pub async fn fit<D: Device>(
     dev: &D,
@@ -295,13 +344,15 @@ pub async fn fit<D: Device>(
         (z(1), z(1))
     };
     let (mu_sf, aw, dmu, t1, t2) = (z(rb * f), z(rb * f), z(rb * f), z(rb * f), z(rb * f));
-    let vb: Vec<D::Buf> = (0..10).map(|_| z(rb)).collect();
+    let vb: Vec<D::Buf> = (0..8).map(|_| z(rb)).collect();
+    let vs: [D::Buf; 7] = std::array::from_fn(|_| z(rb));
     let (ll, e1) = (z(rb), z(e));
     let sig = dev.upload(data.signatures);
     let (gm, b_acc, fg) = (z(f * g), z(f * g), z(f * g));
     let (th, s_acc, th_acc) = (z(e * g), z(e * g), z(e * g));
     let x_acc = z(r * f);
-    let rv: Vec<D::Buf> = (0..9).map(|_| z(r)).collect();
+    let rv: Vec<D::Buf> = (0..8).map(|_| z(r)).collect();
+    let rs: [D::Buf; 7] = std::array::from_fn(|_| z(r));
     let (c_v, c_lnv, c_inv_r, c_r, c_bm1, c_nrm1, c_ratio, c_nr) = (
         up(v),
         up(v.ln()),
@@ -363,7 +414,7 @@ pub async fn fit<D: Device>(
                 beta,
                 ..Gemm::new(m_, n_, rows)
             };
-            let [v0, v1, v2, v3, v4, v5, v6, v7, v8, v9] = &vb[..] else {
+            let [v0, v1, v2, v3, v4, v6, v7, v8] = &vb[..] else {
                 unreachable!()
             };
             // Expected counts and the likelihood.
@@ -428,33 +479,17 @@ pub async fn fit<D: Device>(
             // z_sr ~ Gamma(α, β), α = b/R, β = b/n.
             dev.binary(Binary::Mul, &bl.b.z, &c_inv_r, v0);
             dev.binary(Binary::Div, &bl.b.z, &bl.n.z, v1);
-            dev.binary(Binary::Sub, v0, &c.one, v2);
-            dev.binary(Binary::Div, &bl.z.ones, &bl.z.z, &bl.z.t[1]);
-            dev.binary_rows(Binary::Mul, &bl.z.t[1], v2, rows, r, &bl.z.t[2]);
-            dev.binary_rows(Binary::Sub, &bl.z.t[2], v1, rows, r, &bl.z.t[1]);
-            dev.binary(Binary::Add, &bl.z.t[0], &bl.z.t[1], &bl.z.gz);
-            dev.unary(Unary::Log, &bl.z.z, &bl.z.t[2]);
-            dev.reduce(Reduce::Sum, Axis::Rows, &bl.z.t[2], rows, r, v3);
-            dev.reduce(Reduce::Sum, Axis::Rows, &bl.z.z, rows, r, v4);
-            // dα = Σ log z + R (log β − ψ(α)); dβ = R α/β − Σ z.
-            dev.unary(Unary::Log, v1, v5);
-            dev.unary(Unary::Digamma, v0, v6);
-            dev.binary(Binary::Sub, v5, v6, v7);
-            dev.binary(Binary::Mul, v7, &c_r, v6);
-            dev.binary(Binary::Add, v3, v6, v7);
-            dev.binary(Binary::Div, v0, v1, v6);
-            dev.binary(Binary::Mul, v6, &c_r, v8);
-            dev.binary(Binary::Sub, v8, v4, v6);
-            // Its log-density per spot: R (α log β − lgamma α) + (α−1) Σ log z − β Σ z.
-            dev.binary(Binary::Mul, v0, v5, v8);
-            dev.unary(Unary::Lgamma, v0, v9);
-            dev.binary(Binary::Sub, v8, v9, v5);
-            dev.binary(Binary::Mul, v5, &c_r, v8);
-            dev.binary(Binary::Mul, v2, v3, v9);
-            dev.binary(Binary::Add, v8, v9, v5);
-            dev.binary(Binary::Mul, v1, v4, v9);
-            dev.binary(Binary::Sub, v5, v9, v8);
-            tally.sum(dev, v8, rows, Slot::ZPrior as usize);
+            let (d_alpha, d_beta, lp) = (v7, v6, v8);
+            gamma_rows(
+                dev,
+                &bl.z,
+                (rows, r, &c_r),
+                (v0, v1, &bl.z.t[0]),
+                &vs,
+                [d_alpha, d_beta, lp],
+                &c.one,
+            );
+            tally.sum(dev, lp, rows, Slot::ZPrior as usize);
             // b_s: dα/R + dβ/n + (B − 1)/b − 1.
             dev.binary(Binary::Mul, v7, &c_inv_r, v2);
             dev.binary(Binary::Div, v6, &bl.n.z, v3);
@@ -508,41 +543,27 @@ pub async fn fit<D: Device>(
         dev.binary(Binary::Sub, &ainv.t[0], &up(phi.z[0]), &ainv.gz);
         tally.sum(dev, &ainv.z, e * g, Slot::SumAinv as usize);
         // x_rf ~ Gamma(α_r, β_r), α = k/F, β = k; k_r ~ Gamma(A/B, 1).
-        let [r0, r1, r2, r3, r4, r5, r6, r7, r8] = &rv[..] else {
+        let [r0, r5, r6, r7, r8, d_alpha, d_beta, lp] = &rv[..] else {
             unreachable!()
         };
         dev.binary(Binary::Mul, &k.z, &c_inv_f, r0);
-        dev.binary(Binary::Sub, r0, &c.one, r1);
-        dev.binary(Binary::Div, &xs.ones, &xs.z, &xs.t[0]);
-        dev.binary_rows(Binary::Mul, &xs.t[0], r1, r, f, &xs.t[1]);
-        dev.binary_rows(Binary::Sub, &xs.t[1], &k.z, r, f, &xs.t[0]);
-        dev.binary(Binary::Add, &x_acc, &xs.t[0], &xs.gz);
-        dev.unary(Unary::Log, &xs.z, &xs.t[1]);
-        dev.reduce(Reduce::Sum, Axis::Rows, &xs.t[1], r, f, r2);
-        dev.reduce(Reduce::Sum, Axis::Rows, &xs.z, r, f, r3);
-        // dα = Σ log x + F (log k − ψ(α)); dβ = F α/β − Σ x = 1 − Σ x.
-        dev.unary(Unary::Log, &k.z, r4);
-        dev.unary(Unary::Digamma, r0, r5);
-        dev.binary(Binary::Sub, r4, r5, r6);
-        dev.binary(Binary::Mul, r6, &c_f, r5);
-        dev.binary(Binary::Add, r2, r5, r6);
-        dev.binary(Binary::Sub, &k.ones, r3, r5);
-        dev.binary(Binary::Mul, r6, &c_inv_f, r7);
-        dev.binary(Binary::Add, r7, r5, r6);
+        gamma_rows(
+            dev,
+            &xs,
+            (r, f, &c_f),
+            (r0, &k.z, &x_acc),
+            &rs,
+            [d_alpha, d_beta, lp],
+            &c.one,
+        );
+        tally.sum(dev, lp, r, Slot::XPrior as usize);
+        // k_r: dα/F + dβ + (A/B − 1)/k − 1.
+        dev.binary(Binary::Mul, d_alpha, &c_inv_f, r7);
+        dev.binary(Binary::Add, r7, d_beta, r6);
         dev.binary(Binary::Div, &k.ones, &k.z, r7);
         dev.binary(Binary::Mul, r7, &c_abm1, r8);
         dev.binary(Binary::Add, r6, r8, r7);
         dev.binary(Binary::Sub, r7, &c.one, &k.gz);
-        // x's log-density per zone: F (α log k − lgamma α) + (α−1) Σ log x − k Σ x.
-        dev.binary(Binary::Mul, r0, r4, r5);
-        dev.unary(Unary::Lgamma, r0, r6);
-        dev.binary(Binary::Sub, r5, r6, r7);
-        dev.binary(Binary::Mul, r7, &c_f, r5);
-        dev.binary(Binary::Mul, r1, r2, r6);
-        dev.binary(Binary::Add, r5, r6, r7);
-        dev.binary(Binary::Mul, &k.z, r3, r5);
-        dev.binary(Binary::Sub, r7, r5, r6);
-        tally.sum(dev, r6, r, Slot::XPrior as usize);
         dev.log_density(Density::Gamma, &k.z, &c_ab, &c.one, r5);
         tally.sum(dev, r5, r, Slot::KPrior as usize);
 

@@ -77,8 +77,9 @@ ensure_python() {
 }
 
 ensure_fuzz() {
+  # libFuzzer's sanitizer flags need nightly; core/fuzz/run.sh builds the
+  # targets with plain cargo (no cargo-fuzz to compile).
   rustup toolchain list | grep -q '^nightly' || { say "rustup toolchain install nightly"; rustup toolchain install nightly --profile minimal; }
-  command -v cargo-fuzz >/dev/null || { say "installing cargo-fuzz"; cargo install --locked cargo-fuzz; }
 }
 
 # Builds the browser app into dist/ (release: what users get).

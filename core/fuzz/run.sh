@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a bounded time: bash core/fuzz/run.sh [SECONDS].
-# Seeds each corpus with small real files from $TESSERA_DATA (copied into the
-# ignored corpus/ folder, never committed). For a longer hunt:
-#   cd core && cargo +nightly fuzz run h5ad -- -max_total_time=3600
+# Runs every fuzz target for a bounded time: bash core/fuzz/run.sh [SECONDS]
+# (a longer hunt: bash core/fuzz/run.sh 3600). Seeds each corpus with small
+# real files from $TESSERA_DATA (copied into the ignored corpus/ folder, never
+# committed). Builds the libFuzzer targets the way cargo-fuzz does (its
+# sanitizer and coverage flags, debug assertions; opt-level 1 builds faster) with plain
+# nightly cargo, so CI need not compile cargo-fuzz itself.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-20}"
@@ -24,11 +26,21 @@ cd ..
 # it would outside the fuzzer; ASan must return null instead of aborting.
 # Memory actually used is still capped by -rss_limit_mb.
 export ASAN_OPTIONS="allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-for t in h5ad tenx_h5 table archive; do
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+targets=(h5ad tenx_h5 table archive)
+echo "fuzz: building ${targets[*]} (nightly, address sanitizer)"
+RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+-Cllvm-args=-simplifycfg-branch-fold-threshold=0 --cfg fuzzing -Zsanitizer=address -Cdebug-assertions" \
+  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+  cargo +nightly build -q --release --target "$host" --manifest-path fuzz/Cargo.toml --bins
+for t in "${targets[@]}"; do
   echo "fuzz: $t for ${secs}s"
+  mkdir -p "fuzz/artifacts/$t"
   log="$(mktemp)"
-  if ! cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" \
-      -rss_limit_mb=8192 -malloc_limit_mb=1000000 -max_len=1048576 >"$log" 2>&1; then
+  if ! "fuzz/target/$host/release/$t" "fuzz/corpus/$t" -artifact_prefix="fuzz/artifacts/$t/" \
+      -max_total_time="$secs" -rss_limit_mb=8192 -malloc_limit_mb=1000000 -max_len=1048576 >"$log" 2>&1; then
     grep -v "^\s*\[" "$log" | cut -c1-300 | grep -B2 -A25 -m1 -E "panicked|ERROR: |out-of-memory" | head -n 40
     echo "fuzz: $t found a crash (reproducer under core/fuzz/artifacts/$t/)"
     exit 1

@@ -4,7 +4,7 @@
 //! with wasm-bindgen-test-runner and chromedriver (tests/run.sh sets them up).
 #![cfg(target_arch = "wasm32")]
 
-use tessera_core::compute::conformance::{assert_conformant, check_device};
+use tessera_core::compute::conformance::{assert_conformant, check_device_small};
 use tessera_core::compute::gpu::Gpu;
 use wasm_bindgen_test::*;
 
@@ -16,7 +16,9 @@ async fn every_op_matches_the_cpu_oracle_on_webgpu() {
         .await
         .expect("WebGPU adapter (chromium needs --enable-unsafe-webgpu)");
     web_sys::console::log_1(&format!("adapter: {}", gpu.adapter()).into());
-    let checks = check_device(&gpu).await;
+    // SwiftShader emulates every launch: the large shapes (2-D grids) run
+    // natively on lavapipe in tests/gpu_ops.rs.
+    let checks = check_device_small(&gpu).await;
     assert_conformant(&checks);
 }
 

@@ -242,52 +242,38 @@ impl Matrix {
 
     /// Column sums in f64.
     pub fn col_sums(&self) -> Vec<f64> {
+        self.col_fold(|v| v as f64)
+    }
+
+    /// Number of nonzero entries in each column.
+    pub fn col_nonzero(&self) -> Vec<usize> {
+        self.col_fold(|v| f64::from(u8::from(v != 0.0)))
+            .into_iter()
+            .map(|c| c as usize)
+            .collect()
+    }
+
+    /// Σ f(value) over the stored values of each column (f(0) must be 0).
+    fn col_fold(&self, f: impl Fn(f32) -> f64) -> Vec<f64> {
         let (rows, cols) = self.shape();
         let mut out = vec![0f64; cols];
         match self {
             Matrix::Dense(d) => {
                 for r in 0..rows {
                     for (o, &v) in out.iter_mut().zip(d.row(r)) {
-                        *o += v as f64;
+                        *o += f(v);
                     }
                 }
             }
             Matrix::Csr(s) => {
                 for (&c, &v) in s.indices.iter().zip(&s.data) {
-                    out[c as usize] += v as f64;
+                    out[c as usize] += f(v);
                 }
             }
             Matrix::Csc(s) => {
                 for (c, o) in out.iter_mut().enumerate() {
                     let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
-                    *o = s.data[span].iter().map(|&v| v as f64).sum();
-                }
-            }
-        }
-        out
-    }
-
-    /// Number of nonzero entries in each column.
-    pub fn col_nonzero(&self) -> Vec<usize> {
-        let (rows, cols) = self.shape();
-        let mut out = vec![0usize; cols];
-        match self {
-            Matrix::Dense(d) => {
-                for r in 0..rows {
-                    for (o, &v) in out.iter_mut().zip(d.row(r)) {
-                        *o += usize::from(v != 0.0);
-                    }
-                }
-            }
-            Matrix::Csr(s) => {
-                for (&c, &v) in s.indices.iter().zip(&s.data) {
-                    out[c as usize] += usize::from(v != 0.0);
-                }
-            }
-            Matrix::Csc(s) => {
-                for (c, o) in out.iter_mut().enumerate() {
-                    let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
-                    *o = s.data[span].iter().filter(|v| **v != 0.0).count();
+                    *o = s.data[span].iter().map(|&v| f(v)).sum();
                 }
             }
         }

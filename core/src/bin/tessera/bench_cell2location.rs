@@ -201,25 +201,8 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     let pair = ref_pair(&data)?;
     // --quick: a tenth of the lymph node's genes, for smoke tests.
     let lymph = synthetic(4035, if a.quick { 1022 } else { 10_217 }, 34);
-    let names: Vec<String> = if a.devices.is_empty() {
-        vec!["cpu".into(), "auto".into()]
-    } else {
-        a.devices.clone()
-    };
-    let (mut rows, mut seen) = (vec![], vec![]);
-    for name in &names {
-        let dev = device::open(Some(name))?;
-        if seen.contains(&dev.name()) {
-            continue;
-        }
-        if a.devices.is_empty() && dev.is_software_gpu() {
-            eprintln!(
-                "note: skipping {} (a software GPU; name it with --device to time it anyway)",
-                dev.name()
-            );
-            continue;
-        }
-        seen.push(dev.name());
+    let mut rows = vec![];
+    for dev in device::bench_devices(&a.devices)? {
         eprintln!("reference-run size on {}...", dev.name());
         rows.push(on_device!(&dev, |d| time_ref(d, &pair, a.steps))?);
         eprintln!("lymph-node size on {}...", dev.name());

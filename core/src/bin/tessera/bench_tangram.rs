@@ -165,26 +165,8 @@ pub fn run(
         mine[0].sp.display().to_string(),
     );
     let (scn, spn) = (Named::new(&scs, &sc), Named::new(&sps, &sp));
-    let names: Vec<String> = if devices.is_empty() {
-        vec!["cpu".into(), "auto".into()]
-    } else {
-        devices.to_vec()
-    };
     let mut rows = vec![];
-    let mut seen = vec![];
-    for name in &names {
-        let dev = device::open(Some(name))?;
-        if seen.contains(&dev.name()) {
-            continue;
-        }
-        if devices.is_empty() && dev.is_software_gpu() {
-            eprintln!(
-                "note: skipping {} (a software GPU; name it with --device to time it anyway)",
-                dev.name()
-            );
-            continue;
-        }
-        seen.push(dev.name());
+    for dev in device::bench_devices(devices)? {
         for r in &mine {
             eprintln!("{} {} on {}...", r.pair, r.mode, dev.name());
             rows.push(on_device!(&dev, |d| time_fit(d, r, scn, spn, epochs))?);

@@ -231,8 +231,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
                 if f.keep[g] { "True" } else { "False" }
             ));
         }
-        std::fs::create_dir_all(&a.out)
-            .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
+        mkdir(&a.out)?;
         write(&a.out.join("filter_genes.csv"), report.as_bytes())?;
         let kept = f.kept();
         if kept.is_empty() {
@@ -253,8 +252,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         );
     }
     eprintln!("filter_genes kept {} of {n0} genes", reference.n_vars());
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
+    mkdir(&a.out)?;
     let named = Named::new(&name, &reference);
     let s = if a.method == "average" {
         let s = regression::cluster_averages(named, &a.labels)?;

@@ -72,3 +72,29 @@ impl Dev {
         on_device!(self, |d| d.name())
     }
 }
+
+/// The devices a benchmark times: those named, or the CPU and the best
+/// other one (a software GPU skipped unless named); each device once.
+pub fn bench_devices(named: &[String]) -> Result<Vec<Dev>, io::Error> {
+    let names: Vec<String> = if named.is_empty() {
+        vec!["cpu".into(), "auto".into()]
+    } else {
+        named.to_vec()
+    };
+    let mut out: Vec<Dev> = vec![];
+    for name in &names {
+        let dev = open(Some(name))?;
+        if out.iter().any(|d| d.name() == dev.name()) {
+            continue;
+        }
+        if named.is_empty() && dev.is_software_gpu() {
+            eprintln!(
+                "note: skipping {} (a software GPU; name it with --device to time it anyway)",
+                dev.name()
+            );
+            continue;
+        }
+        out.push(dev);
+    }
+    Ok(out)
+}

@@ -232,9 +232,10 @@ pub fn fractions_csv(g: &Groups, cell_types: &[String]) -> String {
         out.push_str(&format!(",mean_cell_type_factorsfact_{r}"));
     }
     out.push('\n');
+    let frac = g.cell_type_fractions();
     for (t, ct) in cell_types.iter().enumerate() {
         out.push_str(&csv_field(ct));
-        for v in &g.cell_type_fractions()[t * k..(t + 1) * k] {
+        for v in &frac[t * k..(t + 1) * k] {
             out.push_str(&format!(",{v}"));
         }
         out.push('\n');
@@ -402,6 +403,45 @@ pub async fn run<D: Device>(
 mod tests {
     use super::*;
     use crate::compute::cpu::Cpu;
+    use crate::data::Frame;
+
+    #[test]
+    fn abundance_reads_frames_and_names_bad_input() {
+        let mut d = Dataset {
+            obs: Frame::with_index(vec!["s1".into(), "s2".into()]),
+            ..Dataset::default()
+        };
+        let key = "q05_cell_abundance_w_sf";
+        let e = abundance(Named::new("sp.h5ad", &d), key)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("obsm['q05_cell_abundance_w_sf']") && e.contains("not found"),
+            "{e}"
+        );
+        let mut fr = Frame::with_index(d.obs.index.clone());
+        fr.set("q05cell_abundance_w_sf_B", Column::Float(vec![1.0, 2.0]));
+        fr.set("q05cell_abundance_w_sf_T", Column::Int(vec![0, 3]));
+        d.obsm.insert(key.into(), Annotation::Frame(fr.clone()));
+        let (types, x) = abundance(Named::new("sp.h5ad", &d), key).unwrap();
+        assert_eq!(types, vec!["B", "T"]);
+        assert_eq!(x, vec![1.0, 0.0, 2.0, 3.0]);
+        fr.set("q05cell_abundance_w_sf_T", Column::Float(vec![0.0, -1.0]));
+        d.obsm.insert(key.into(), Annotation::Frame(fr.clone()));
+        let e = abundance(Named::new("sp.h5ad", &d), key)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("non-negative"), "{e}");
+        fr.set(
+            "q05cell_abundance_w_sf_T",
+            Column::Str(vec!["a".into(), "b".into()]),
+        );
+        d.obsm.insert(key.into(), Annotation::Frame(fr));
+        let e = abundance(Named::new("sp.h5ad", &d), key)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected numbers"), "{e}");
+    }
 
     #[test]
     fn co_located_types_share_a_factor() {

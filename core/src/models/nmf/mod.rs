@@ -12,8 +12,9 @@
 //! row-parallel on the device (`nmf_cd_rows`): rows are independent given
 //! the Gram matrices, so the result is scikit-learn's up to float rounding.
 
-use crate::compute::{Axis, Binary, Device, Gemm, Reduce};
+use crate::compute::{Binary, Device, Gemm};
 use crate::models::numpy_rng::LegacyNormal;
+use crate::models::svi::Tally;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Nmf {
@@ -120,11 +121,14 @@ pub async fn fit_cd<D: Device>(
     let ht = dev.upload(&ht);
     let (gram, gram2) = (dev.zeros(k * k), dev.zeros(k * k));
     let (xw, xw2) = (dev.zeros(rows.max(cols) * k), dev.zeros(rows.max(cols) * k));
-    let (viol, total) = (dev.zeros(rows.max(cols)), dev.zeros(2));
+    let viol = dev.zeros(rows.max(cols));
+    // Both half-steps' violations, read back once per iteration.
+    let mut total = Tally::new(dev, &[1, 1]);
     let mut first = None;
     let mut n_iter = 0;
     for it in 1..=p.max_iter {
         n_iter = it;
+        total.reset(dev);
         // W: Gram HHᵀ (+ l2 on its diagonal), XHᵀ (− l1).
         dev.gemm(
             Gemm {
@@ -139,7 +143,7 @@ pub async fn fit_cd<D: Device>(
         dev.gemm(Gemm::new(rows, k, cols), &xb, &ht, &xw);
         dev.binary(Binary::Sub, &xw, &c_l1w, &xw2);
         dev.nmf_cd_rows(&w, &gram2, &xw2, rows, k, &viol);
-        dev.reduce(Reduce::Sum, Axis::Rows, &viol, 1, rows, &total);
+        total.sum(dev, &viol, rows, 0);
         // H: Gram WᵀW, XᵀW.
         dev.gemm(
             Gemm {
@@ -162,9 +166,9 @@ pub async fn fit_cd<D: Device>(
         );
         dev.binary(Binary::Sub, &xw, &c_l1h, &xw2);
         dev.nmf_cd_rows(&ht, &gram2, &xw2, cols, k, &viol);
-        let v_w = dev.read(&total).await[0] as f64;
-        dev.reduce(Reduce::Sum, Axis::Rows, &viol, 1, cols, &total);
-        let v = v_w + dev.read(&total).await[0] as f64;
+        total.sum(dev, &viol, cols, 1);
+        let t = total.read(dev).await;
+        let v = t.at(0) + t.at(1);
         let v0 = *first.get_or_insert(v);
         if v0 == 0.0 || v / v0 <= p.tol {
             break;

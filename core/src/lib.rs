@@ -10,3 +10,4 @@ pub mod io;
 pub mod models;
 pub mod prep;
 pub mod simulate;
+pub mod spatial;

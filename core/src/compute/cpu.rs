@@ -70,7 +70,7 @@ fn bcast(p: &[f32], i: usize) -> f64 {
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 const PAR_MIN: usize = 1 << 16;
 
-fn threads() -> usize {
+pub fn threads() -> usize {
     #[cfg(target_arch = "wasm32")]
     {
         1

@@ -6,6 +6,7 @@ mod files;
 pub mod h5ad;
 pub mod h5ad_write;
 pub mod npy;
+pub mod npz;
 pub mod table;
 pub mod tenx;
 

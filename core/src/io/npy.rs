@@ -21,6 +21,39 @@ impl NpyElement for f64 {
     }
 }
 
+impl NpyElement for i32 {
+    const DESCR: &'static str = "<i4";
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl NpyElement for i64 {
+    const DESCR: &'static str = "<i8";
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// A 3-character unicode scalar (`<U3`), as scipy stores a sparse format name.
+pub struct U3(pub [char; 3]);
+
+impl Copy for U3 {}
+impl Clone for U3 {
+    fn clone(&self) -> U3 {
+        *self
+    }
+}
+
+impl NpyElement for U3 {
+    const DESCR: &'static str = "<U3";
+    fn put(self, out: &mut Vec<u8>) {
+        for c in self.0 {
+            out.extend_from_slice(&(c as u32).to_le_bytes());
+        }
+    }
+}
+
 /// Encodes a C-order array; `data.len()` must equal the product of `shape`.
 pub fn write<T: NpyElement>(shape: &[usize], data: &[T]) -> Vec<u8> {
     assert_eq!(

@@ -75,6 +75,28 @@ impl LegacyNormal {
         }
     }
 
+    /// Uniform on [0, max] by masked rejection (numpy's legacy `random_interval`).
+    pub fn interval(&mut self, max: u32) -> u32 {
+        if max == 0 {
+            return 0;
+        }
+        let mask = u32::MAX >> max.leading_zeros();
+        loop {
+            let v = self.next_u32() & mask;
+            if v <= max {
+                return v;
+            }
+        }
+    }
+
+    /// `RandomState.shuffle` of a 1-D array: Fisher-Yates from the last item.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.interval(i as u32) as usize;
+            v.swap(i, j);
+        }
+    }
+
     /// `n` draws of N(0, 1) as f32, as `np.random.normal(0, 1, n).astype(float32)`.
     pub fn normals_f32(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.next_normal() as f32).collect()
@@ -95,6 +117,22 @@ mod tests {
         let mut r = LegacyNormal::new(5489);
         let v = (0..10_000).map(|_| r.next_u32()).last().unwrap();
         assert_eq!(v, 4_123_659_995);
+    }
+
+    #[test]
+    fn shuffles_are_permutations_drawn_uniformly() {
+        let mut r = LegacyNormal::new(0);
+        let mut hits = [0usize; 4];
+        for _ in 0..4000 {
+            let mut v = [0, 1, 2, 3];
+            r.shuffle(&mut v);
+            let mut s = v;
+            s.sort_unstable();
+            assert_eq!(s, [0, 1, 2, 3]);
+            hits[v[0]] += 1;
+        }
+        assert!(hits.iter().all(|&h| (900..1100).contains(&h)), "{hits:?}");
+        assert!((0..1000).all(|_| r.interval(5) <= 5));
     }
 
     #[test]

@@ -1,0 +1,287 @@
+//! squidpy 1.8.2 equivalence on every set in $TESSERA_DATA/ref/squidpy:
+//! neighbour graphs (same edges and distances), interaction and
+//! enrichment counts (identical), enrichment z-scores (within 0.1; the
+//! shuffles replay numpy's stream, so they agree far closer), co-occurrence
+//! (within 1e-4) and centrality scores.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tessera_core::io::{self, npz, FileSet, TableOptions};
+use tessera_core::spatial::{centrality, cooccurrence, graph, nhood, Kind, Labels, Options};
+
+struct Set {
+    name: &'static str,
+    file: &'static str,
+    labels: &'static str,
+    library: Option<&'static str>,
+    radius: Option<(&'static str, f64)>,
+}
+
+const SETS: [Set; 3] = [
+    Set {
+        name: "seqfish_cortex",
+        file: "seqfish_cortex_tasic/derived/seqfish_spatial.h5ad",
+        labels: "cell_type",
+        library: None,
+        radius: Some(("radius100", 100.0)),
+    },
+    Set {
+        name: "mibi_tnbc_ark",
+        file: "mibi_tnbc_ark/derived/mibi_tnbc.h5ad",
+        labels: "cell_type",
+        library: Some("SampleID"),
+        radius: Some(("radius50", 50.0)),
+    },
+    Set {
+        name: "cycif_hodgkin",
+        file: "cycif_hodgkin_scimap/derived/cycif_hodgkin.h5ad",
+        labels: "phenotype",
+        library: None,
+        radius: None,
+    },
+];
+
+/// A pandas CSV with an index column: (header, row names, values; empty = NaN).
+fn table(path: &Path) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let header: Vec<String> = r
+        .headers()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let (mut names, mut rows) = (Vec::new(), Vec::new());
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        names.push(rec[0].to_string());
+        rows.push(
+            rec.iter()
+                .skip(1)
+                .map(|v| {
+                    if v.is_empty() {
+                        f64::NAN
+                    } else {
+                        v.parse().unwrap()
+                    }
+                })
+                .collect(),
+        );
+    }
+    (header, names, rows)
+}
+
+fn npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    io::npy::read(&path.display().to_string(), &bytes).unwrap()
+}
+
+fn edges(g: &npz::Csr) -> BTreeMap<(usize, usize), f64> {
+    let mut m = BTreeMap::new();
+    for i in 0..g.shape[0] {
+        for e in g.indptr[i]..g.indptr[i + 1] {
+            m.insert((i, g.indices[e]), g.data[e]);
+        }
+    }
+    m
+}
+
+struct Loaded {
+    coords: Vec<[f64; 2]>,
+    labels: Labels,
+    libraries: Option<Vec<u32>>,
+}
+
+fn load(data: &Path, set: &Set) -> Loaded {
+    let ds = io::read(
+        FileSet::from_path(&data.join(set.file)).unwrap(),
+        &TableOptions::default(),
+    )
+    .unwrap()
+    .dataset;
+    let xy = ds.spatial().expect("spatial coordinates");
+    let coords = (0..ds.n_obs())
+        .map(|i| [xy.row(i)[0], xy.row(i)[1]])
+        .collect();
+    let labels = Labels::from_column(set.labels, ds.obs.column(set.labels).unwrap()).unwrap();
+    let libraries = set.library.map(|l| {
+        Labels::from_column(l, ds.obs.column(l).unwrap())
+            .unwrap()
+            .codes
+    });
+    Loaded {
+        coords,
+        labels,
+        libraries,
+    }
+}
+
+fn close(what: &str, got: &[f64], want: &[f64], tol: f64) -> f64 {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let mut worst = 0.0f64;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() || g.is_nan() {
+            assert!(w.is_nan() && g.is_nan(), "{what}[{i}]: {g} vs {w}");
+            continue;
+        }
+        let d = if g == w { 0.0 } else { (g - w).abs() };
+        assert!(d <= tol, "{what}[{i}]: {g} vs {w}");
+        worst = worst.max(d);
+    }
+    worst
+}
+
+fn check_set(data: &Path, set: &Set) {
+    let dir = data.join("ref/squidpy").join(set.name);
+    let d = load(data, set);
+    let n = d.coords.len();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let cats: Vec<String> = serde_json::from_value(summary["categories"].clone()).unwrap();
+    assert_eq!(d.labels.categories, cats, "{}: categories", set.name);
+    let mut graphs = vec![("knn6", Kind::Knn { k: 6 }), ("delaunay", Kind::Delaunay)];
+    if let Some((name, r)) = set.radius {
+        graphs.push((name, Kind::Radius { r }));
+    }
+    let k = cats.len();
+    for (gname, kind) in graphs {
+        let what = format!("{}/{gname}", set.name);
+        let opts = Options {
+            kind,
+            percentile: None,
+        };
+        let g = graph::build(&d.coords, d.libraries.as_deref(), &opts).unwrap();
+        let read = |f: &str| {
+            let p = dir.join(format!("{gname}_{f}.npz"));
+            npz::read_csr(&p.display().to_string(), &std::fs::read(&p).unwrap()).unwrap()
+        };
+        let (want_conn, want_dist) = (edges(&read("connectivities")), edges(&read("distances")));
+        let got = edges(&g.distances_csr());
+        let missing: Vec<_> = want_conn
+            .keys()
+            .filter(|e| !got.contains_key(e))
+            .take(5)
+            .collect();
+        let extra: Vec<_> = got
+            .keys()
+            .filter(|e| !want_conn.contains_key(e))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{what}: {} edges vs squidpy's {}; missing {missing:?}, extra {extra:?}",
+            got.len(),
+            want_conn.len()
+        );
+        for (e, &dist) in &got {
+            let w = want_dist.get(e).copied().unwrap_or(0.0);
+            assert!(
+                (dist - w).abs() <= 1e-6 * w.max(1.0),
+                "{what}: distance of {e:?}: {dist} vs {w}"
+            );
+        }
+        let flat = |rows: Vec<Vec<f64>>| rows.into_iter().flatten().collect::<Vec<f64>>();
+        let im = nhood::interaction_matrix(&g, &d.labels);
+        let (_, _, want_im) = table(&dir.join(format!("{gname}_interaction_matrix.csv")));
+        close(&format!("{what} interaction"), &im, &flat(want_im), 0.0);
+        let e = nhood::enrichment(&g, &d.labels, 1000, 0, |_| {}).unwrap();
+        let (_, _, want_count) = table(&dir.join(format!("{gname}_nhood_enrichment_count.csv")));
+        close(&format!("{what} count"), &e.count, &flat(want_count), 0.0);
+        let (_, _, want_z) = table(&dir.join(format!("{gname}_nhood_enrichment_zscore.csv")));
+        let worst = close(&format!("{what} zscore"), &e.zscore, &flat(want_z), 0.1);
+        eprintln!(
+            "{what}: {} edges identical; counts identical; z-scores within {worst:.2e}",
+            got.len()
+        );
+        assert_eq!(e.zscore.len(), k * k);
+        let _ = n;
+    }
+    // Co-occurrence: per library (FOV) when the set has them, as the reference.
+    let runs: Vec<(String, Vec<usize>)> = match &d.libraries {
+        None => vec![(String::new(), (0..n).collect())],
+        Some(libs) => {
+            let ds = io::read(
+                FileSet::from_path(&data.join(set.file)).unwrap(),
+                &TableOptions::default(),
+            )
+            .unwrap()
+            .dataset;
+            let lib =
+                Labels::from_column("", ds.obs.column(set.library.unwrap()).unwrap()).unwrap();
+            lib.categories
+                .iter()
+                .enumerate()
+                .map(|(c, name)| {
+                    (
+                        format!("_{name}"),
+                        (0..n).filter(|&i| libs[i] == c as u32).collect(),
+                    )
+                })
+                .collect()
+        }
+    };
+    for (tag, rows) in runs {
+        let coords: Vec<[f64; 2]> = rows.iter().map(|&i| d.coords[i]).collect();
+        let labels = d.labels.take(&rows);
+        let co = cooccurrence::co_occurrence(&coords, &labels, 50).unwrap();
+        let (_, want_int) = npy(&dir.join(format!("co_occurrence{tag}_interval.npy")));
+        let got_int: Vec<f64> = co.interval.iter().map(|&v| v as f64).collect();
+        close(
+            &format!("{}{tag} interval", set.name),
+            &got_int,
+            &want_int,
+            0.0,
+        );
+        let (shape, want_occ) = npy(&dir.join(format!("co_occurrence{tag}_occ.npy")));
+        assert_eq!(shape, vec![labels.n_types(), labels.n_types(), 49]);
+        let worst = close(&format!("{}{tag} occ", set.name), &co.occ, &want_occ, 1e-4);
+        eprintln!("{}{tag}: co-occurrence within {worst:.2e}", set.name);
+    }
+    // Centrality on the Delaunay graph.
+    let g = graph::build(
+        &d.coords,
+        d.libraries.as_deref(),
+        &Options {
+            kind: Kind::Delaunay,
+            percentile: None,
+        },
+    )
+    .unwrap();
+    let s = centrality::scores(&g, &d.labels);
+    let (header, names, want) = table(&dir.join("delaunay_centrality_scores.csv"));
+    assert_eq!(header, centrality::COLUMNS);
+    assert_eq!(names, cats);
+    let got: Vec<f64> = s.iter().flatten().copied().collect();
+    let worst = close(
+        &format!("{} centrality", set.name),
+        &got,
+        &want.concat(),
+        1e-9,
+    );
+    eprintln!("{}: centrality within {worst:.2e}", set.name);
+}
+
+#[test]
+fn seqfish_cortex_matches_squidpy() {
+    if let Some(data) = common::data_dir("seqfish_cortex_matches_squidpy") {
+        check_set(&data, &SETS[0]);
+    }
+}
+
+#[test]
+fn mibi_tnbc_matches_squidpy() {
+    if let Some(data) = common::data_dir("mibi_tnbc_matches_squidpy") {
+        check_set(&data, &SETS[1]);
+    }
+}
+
+#[test]
+fn cycif_hodgkin_matches_squidpy() {
+    if let Some(data) = common::data_dir("cycif_hodgkin_matches_squidpy") {
+        check_set(&data, &SETS[2]);
+    }
+}

@@ -50,7 +50,8 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     pub kind: Kind,
-    /// Drop edges longer than this percentile of all edge lengths.
+    /// Drop edges longer than this percentile of the edge lengths (with
+    /// each cell's zero distance to itself counted, as squidpy does).
     pub percentile: Option<f64>,
 }
 
@@ -161,7 +162,10 @@ pub fn build(
     };
     Ok(match opts.percentile {
         Some(p) => {
-            let cut = percentile(&g.distances, p);
+            // squidpy's percentile also sees each cell's zero self-distance.
+            let mut d = g.distances.clone();
+            d.resize(d.len() + g.n, 0.0);
+            let cut = percentile(&d, p);
             g.filter(|_, _, d| d <= cut)
         }
         None => g,
@@ -189,6 +193,9 @@ fn check(coords: &[[f64; 2]], opts: &Options) -> Result<(), String> {
         _ => {}
     }
     if let Some(p) = opts.percentile {
+        if matches!(opts.kind, Kind::Grid { .. }) {
+            return Err("a percentile cut applies to generic coordinates, not grid graphs".into());
+        }
         if !(p > 0.0 && p <= 100.0) {
             return Err(format!("the percentile must be in (0, 100], got {p}"));
         }

@@ -35,11 +35,13 @@ pub struct Enrichment {
 }
 
 /// `n_perms` label shuffles (cumulative, on one copy of the labels, as
-/// squidpy does with one job) from `RandomState(seed)`. `progress` gets
-/// the number of permutations done.
+/// squidpy does with one job) from `RandomState(seed)`; with `libraries`
+/// the labels are shuffled within each library, libraries in category
+/// order. `progress` gets the number of permutations done.
 pub fn enrichment(
     graph: &Graph,
     labels: &Labels,
+    libraries: Option<&Labels>,
     n_perms: usize,
     seed: u32,
     mut progress: impl FnMut(usize),
@@ -57,13 +59,36 @@ pub fn enrichment(
             "n_perms must be at least 2 (a standard deviation needs two permutations), got {n_perms}"
         ));
     }
+    let groups: Vec<Vec<usize>> = match libraries {
+        Some(lib) if lib.codes.len() != graph.n => {
+            return Err(format!(
+                "{} library labels for {} cells",
+                lib.codes.len(),
+                graph.n
+            ))
+        }
+        Some(lib) => (0..lib.n_types() as u32)
+            .map(|c| (0..graph.n).filter(|&i| lib.codes[i] == c).collect())
+            .collect(),
+        None => Vec::new(),
+    };
     let observed = count(graph, &labels.codes, k);
     let mut perms = vec![0u32; n_perms * k * k];
     let mut rng = LegacyNormal::new(seed);
     let mut codes = labels.codes.clone();
     let every = (n_perms / 100).max(1);
     for (p, out) in perms.chunks_exact_mut(k * k).enumerate() {
-        rng.shuffle(&mut codes);
+        if groups.is_empty() {
+            rng.shuffle(&mut codes);
+        } else {
+            for idx in &groups {
+                let mut part: Vec<u32> = idx.iter().map(|&i| codes[i]).collect();
+                rng.shuffle(&mut part);
+                for (&i, c) in idx.iter().zip(part) {
+                    codes[i] = c;
+                }
+            }
+        }
         out.copy_from_slice(&count(graph, &codes, k));
         if (p + 1) % every == 0 {
             progress(p + 1);
@@ -116,12 +141,17 @@ mod tests {
         .unwrap();
         let im = interaction_matrix(&g, &labels);
         assert_eq!(im, vec![120.0, 0.0, 0.0, 120.0]);
-        let e = enrichment(&g, &labels, 200, 0, |_| {}).unwrap();
+        let e = enrichment(&g, &labels, None, 200, 0, |_| {}).unwrap();
         assert_eq!(e.count, im);
         assert!(e.zscore[0] > 5.0 && e.zscore[3] > 5.0, "{:?}", e.zscore);
         assert!(e.zscore[1] < -5.0 && e.zscore[2] < -5.0, "{:?}", e.zscore);
         // The same seed replays the same permutations.
-        assert_eq!(e, enrichment(&g, &labels, 200, 0, |_| {}).unwrap());
-        assert!(enrichment(&g, &labels, 1, 0, |_| {}).is_err());
+        assert_eq!(e, enrichment(&g, &labels, None, 200, 0, |_| {}).unwrap());
+        assert!(enrichment(&g, &labels, None, 1, 0, |_| {}).is_err());
+        // Shuffling within libraries keeps each library's label counts.
+        let libs = Labels::from_strings(&(0..60).map(|i| (i % 2).to_string()).collect::<Vec<_>>());
+        let e2 = enrichment(&g, &labels, Some(&libs), 200, 0, |_| {}).unwrap();
+        assert_eq!(e2.count, e.count);
+        assert!(e2.zscore[0] > 5.0 && e2.zscore != e.zscore);
     }
 }

@@ -758,3 +758,181 @@ fn simulate_visium_writes_counts_and_truth() {
     assert!(dir.join("reference_train.h5ad").exists() && dir.join("cell_types.csv").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn spatial_commands_write_squidpy_layouts() {
+    let Some(data) = common::data_dir("spatial_commands_write_squidpy_layouts") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-spatial-{}", std::process::id()));
+    let seqfish = data.join("seqfish_cortex_tasic/derived/seqfish_spatial.h5ad");
+    let mibi = data.join("mibi_tnbc_ark/derived/mibi_tnbc.h5ad");
+    let refs = data.join("ref/squidpy");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    // nhood on the radius-100 graph: the z-scores are squidpy's (same shuffles).
+    let nh = dir.join("nhood");
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "nhood",
+        &s(&seqfish),
+        "--labels",
+        "cell_type",
+        "--graph",
+        "radius",
+        "--radius",
+        "100",
+        "--out",
+        &s(&nh),
+    ]);
+    assert!(ok, "{err}");
+    for (ours, theirs) in [
+        (
+            "nhood_enrichment_zscore.csv",
+            "radius100_nhood_enrichment_zscore.csv",
+        ),
+        (
+            "nhood_enrichment_count.csv",
+            "radius100_nhood_enrichment_count.csv",
+        ),
+        ("interaction_matrix.csv", "radius100_interaction_matrix.csv"),
+    ] {
+        let a = std::fs::read_to_string(nh.join(ours)).unwrap();
+        let b = std::fs::read_to_string(refs.join("seqfish_cortex").join(theirs)).unwrap();
+        assert_eq!(a.lines().next(), b.lines().next(), "{ours}: header");
+        for (la, lb) in a.lines().zip(b.lines()).skip(1) {
+            let (fa, fb): (Vec<&str>, Vec<&str>) =
+                (la.split(',').collect(), lb.split(',').collect());
+            assert_eq!(fa[0], fb[0]);
+            for (x, y) in fa[1..].iter().zip(&fb[1..]) {
+                let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+                    "{ours}: {la} vs {lb}"
+                );
+            }
+        }
+    }
+    assert!(nh.join("centrality_scores.csv").exists() && nh.join("summary.json").exists());
+    // Co-occurrence per FOV, as the reference ran it.
+    let co = dir.join("co");
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "cooccurrence",
+        &s(&mibi),
+        "--labels",
+        "cell_type",
+        "--library-key",
+        "SampleID",
+        "--out",
+        &s(&co),
+    ]);
+    assert!(ok, "{err}");
+    let npy = |p: std::path::PathBuf| {
+        tessera_core::io::npy::read("occ", &std::fs::read(p).unwrap()).unwrap()
+    };
+    let (shape, ours) = npy(co.join("co_occurrence_2_occ.npy"));
+    let (want_shape, theirs) = npy(refs.join("mibi_tnbc_ark/co_occurrence_2_occ.npy"));
+    assert_eq!(shape, want_shape);
+    assert!(ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() < 1e-4));
+    // The graph files open with scipy as CSR.
+    let gr = dir.join("graph");
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "neighbors",
+        &s(&seqfish),
+        "--graph",
+        "delaunay",
+        "--out",
+        &s(&gr),
+    ]);
+    assert!(ok, "{err}");
+    let py = common::repo_root().join(".venv/bin/python");
+    let check = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, scipy.sparse as sp; a = sp.load_npz(sys.argv[1]); b = sp.load_npz(sys.argv[2]); \
+             assert a.format == 'csr' and a.shape == (1597, 1597) and a.nnz == 9540, (a.format, a.shape, a.nnz); \
+             assert (a != a.T).nnz == 0 and b.nnz == 9540 and b.data.min() > 0",
+            gr.join("connectivities.npz").to_str().unwrap(),
+            gr.join("distances.npz").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", py.display()));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Niches and autocorrelation write their tables.
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "niche",
+        &s(&seqfish),
+        "--labels",
+        "cell_type",
+        "--radius",
+        "150",
+        "--out",
+        &s(&dir.join("niche")),
+    ]);
+    assert!(ok, "{err}");
+    let niche = std::fs::read_to_string(dir.join("niche/niche_composition.csv")).unwrap();
+    assert_eq!(niche.lines().count(), 1598);
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "autocorr",
+        &s(&seqfish),
+        "--genes",
+        "acta2,abca15",
+        "--mode",
+        "geary",
+        "--out",
+        &s(&dir.join("ac")),
+    ]);
+    assert!(ok, "{err}");
+    let ac = std::fs::read_to_string(dir.join("ac/gearyC.csv")).unwrap();
+    assert!(
+        ac.starts_with(",C,pval_norm,var_norm,pval_norm_fdr_bh\nacta2,0.669"),
+        "{ac}"
+    );
+    // Bad inputs name the file, the key and what was expected.
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "nhood",
+        &s(&seqfish),
+        "--labels",
+        "celltype",
+        "--out",
+        &s(&dir.join("x")),
+    ]);
+    assert!(
+        !ok && err.contains("obs/celltype") && err.contains("cell_type, cluster, field"),
+        "{err}"
+    );
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "nhood",
+        &s(&seqfish),
+        "--labels",
+        "cell_type",
+        "--graph",
+        "ring",
+        "--out",
+        &s(&dir.join("x")),
+    ]);
+    assert!(
+        !ok && err.contains("expected knn, radius, delaunay or grid"),
+        "{err}"
+    );
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "autocorr",
+        &s(&seqfish),
+        "--genes",
+        "nope",
+        "--out",
+        &s(&dir.join("x")),
+    ]);
+    assert!(!ok && err.contains("\"nope\" is not in var_names"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -344,3 +344,151 @@ fn cycif_hodgkin_matches_squidpy() {
         check_set(&data, &SETS[2]);
     }
 }
+
+/// Moran's I and Geary's C on the seqFISH kNN graph (analytic p-values)
+/// against the table squidpy 1.8.2 printed for the same five genes
+/// (`spatial_autocorr(genes=var_names[:5])`, run once in a scratch venv;
+/// its ref folder holds no autocorrelation run).
+#[test]
+fn seqfish_autocorrelation_matches_squidpy() {
+    use tessera_core::spatial::autocorr::{self, Mode};
+    let Some(data) = common::data_dir("seqfish_autocorrelation_matches_squidpy") else {
+        return;
+    };
+    let ds = io::read(
+        FileSet::from_path(&data.join(SETS[0].file)).unwrap(),
+        &TableOptions::default(),
+    )
+    .unwrap()
+    .dataset;
+    let xy = ds.spatial().unwrap();
+    let coords: Vec<[f64; 2]> = (0..ds.n_obs())
+        .map(|i| [xy.row(i)[0], xy.row(i)[1]])
+        .collect();
+    let g = graph::build(&coords, None, &Options::default()).unwrap();
+    let x = ds.x.as_ref().unwrap();
+    let features: Vec<(String, Vec<f64>)> = (0..5)
+        .map(|c| {
+            let col = x.columns_dense(&[c]);
+            (
+                ds.var.index[c].clone(),
+                col.iter().map(|&v| v as f64).collect(),
+            )
+        })
+        .collect();
+    // name, statistic, pval_norm, var_norm, pval_norm_fdr_bh (squidpy's order).
+    let moran = [
+        (
+            "acta2",
+            0.32543184150119775,
+            0.0,
+            0.00018989275849889964,
+            0.0,
+        ),
+        (
+            "abca15",
+            0.075352486942940916,
+            1.7572743704619143e-08,
+            0.00018989275849889964,
+            4.3931859261547856e-08,
+        ),
+        (
+            "aldh3b2",
+            0.059564918934251587,
+            6.269984627160774e-06,
+            0.00018989275849889964,
+            1.044997437860129e-05,
+        ),
+        (
+            "adcy4",
+            0.04478514853698104,
+            0.00049133448950122727,
+            0.00018989275849889964,
+            0.00061416811187653408,
+        ),
+        (
+            "abca9",
+            0.029120578130756383,
+            0.015436956940447999,
+            0.00018989275849889964,
+            0.015436956940447999,
+        ),
+    ];
+    let geary = [
+        (
+            "acta2",
+            0.6690341757525744,
+            1.1518017122892067e-112,
+            0.0002158709685318172,
+            5.7590085614460329e-112,
+        ),
+        (
+            "aldh3b2",
+            0.92347500269939253,
+            9.5226394982600248e-08,
+            0.0002158709685318172,
+            2.3806598745650061e-07,
+        ),
+        (
+            "abca15",
+            0.92918395202022208,
+            7.1828889886928898e-07,
+            0.0002158709685318172,
+            1.1971481647821483e-06,
+        ),
+        (
+            "adcy4",
+            0.95318121929659105,
+            0.00071986187906163384,
+            0.0002158709685318172,
+            0.0008998273488270423,
+        ),
+        (
+            "abca9",
+            0.97324264286458062,
+            0.03429190600845889,
+            0.0002158709685318172,
+            0.03429190600845889,
+        ),
+    ];
+    let rel = |a: f64, b: f64, tol: f64| a == b || (a - b).abs() <= tol * b.abs().max(1e-300);
+    for (mode, want) in [(Mode::Moran, moran), (Mode::Geary, geary)] {
+        let opts = autocorr::Options {
+            mode,
+            ..Default::default()
+        };
+        let rows = autocorr::run(&g, &features, &opts, |_| {}).unwrap();
+        for (r, w) in rows.iter().zip(want) {
+            assert_eq!(r.name, w.0, "{mode:?}: order");
+            // squidpy row-normalises in float32: ~1e-7 relative.
+            assert!(
+                rel(r.score, w.1, 1e-6),
+                "{mode:?} {}: {} vs {}",
+                w.0,
+                r.score,
+                w.1
+            );
+            assert!(
+                rel(r.var_norm, w.3, 1e-6),
+                "{mode:?} {}: var {} vs {}",
+                w.0,
+                r.var_norm,
+                w.3
+            );
+            assert!(
+                rel(r.pval_norm, w.2, 1e-3),
+                "{mode:?} {}: p {} vs {}",
+                w.0,
+                r.pval_norm,
+                w.2
+            );
+            assert!(
+                rel(r.pval_norm_fdr_bh, w.4, 1e-3),
+                "{mode:?} {}: fdr {} vs {}",
+                w.0,
+                r.pval_norm_fdr_bh,
+                w.4
+            );
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod cell2location;
 mod device;
 mod progress;
 mod simulate;
+mod spatial;
 mod tangram;
 
 use std::path::{Path, PathBuf};
@@ -93,6 +94,11 @@ enum Command {
     Simulate {
         #[command(subcommand)]
         what: simulate::Simulate,
+    },
+    /// squidpy-class spatial statistics: neighbour graphs, enrichment, co-occurrence, autocorrelation, niches
+    Spatial {
+        #[command(subcommand)]
+        what: spatial::Spatial,
     },
     /// Map single cells onto space (Tangram): cells, clusters or constrained mode
     Tangram(Box<tangram::TangramArgs>),
@@ -305,6 +311,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Tangram(args) => tangram::run(*args)?,
         Command::Cell2location { what } => cell2location::run(what)?,
         Command::Simulate { what } => simulate::run(what)?,
+        Command::Spatial { what } => spatial::run(what)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
             std::fs::create_dir_all(&out)

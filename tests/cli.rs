@@ -936,3 +936,38 @@ fn spatial_commands_write_squidpy_layouts() {
     assert!(!ok && err.contains("\"nope\" is not in var_names"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bench_spatial_prints_ratios_against_squidpy() {
+    let Some(data) = common::data_dir("bench_spatial_prints_ratios_against_squidpy") else {
+        return;
+    };
+    let (ok, out, err) = tessera(&[
+        "bench",
+        "spatial",
+        "--data",
+        data.to_str().unwrap(),
+        "--cells",
+        "20000",
+        "--perms",
+        "20",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert!(
+            r["seconds"].as_f64().unwrap() > 0.0 && r["squidpy_s"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+        let ratio = r["squidpy_s"].as_f64().unwrap() / r["seconds"].as_f64().unwrap();
+        assert!(
+            (r["speedup"].as_f64().unwrap() - ratio).abs() < 1e-9 * ratio,
+            "{r}"
+        );
+    }
+    assert_eq!(rows[6]["cells"], 20000);
+    assert_eq!(rows[6]["edges"], 120000);
+    assert_eq!(rows[7]["squidpy_measured"], false);
+}

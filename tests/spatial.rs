@@ -345,6 +345,7 @@ fn cycif_hodgkin_matches_squidpy() {
     }
 }
 
+#[allow(clippy::excessive_precision)] // squidpy's printed digits, kept as printed
 /// Moran's I and Geary's C on the seqFISH kNN graph (analytic p-values)
 /// against the table squidpy 1.8.2 printed for the same five genes
 /// (`spatial_autocorr(genes=var_names[:5])`, run once in a scratch venv;

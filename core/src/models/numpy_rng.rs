@@ -5,6 +5,8 @@
 
 pub struct LegacyNormal {
     mt: [u32; 624],
+    /// The current block's outputs, tempered all at once after each twist.
+    out: [u32; 624],
     pos: usize,
     spare: Option<f64>,
 }
@@ -20,21 +22,47 @@ impl LegacyNormal {
         }
         LegacyNormal {
             mt,
+            out: [0; 624],
             pos: 624,
             spare: None,
         }
     }
 
+    /// The next 624 states and their tempered outputs. State i reads the
+    /// new state i − 227 once past 227; splitting the block where those
+    /// reads change region keeps every loop over disjoint slices, which
+    /// the compiler vectorises.
     fn twist(&mut self) {
         const UPPER: u32 = 0x8000_0000;
         const LOWER: u32 = 0x7fff_ffff;
-        for i in 0..624 {
-            let y = (self.mt[i] & UPPER) | (self.mt[(i + 1) % 624] & LOWER);
-            let mut v = self.mt[(i + 397) % 624] ^ (y >> 1);
-            if y & 1 == 1 {
-                v ^= 0x9908_b0df;
+        fn mix(a: u32, b: u32, c: u32) -> u32 {
+            let y = (a & UPPER) | (b & LOWER);
+            c ^ (y >> 1) ^ (0u32.wrapping_sub(y & 1) & 0x9908_b0df)
+        }
+        let old = self.mt;
+        let mut new = [0u32; 624];
+        {
+            let (a, rest) = new.split_at_mut(227);
+            for (i, n) in a.iter_mut().enumerate() {
+                *n = mix(old[i], old[i + 1], old[i + 397]);
             }
-            self.mt[i] = v;
+            let (b, c) = rest.split_at_mut(227);
+            for (i, n) in b.iter_mut().enumerate() {
+                *n = mix(old[227 + i], old[228 + i], a[i]);
+            }
+            let (c, last) = c.split_at_mut(169);
+            for (i, n) in c.iter_mut().enumerate() {
+                *n = mix(old[454 + i], old[455 + i], b[i]);
+            }
+            last[0] = mix(old[623], a[0], b[169]);
+        }
+        self.mt = new;
+        for (o, &m) in self.out.iter_mut().zip(&self.mt) {
+            let mut y = m;
+            y ^= y >> 11;
+            y ^= (y << 7) & 0x9d2c_5680;
+            y ^= (y << 15) & 0xefc6_0000;
+            *o = y ^ (y >> 18);
         }
         self.pos = 0;
     }
@@ -43,12 +71,9 @@ impl LegacyNormal {
         if self.pos >= 624 {
             self.twist();
         }
-        let mut y = self.mt[self.pos];
+        let y = self.out[self.pos];
         self.pos += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
+        y
     }
 
     /// Uniform [0, 1) with 53 random bits (numpy's `random_sample`).
@@ -90,10 +115,42 @@ impl LegacyNormal {
     }
 
     /// `RandomState.shuffle` of a 1-D array: Fisher-Yates from the last item.
+    /// The swap targets are drawn a block at a time with a branch-free
+    /// rejection loop (each output word is tried once against the current
+    /// bound; a rejected word is overwritten by the next), then applied.
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.interval(i as u32) as usize;
-            v.swap(i, j);
+        self.shuffle_by(v.len(), |a, b| v.swap(a, b));
+    }
+
+    /// The same shuffle of a length-`n` array stored elsewhere: `swap(a, b)`
+    /// exchanges its items a and b (e.g. through an index map).
+    pub fn shuffle_by(&mut self, n: usize, mut swap: impl FnMut(usize, usize)) {
+        let mut js = [0u32; 1024];
+        let mut top = n.saturating_sub(1);
+        while top >= 1 {
+            let want = top.min(js.len());
+            let mut k = 0;
+            while k < want {
+                if self.pos >= 624 {
+                    self.twist();
+                }
+                // One mask while the bound stays in (mask / 2, mask]: only
+                // the comparison then depends on the previous word.
+                let mask = u32::MAX >> ((top - k) as u32).leading_zeros();
+                let stop = want.min(top - (mask >> 1) as usize);
+                let mut p = self.pos;
+                while p < 624 && k < stop {
+                    let x = self.out[p] & mask;
+                    js[k] = x;
+                    k += usize::from(x as usize <= top - k);
+                    p += 1;
+                }
+                self.pos = p;
+            }
+            for (k, &j) in js[..want].iter().enumerate() {
+                swap(top - k, j as usize);
+            }
+            top -= want;
         }
     }
 

@@ -88,13 +88,13 @@ impl Weights {
         // S1 = ½ Σ (w_ij + w_ji)²; S2 = Σ_i (w_i· + w_·i)².
         let mut pair = std::collections::HashMap::new();
         let (mut rows, mut cols) = (vec![0.0; n], vec![0.0; n]);
-        for i in 0..n {
-            for e in graph.indptr[i]..graph.indptr[i + 1] {
-                let j = graph.indices[e] as usize;
-                let key = (i.min(j), i.max(j));
-                *pair.entry(key).or_insert(0.0) += w[e];
-                rows[i] += w[e];
-                cols[j] += w[e];
+        for (i, row) in rows.iter_mut().enumerate() {
+            let span = graph.indptr[i]..graph.indptr[i + 1];
+            for (&j, &we) in graph.indices[span.clone()].iter().zip(&w[span]) {
+                let j = j as usize;
+                *pair.entry((i.min(j), i.max(j))).or_insert(0.0) += we;
+                *row += we;
+                cols[j] += we;
             }
         }
         let s1 = pair

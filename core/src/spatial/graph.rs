@@ -183,7 +183,7 @@ fn check(coords: &[[f64; 2]], opts: &Options) -> Result<(), String> {
         ));
     }
     match opts.kind {
-        Kind::Knn { k } if k == 0 => return Err("k must be at least 1".into()),
+        Kind::Knn { k: 0 } => return Err("k must be at least 1".into()),
         Kind::Radius { r } if !(r > 0.0 && r.is_finite()) => {
             return Err(format!("the radius must be a positive number, got {r}"))
         }

@@ -84,12 +84,8 @@ impl KdTree {
 
     /// Squared distance from `q` to the node's bounding box.
     fn box_d2(&self, node: &Node, q: [f64; 2]) -> f64 {
-        let mut d2 = 0.0;
-        for a in 0..2 {
-            let d = (node.lo[a] - q[a]).max(q[a] - node.hi[a]).max(0.0);
-            d2 += d * d;
-        }
-        d2
+        let gap = |a: usize| (node.lo[a] - q[a]).max(q[a] - node.hi[a]).max(0.0);
+        gap(0).powi(2) + gap(1).powi(2)
     }
 
     /// The k points nearest `q` as (index, distance), nearest first; ties

@@ -16,14 +16,31 @@ pub fn interaction_matrix(graph: &Graph, labels: &Labels) -> Vec<f64> {
 }
 
 fn count(graph: &Graph, codes: &[u32], k: usize) -> Vec<u32> {
-    let mut m = vec![0u32; k * k];
+    let small: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
+    count_fast(graph, &small, k)
+}
+
+/// The edge count with 16-bit labels (cache-resident for 10⁵ cells) and
+/// two alternating tables, so runs of same-type edges do not wait on one
+/// counter.
+fn count_fast(graph: &Graph, codes: &[u16], k: usize) -> Vec<u32> {
+    let kk = k * k;
+    let mut m = vec![0u32; 2 * kk];
+    let (ptr, idx) = (&graph.indptr, &graph.indices);
     for i in 0..graph.n {
         let row = codes[i] as usize * k;
-        for &j in graph.neighbours(i) {
+        let nb = &idx[ptr[i]..ptr[i + 1]];
+        let mut pairs = nb.chunks_exact(2);
+        for p in &mut pairs {
+            m[row + codes[p[0] as usize] as usize] += 1;
+            m[kk + row + codes[p[1] as usize] as usize] += 1;
+        }
+        for &j in pairs.remainder() {
             m[row + codes[j as usize] as usize] += 1;
         }
     }
-    m
+    let (a, b) = m.split_at(kk);
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +49,135 @@ pub struct Enrichment {
     pub zscore: Vec<f64>,
     /// Observed edge counts, k x k.
     pub count: Vec<f64>,
+}
+
+/// Counts on the renumbered graph of labels given in the original order.
+fn count_ordered(
+    graph: &Graph,
+    order: &[u32],
+    codes: &[u16],
+    local: &mut [u16],
+    k: usize,
+) -> Vec<u32> {
+    for (l, &o) in local.iter_mut().zip(order) {
+        *l = codes[o as usize];
+    }
+    count_fast(graph, local, k)
+}
+
+/// The graph with cells numbered in breadth-first order, and the original
+/// cell at each new number.
+fn renumber(graph: &Graph) -> (Graph, Vec<u32>) {
+    let n = graph.n;
+    let mut inv = vec![u32::MAX; n];
+    let mut order = Vec::with_capacity(n);
+    for root in 0..n {
+        if inv[root] != u32::MAX {
+            continue;
+        }
+        inv[root] = order.len() as u32;
+        order.push(root);
+        let mut head = order.len() - 1;
+        while head < order.len() {
+            let u = order[head];
+            head += 1;
+            for &v in graph.neighbours(u) {
+                if inv[v as usize] == u32::MAX {
+                    inv[v as usize] = order.len() as u32;
+                    order.push(v as usize);
+                }
+            }
+        }
+    }
+    let mut g = Graph {
+        n,
+        indptr: Vec::with_capacity(n + 1),
+        indices: Vec::with_capacity(graph.n_edges()),
+        distances: Vec::new(),
+    };
+    g.indptr.push(0);
+    for &u in &order {
+        g.indices
+            .extend(graph.neighbours(u).iter().map(|&v| inv[v as usize]));
+        g.indptr.push(g.indices.len());
+    }
+    (g, order.into_iter().map(|u| u as u32).collect())
+}
+
+/// Counts under each of `n_perms` label draws, row-major per permutation.
+/// Natively the draws (serial: one random stream) overlap with the
+/// counting, which the other threads share.
+fn permuted_counts(
+    graph: &Graph,
+    order: &[u32],
+    k: usize,
+    n_perms: usize,
+    draw: &mut dyn FnMut(&mut [u16]),
+    mut done: impl FnMut(usize),
+) -> Vec<u32> {
+    let kk = k * k;
+    let mut perms = vec![0u32; n_perms * kk];
+    let threads = crate::compute::cpu::threads();
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 && graph.n_edges() >= 10_000 {
+        use std::sync::{mpsc, Mutex};
+        let (jobs, queue) = mpsc::sync_channel::<(usize, Vec<u16>)>(2 * threads);
+        let queue = Mutex::new(queue);
+        let (results, collected) = mpsc::channel::<(usize, Vec<u32>)>();
+        // Label buffers go back to the drawing thread (no allocation per draw).
+        let (spare_tx, spare) = mpsc::channel::<Vec<u16>>();
+        std::thread::scope(|s| {
+            // The caller's thread draws; the others count.
+            for _ in 0..threads - 1 {
+                let (queue, results, spare_tx) = (&queue, results.clone(), spare_tx.clone());
+                s.spawn(move || {
+                    let mut local = vec![0u16; graph.n];
+                    loop {
+                        let job = queue.lock().expect("queue").recv();
+                        let Ok((p, codes)) = job else { break };
+                        let c = count_ordered(graph, order, &codes, &mut local, k);
+                        let _ = spare_tx.send(codes);
+                        if results.send((p, c)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(results);
+            let (mut own, mut local) = (vec![0u16; graph.n], vec![0u16; graph.n]);
+            // When the counters are behind, the drawing thread counts too.
+            for p in 0..n_perms {
+                draw(&mut own);
+                let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u16; graph.n]);
+                buf.copy_from_slice(&own);
+                match jobs.try_send((p, buf)) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full((p, codes))) => {
+                        let c = count_ordered(graph, order, &codes, &mut local, k);
+                        perms[p * kk..(p + 1) * kk].copy_from_slice(&c);
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => {
+                        panic!("counting threads ended early")
+                    }
+                }
+                done(p + 1);
+            }
+            drop(jobs);
+            for (p, c) in collected {
+                perms[p * kk..(p + 1) * kk].copy_from_slice(&c);
+            }
+        });
+        return perms;
+    }
+    let _ = threads;
+    let (mut codes, mut local) = (vec![0u16; graph.n], vec![0u16; graph.n]);
+    for p in 0..n_perms {
+        draw(&mut codes);
+        let c = count_ordered(graph, order, &codes, &mut local, k);
+        perms[p * kk..(p + 1) * kk].copy_from_slice(&c);
+        done(p + 1);
+    }
+    perms
 }
 
 /// `n_perms` label shuffles (cumulative, on one copy of the labels, as
@@ -72,28 +218,36 @@ pub fn enrichment(
             .collect(),
         None => Vec::new(),
     };
+    if k > u16::MAX as usize {
+        return Err(format!("{k} cell types; at most 65,535 are supported"));
+    }
     let observed = count(graph, &labels.codes, k);
-    let mut perms = vec![0u32; n_perms * k * k];
+    // Cells renumbered in breadth-first order, so a cell's neighbours sit
+    // near it in memory; the draws stay in the original order (the serial
+    // part) and the counting threads gather them into the new one.
+    let (local, order) = renumber(graph);
     let mut rng = LegacyNormal::new(seed);
-    let mut codes = labels.codes.clone();
-    let every = (n_perms / 100).max(1);
-    for (p, out) in perms.chunks_exact_mut(k * k).enumerate() {
+    let mut codes: Vec<u16> = labels.codes.iter().map(|&c| c as u16).collect();
+    let mut draw = move |out: &mut [u16]| {
         if groups.is_empty() {
             rng.shuffle(&mut codes);
         } else {
             for idx in &groups {
-                let mut part: Vec<u32> = idx.iter().map(|&i| codes[i]).collect();
+                let mut part: Vec<u16> = idx.iter().map(|&i| codes[i]).collect();
                 rng.shuffle(&mut part);
                 for (&i, c) in idx.iter().zip(part) {
                     codes[i] = c;
                 }
             }
         }
-        out.copy_from_slice(&count(graph, &codes, k));
-        if (p + 1) % every == 0 {
-            progress(p + 1);
+        out.copy_from_slice(&codes);
+    };
+    let every = (n_perms / 100).max(1);
+    let perms = permuted_counts(&local, &order, k, n_perms, &mut draw, |p| {
+        if p % every == 0 {
+            progress(p)
         }
-    }
+    });
     let n = n_perms as f64;
     let zscore = (0..k * k)
         .map(|c| {

@@ -1,6 +1,7 @@
 //! `tessera`: the native command line (inspect, convert, map, benchmark).
 
 mod bench_cell2location;
+mod bench_spatial;
 mod bench_tangram;
 mod cell2location;
 mod device;
@@ -163,6 +164,21 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Neighbourhood enrichment and co-occurrence vs squidpy's recorded times (100,000 cells)
+    Spatial {
+        /// The data folder (default: $TESSERA_DATA, else ../shared/data)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Cells in the large run (the CODEX spleen, tiled)
+        #[arg(long, default_value_t = 100_000)]
+        cells: usize,
+        /// Permutations in the large run
+        #[arg(long, default_value_t = 1000)]
+        perms: usize,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn bench_ops(
@@ -306,6 +322,20 @@ fn run(cli: Cli) -> Result<(), io::Error> {
             steps,
             lymph_steps,
             quick,
+            json,
+        })?,
+        Command::Bench {
+            what:
+                BenchWhat::Spatial {
+                    data,
+                    cells,
+                    perms,
+                    json,
+                },
+        } => bench_spatial::run(bench_spatial::Args {
+            data,
+            cells,
+            perms,
             json,
         })?,
         Command::Tangram(args) => tangram::run(*args)?,

@@ -1,6 +1,6 @@
 // out = a op b elementwise, b broadcast by index modulo its length, or one b
 // per row of length row_len when row_len > 0.
-// Params twin: core/src/compute/gpu/elementwise.rs (BinaryParams). op: 0 add, 1 sub, 2 mul, 3 div.
+// Params twin: core/src/compute/gpu/elementwise.rs (BinaryParams). op: 0 add, 1 sub, 2 mul, 3 div, 4 max.
 
 struct Params { n: u32, op: u32, nb: u32, row_len: u32 }
 
@@ -21,7 +21,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         case 0u: { r = x + y; }
         case 1u: { r = x - y; }
         case 2u: { r = x * y; }
-        default: { r = x / y; }
+        case 3u: { r = x / y; }
+        default: { r = max(x, y); }
     }
     out[i] = r;
 }

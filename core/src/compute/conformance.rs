@@ -293,7 +293,13 @@ async fn elementwise_cases<D: Device>(r: &mut Runner<'_, D>) {
             .await;
         }
         let cols = 7.min(n);
-        for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+        for op in [
+            Binary::Add,
+            Binary::Sub,
+            Binary::Mul,
+            Binary::Div,
+            Binary::Max,
+        ] {
             let (a, ac) = r.both(&uniform(n, -3.0, 3.0, 1));
             let (b, bc) = r.both(&uniform(cols, 0.5, 2.0, 2));
             let (o, oc) = (r.dev.zeros(n), r.cpu.zeros(n));
@@ -309,7 +315,7 @@ async fn elementwise_cases<D: Device>(r: &mut Runner<'_, D>) {
             .await;
         }
         let rows = n / cols;
-        for op in [Binary::Add, Binary::Mul, Binary::Div] {
+        for op in [Binary::Add, Binary::Mul, Binary::Div, Binary::Max] {
             let (a, ac) = r.both(&uniform(rows * cols, -3.0, 3.0, 13));
             let (v, vc) = r.both(&uniform(rows, 0.5, 2.0, 14));
             let (o, oc) = (r.dev.zeros(rows * cols), r.cpu.zeros(rows * cols));

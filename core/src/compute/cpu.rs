@@ -199,6 +199,7 @@ fn apply(op: Binary, x: f32, y: f32) -> f32 {
         Binary::Sub => x - y,
         Binary::Mul => x * y,
         Binary::Div => x / y,
+        Binary::Max => x.max(y),
     }
 }
 

@@ -72,6 +72,8 @@ pub enum Binary {
     Sub,
     Mul,
     Div,
+    /// The larger of the two (a floor when b is a scalar).
+    Max,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -93,6 +93,7 @@ fn binary_with(
         Binary::Sub => 1,
         Binary::Mul => 2,
         Binary::Div => 3,
+        Binary::Max => 4,
     };
     let p = BinaryParams {
         n: n as u32,

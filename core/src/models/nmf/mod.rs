@@ -12,6 +12,12 @@
 //! row-parallel on the device (`nmf_cd_rows`): rows are independent given
 //! the Gram matrices, so the result is scikit-learn's up to float rounding.
 
+pub mod init;
+pub mod mu;
+
+pub use init::nndsvd;
+pub use mu::{fit_mu, Loss};
+
 use crate::compute::{Binary, Device, Gemm};
 use crate::models::numpy_rng::LegacyNormal;
 use crate::models::svi::Tally;

@@ -63,14 +63,15 @@ pub struct Simulated {
     pub type_zone: Vec<Option<usize>>,
 }
 
-struct Rng(LegacyNormal);
+/// Draws shared by the simulators.
+pub(crate) struct Rng(pub(crate) LegacyNormal);
 
 impl Rng {
-    fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         self.0.next_f64()
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         ((self.uniform() * n as f64) as usize).min(n.saturating_sub(1))
     }
 
@@ -79,8 +80,41 @@ impl Rng {
         (sigma * self.0.next_normal() - 0.5 * sigma * sigma).exp()
     }
 
+    pub(crate) fn normal(&mut self) -> f64 {
+        self.0.next_normal()
+    }
+
+    /// Gamma(shape, 1): Marsaglia–Tsang (boosted below shape 1).
+    pub(crate) fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let u = self.uniform().max(f64::MIN_POSITIVE);
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = self.uniform();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// Negative binomial with this mean and overdispersion φ (variance
+    /// μ + φμ²), as a Gamma–Poisson mixture.
+    pub(crate) fn neg_binomial(&mut self, mean: f64, phi: f64) -> u64 {
+        let shape = 1.0 / phi;
+        let rate = self.gamma(shape) * mean / shape;
+        self.poisson(rate)
+    }
+
     /// Poisson draw: Knuth's product for small means, Hörmann's PTRS otherwise.
-    fn poisson(&mut self, lam: f64) -> u64 {
+    pub(crate) fn poisson(&mut self, lam: f64) -> u64 {
         if lam <= 0.0 {
             return 0;
         }
@@ -315,5 +349,32 @@ mod tests {
                 "variance {var} for {lam}"
             );
         }
+    }
+
+    #[test]
+    fn gamma_and_negative_binomial_moments() {
+        let mut r = Rng(LegacyNormal::new(3));
+        for shape in [0.5, 2.0, 9.0] {
+            let v: Vec<f64> = (0..40_000).map(|_| r.gamma(shape)).collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64;
+            assert!(
+                (m - shape).abs() < 0.03 * shape,
+                "gamma mean {m} for {shape}"
+            );
+            assert!(
+                (var - shape).abs() < 0.08 * shape,
+                "gamma variance {var} for {shape}"
+            );
+        }
+        let v: Vec<f64> = (0..40_000)
+            .map(|_| r.neg_binomial(5.0, 0.5) as f64)
+            .collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64;
+        assert!(
+            (m - 5.0).abs() < 0.15 && (var - 17.5).abs() < 1.5,
+            "NB mean {m}, variance {var}"
+        );
     }
 }

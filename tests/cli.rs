@@ -971,3 +971,124 @@ fn bench_spatial_prints_ratios_against_squidpy() {
     assert_eq!(rows[6]["edges"], 120000);
     assert_eq!(rows[7]["squidpy_measured"], false);
 }
+
+#[test]
+fn multiomics_runs_the_preprints_command_line() {
+    use tessera_core::models::multiomics::demo;
+    let dir = std::env::temp_dir().join(format!("tessera-mo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Inputs as users bring them: transcripts as .h5ad, proteins as a cell table.
+    let d = demo::generate(&demo::Spec {
+        seed: 3,
+        ..Default::default()
+    });
+    let tx = dir.join("tx.h5ad");
+    std::fs::write(
+        &tx,
+        tessera_core::io::h5ad_write::write(&d.transcripts).unwrap(),
+    )
+    .unwrap();
+    let p = &d.proteins;
+    let xy = p.spatial().unwrap();
+    let x =
+        p.x.as_ref()
+            .unwrap()
+            .columns_dense(&(0..p.n_vars()).collect::<Vec<_>>());
+    let mut csv = format!("cell_id,x,y,{}\n", p.var.index.join(","));
+    for i in 0..p.n_obs() {
+        let vals: Vec<String> = x[i * p.n_vars()..(i + 1) * p.n_vars()]
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        // Protein centroids 1 unit off the transcript ones: paired by position.
+        csv.push_str(&format!(
+            "prot_{i},{},{},{}\n",
+            xy.row(i)[0] + 1.0,
+            xy.row(i)[1],
+            vals.join(",")
+        ));
+    }
+    let prot = dir.join("codex.csv");
+    std::fs::write(&prot, csv).unwrap();
+    let mut markers = serde_json::Map::new();
+    for (t, (g, pr)) in &d.markers.types {
+        markers.insert(t.clone(), serde_json::json!({"genes": g, "proteins": pr}));
+    }
+    let m = dir.join("markers.json");
+    std::fs::write(&m, serde_json::Value::Object(markers).to_string()).unwrap();
+    let out = dir.join("out");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (ok, _, err) = tessera(&[
+        "multiomics",
+        "--tx",
+        &s(&tx),
+        "--prot",
+        &s(&prot),
+        "--tx-platform",
+        "MERFISH",
+        "--prot-platform",
+        "CODEX",
+        "--n-factors",
+        "4",
+        "--radius",
+        "50",
+        "--output",
+        &s(&out),
+        "--markers",
+        &s(&m),
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("nearest protein cell within 5") && err.contains("200 matched"),
+        "{err}"
+    );
+    let labels = std::fs::read_to_string(out.join("shared_labels.csv")).unwrap();
+    assert!(labels.starts_with("cell_id,x,y,cell_type"));
+    let assigned: Vec<String> = labels
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap().to_string())
+        .collect();
+    assert!(demo::accuracy(&assigned, &d.truth) > 0.9);
+    let npy = |f: &str| {
+        tessera_core::io::npy::read(f, &std::fs::read(out.join(f)).unwrap())
+            .unwrap()
+            .0
+    };
+    assert_eq!(npy("W_transcript.npy"), vec![500, 4]);
+    assert_eq!(npy("W_protein.npy"), vec![10, 4]);
+    assert_eq!(npy("H_shared.npy"), vec![4, 200]);
+    for f in [
+        "co_localization.csv",
+        "niche_composition.csv",
+        "nmf_factors.csv",
+        "summary.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let coloc = std::fs::read_to_string(out.join("co_localization.csv")).unwrap();
+    assert_eq!(coloc.lines().count(), 1 + 10, "4 types: 10 pairs");
+    // The demo prints its accuracy; bad flags are named.
+    let (ok, stdout, err) = tessera(&["multiomics", "--demo", "--device", "cpu"]);
+    assert!(ok && stdout.contains("mean assignment accuracy"), "{err}");
+    let (ok, _, err) = tessera(&["multiomics", "--demo", "--loss", "kl"]);
+    assert!(!ok && err.contains("needs --solver mu"), "{err}");
+    let (ok, _, err) = tessera(&[
+        "multiomics",
+        "--tx",
+        &s(&tx),
+        "--prot",
+        &s(&prot),
+        "--tx-platform",
+        "Slide",
+        "--output",
+        &s(&out),
+    ]);
+    assert!(
+        !ok && err.contains("expected one of Visium, MERFISH"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -5,6 +5,7 @@ mod bench_spatial;
 mod bench_tangram;
 mod cell2location;
 mod device;
+mod multiomics;
 mod progress;
 mod simulate;
 mod spatial;
@@ -96,6 +97,8 @@ enum Command {
         #[command(subcommand)]
         what: simulate::Simulate,
     },
+    /// Joint transcript + protein factorisation, factor annotation, niches and co-localization
+    Multiomics(Box<multiomics::Args>),
     /// squidpy-class spatial statistics: neighbour graphs, enrichment, co-occurrence, autocorrelation, niches
     Spatial {
         #[command(subcommand)]
@@ -342,6 +345,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Cell2location { what } => cell2location::run(what)?,
         Command::Simulate { what } => simulate::run(what)?,
         Command::Spatial { what } => spatial::run(what)?,
+        Command::Multiomics(args) => multiomics::run(*args)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
             std::fs::create_dir_all(&out)

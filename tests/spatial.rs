@@ -493,3 +493,49 @@ fn seqfish_autocorrelation_matches_squidpy() {
         }
     }
 }
+
+/// Within-library shuffles (`nhood_enrichment(library_key='SampleID')`) on
+/// MIBI's radius-50 graph: z-scores squidpy 1.8.2 printed (seed 0, 1000
+/// permutations; run once in a scratch venv, the ref folder has no such run).
+#[test]
+fn mibi_library_shuffles_match_squidpy() {
+    let Some(data) = common::data_dir("mibi_library_shuffles_match_squidpy") else {
+        return;
+    };
+    let d = load(&data, &SETS[1]);
+    let libs = d.libraries.clone().unwrap();
+    let lib_labels = Labels {
+        codes: libs,
+        categories: vec!["1".into(), "2".into()],
+    };
+    let opts = Options {
+        kind: Kind::Radius { r: 50.0 },
+        percentile: None,
+    };
+    let g = graph::build(&d.coords, Some(&lib_labels.codes), &opts).unwrap();
+    let e = nhood::enrichment(&g, &d.labels, Some(&lib_labels), 1000, 0, |_| {}).unwrap();
+    let k = d.labels.n_types();
+    let want_row0 = [
+        -1.388307797730054,
+        0.6783774929385598,
+        -0.7489468346710039,
+        0.770762441845491,
+        -0.8600528757115156,
+        1.3489011825833641,
+    ];
+    let want_row7 = [
+        3.2763144173913195,
+        -0.546168504210826,
+        2.199876756190476,
+        0.22419327498693703,
+        0.6961222551289099,
+        1.9967605273098326,
+    ];
+    close("library z row 0", &e.zscore[..6], &want_row0, 1e-9);
+    close(
+        "library z row 7",
+        &e.zscore[7 * k + 7..7 * k + 13],
+        &want_row7,
+        1e-9,
+    );
+}

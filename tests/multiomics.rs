@@ -60,3 +60,55 @@ fn synthetic_benchmark_at_the_preprints_size() {
 fn synthetic_benchmark_at_2000_cells_and_8_types() {
     assert!(mean_accuracy(2000, 8) >= 0.94);
 }
+
+#[test]
+fn correlation_annotation_names_the_planted_types() {
+    let d = demo::generate(&demo::Spec {
+        seed: 4,
+        ..Default::default()
+    });
+    let mut o = Options {
+        tx_platform: "MERFISH".into(),
+        annotation: multiomics::annotate::Method::Correlation,
+        ..Options::default()
+    };
+    o.joint.n_factors = 4;
+    let out = pollster::block_on(multiomics::run(
+        &Cpu,
+        &d.transcripts,
+        &d.proteins,
+        Some(&d.markers),
+        &o,
+        |_, _| {},
+    ))
+    .unwrap();
+    let mut names: Vec<&str> = out.factors.iter().map(|f| f.cell_type.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["Epithelial", "Fibroblasts", "Macrophages", "T cells"]
+    );
+    assert!(
+        out.factors.iter().all(|f| f.score > 0.5),
+        "{:?}",
+        out.factors
+    );
+    let assigned: Vec<String> = out
+        .cells
+        .iter()
+        .map(|&(f, _)| out.factors[f].cell_type.clone())
+        .collect();
+    assert!(demo::accuracy(&assigned, &d.truth) >= 0.94);
+    // Without markers the factors are numbered and cells still get one.
+    let plain = pollster::block_on(multiomics::run(
+        &Cpu,
+        &d.transcripts,
+        &d.proteins,
+        None,
+        &o,
+        |_, _| {},
+    ))
+    .unwrap();
+    assert_eq!(plain.factors[0].cell_type, "Factor_1");
+    assert_eq!(plain.factors[0].top_genes.len(), 10);
+}

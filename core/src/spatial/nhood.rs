@@ -119,13 +119,15 @@ fn permuted_counts(
     let mut perms = vec![0u32; n_perms * kk];
     let threads = crate::compute::cpu::threads();
     #[cfg(not(target_arch = "wasm32"))]
-    if threads > 1 && graph.n_edges() >= 10_000 {
+    if threads > 1 && graph.n_edges() >= 4_000 {
         use std::sync::{mpsc, Mutex};
         let (jobs, queue) = mpsc::sync_channel::<(usize, Vec<u16>)>(2 * threads);
         let queue = Mutex::new(queue);
         let (results, collected) = mpsc::channel::<(usize, Vec<u32>)>();
         // Label buffers go back to the drawing thread (no allocation per draw).
         let (spare_tx, spare) = mpsc::channel::<Vec<u16>>();
+        // Small graphs send several draws per message: one wake-up per batch.
+        let batch = (65_536 / graph.n.max(1)).clamp(1, 32);
         std::thread::scope(|s| {
             // The caller's thread draws; the others count.
             for _ in 0..threads - 1 {
@@ -134,10 +136,13 @@ fn permuted_counts(
                     let mut local = vec![0u16; graph.n];
                     loop {
                         let job = queue.lock().expect("queue").recv();
-                        let Ok((p, codes)) = job else { break };
-                        let c = count_ordered(graph, order, &codes, &mut local, k);
+                        let Ok((p0, codes)) = job else { break };
+                        let mut c = Vec::with_capacity(codes.len() / graph.n * kk);
+                        for draw in codes.chunks_exact(graph.n) {
+                            c.extend(count_ordered(graph, order, draw, &mut local, k));
+                        }
                         let _ = spare_tx.send(codes);
-                        if results.send((p, c)).is_err() {
+                        if results.send((p0, c)).is_err() {
                             break;
                         }
                     }
@@ -146,25 +151,33 @@ fn permuted_counts(
             drop(results);
             let (mut own, mut local) = (vec![0u16; graph.n], vec![0u16; graph.n]);
             // When the counters are behind, the drawing thread counts too.
-            for p in 0..n_perms {
-                draw(&mut own);
-                let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u16; graph.n]);
-                buf.copy_from_slice(&own);
-                match jobs.try_send((p, buf)) {
+            let mut p0 = 0;
+            while p0 < n_perms {
+                let b = batch.min(n_perms - p0);
+                let mut buf = spare.try_recv().unwrap_or_default();
+                buf.resize(b * graph.n, 0);
+                for slot in buf.chunks_exact_mut(graph.n) {
+                    draw(&mut own);
+                    slot.copy_from_slice(&own);
+                }
+                match jobs.try_send((p0, buf)) {
                     Ok(()) => {}
-                    Err(mpsc::TrySendError::Full((p, codes))) => {
-                        let c = count_ordered(graph, order, &codes, &mut local, k);
-                        perms[p * kk..(p + 1) * kk].copy_from_slice(&c);
+                    Err(mpsc::TrySendError::Full((p0, codes))) => {
+                        for (i, draw) in codes.chunks_exact(graph.n).enumerate() {
+                            let c = count_ordered(graph, order, draw, &mut local, k);
+                            perms[(p0 + i) * kk..(p0 + i + 1) * kk].copy_from_slice(&c);
+                        }
                     }
                     Err(mpsc::TrySendError::Disconnected(_)) => {
                         panic!("counting threads ended early")
                     }
                 }
-                done(p + 1);
+                p0 += b;
+                done(p0);
             }
             drop(jobs);
-            for (p, c) in collected {
-                perms[p * kk..(p + 1) * kk].copy_from_slice(&c);
+            for (p0, c) in collected {
+                perms[p0 * kk..p0 * kk + c.len()].copy_from_slice(&c);
             }
         });
         return perms;
@@ -242,10 +255,13 @@ pub fn enrichment(
         }
         out.copy_from_slice(&codes);
     };
+    // About a hundred progress reports, whatever the batch size.
     let every = (n_perms / 100).max(1);
+    let mut next = every;
     let perms = permuted_counts(&local, &order, k, n_perms, &mut draw, |p| {
-        if p % every == 0 {
-            progress(p)
+        if p >= next || p == n_perms {
+            progress(p);
+            next = p + every;
         }
     });
     let n = n_perms as f64;

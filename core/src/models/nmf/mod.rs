@@ -47,6 +47,19 @@ impl Nmf {
     }
 }
 
+impl Nmf {
+    /// The (l1, l2) penalties of W and of H for an S × F matrix: alpha
+    /// scaled by F for W and by S for H, split by l1_ratio (scikit-learn).
+    pub fn penalties(&self, rows: usize, cols: usize) -> ((f64, f64), (f64, f64)) {
+        let alpha_h = self.alpha_h.unwrap_or(self.alpha_w);
+        let split = |alpha: f64, n: usize| {
+            let a = alpha * n as f64;
+            (a * self.l1_ratio, a * (1.0 - self.l1_ratio))
+        };
+        (split(self.alpha_w, cols), split(alpha_h, rows))
+    }
+}
+
 /// A fitted factorisation: W (S×k) and H (k×F), row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NmfFit {
@@ -104,13 +117,7 @@ pub async fn fit_cd<D: Device>(
     h0: &[f32],
 ) -> NmfFit {
     let k = p.n_components;
-    let alpha_h = p.alpha_h.unwrap_or(p.alpha_w);
-    let (s, f) = (rows as f64, cols as f64);
-    let (l1_w, l2_w) = (
-        f * p.alpha_w * p.l1_ratio,
-        f * p.alpha_w * (1.0 - p.l1_ratio),
-    );
-    let (l1_h, l2_h) = (s * alpha_h * p.l1_ratio, s * alpha_h * (1.0 - p.l1_ratio));
+    let ((l1_w, l2_w), (l1_h, l2_h)) = p.penalties(rows, cols);
     let diag = |l2: f64| {
         let mut d = vec![0f32; k * k];
         for t in 0..k {

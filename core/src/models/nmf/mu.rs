@@ -67,10 +67,7 @@ pub async fn fit_mu<D: Device>(
     h0: &[f32],
 ) -> NmfFit {
     let k = p.n_components;
-    let alpha_h = p.alpha_h.unwrap_or(p.alpha_w);
-    let (s, f) = (rows as f64, cols as f64);
-    let reg = |alpha: f64, n: f64| (n * alpha * p.l1_ratio, n * alpha * (1.0 - p.l1_ratio));
-    let (rw, rh) = (reg(p.alpha_w, f), reg(alpha_h, s));
+    let (rw, rh) = p.penalties(rows, cols);
     let b = Bufs {
         x: dev.upload(x),
         w: dev.upload(w0),

@@ -5,6 +5,8 @@ mod common;
 
 use std::process::Command;
 
+use tessera_core::io::npz;
+
 fn tessera(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
@@ -862,6 +864,30 @@ fn spatial_commands_write_squidpy_layouts() {
         check.status.success(),
         "{}",
         String::from_utf8_lossy(&check.stderr)
+    );
+    // Visium spots from a Space Ranger folder get the grid graph; squidpy
+    // 1.8.2 (coord_type='grid', n_rings=2, run once in a scratch venv) gives
+    // 15,988 ring-1 and 29,818 ring-2 entries on this slide.
+    let vg = dir.join("visium_grid");
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "neighbors",
+        &s(&data.join("visium_cytassist_mouse")),
+        "--n-rings",
+        "2",
+        "--out",
+        &s(&vg),
+    ]);
+    assert!(ok && err.contains("grid graph"), "{err}");
+    let d = npz::read_csr(
+        "distances.npz",
+        &std::fs::read(vg.join("distances.npz")).unwrap(),
+    )
+    .unwrap();
+    let ring = |r: f64| d.data.iter().filter(|&&v| v == r).count();
+    assert_eq!(
+        (d.shape[0], ring(1.0), ring(2.0), d.data.len()),
+        (2898, 15988, 29818, 45806)
     );
     // Niches and autocorrelation write their tables.
     let (ok, _, err) = tessera(&[

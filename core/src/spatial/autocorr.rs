@@ -245,14 +245,12 @@ pub fn run(
         r.pval_z_sim_fdr_bh = b[i];
         r.pval_sim_fdr_bh = c[i];
     }
+    // Constant features (NaN statistic) go last, as pandas sorts them.
     let desc = opts.mode == Mode::Moran;
-    rows.sort_by(|a, b| {
-        let o = a.score.total_cmp(&b.score);
-        if desc {
-            o.reverse()
-        } else {
-            o
-        }
+    rows.sort_by(|a, b| match (a.score.is_nan(), b.score.is_nan()) {
+        (false, false) if desc => b.score.total_cmp(&a.score),
+        (false, false) => a.score.total_cmp(&b.score),
+        (x, y) => x.cmp(&y),
     });
     Ok(rows)
 }
@@ -299,4 +297,65 @@ pub fn to_csv(rows: &[Row], mode: Mode, with_perms: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spatial::graph::{build, Kind, Options as GraphOptions};
+
+    #[test]
+    fn gradients_correlate_checkerboards_anticorrelate_constants_go_last() {
+        let pts: Vec<[f64; 2]> = (0..100)
+            .map(|i| [(i % 10) as f64, (i / 10) as f64])
+            .collect();
+        let g = build(
+            &pts,
+            None,
+            &GraphOptions {
+                kind: Kind::Radius { r: 1.0 },
+                percentile: None,
+            },
+        )
+        .unwrap();
+        let features = vec![
+            ("flat".to_string(), vec![2.0; 100]),
+            (
+                "checker".to_string(),
+                (0..100).map(|i| ((i % 10 + i / 10) % 2) as f64).collect(),
+            ),
+            (
+                "gradient".to_string(),
+                (0..100).map(|i| (i % 10) as f64).collect(),
+            ),
+        ];
+        let opts = Options {
+            n_perms: 99,
+            ..Options::default()
+        };
+        let rows = run(&g, &features, &opts, |_| {}).unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["gradient", "checker", "flat"]);
+        assert!(
+            rows[0].score > 0.8 && rows[0].pval_norm < 1e-10 && rows[0].pval_sim <= 0.01 + 1e-12
+        );
+        assert!((rows[1].score + 1.0).abs() < 1e-12, "{}", rows[1].score);
+        assert!(rows[2].score.is_nan() && rows[2].pval_norm_fdr_bh.is_nan());
+        let geary = run(
+            &g,
+            &features,
+            &Options {
+                mode: Mode::Geary,
+                ..opts
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(geary[0].name, "gradient");
+        assert!(geary[0].score < 0.2 && geary[1].score > 1.5);
+        // BH by hand: sorted 0.01, 0.03, 0.04 of m = 3 -> 0.03, 0.04, 0.04.
+        let adj = bh(&[0.01, 0.04, f64::NAN, 0.03]);
+        assert!((adj[0] - 0.03).abs() < 1e-15 && (adj[1] - 0.04).abs() < 1e-15);
+        assert!(adj[2].is_nan() && (adj[3] - 0.04).abs() < 1e-15);
+    }
 }

@@ -257,7 +257,7 @@ fn check_set(data: &Path, set: &Set) {
         let (_, _, want_z) = table(&dir.join(format!("{gname}_nhood_enrichment_zscore.csv")));
         let worst = close(&format!("{what} zscore"), &e.zscore, &flat(want_z), 0.1);
         eprintln!(
-            "{what}: {} edges identical; counts identical; z-scores within {worst:.2e}",
+            "{what}: statistics on {} edges: counts identical, z-scores within {worst:.2e}",
             got.len()
         );
         assert_eq!(e.zscore.len(), k * k);

@@ -104,7 +104,38 @@ fn renumber(graph: &Graph) -> (Graph, Vec<u32>) {
     (g, order.into_iter().map(|u| u as u32).collect())
 }
 
-/// Counts under each of `n_perms` label draws, row-major per permutation.
+/// Exact sums of the permuted counts and of their squares: the mean and
+/// variance without keeping every permutation (memory O(k²), any order).
+struct Moments {
+    s1: Vec<u64>,
+    s2: Vec<u128>,
+}
+
+impl Moments {
+    fn new(len: usize) -> Moments {
+        Moments {
+            s1: vec![0; len],
+            s2: vec![0; len],
+        }
+    }
+
+    fn add(&mut self, c: &[u32]) {
+        for ((a, b), &v) in self.s1.iter_mut().zip(&mut self.s2).zip(c) {
+            *a += v as u64;
+            *b += (v as u128) * (v as u128);
+        }
+    }
+
+    /// Mean and population variance of entry `c` over `n` permutations.
+    fn mean_var(&self, c: usize, n: usize) -> (f64, f64) {
+        let (s1, s2, n) = (self.s1[c] as u128, self.s2[c], n as u128);
+        let spread = n * s2 - s1 * s1;
+        let nf = n as f64;
+        (s1 as f64 / nf, spread as f64 / (nf * nf))
+    }
+}
+
+/// The moments of the counts under `n_perms` label draws.
 /// Natively the draws (serial: one random stream) overlap with the
 /// counting, which the other threads share.
 fn permuted_counts(
@@ -114,16 +145,16 @@ fn permuted_counts(
     n_perms: usize,
     draw: &mut dyn FnMut(&mut [u16]),
     mut done: impl FnMut(usize),
-) -> Vec<u32> {
+) -> Moments {
     let kk = k * k;
-    let mut perms = vec![0u32; n_perms * kk];
+    let mut perms = Moments::new(kk);
     let threads = crate::compute::cpu::threads();
     #[cfg(not(target_arch = "wasm32"))]
     if threads > 1 && graph.n_edges() >= 4_000 {
         use std::sync::{mpsc, Mutex};
-        let (jobs, queue) = mpsc::sync_channel::<(usize, Vec<u16>)>(2 * threads);
+        let (jobs, queue) = mpsc::sync_channel::<Vec<u16>>(2 * threads);
         let queue = Mutex::new(queue);
-        let (results, collected) = mpsc::channel::<(usize, Vec<u32>)>();
+        let (results, collected) = mpsc::channel::<Vec<u32>>();
         // Label buffers go back to the drawing thread (no allocation per draw).
         let (spare_tx, spare) = mpsc::channel::<Vec<u16>>();
         // Small graphs send several draws per message: one wake-up per batch.
@@ -136,13 +167,13 @@ fn permuted_counts(
                     let mut local = vec![0u16; graph.n];
                     loop {
                         let job = queue.lock().expect("queue").recv();
-                        let Ok((p0, codes)) = job else { break };
+                        let Ok(codes) = job else { break };
                         let mut c = Vec::with_capacity(codes.len() / graph.n * kk);
                         for draw in codes.chunks_exact(graph.n) {
                             c.extend(count_ordered(graph, order, draw, &mut local, k));
                         }
                         let _ = spare_tx.send(codes);
-                        if results.send((p0, c)).is_err() {
+                        if results.send(c).is_err() {
                             break;
                         }
                     }
@@ -160,12 +191,11 @@ fn permuted_counts(
                     draw(&mut own);
                     slot.copy_from_slice(&own);
                 }
-                match jobs.try_send((p0, buf)) {
+                match jobs.try_send(buf) {
                     Ok(()) => {}
-                    Err(mpsc::TrySendError::Full((p0, codes))) => {
-                        for (i, draw) in codes.chunks_exact(graph.n).enumerate() {
-                            let c = count_ordered(graph, order, draw, &mut local, k);
-                            perms[(p0 + i) * kk..(p0 + i + 1) * kk].copy_from_slice(&c);
+                    Err(mpsc::TrySendError::Full(codes)) => {
+                        for draw in codes.chunks_exact(graph.n) {
+                            perms.add(&count_ordered(graph, order, draw, &mut local, k));
                         }
                     }
                     Err(mpsc::TrySendError::Disconnected(_)) => {
@@ -176,8 +206,10 @@ fn permuted_counts(
                 done(p0);
             }
             drop(jobs);
-            for (p0, c) in collected {
-                perms[p0 * kk..p0 * kk + c.len()].copy_from_slice(&c);
+            for c in collected {
+                for one in c.chunks_exact(kk) {
+                    perms.add(one);
+                }
             }
         });
         return perms;
@@ -187,7 +219,7 @@ fn permuted_counts(
     for p in 0..n_perms {
         draw(&mut codes);
         let c = count_ordered(graph, order, &codes, &mut local, k);
-        perms[p * kk..(p + 1) * kk].copy_from_slice(&c);
+        perms.add(&c);
         done(p + 1);
     }
     perms
@@ -264,17 +296,9 @@ pub fn enrichment(
             next = p + every;
         }
     });
-    let n = n_perms as f64;
     let zscore = (0..k * k)
         .map(|c| {
-            let mean = (0..n_perms)
-                .map(|p| perms[p * k * k + c] as f64)
-                .sum::<f64>()
-                / n;
-            let var = (0..n_perms)
-                .map(|p| (perms[p * k * k + c] as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n;
+            let (mean, var) = perms.mean_var(c, n_perms);
             (observed[c] as f64 - mean) / var.sqrt()
         })
         .collect();

@@ -27,6 +27,7 @@ pub async fn knn<D: Device>(dev: &D, x: &[f32], n: usize, d: usize, k: usize) ->
         .min(n.max(1));
     let prod = dev.zeros(block * n);
     let (mut indices, mut distances) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
+    let mut cand: Vec<(f32, u32)> = Vec::with_capacity(n);
     let mut r0 = 0;
     while r0 < n {
         let rows = block.min(n - r0);
@@ -40,16 +41,16 @@ pub async fn knn<D: Device>(dev: &D, x: &[f32], n: usize, d: usize, k: usize) ->
         let p = dev.read(&prod).await;
         for i in 0..rows {
             let gi = r0 + i;
-            let mut cand: Vec<(f32, u32)> = (0..n)
-                .map(|j| {
-                    let d2 = if j == gi {
-                        0.0
-                    } else {
-                        (norms[gi] + norms[j] - 2.0 * p[i * n + j]).max(0.0)
-                    };
-                    (d2, j as u32)
-                })
-                .collect();
+            // One candidate buffer for every row (was n values allocated per row).
+            cand.clear();
+            cand.extend((0..n).map(|j| {
+                let d2 = if j == gi {
+                    0.0
+                } else {
+                    (norms[gi] + norms[j] - 2.0 * p[i * n + j]).max(0.0)
+                };
+                (d2, j as u32)
+            }));
             // Self first (distance 0, ties broken by index: self wins when equal).
             let key = |c: &(f32, u32)| (c.0, c.1 != gi as u32, c.1);
             if k < n {
@@ -59,7 +60,7 @@ pub async fn knn<D: Device>(dev: &D, x: &[f32], n: usize, d: usize, k: usize) ->
                 cand.truncate(k);
             }
             cand.sort_by(|a, b| key(a).partial_cmp(&key(b)).expect("finite distances"));
-            for (d2, j) in cand {
+            for &(d2, j) in &cand[..k] {
                 indices.push(j);
                 distances.push(d2.sqrt());
             }

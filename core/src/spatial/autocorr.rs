@@ -61,6 +61,23 @@ pub struct Row {
     pub pval_sim_fdr_bh: f64,
 }
 
+/// A feature with its deviations from the mean and their sum of squares,
+/// computed once for the statistic and all its permutations.
+struct Centred<'a> {
+    x: &'a [f64],
+    z: Vec<f64>,
+    ss: f64,
+}
+
+impl<'a> Centred<'a> {
+    fn new(x: &'a [f64]) -> Centred<'a> {
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        let z: Vec<f64> = x.iter().map(|v| v - mean).collect();
+        let ss = z.iter().map(|v| v * v).sum();
+        Centred { x, z, ss }
+    }
+}
+
 /// Sparse weights in CSR form, after the optional row normalisation.
 struct Weights {
     indptr: Vec<usize>,
@@ -113,11 +130,9 @@ impl Weights {
     }
 
     /// The statistic with row i of W taken from row `rows[i]`.
-    fn score(&self, mode: Mode, x: &[f64], rows: Option<&[usize]>) -> f64 {
+    fn score(&self, mode: Mode, f: &Centred, rows: Option<&[usize]>) -> f64 {
+        let (x, z, ss) = (f.x, &f.z, f.ss);
         let n = x.len();
-        let mean = x.iter().sum::<f64>() / n as f64;
-        let z: Vec<f64> = x.iter().map(|v| v - mean).collect();
-        let ss: f64 = z.iter().map(|v| v * v).sum();
         let mut num = 0.0;
         for i in 0..n {
             let r = rows.map_or(i, |p| p[i]);
@@ -202,7 +217,8 @@ pub fn run(
     let mut rng = LegacyNormal::new(opts.seed);
     let mut rows = Vec::with_capacity(features.len());
     for (f, (name, x)) in features.iter().enumerate() {
-        let score = w.score(opts.mode, x, None);
+        let centred = Centred::new(x);
+        let score = w.score(opts.mode, &centred, None);
         let pval_norm = tail((score - expected) / var_norm.sqrt(), opts.two_tailed);
         let (mut pval_z_sim, mut pval_sim, mut var_sim) = (f64::NAN, f64::NAN, f64::NAN);
         if opts.n_perms > 0 {
@@ -210,7 +226,7 @@ pub fn run(
             let sims: Vec<f64> = (0..opts.n_perms)
                 .map(|_| {
                     rng.shuffle(&mut order);
-                    w.score(opts.mode, x, Some(&order))
+                    w.score(opts.mode, &centred, Some(&order))
                 })
                 .collect();
             let np = opts.n_perms as f64;

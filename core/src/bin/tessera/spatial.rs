@@ -209,7 +209,12 @@ fn options(a: &Args, input: &Input, default: &str) -> Result<graph::Options, io:
     })
 }
 
-fn build(a: &Args, input: &Input, default: &str) -> Result<(Graph, serde_json::Value), io::Error> {
+/// The graph, a summary of it, and the libraries it was built within.
+fn build(
+    a: &Args,
+    input: &Input,
+    default: &str,
+) -> Result<(Graph, serde_json::Value, Option<Labels>), io::Error> {
     let opts = options(a, input, default)?;
     let libs = input.libraries(a)?;
     let t = Instant::now();
@@ -232,7 +237,7 @@ fn build(a: &Args, input: &Input, default: &str) -> Result<(Graph, serde_json::V
         g.n_edges(),
         g.n_edges() as f64 / g.n.max(1) as f64
     );
-    Ok((g, info))
+    Ok((g, info, libs))
 }
 
 fn mkdir(p: &Path) -> Result<(), io::Error> {
@@ -258,7 +263,7 @@ pub fn run(s: Spatial) -> Result<(), io::Error> {
 
 fn neighbors(a: &Args) -> Result<(), io::Error> {
     let input = Input::read(a)?;
-    let (g, info) = build(a, &input, "knn")?;
+    let (g, info, _) = build(a, &input, "knn")?;
     mkdir(&a.out)?;
     write(
         &a.out.join("connectivities.npz"),
@@ -279,8 +284,7 @@ fn neighbors(a: &Args) -> Result<(), io::Error> {
 fn nhood_cmd(a: &Args) -> Result<(), io::Error> {
     let input = Input::read(a)?;
     let labels = input.labels(a)?;
-    let (g, info) = build(a, &input, "knn")?;
-    let libs = input.libraries(a)?;
+    let (g, info, libs) = build(a, &input, "knn")?;
     let n_perms = a.n_perms.unwrap_or(1000);
     let mut bar = Bar::new("permutations");
     let t = Instant::now();
@@ -299,10 +303,11 @@ fn nhood_cmd(a: &Args) -> Result<(), io::Error> {
         &a.out.join("nhood_enrichment_count.csv"),
         square_csv(c, &e.count).as_bytes(),
     )?;
-    let im = nhood::interaction_matrix(&g, &labels);
+    // The unnormalised interaction matrix is the enrichment's observed count.
+    let im = &e.count;
     write(
         &a.out.join("interaction_matrix.csv"),
-        square_csv(c, &im).as_bytes(),
+        square_csv(c, im).as_bytes(),
     )?;
     let scores = centrality::scores(&g, &labels);
     let mut csv = format!(",{}\n", centrality::COLUMNS.join(","));
@@ -407,7 +412,7 @@ fn cooccurrence_cmd(a: &Args) -> Result<(), io::Error> {
 
 fn autocorr_cmd(a: &Args) -> Result<(), io::Error> {
     let input = Input::read(a)?;
-    let (g, info) = build(a, &input, "knn")?;
+    let (g, info, _) = build(a, &input, "knn")?;
     let mode = match a.mode.as_str() {
         "moran" => autocorr::Mode::Moran,
         "geary" => autocorr::Mode::Geary,
@@ -489,7 +494,7 @@ fn autocorr_cmd(a: &Args) -> Result<(), io::Error> {
 fn niche_cmd(a: &Args) -> Result<(), io::Error> {
     let input = Input::read(a)?;
     let labels = input.labels(a)?;
-    let (g, info) = build(a, &input, "radius")?;
+    let (g, info, _) = build(a, &input, "radius")?;
     let ns = niche::niches(&g, &labels);
     let scores = niche::colocalization(&g, &labels);
     mkdir(&a.out)?;

@@ -303,17 +303,7 @@ pub fn markers_csv(g: &Groups, cell_types: &[String], top: usize) -> String {
 fn matched_correlation(a: &[f64], b: &[f64], n: usize, k: usize) -> f64 {
     let col = |m: &[f64], j: usize| -> Vec<f64> { (0..n).map(|i| m[i * k + j]).collect() };
     let pearson = |x: &[f64], y: &[f64]| {
-        let (mx, my) = (
-            x.iter().sum::<f64>() / n as f64,
-            y.iter().sum::<f64>() / n as f64,
-        );
-        let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
-        for (u, v) in x.iter().zip(y) {
-            xy += (u - mx) * (v - my);
-            xx += (u - mx).powi(2);
-            yy += (v - my).powi(2);
-        }
-        let r = xy / (xx * yy).sqrt();
+        let r = crate::models::pearson(x, y);
         // As the reference: an undefined correlation counts as −1.
         if r.is_finite() {
             r

@@ -26,6 +26,8 @@ impl Markers {
     /// list means genes), or CSV with columns `cell_type,marker[,modality]`
     /// (modality `gene` or `protein`; without it a marker is looked up in both).
     pub fn parse(name: &str, text: &str) -> Result<Markers, String> {
+        // Spreadsheet exports often start with a byte-order mark.
+        let text = text.trim_start_matches('\u{feff}');
         let mut m = Markers::default();
         if text.trim_start().starts_with('{') {
             let v: serde_json::Value =
@@ -138,22 +140,6 @@ fn top(loadings: &[f32], k: usize, factor: usize, names: &[String], n: usize) ->
         .collect()
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        ab += (x - ma) * (y - mb);
-        aa += (x - ma).powi(2);
-        bb += (y - mb).powi(2);
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
-}
-
 /// Labels every factor. `genes` and `proteins` name the joint fit's columns.
 pub fn label_factors(
     j: &Joint,
@@ -229,7 +215,13 @@ pub fn label_factors(
                                 .collect();
                             let act: Vec<f64> =
                                 (0..n).map(|i| j.cell_loadings[i * k + f] as f64).collect();
-                            pearson(&act, &expr)
+                            // A constant marker mean says nothing: no score.
+                            let r = crate::models::pearson(&act, &expr);
+                            if r.is_finite() {
+                                r
+                            } else {
+                                0.0
+                            }
                         }
                     }
                 };
@@ -300,5 +292,20 @@ mod tests {
         assert!(Markers::parse("m.json", "{\"T\": 3}")
             .unwrap_err()
             .contains("'T'"));
+        assert!(Markers::parse("m.json", "{\"T\": [")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(Markers::parse("m.json", "{\"T\": [1]}")
+            .unwrap_err()
+            .contains("strings"));
+        assert!(Markers::parse("m.json", "{}")
+            .unwrap_err()
+            .contains("no cell types"));
+        let e = Markers::parse("m.csv", "cell_type,marker,modality\nT,Cd3e,lipid\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("lipid"), "{e}");
+        let e = Markers::parse("m.csv", "cell_type,marker\nT,\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("empty"), "{e}");
+        let bom = Markers::parse("m.csv", "\u{feff}cell_type,marker\nT,Cd3e\n").unwrap();
+        assert_eq!(bom.types["T"].0, vec!["Cd3e".to_string()]);
     }
 }

@@ -93,15 +93,25 @@ fn coords(ds: &Dataset, what: &str) -> Result<Vec<[f64; 2]>, String> {
         .collect())
 }
 
-fn dense(ds: &Dataset, what: &str) -> Result<Vec<f32>, String> {
+/// X, checked to hold features.
+fn features<'a>(ds: &'a Dataset, what: &str) -> Result<&'a crate::data::Matrix, String> {
     let x =
         ds.x.as_ref()
             .ok_or(format!("{what}: no feature matrix X"))?;
     if ds.n_vars() == 0 {
         return Err(format!("{what}: X has no features"));
     }
+    Ok(x)
+}
+
+/// X of the given rows (all rows: None), dense and row-major.
+fn dense(ds: &Dataset, what: &str, rows: Option<&[usize]>) -> Result<Vec<f32>, String> {
+    let x = features(ds, what)?;
     let cols: Vec<usize> = (0..ds.n_vars()).collect();
-    Ok(x.columns_dense(&cols))
+    Ok(match rows {
+        Some(r) => x.take_rows(r).columns_dense(&cols),
+        None => x.columns_dense(&cols),
+    })
 }
 
 /// Half of Space Ranger's spot diameter in full-resolution pixels, if any
@@ -128,7 +138,9 @@ pub async fn run<D: Device>(
     progress: impl FnMut(usize, usize),
 ) -> Result<Output, String> {
     let (tx_xy, pr_xy) = (coords(tx, "transcripts")?, coords(prot, "proteins")?);
-    let (tx_v, pr_v) = (dense(tx, "transcripts")?, dense(prot, "proteins")?);
+    // The transcripts are densified after pairing, kept rows only.
+    features(tx, "transcripts")?;
+    let pr_v = dense(prot, "proteins", None)?;
     let (g, p) = (tx.n_vars(), prot.n_vars());
     let shared = {
         let ids: std::collections::HashSet<&String> = prot.obs.index.iter().collect();
@@ -167,11 +179,9 @@ pub async fn run<D: Device>(
         }
     };
     let paired = pair::pair(
-        &pair::Side {
+        &pair::Points {
             ids: &tx.obs.index,
             coords: &tx_xy,
-            values: &tx_v,
-            n_features: g,
         },
         &pair::Side {
             ids: &prot.obs.index,
@@ -183,11 +193,7 @@ pub async fn run<D: Device>(
         o.unmatched,
     )?;
     let n = paired.rows.len();
-    let txk: Vec<f32> = paired
-        .rows
-        .iter()
-        .flat_map(|&i| tx_v[i * g..(i + 1) * g].iter().copied())
-        .collect();
+    let txk = dense(tx, "transcripts", Some(&paired.rows))?;
     let joint = joint::fit(dev, &txk, g, &paired.protein, p, n, &o.joint, progress).await?;
     let gene_names: Vec<String> = joint
         .genes

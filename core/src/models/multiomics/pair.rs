@@ -63,7 +63,15 @@ impl Paired {
     }
 }
 
-/// One table's rows: names, coordinates and row-major values (n × p).
+/// The transcript rows: names and coordinates (their values are not
+/// needed to pair them).
+#[derive(Clone, Copy)]
+pub struct Points<'a> {
+    pub ids: &'a [String],
+    pub coords: &'a [[f64; 2]],
+}
+
+/// The protein rows: names, coordinates and row-major values (n × p).
 pub struct Side<'a> {
     pub ids: &'a [String],
     pub coords: &'a [[f64; 2]],
@@ -72,7 +80,7 @@ pub struct Side<'a> {
 }
 
 pub fn pair(
-    tx: &Side,
+    tx: &Points,
     prot: &Side,
     method: Method,
     unmatched: Unmatched,
@@ -220,12 +228,9 @@ mod tests {
         let pr_ids: Vec<String> = ["c1", "c0", "x", "c2"].map(String::from).to_vec();
         let pr_xy = [[10.5, 0.0], [0.0, 1.0], [21.0, 0.0], [19.0, 0.0]];
         let pr_val = [1.0f32, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0];
-        let tx_val = [0f32; 4];
-        let tx = Side {
+        let tx = Points {
             ids: &ids,
             coords: &tx_xy,
-            values: &tx_val,
-            n_features: 1,
         };
         let pr = Side {
             ids: &pr_ids,
@@ -268,7 +273,7 @@ mod tests {
         .unwrap();
         assert_eq!(mean.protein[4..], [3.5, 35.0]);
         assert_eq!(mean.cells_per_spot, vec![1, 1, 2]);
-        let far = Side {
+        let far = Points {
             coords: &[[1e6, 1e6]; 4],
             ..tx
         };

@@ -50,6 +50,9 @@ struct Bufs<D: Device> {
     vec: D::Buf,
     vec2: D::Buf,
     zero: D::Buf,
+    /// The penalties (l1, l2) of W and of H, uploaded once.
+    pen_w: [D::Buf; 2],
+    pen_h: [D::Buf; 2],
     eps: D::Buf,
     tiny: D::Buf,
 }
@@ -81,6 +84,8 @@ pub async fn fit_mu<D: Device>(
         vec: dev.zeros(k),
         vec2: dev.zeros(k),
         zero: dev.upload(&[0.0]),
+        pen_w: [dev.upload(&[rw.0 as f32]), dev.upload(&[rw.1 as f32])],
+        pen_h: [dev.upload(&[rh.0 as f32]), dev.upload(&[rh.1 as f32])],
         eps: dev.upload(&[EPS]),
         tiny: dev.upload(&[f32::MIN_POSITIVE]),
     };
@@ -91,9 +96,9 @@ pub async fn fit_mu<D: Device>(
     for it in 1..=p.max_iter {
         n_iter = it;
         update_w(dev, &b, loss, rows, cols, k);
-        apply(dev, &b, &b.w, &b.w_bufs, rw);
+        apply(dev, &b, &b.w, &b.w_bufs, &b.pen_w, rw);
         update_h(dev, &b, loss, rows, cols, k);
-        apply(dev, &b, &b.h, &b.h_bufs, rh);
+        apply(dev, &b, &b.h, &b.h_bufs, &b.pen_h, rh);
         if p.tol > 0.0 && it % 10 == 0 {
             let e = loss_value(dev, &b, loss, rows, cols, k, &mut tally).await;
             if (previous - e) / start < p.tol {
@@ -125,18 +130,19 @@ fn apply<D: Device>(
     b: &Bufs<D>,
     factor: &D::Buf,
     bufs: &[D::Buf; 4],
+    [c1, c2]: &[D::Buf; 2],
     (l1, l2): (f64, f64),
 ) {
     let [num, den, t1, t2] = bufs;
     // `cur` holds the denominator so far; each step writes a free buffer.
     let mut cur = den;
     if l2 > 0.0 {
-        dev.binary(Binary::Mul, factor, &dev.upload(&[l2 as f32]), t1);
+        dev.binary(Binary::Mul, factor, c2, t1);
         dev.binary(Binary::Add, cur, t1, t2);
         cur = t2;
     }
     if l1 > 0.0 {
-        dev.binary(Binary::Add, cur, &dev.upload(&[l1 as f32]), t1);
+        dev.binary(Binary::Add, cur, c1, t1);
         cur = t1;
     }
     let floor = if std::ptr::eq(cur, t1) { t2 } else { t1 };

@@ -214,16 +214,24 @@ fn check_mode(pair: &str, sc_rel: &str, sp_rel: &str, mode: Mode) {
     };
     let (sc, sp) = (load(&data, sc_rel), load(&data, sp_rel));
     let (scn, spn) = (Named::new(sc_rel, &sc), Named::new(sp_rel, &sp));
-    let mut ticks = 0;
+    let mut ticks = Vec::new();
     let m = block(tangram::map_cells_to_space(
         &Cpu,
         scn,
         spn,
         &opts(mode),
-        &mut |_, _| ticks += 1,
+        &mut |done, _, loss| ticks.push((done, loss)),
     ))
     .unwrap();
-    assert!(ticks >= 10, "progress was reported {ticks} times");
+    assert!(
+        ticks.len() >= 10,
+        "progress was reported {} times",
+        ticks.len()
+    );
+    // The live loss is the history's total at that epoch.
+    for &(done, loss) in &ticks {
+        assert_eq!(loss, m.history.total_loss[done - 1], "epoch {done}");
+    }
     let dir = ref_dir(&data, pair, mode.name());
     let agreement = ct_pred_agreement(&m, &dir.join("tangram_ct_pred.csv"));
     let score = *m.history.main_loss.last().unwrap();
@@ -361,7 +369,7 @@ fn every_mode_runs_on_the_gpu_like_the_cpu() {
             scn,
             spn,
             &o,
-            &mut |_, _| {},
+            &mut |_, _, _| {},
         ))
         .unwrap();
         let b = block(tangram::map_cells_to_space(
@@ -369,7 +377,7 @@ fn every_mode_runs_on_the_gpu_like_the_cpu() {
             scn,
             spn,
             &o,
-            &mut |_, _| {},
+            &mut |_, _, _| {},
         ))
         .unwrap();
         let max = a
@@ -455,7 +463,7 @@ fn loss_gradient_matches_finite_differences() {
                 block_rows: Some(2),
                 read_gradient: true,
             };
-            block(fit::fit(&Cpu, &pb, &hp, &mut |_, _| {}))
+            block(fit::fit(&Cpu, &pb, &hp, &mut |_, _, _| {}))
         };
         let base = run(&m0, &f0);
         let (gm, gf) = base.gradient.unwrap();
@@ -495,7 +503,7 @@ fn expect_err(sc: &Dataset, sp: &Dataset, o: &Options) -> String {
         scn,
         spn,
         o,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     )) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
@@ -579,7 +587,7 @@ fn row_blocks_give_the_same_fit_as_one_block() {
             block_rows: rows,
             read_gradient: false,
         };
-        block(fit::fit(&Cpu, &pb, &hp, &mut |_, _| {}))
+        block(fit::fit(&Cpu, &pb, &hp, &mut |_, _, _| {}))
     };
     let (one, many) = (run(None), run(Some(7)));
     for (a, b) in one.mapping.iter().zip(&many.mapping) {
@@ -604,7 +612,7 @@ fn projections_and_cross_validation_on_the_visium_pair() {
         scn,
         spn,
         &o,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     ))
     .unwrap();
     // project_genes on the training genes equals the reference's.
@@ -669,7 +677,7 @@ fn density_priors_follow_the_reference_rules() {
             scn,
             spn,
             &o,
-            &mut |_, _| {},
+            &mut |_, _, _| {},
         ))
         .unwrap()
     };

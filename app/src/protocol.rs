@@ -4,14 +4,22 @@
 
 use serde::{Deserialize, Serialize};
 use tessera_core::data::Summary;
+use tessera_core::share::Run;
 
-/// Page -> worker: what to open. Files travel as `File` objects next to this.
+/// Page -> worker. Files travel as `File` objects next to this: `files` for
+/// `Open`, `sc_files` / `sp_files` for a run on local files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// Open the dropped files (their `File`s are in the message's `files`).
+    /// Open the dropped files (datasets or results bundles).
     Open { id: u32 },
     /// Generate Tessera's demo tissue and reference.
     Demo { id: u32 },
+    /// Fetch a public dataset or results bundle.
+    OpenUrl { id: u32, url: String },
+    /// Run an analysis; progress comes back as it goes.
+    Run { id: u32, run: Run },
+    /// The results bundle in buffer 0 again, with the page's current view.
+    Restamp { id: u32, view: serde_json::Value },
 }
 
 /// Spot positions and one value per spot for the card's thumbnail.
@@ -29,11 +37,57 @@ pub struct PreviewMeta {
 pub struct Card {
     pub summary: Summary,
     pub preview: Option<PreviewMeta>,
+    /// Names of the files this input was read from (the page sends them
+    /// again for a run); empty for the demo and URLs.
+    pub files: Vec<String>,
+    /// Where the input came from, when it can be fetched again.
+    pub url: Option<String>,
+    /// Which demo dataset this is ("demo_spatial", "demo_reference").
+    pub demo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerMeta {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// Buffer of points x columns f32.
+    pub buffer: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveMeta {
+    pub name: String,
+    pub values: Vec<f64>,
+}
+
+/// A finished run or an opened bundle: what the results panel shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultMeta {
+    pub analysis: String,
+    /// The run (parameters and inputs) as a share link holds it.
+    pub params: serde_json::Value,
+    /// The view stored with the results (null: the default view).
+    pub view: serde_json::Value,
+    pub n: usize,
+    /// Interleaved x, y f32.
+    pub xy_buffer: usize,
+    /// Point names, one per line, UTF-8.
+    pub names_buffer: usize,
+    pub layers: Vec<LayerMeta>,
+    pub curves: Vec<CurveMeta>,
+    /// Downloadable files: (name, buffer).
+    pub files: Vec<(String, usize)>,
+    /// The results bundle (.zip).
+    pub bundle_buffer: usize,
+    /// Where it ran and how long it took (None for an opened bundle).
+    pub device: Option<String>,
+    pub seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Card(Box<Card>),
+    Results(Box<ResultMeta>),
     Error(String),
 }
 
@@ -43,7 +97,34 @@ pub enum Reply {
     /// The worker has loaded and accepts requests.
     Ready,
     /// One outcome per independent input in the request.
-    Opened { id: u32, outcomes: Vec<Outcome> },
+    Opened {
+        id: u32,
+        outcomes: Vec<Outcome>,
+    },
+    /// Something the user should know about a run (e.g. no WebGPU).
+    Notice {
+        id: u32,
+        text: String,
+    },
+    Progress {
+        id: u32,
+        stage: String,
+        done: usize,
+        total: usize,
+        loss: Option<f64>,
+    },
+    Finished {
+        id: u32,
+        result: Box<ResultMeta>,
+    },
+    Failed {
+        id: u32,
+        error: String,
+    },
+    /// The restamped bundle is buffer 0.
+    Bundle {
+        id: u32,
+    },
 }
 
 pub use tessera_core::data::preview::preview;

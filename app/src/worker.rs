@@ -1,15 +1,25 @@
-//! The dedicated Web Worker: reads dropped files with tessera-core and answers
-//! with dataset cards. Everything that parses or computes runs here, never on
-//! the page's thread.
+//! The dedicated Web Worker: reads dropped files with tessera-core, answers
+//! with dataset cards, and runs analyses on WebGPU (the CPU device when the
+//! browser has none). Everything that parses or computes runs here, never on
+//! the page's thread. The page stops a run by ending this worker.
 
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
+use tessera_core::bundle::{self, Results};
+use tessera_core::compute::cpu::Cpu;
+use tessera_core::compute::gpu::Gpu;
+use tessera_core::compute::Device;
+use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded, TableOptions};
+use tessera_core::models::tangram::{self, Named};
+use tessera_core::share::{Params, Run, Source};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, File, MessageEvent};
+use web_sys::{DedicatedWorkerGlobalScope, File, MessageEvent, Response};
 
-use crate::protocol::{preview, Card, Outcome, PreviewMeta, Reply, Request};
+use crate::protocol::{
+    preview, Card, CurveMeta, LayerMeta, Outcome, PreviewMeta, Reply, Request, ResultMeta,
+};
 
 /// Installs the message handler and tells the page the worker is ready.
 pub fn start() {
@@ -19,7 +29,7 @@ pub fn start() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let scope = reply_to.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let (reply, buffers) = handle(ev.data()).await;
+            let (reply, buffers) = handle(&scope, ev.data()).await;
             post(&scope, &reply, buffers);
         });
     });
@@ -39,7 +49,65 @@ fn post(scope: &DedicatedWorkerGlobalScope, reply: &Reply, buffers: Vec<JsValue>
     }
 }
 
-async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
+fn files_of(data: &JsValue, key: &str) -> Vec<File> {
+    Reflect::get(data, &key.into())
+        .ok()
+        .filter(|v| Array::is_array(v))
+        .map(|v| Array::from(&v).iter().map(|f| f.unchecked_into()).collect())
+        .unwrap_or_default()
+}
+
+async fn read_files(files: &[File]) -> Result<FileSet, String> {
+    let mut set = FileSet::default();
+    for file in files {
+        let buf = JsFuture::from(file.array_buffer())
+            .await
+            .map_err(|_| format!("{}: the browser could not read this file", file.name()))?;
+        set.push(&file.name(), Uint8Array::new(&buf).to_vec());
+    }
+    Ok(set)
+}
+
+/// The last path segment of a URL, without query or fragment.
+fn url_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty() && !s.contains(':'))
+        .unwrap_or("download")
+        .to_string()
+}
+
+async fn fetch(scope: &DedicatedWorkerGlobalScope, url: &str) -> Result<FileSet, String> {
+    tessera_core::share::check_url("the address", url)?;
+    let fail = |why: String| format!("{url}: could not be fetched ({why})");
+    let resp: Response = JsFuture::from(scope.fetch_with_str(url))
+        .await
+        .map_err(|e| {
+            fail(
+                e.as_string()
+                    .unwrap_or_else(|| "network error or CORS".into()),
+            )
+        })?
+        .unchecked_into();
+    if !resp.ok() {
+        return Err(fail(format!(
+            "HTTP {} {}",
+            resp.status(),
+            resp.status_text()
+        )));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(|_| fail("no body".into()))?)
+        .await
+        .map_err(|_| fail("the download was cut short".into()))?;
+    Ok(FileSet::single(
+        &url_name(url),
+        Uint8Array::new(&buf).to_vec(),
+    ))
+}
+
+async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Vec<JsValue>) {
     let request: Option<Request> = Reflect::get(&data, &"json".into())
         .ok()
         .and_then(|j| j.as_string())
@@ -47,28 +115,31 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
     let mut buffers = Vec::new();
     match request {
         Some(Request::Open { id }) => {
-            let files: Array = Reflect::get(&data, &"files".into())
-                .map(|f| f.unchecked_into())
-                .unwrap_or_default();
-            let mut set = FileSet::default();
             let mut outcomes = Vec::new();
-            for f in files.iter() {
-                let file: File = f.unchecked_into();
-                match JsFuture::from(file.array_buffer()).await {
-                    Ok(buf) => set.push(&file.name(), Uint8Array::new(&buf).to_vec()),
-                    Err(_) => outcomes.push(Outcome::Error(format!(
-                        "{}: the browser could not read this file",
-                        file.name()
-                    ))),
+            let mut set = FileSet::default();
+            for f in files_of(&data, "files") {
+                match read_files(std::slice::from_ref(&f)).await {
+                    Ok(one) => set.files.extend(one.files),
+                    Err(e) => outcomes.push(Outcome::Error(e)),
                 }
             }
             for input in io::split_inputs(set) {
-                outcomes.push(match io::read(input, &TableOptions::default()) {
-                    Ok(loaded) => Outcome::Card(Box::new(card(&loaded, &mut buffers))),
-                    Err(e) => Outcome::Error(e.to_string()),
-                });
+                outcomes.push(open(input, None, &mut buffers));
             }
             (Reply::Opened { id, outcomes }, buffers)
+        }
+        Some(Request::OpenUrl { id, url }) => {
+            let outcome = match fetch(scope, &url).await {
+                Ok(set) => open(set, Some(url), &mut buffers),
+                Err(e) => Outcome::Error(e),
+            };
+            (
+                Reply::Opened {
+                    id,
+                    outcomes: vec![outcome],
+                },
+                buffers,
+            )
         }
         Some(Request::Demo { id }) => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
@@ -80,10 +151,40 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
                         format: "Tessera demo tissue".into(),
                         source: name.into(),
                     };
-                    Outcome::Card(Box::new(card(&loaded, &mut buffers)))
+                    let mut c = card(&loaded, &mut buffers);
+                    c.demo = Some(name.into());
+                    Outcome::Card(Box::new(c))
                 })
                 .collect();
             (Reply::Opened { id, outcomes }, buffers)
+        }
+        Some(Request::Run { id, run }) => match run_analysis(scope, id, &run, &data).await {
+            Ok((r, device, seconds)) => match result_meta(r, Some(device), Some(seconds)) {
+                Ok((meta, bufs)) => (
+                    Reply::Finished {
+                        id,
+                        result: Box::new(meta),
+                    },
+                    bufs,
+                ),
+                Err(error) => (Reply::Failed { id, error }, vec![]),
+            },
+            Err(error) => (Reply::Failed { id, error }, vec![]),
+        },
+        Some(Request::Restamp { id, view }) => {
+            let bytes = Reflect::get(&data, &"buffer".into())
+                .map(|b| Uint8Array::new(&b).to_vec())
+                .unwrap_or_default();
+            match bundle::with_view("results bundle", &bytes, view) {
+                Ok(out) => (Reply::Bundle { id }, vec![bytes_buffer(&out)]),
+                Err(e) => (
+                    Reply::Failed {
+                        id,
+                        error: e.to_string(),
+                    },
+                    vec![],
+                ),
+            }
         }
         None => (
             Reply::Opened {
@@ -92,6 +193,31 @@ async fn handle(data: JsValue) -> (Reply, Vec<JsValue>) {
             },
             buffers,
         ),
+    }
+}
+
+/// One input: a results bundle, or a dataset card.
+fn open(input: FileSet, url: Option<String>, buffers: &mut Vec<JsValue>) -> Outcome {
+    let names: Vec<String> = input.files.iter().map(|f| f.path.clone()).collect();
+    if let [only] = &input.files[..] {
+        if only.plain_name().ends_with(".zip") && bundle::is_bundle(&only.bytes) {
+            return match bundle::read(&only.plain_name(), &only.bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|r| result_meta_into(r, None, None, buffers))
+            {
+                Ok(meta) => Outcome::Results(Box::new(meta)),
+                Err(e) => Outcome::Error(e),
+            };
+        }
+    }
+    match io::read(input, &TableOptions::default()) {
+        Ok(loaded) => {
+            let mut c = card(&loaded, buffers);
+            c.files = if url.is_some() { vec![] } else { names };
+            c.url = url;
+            Outcome::Card(Box::new(c))
+        }
+        Err(e) => Outcome::Error(e.to_string()),
     }
 }
 
@@ -110,5 +236,197 @@ fn card(loaded: &Loaded, buffers: &mut Vec<JsValue>) -> Card {
     Card {
         summary: loaded.summary(),
         preview,
+        files: vec![],
+        url: None,
+        demo: None,
+    }
+}
+
+fn bytes_buffer(bytes: &[u8]) -> JsValue {
+    Uint8Array::from(bytes).buffer().into()
+}
+
+fn result_meta(
+    r: Results,
+    device: Option<String>,
+    seconds: Option<f64>,
+) -> Result<(ResultMeta, Vec<JsValue>), String> {
+    let mut buffers = Vec::new();
+    let meta = result_meta_into(r, device, seconds, &mut buffers)?;
+    Ok((meta, buffers))
+}
+
+/// Moves a result's arrays into transferable buffers beside its metadata.
+fn result_meta_into(
+    r: Results,
+    device: Option<String>,
+    seconds: Option<f64>,
+    buffers: &mut Vec<JsValue>,
+) -> Result<ResultMeta, String> {
+    let bundle = bundle::write(&r).map_err(|e| e.to_string())?;
+    let mut push = |b: JsValue| {
+        buffers.push(b);
+        buffers.len() - 1
+    };
+    let xy_buffer = push(Float32Array::from(&r.xy[..]).buffer().into());
+    let names_buffer = push(bytes_buffer(r.names.join("\n").as_bytes()));
+    let layers = r
+        .layers
+        .iter()
+        .map(|l| LayerMeta {
+            name: l.name.clone(),
+            columns: l.columns.clone(),
+            buffer: push(Float32Array::from(&l.values[..]).buffer().into()),
+        })
+        .collect();
+    let files = r
+        .files
+        .iter()
+        .map(|(n, b)| (n.clone(), push(bytes_buffer(b))))
+        .collect();
+    let bundle_buffer = push(bytes_buffer(&bundle));
+    Ok(ResultMeta {
+        analysis: r.analysis.clone(),
+        params: r.params.clone(),
+        view: r.view.clone(),
+        n: r.n_points(),
+        xy_buffer,
+        names_buffer,
+        layers,
+        curves: r
+            .curves
+            .iter()
+            .map(|c| CurveMeta {
+                name: c.name.clone(),
+                values: c.values.clone(),
+            })
+            .collect(),
+        files,
+        bundle_buffer,
+        device,
+        seconds,
+    })
+}
+
+/// One input of a run, read from wherever it lives.
+async fn input(
+    scope: &DedicatedWorkerGlobalScope,
+    source: &Source,
+    files_key: &str,
+    data: &JsValue,
+    reference: bool,
+) -> Result<(String, Dataset), String> {
+    let read = |set: FileSet| -> Result<(String, Dataset), String> {
+        let name = set.label();
+        io::read(set, &TableOptions::default())
+            .map(|l| (name, l.dataset))
+            .map_err(|e| e.to_string())
+    };
+    match source {
+        Source::Demo => {
+            let (sp, sc) = tessera_core::demo::demo_pair(Default::default());
+            Ok(if reference {
+                ("demo_reference".into(), sc)
+            } else {
+                ("demo_spatial".into(), sp)
+            })
+        }
+        Source::Url { url } => read(fetch(scope, url).await?),
+        Source::Local { files } => {
+            let got = files_of(data, files_key);
+            if got.len() != files.len() {
+                return Err(format!(
+                    "the page sent {} files for {files_key}, expected {} ({})",
+                    got.len(),
+                    files.len(),
+                    files.join(", ")
+                ));
+            }
+            read(read_files(&got).await?)
+        }
+    }
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+async fn run_analysis(
+    scope: &DedicatedWorkerGlobalScope,
+    id: u32,
+    run: &Run,
+    data: &JsValue,
+) -> Result<(Results, String, f64), String> {
+    run.validate()?;
+    let notify = |stage: &str, done, total, loss| {
+        post(
+            scope,
+            &Reply::Progress {
+                id,
+                stage: stage.into(),
+                done,
+                total,
+                loss,
+            },
+            vec![],
+        )
+    };
+    notify("reading the inputs", 0, 1, None);
+    let (sc_name, sc) = input(scope, &run.inputs.sc, "sc_files", data, true).await?;
+    let (sp_name, sp) = input(scope, &run.inputs.sp, "sp_files", data, false).await?;
+    notify("opening the GPU", 0, 1, None);
+    let t0 = now_ms();
+    let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
+    match Gpu::new().await {
+        Ok(gpu) => {
+            let name = gpu.adapter();
+            let r = fit_on(&gpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
+            Ok((r, format!("WebGPU: {name}"), (now_ms() - t0) / 1e3))
+        }
+        Err(e) => {
+            post(
+                scope,
+                &Reply::Notice {
+                    id,
+                    text: format!(
+                        "This browser offers no WebGPU ({e}): the run uses the CPU and will be slower."
+                    ),
+                },
+                vec![],
+            );
+            let r = fit_on(&Cpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
+            Ok((r, "CPU (no WebGPU)".into(), (now_ms() - t0) / 1e3))
+        }
+    }
+}
+
+async fn fit_on<D: Device>(
+    dev: &D,
+    run: &Run,
+    sc: (&str, &Dataset),
+    sp: (&str, &Dataset),
+    params: serde_json::Value,
+    notify: &dyn Fn(&str, usize, usize, Option<f64>),
+) -> Result<Results, String> {
+    match &run.params {
+        Params::Tangram(p) => {
+            let opts = p.options()?;
+            let m = tangram::map_cells_to_space(
+                dev,
+                Named::new(sc.0, sc.1),
+                Named::new(sp.0, sp.1),
+                &opts,
+                &mut |done, total, loss| notify("epochs", done, total, Some(loss)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if m.ct_pred.is_none() {
+                return Err(format!(
+                    "{}: no annotation to project onto the spots; choose an obs column of the reference under 'Annotation'",
+                    sc.0
+                ));
+            }
+            m.results(sp.1, params).map_err(|e| e.to_string())
+        }
     }
 }

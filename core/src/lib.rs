@@ -2,6 +2,7 @@
 //! modules) the compute devices and models. Nothing here knows about the
 //! browser; the app and the `tessera` CLI both build on it.
 
+pub mod bundle;
 pub mod compute;
 pub mod data;
 pub mod demo;
@@ -9,5 +10,6 @@ pub mod embed;
 pub mod io;
 pub mod models;
 pub mod prep;
+pub mod share;
 pub mod simulate;
 pub mod spatial;

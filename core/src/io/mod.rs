@@ -40,6 +40,16 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
+/// A one-column CSV with a header.
+pub fn list_csv(head: &str, values: &[String]) -> String {
+    let mut s = format!("{head}\n");
+    for x in values {
+        s.push_str(&csv_field(x));
+        s.push('\n');
+    }
+    s
+}
+
 fn is_table(f: &NamedFile) -> bool {
     let n = f.plain_name();
     n.ends_with(".csv") || n.ends_with(".tsv") || n.ends_with(".txt")

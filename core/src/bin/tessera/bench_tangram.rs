@@ -113,7 +113,7 @@ fn time_fit<D: Device>(
         sc,
         sp,
         &opts,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     ))?;
     let seconds = t0.elapsed().as_secs_f64();
     let ours = epochs as f64 / seconds;

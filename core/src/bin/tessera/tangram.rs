@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tessera_core::compute::Device;
-use tessera_core::data::{Annotation, Column, Dataset, Frame, Value};
 use tessera_core::io::{self, csv_field, h5ad_write, npy};
+use tessera_core::models::tangram::export::num;
 use tessera_core::models::tangram::{self, project, DensityPrior, Mapping, Mode, Named, Options};
 
 use crate::device::{self, on_device};
@@ -157,14 +157,6 @@ fn read_gene_list(p: &Path) -> Result<Vec<String>, io::Error> {
     Ok(genes)
 }
 
-fn num(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        format!("{v}")
-    }
-}
-
 pub fn run(a: TangramArgs) -> Result<(), io::Error> {
     let opts = options(&a)?;
     let sc = load(&a.sc, &a.table)?;
@@ -203,7 +195,7 @@ fn run_on<D: Device>(
         sc,
         sp,
         opts,
-        &mut |done, total| bar.update(done, total),
+        &mut |done, total, _| bar.update(done, total),
     ))?;
     let fit_s = t0.elapsed().as_secs_f64();
     if !m.prep.missing.is_empty() {
@@ -239,14 +231,7 @@ fn write_outputs<D: Device>(
         &out.join("mapping.npy"),
         &npy::write(&[m.rows.len(), ns], &m.matrix),
     )?;
-    let list = |head: &str, v: &[String]| {
-        let mut s = format!("{head}\n");
-        for x in v {
-            s.push_str(&csv_field(x));
-            s.push('\n');
-        }
-        s
-    };
+    let list = io::list_csv;
     write(
         &out.join("mapping_rows.csv"),
         list("row", &m.rows).as_bytes(),
@@ -255,46 +240,8 @@ fn write_outputs<D: Device>(
         &out.join("mapping_cols.csv"),
         list("spot", &m.spots).as_bytes(),
     )?;
-
-    let mut t = String::from("gene,train_score,sparsity_sc,sparsity_sp,sparsity_diff\n");
-    for g in &m.train_genes_df {
-        t.push_str(&format!(
-            "{},{},{},{},{}\n",
-            csv_field(&g.gene),
-            g.train_score,
-            g.sparsity_sc,
-            g.sparsity_sp,
-            g.sparsity_diff
-        ));
-    }
-    write(&out.join("train_genes.csv"), t.as_bytes())?;
-
-    let h = &m.history;
-    let constrained = m.mode == Mode::Constrained;
-    let mut t = String::from("epoch,total_loss,main_loss,vg_reg,kl_reg,entropy_reg");
-    if constrained {
-        t.push_str(",count_reg,lambda_f_reg");
-    }
-    t.push('\n');
-    for e in 0..h.total_loss.len() {
-        t.push_str(&format!(
-            "{e},{},{},{},{},{}",
-            num(h.total_loss[e]),
-            num(h.main_loss[e]),
-            num(h.vg_reg[e]),
-            num(h.kl_reg[e]),
-            num(h.entropy_reg[e])
-        ));
-        if constrained {
-            t.push_str(&format!(
-                ",{},{}",
-                num(h.count_reg[e]),
-                num(h.lambda_f_reg[e])
-            ));
-        }
-        t.push('\n');
-    }
-    write(&out.join("history.csv"), t.as_bytes())?;
+    write(&out.join("train_genes.csv"), m.train_genes_csv().as_bytes())?;
+    write(&out.join("history.csv"), m.history_csv().as_bytes())?;
 
     if let Some(f) = &m.f_out {
         let mut t = String::from("cell,F_out\n");
@@ -305,42 +252,13 @@ fn write_outputs<D: Device>(
     }
 
     // The spatial data with the transferred annotation, as scanpy users expect.
-    let mut mapped: Dataset = sp.data.clone();
-    if let Some((names, vals)) = &m.ct_pred {
-        let t = names.len();
-        let mut csv = String::new();
-        for n in names {
-            csv.push(',');
-            csv.push_str(&csv_field(n));
-        }
-        csv.push('\n');
-        for (s, spot) in m.spots.iter().enumerate() {
-            csv.push_str(&csv_field(spot));
-            for j in 0..t {
-                csv.push_str(&format!(",{}", vals[s * t + j]));
-            }
-            csv.push('\n');
-        }
-        write(&out.join("tangram_ct_pred.csv"), csv.as_bytes())?;
-        let mut frame = Frame::with_index(m.spots.clone());
-        for (j, n) in names.iter().enumerate() {
-            frame.set(
-                n,
-                Column::Float((0..ns).map(|s| vals[s * t + j] as f64).collect()),
-            );
-        }
-        mapped
-            .obsm
-            .insert("tangram_ct_pred".into(), Annotation::Frame(frame));
-    } else {
-        eprintln!(
+    match m.ct_pred_csv() {
+        Some(csv) => write(&out.join("tangram_ct_pred.csv"), csv.as_bytes())?,
+        None => eprintln!(
             "note: no annotation to project (the reference has no cell_type column); pass --annotation COLUMN for tangram_ct_pred"
-        );
+        ),
     }
-    mapped.uns.insert(
-        "training_genes".into(),
-        Value::Strings(m.training_genes.clone()),
-    );
+    let mapped = m.mapped(sp.data);
     write(&out.join("sp_mapped.h5ad"), &h5ad_write::write(&mapped)?)?;
 
     if a.project_genes {

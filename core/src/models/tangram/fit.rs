@@ -25,8 +25,8 @@
 //!
 //! Cells are processed in row blocks small enough for the device's largest
 //! buffer, so a map larger than one binding (WebGPU: 128 MiB–1 GiB) still fits.
-//! Nothing is read back during the fit: every epoch's loss terms are added
-//! into a device-side history that is read once at the end.
+//! Every epoch's loss terms are added into a device-side history, read at
+//! each progress report (a hundred per fit) and once at the end.
 
 use crate::compute::{AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
 
@@ -182,7 +182,7 @@ pub async fn fit<D: Device>(
     dev: &D,
     pb: &Problem<'_>,
     hp: &Hyper,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Fit {
     let (n, ns, k) = (pb.rows, pb.spots, pb.genes);
     let constrained = pb.target_count.is_some();
@@ -424,9 +424,11 @@ pub async fn fit<D: Device>(
             dev.adam(step, &b.m, &b.grad, &b.m1, &b.m2);
         }
         if (t + 1) % report_every == 0 || t + 1 == hp.num_epochs {
-            // Keeps the GPU queue short and the progress honest.
-            dev.sync();
-            progress(t + 1, hp.num_epochs);
+            // Reading the history waits for the queue, which keeps it short
+            // and the progress honest, and lets a browser worker breathe.
+            let raw = dev.read(&hist).await;
+            let total = history(&raw, pb, hp, density).total_loss[t];
+            progress(t + 1, hp.num_epochs, total);
         }
     }
 

@@ -19,6 +19,7 @@
 //! - the user's data is never modified (the reference lower-cases gene
 //!   names in place) and dense single-cell X works (reference bug #43).
 
+pub mod export;
 pub mod fit;
 pub mod prep;
 pub mod project;
@@ -214,7 +215,7 @@ pub async fn map_cells_to_space<D: Device>(
     sc: Named<'_>,
     sp: Named<'_>,
     opts: &Options,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<Mapping, Error> {
     let mut hp = opts.hyper;
     if hp.lambda_g1 == 0.0 {

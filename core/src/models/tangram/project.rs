@@ -425,7 +425,7 @@ pub async fn cross_val<D: Device>(
             genes: Some(train),
             ..opts.clone()
         };
-        let m = map_cells_to_space(dev, sc, sp, &o, &mut |_, _| {}).await?;
+        let m = map_cells_to_space(dev, sc, sp, &o, &mut |_, _, _| {}).await?;
         let proj = project_genes(dev, sc, sp, &m, opts.scale).await?;
         let df = compare_spatial_geneexp(&proj, sc, sp, &m, Some(&test));
         let s: Vec<f64> = df

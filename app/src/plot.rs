@@ -1,0 +1,351 @@
+//! The spatial plot: points drawn by WebGPU as instanced discs (a million
+//! points redraw in a frame; pan and zoom only change a uniform), with a
+//! Canvas 2D fallback for browsers without WebGPU. Colours are computed on
+//! the CPU once per colouring, not per frame.
+
+use wasm_bindgen::JsCast;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+use wgpu::util::DeviceExt;
+
+const SHADER: &str = include_str!("../../shaders/plot/points.wgsl");
+pub const BACKGROUND: [f64; 3] = [0.067, 0.067, 0.067];
+
+/// What part of the data the canvas shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Camera {
+    pub center: [f64; 2],
+    /// Canvas pixels per data unit.
+    pub pixels_per_unit: f64,
+    /// Point radius in canvas pixels.
+    pub radius_px: f64,
+}
+
+impl Camera {
+    /// Fits the points' bounding box into a `w` x `h` canvas at `zoom`.
+    pub fn fit(xy: &[f32], w: f64, h: f64, zoom: f64, center: Option<[f64; 2]>) -> Camera {
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for p in xy.chunks(2) {
+            if p[0].is_finite() && p[1].is_finite() {
+                x0 = x0.min(p[0] as f64);
+                x1 = x1.max(p[0] as f64);
+                y0 = y0.min(p[1] as f64);
+                y1 = y1.max(p[1] as f64);
+            }
+        }
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let span = (x1 - x0).max(y1 - y0).max(1e-9);
+        let n = (xy.len() / 2).max(1) as f64;
+        let fit = (w.min(h) - 24.0) / span;
+        Camera {
+            center: center.unwrap_or([(x0 + x1) / 2.0, (y0 + y1) / 2.0]),
+            pixels_per_unit: fit * zoom,
+            // Points of an evenly filled square touch at about this size.
+            radius_px: ((w.min(h) - 24.0) / n.sqrt() * 0.5 * zoom).clamp(0.75, 40.0),
+        }
+    }
+
+    /// Data coordinates under a canvas pixel.
+    pub fn to_data(&self, px: f64, py: f64, w: f64, h: f64) -> [f64; 2] {
+        [
+            self.center[0] + (px - w / 2.0) / self.pixels_per_unit,
+            self.center[1] + (py - h / 2.0) / self.pixels_per_unit,
+        ]
+    }
+}
+
+/// The index of the point nearest to a data position, within `max_dist`.
+pub fn nearest(xy: &[f32], at: [f64; 2], max_dist: f64) -> Option<usize> {
+    let mut best = (max_dist * max_dist, None);
+    for (i, p) in xy.chunks(2).enumerate() {
+        let (dx, dy) = (p[0] as f64 - at[0], p[1] as f64 - at[1]);
+        let d = dx * dx + dy * dy;
+        if d <= best.0 {
+            best = (d, Some(i));
+        }
+    }
+    best.1
+}
+
+pub enum Renderer {
+    Gpu(Box<GpuPlot>),
+    Canvas2d(HtmlCanvasElement),
+}
+
+impl Renderer {
+    /// WebGPU when the browser offers it, else Canvas 2D.
+    pub async fn new(canvas: HtmlCanvasElement) -> (Renderer, Option<String>) {
+        match GpuPlot::new(canvas.clone()).await {
+            Ok(g) => (Renderer::Gpu(Box::new(g)), None),
+            Err(e) => (Renderer::Canvas2d(canvas), Some(e)),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Renderer::Gpu(_))
+    }
+
+    /// Draws `xy` with per-point RGBA colours.
+    pub fn draw(&mut self, xy: &[f32], rgba: &[[u8; 4]], cam: &Camera, points_changed: bool) {
+        match self {
+            Renderer::Gpu(g) => {
+                if points_changed {
+                    g.set_points(xy, rgba);
+                }
+                g.draw(cam);
+            }
+            Renderer::Canvas2d(c) => draw_2d(c, xy, rgba, cam),
+        }
+    }
+}
+
+pub struct GpuPlot {
+    surface: wgpu::Surface<'static>,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pipeline: wgpu::RenderPipeline,
+    uniform: wgpu::Buffer,
+    bind: wgpu::BindGroup,
+    points: Option<wgpu::Buffer>,
+    n: u32,
+    size: (u32, u32),
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Point {
+    xy: [f32; 2],
+    rgba: [u8; 4],
+}
+
+impl GpuPlot {
+    async fn new(canvas: HtmlCanvasElement) -> Result<GpuPlot, String> {
+        let size = (canvas.width(), canvas.height());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let surface = instance
+            .create_surface(wgpu::SurfaceTarget::Canvas(canvas))
+            .map_err(|e| format!("no WebGPU canvas ({e})"))?;
+        let mut options = wgpu::RequestAdapterOptions {
+            compatible_surface: Some(&surface),
+            ..Default::default()
+        };
+        let adapter = match instance.request_adapter(&options).await {
+            Ok(a) => a,
+            Err(_) => {
+                options.force_fallback_adapter = true;
+                instance
+                    .request_adapter(&options)
+                    .await
+                    .map_err(|e| format!("no WebGPU adapter ({e})"))?
+            }
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("tessera plot"),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("the WebGPU adapter refused a device ({e})"))?;
+        let config = surface
+            .get_default_config(&adapter, size.0, size.1)
+            .ok_or("the WebGPU canvas has no usable format")?;
+        surface.configure(&device, &config);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("points"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let attributes = wgpu::vertex_attr_array![0 => Float32x2, 1 => Unorm8x4];
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("points"),
+            layout: None,
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs"),
+                compilation_options: Default::default(),
+                buffers: &[Some(wgpu::VertexBufferLayout {
+                    array_stride: std::mem::size_of::<Point>() as u64,
+                    step_mode: wgpu::VertexStepMode::Instance,
+                    attributes: &attributes,
+                })],
+            },
+            primitive: Default::default(),
+            depth_stencil: None,
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: config.format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("view"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("view"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            }],
+        });
+        Ok(GpuPlot {
+            surface,
+            device,
+            queue,
+            pipeline,
+            uniform,
+            bind,
+            points: None,
+            n: 0,
+            size,
+        })
+    }
+
+    fn set_points(&mut self, xy: &[f32], rgba: &[[u8; 4]]) {
+        let pts: Vec<Point> = xy
+            .chunks(2)
+            .zip(rgba)
+            .map(|(p, &c)| Point {
+                xy: [p[0], p[1]],
+                rgba: c,
+            })
+            .collect();
+        self.n = pts.len() as u32;
+        self.points = (!pts.is_empty()).then(|| {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("points"),
+                    contents: bytemuck::cast_slice(&pts),
+                    usage: wgpu::BufferUsages::VERTEX,
+                })
+        });
+    }
+
+    fn draw(&self, cam: &Camera) {
+        let (w, h) = (self.size.0 as f64, self.size.1 as f64);
+        let u: [f32; 8] = [
+            cam.center[0] as f32,
+            cam.center[1] as f32,
+            (2.0 * cam.pixels_per_unit / w) as f32,
+            (2.0 * cam.pixels_per_unit / h) as f32,
+            (2.0 * cam.radius_px / w) as f32,
+            (2.0 * cam.radius_px / h) as f32,
+            0.0,
+            0.0,
+        ];
+        self.queue
+            .write_buffer(&self.uniform, 0, bytemuck::cast_slice(&u));
+        let frame = match self.surface.get_current_texture() {
+            wgpu::CurrentSurfaceTexture::Success(t)
+            | wgpu::CurrentSurfaceTexture::Suboptimal(t) => t,
+            _ => return,
+        };
+        let view = frame.texture.create_view(&Default::default());
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let [r, g, b] = BACKGROUND;
+            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("points"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color { r, g, b, a: 1.0 }),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                ..Default::default()
+            });
+            if let Some(points) = &self.points {
+                pass.set_pipeline(&self.pipeline);
+                pass.set_bind_group(0, &self.bind, &[]);
+                pass.set_vertex_buffer(0, points.slice(..));
+                pass.draw(0..6, 0..self.n);
+            }
+        }
+        self.queue.submit([enc.finish()]);
+        self.queue.present(frame);
+    }
+}
+
+fn draw_2d(canvas: &HtmlCanvasElement, xy: &[f32], rgba: &[[u8; 4]], cam: &Camera) {
+    let Some(ctx) = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    let (w, h) = (canvas.width() as f64, canvas.height() as f64);
+    ctx.set_fill_style_str("#111");
+    ctx.fill_rect(0.0, 0.0, w, h);
+    let r = cam.radius_px.max(0.5);
+    for (p, c) in xy.chunks(2).zip(rgba) {
+        let x = (p[0] as f64 - cam.center[0]) * cam.pixels_per_unit + w / 2.0;
+        let y = (p[1] as f64 - cam.center[1]) * cam.pixels_per_unit + h / 2.0;
+        if x < -r || y < -r || x > w + r || y > h + r {
+            continue;
+        }
+        ctx.set_fill_style_str(&format!("rgb({},{},{})", c[0], c[1], c[2]));
+        ctx.fill_rect(x - r, y - r, 2.0 * r, 2.0 * r);
+    }
+}
+
+/// Viridis at five stops, linearly interpolated.
+pub fn viridis(t: f32) -> [u8; 4] {
+    const STOPS: [[f32; 3]; 5] = [
+        [68., 1., 84.],
+        [59., 82., 139.],
+        [33., 145., 140.],
+        [94., 201., 98.],
+        [253., 231., 37.],
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    } * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let f = t - i as f32;
+    let c = |k: usize| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8;
+    [c(0), c(1), c(2), 255]
+}
+
+/// matplotlib's tab20, for categories (wrapping after 20).
+pub fn category(i: usize) -> [u8; 4] {
+    const TAB20: [u32; 20] = [
+        0x1f77b4, 0xaec7e8, 0xff7f0e, 0xffbb78, 0x2ca02c, 0x98df8a, 0xd62728, 0xff9896, 0x9467bd,
+        0xc5b0d5, 0x8c564b, 0xc49c94, 0xe377c2, 0xf7b6d2, 0x7f7f7f, 0xc7c7c7, 0xbcbd22, 0xdbdb8d,
+        0x17becf, 0x9edae5,
+    ];
+    let c = TAB20[i % 20];
+    [(c >> 16) as u8, (c >> 8) as u8, c as u8, 255]
+}
+
+/// The value at percentile `pct` (linear interpolation, NaNs ignored), as
+/// cell2location's `vmax='p99.2'`.
+pub fn percentile(values: &[f32], pct: f64) -> f32 {
+    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f32::total_cmp);
+    let pos = (pct / 100.0).clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64) as f32
+}

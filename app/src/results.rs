@@ -1,0 +1,471 @@
+//! The results panel: the spatial plot (colour by one cell type with a
+//! percentile vmax, or by the dominant type; pan, zoom, hover), the loss
+//! curve, downloads (tables, `.h5ad`, PNG, the results bundle) and the share
+//! link of what is on screen.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Reflect, Uint8Array};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, Url};
+
+use crate::plot::{self, Camera, Renderer};
+use crate::protocol::{Request, ResultMeta};
+use crate::run::LossCurve;
+use crate::ui::{buffer_bytes, request, SharedBridge, State};
+use tessera_core::share::{Link, Run, View, VERSION};
+
+const CANVAS: u32 = 640;
+
+/// A result as the page holds it: arrays plus object URLs for downloads.
+pub struct ResultView {
+    pub key: u32,
+    pub meta: ResultMeta,
+    pub xy: Vec<f32>,
+    pub names: Vec<String>,
+    /// Columns (cell types) and points x columns values.
+    pub columns: Vec<String>,
+    pub values: Vec<f32>,
+    pub layer: String,
+    /// (file name, object URL).
+    pub files: Vec<(String, String)>,
+    pub bundle: Vec<u8>,
+}
+
+impl ResultView {
+    pub fn new(key: u32, meta: ResultMeta, buffers: &Array) -> ResultView {
+        let f32s = |i: usize| js_sys::Float32Array::new(&buffers.get(i as u32)).to_vec();
+        let names = String::from_utf8(buffer_bytes(buffers, meta.names_buffer))
+            .unwrap_or_default()
+            .split('\n')
+            .map(str::to_string)
+            .collect();
+        let (layer, columns, values) = meta
+            .layers
+            .first()
+            .map(|l| (l.name.clone(), l.columns.clone(), f32s(l.buffer)))
+            .unwrap_or_default();
+        let files = meta
+            .files
+            .iter()
+            .map(|(n, i)| (n.clone(), object_url(&buffer_bytes(buffers, *i), mime(n))))
+            .collect();
+        ResultView {
+            key,
+            xy: f32s(meta.xy_buffer),
+            names,
+            columns,
+            values,
+            layer,
+            files,
+            bundle: buffer_bytes(buffers, meta.bundle_buffer),
+            meta,
+        }
+    }
+
+    fn column(&self, j: usize) -> Vec<f32> {
+        let k = self.columns.len();
+        self.values
+            .iter()
+            .skip(j)
+            .step_by(k.max(1))
+            .copied()
+            .collect()
+    }
+
+    /// One colour per point for the view's colouring.
+    fn colours(&self, view: &View) -> (Vec<[u8; 4]>, String) {
+        let k = self.columns.len();
+        let n = self.xy.len() / 2;
+        match view
+            .color
+            .as_ref()
+            .and_then(|c| self.columns.iter().position(|x| x == c))
+        {
+            Some(j) => {
+                let col = self.column(j);
+                let vmax = plot::percentile(&col, view.vmax_pct).max(f32::MIN_POSITIVE);
+                let legend = format!(
+                    "{}: 0 (dark) to {vmax:.3} (yellow, p{})",
+                    self.columns[j], view.vmax_pct
+                );
+                (
+                    col.iter().map(|&v| plot::viridis(v / vmax)).collect(),
+                    legend,
+                )
+            }
+            None if k > 0 => {
+                let c = (0..n)
+                    .map(|i| {
+                        let row = &self.values[i * k..(i + 1) * k];
+                        let best = row.iter().enumerate().fold((0, f32::MIN), |b, (j, &v)| {
+                            if v > b.1 {
+                                (j, v)
+                            } else {
+                                b
+                            }
+                        });
+                        plot::category(best.0)
+                    })
+                    .collect();
+                (c, "dominant cell type".into())
+            }
+            None => (vec![plot::viridis(0.6); n], String::new()),
+        }
+    }
+}
+
+fn mime(name: &str) -> &'static str {
+    if name.ends_with(".csv") {
+        "text/csv"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+fn object_url(bytes: &[u8], mime: &str) -> String {
+    let parts: Array = [Uint8Array::from(bytes)].iter().collect();
+    let opts = BlobPropertyBag::new();
+    opts.set_type(mime);
+    Blob::new_with_u8_array_sequence_and_options(&parts, &opts)
+        .ok()
+        .and_then(|b| Url::create_object_url_with_blob(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Hands bytes to the browser as a download.
+pub fn save(bytes: &[u8], name: &str, mime: &str) {
+    let url = object_url(bytes, mime);
+    download(&url, name);
+}
+
+fn download(url: &str, name: &str) {
+    let doc = document();
+    if let Ok(a) = doc.create_element("a") {
+        let a: HtmlAnchorElement = a.unchecked_into();
+        a.set_href(url);
+        a.set_download(name);
+        if let Some(body) = doc.body() {
+            let _ = body.append_child(&a);
+            a.click();
+            let _ = body.remove_child(&a);
+        }
+    }
+}
+
+/// The link that reopens this result as it is shown now.
+fn share_link(r: &ResultView, view: &View) -> Option<String> {
+    let run: Run = serde_json::from_value(r.meta.params.clone()).ok()?;
+    let link = Link {
+        v: VERSION,
+        run,
+        view: view.clone(),
+    };
+    let loc = window().location();
+    Some(format!(
+        "{}{}#link={}",
+        loc.origin().ok()?,
+        loc.pathname().ok()?,
+        link.encode()
+    ))
+}
+
+#[component]
+pub fn ResultsPanel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
+    let state = expect_context::<State>();
+    view! {
+        <Show when=move || state.result.get().is_some()>
+            <Panel bridge=bridge/>
+        </Show>
+    }
+}
+
+#[component]
+fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
+    let state = expect_context::<State>();
+    let result = move || state.result.get();
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let renderer: StoredValue<Rc<RefCell<Option<Renderer>>>, LocalStorage> =
+        StoredValue::new_local(Rc::new(RefCell::new(None)));
+    let renderer_name = RwSignal::new(String::new());
+    let legend = RwSignal::new(String::new());
+    let hover = RwSignal::new(String::new());
+    // (result key, colouring) last uploaded, so pan and zoom only redraw.
+    let uploaded = StoredValue::new_local(None::<(u32, Option<String>, u64)>);
+
+    let camera = move |r: &ResultView, v: &View| {
+        Camera::fit(&r.xy, CANVAS as f64, CANVAS as f64, v.zoom, v.center)
+    };
+    let redraw = move || {
+        let (Some(r), v) = (state.result.get_untracked(), state.view.get_untracked()) else {
+            return;
+        };
+        let key = (r.key, v.color.clone(), v.vmax_pct.to_bits());
+        let changed = uploaded.with_value(|u| u.as_ref() != Some(&key));
+        let (rgba, text) = r.colours(&v);
+        legend.set(text);
+        renderer.with_value(|rd| {
+            if let Some(rd) = rd.borrow_mut().as_mut() {
+                rd.draw(&r.xy, &rgba, &camera(&r, &v), changed);
+                uploaded.set_value(Some(key));
+            }
+        });
+    };
+    Effect::new(move |_| {
+        let Some(c) = canvas.get() else { return };
+        let c: HtmlCanvasElement = c;
+        if renderer.with_value(|r| r.borrow().is_some()) {
+            return;
+        }
+        let slot = renderer.get_value();
+        wasm_bindgen_futures::spawn_local(async move {
+            let (rd, why) = Renderer::new(c).await;
+            renderer_name.set(match why {
+                None => "WebGPU".into(),
+                Some(e) => format!("Canvas 2D ({e})"),
+            });
+            *slot.borrow_mut() = Some(rd);
+            redraw();
+        });
+    });
+    Effect::new(move |_| {
+        state.view.track();
+        state.result.track();
+        redraw();
+    });
+
+    let drag = StoredValue::new_local(None::<(f64, f64)>);
+    let on_wheel = move |ev: leptos::ev::WheelEvent| {
+        ev.prevent_default();
+        let Some(r) = state.result.get_untracked() else {
+            return;
+        };
+        let v = state.view.get_untracked();
+        let cam = camera(&r, &v);
+        let (px, py) = (ev.offset_x() as f64, ev.offset_y() as f64);
+        let at = cam.to_data(px, py, CANVAS as f64, CANVAS as f64);
+        let factor = (-ev.delta_y() / 500.0).exp().clamp(0.5, 2.0);
+        let zoom = (v.zoom * factor).clamp(0.05, 5_000.0);
+        // Keep the point under the cursor where it is.
+        let ppu = cam.pixels_per_unit * zoom / v.zoom;
+        let c = [
+            at[0] - (px - CANVAS as f64 / 2.0) / ppu,
+            at[1] - (py - CANVAS as f64 / 2.0) / ppu,
+        ];
+        state.view.update(|v| {
+            v.zoom = zoom;
+            v.center = Some(c);
+        });
+    };
+    let on_down = move |ev: leptos::ev::MouseEvent| {
+        drag.set_value(Some((ev.offset_x() as f64, ev.offset_y() as f64)));
+    };
+    let on_up = move |_| drag.set_value(None);
+    let on_move = move |ev: leptos::ev::MouseEvent| {
+        let Some(r) = state.result.get_untracked() else {
+            return;
+        };
+        let v = state.view.get_untracked();
+        let cam = camera(&r, &v);
+        let (px, py) = (ev.offset_x() as f64, ev.offset_y() as f64);
+        if let Some((x0, y0)) = drag.get_value() {
+            if ev.buttons() & 1 == 1 {
+                drag.set_value(Some((px, py)));
+                state.view.update(|v| {
+                    v.center = Some([
+                        cam.center[0] - (px - x0) / cam.pixels_per_unit,
+                        cam.center[1] - (py - y0) / cam.pixels_per_unit,
+                    ]);
+                });
+                return;
+            }
+            drag.set_value(None);
+        }
+        let at = cam.to_data(px, py, CANVAS as f64, CANVAS as f64);
+        let reach = (cam.radius_px * 1.5).max(4.0) / cam.pixels_per_unit;
+        hover.set(match plot::nearest(&r.xy, at, reach) {
+            Some(i) => {
+                let k = r.columns.len();
+                let mut vals: Vec<(usize, f32)> =
+                    (0..k).map(|j| (j, r.values[i * k + j])).collect();
+                vals.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let top: Vec<String> = vals
+                    .iter()
+                    .take(4)
+                    .map(|(j, v)| format!("{} {v:.3}", r.columns[*j]))
+                    .collect();
+                format!(
+                    "{}: {}",
+                    r.names.get(i).cloned().unwrap_or_default(),
+                    top.join(", ")
+                )
+            }
+            None => String::new(),
+        });
+    };
+
+    let color_options = move || {
+        result()
+            .map(|r| r.columns.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| view! { <option value=c.clone()>{c.clone()}</option> })
+            .collect_view()
+    };
+    let file_url = move |name: &'static str| {
+        result()
+            .and_then(|r| {
+                r.files
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, u)| u.clone())
+            })
+            .unwrap_or_default()
+    };
+    let other_files = move || {
+        result()
+            .map(|r| r.files.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(n, _)| n != "tangram_ct_pred.csv" && n != "sp_mapped.h5ad")
+            .map(|(n, u)| view! { <a class="button secondary" href=u download=n.clone()>{n.clone()}</a> })
+            .collect_view()
+    };
+    let bundle = move |_| {
+        let Some(r) = state.result.get_untracked() else {
+            return;
+        };
+        let view = serde_json::to_value(state.view.get_untracked()).unwrap_or_default();
+        let id = state.next_id.get_untracked() + 1;
+        state.next_id.set(id);
+        let msg = request(&Request::Restamp { id, view }, &[]);
+        let _ = Reflect::set(
+            &msg,
+            &"buffer".into(),
+            &Uint8Array::from(&r.bundle[..]).buffer(),
+        );
+        bridge.with_value(|b| b.borrow_mut().send(msg, Array::new()));
+    };
+    let png = move |_| {
+        redraw_now(renderer, &state, &camera);
+        if let Some(c) = canvas.get_untracked() {
+            let c: HtmlCanvasElement = c;
+            if let Ok(url) = c.to_data_url() {
+                download(&url, "tessera_spatial.png");
+            }
+        }
+    };
+    let link = Memo::new(move |_| {
+        let (r, v) = (state.result.get()?, state.view.get());
+        share_link(&r, &v)
+    });
+    let summary = move || {
+        result()
+            .map(|r| {
+                let m = &r.meta;
+                let mut s = format!("{} · {} points · {}", m.analysis, m.n, r.layer);
+                if let (Some(d), Some(t)) = (&m.device, m.seconds) {
+                    s.push_str(&format!(" · {t:.1} s on {d}"));
+                } else {
+                    s.push_str(" · opened from a results bundle");
+                }
+                s
+            })
+            .unwrap_or_default()
+    };
+    let curve = Signal::derive(move || {
+        result()
+            .and_then(|r| r.meta.curves.first().cloned())
+            .map(|c| {
+                c.values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (i + 1, v))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let final_score = move || {
+        result()
+            .and_then(|r| r.meta.curves.get(1).and_then(|c| c.values.last().copied()))
+            .map(|s| format!("final score (mean gene cosine) {s:.4}"))
+            .unwrap_or_default()
+    };
+
+    view! {
+        <section class="results" data-testid="results">
+            <h2>"Results"</h2>
+            <p class="format" data-testid="result-summary">{summary}</p>
+            <div class="plot-row">
+                <figure>
+                    <canvas node_ref=canvas width=CANVAS height=CANVAS data-testid="result-canvas"
+                        on:wheel=on_wheel on:mousedown=on_down on:mouseup=on_up on:mouseleave=on_up on:mousemove=on_move></canvas>
+                    <figcaption>
+                        <span data-testid="legend">{move || legend.get()}</span>
+                        " · drawn with " <span data-testid="renderer">{move || renderer_name.get()}</span>
+                    </figcaption>
+                    <p class="hover" data-testid="hover">{move || hover.get()}</p>
+                </figure>
+                <div class="controls">
+                    <label>
+                        <span>"Colour by"</span>
+                        <select data-testid="color-select"
+                            prop:value=move || state.view.get().color.unwrap_or_default()
+                            on:change=move |ev| {
+                                let v = event_target_value(&ev);
+                                state.view.update(|s| s.color = (!v.is_empty()).then_some(v));
+                            }>
+                            <option value="">"dominant cell type"</option>
+                            {color_options}
+                        </select>
+                    </label>
+                    <label title="The value shown in the top colour: this percentile of the column (cell2location's vmax='p99.2').">
+                        <span>"vmax percentile"</span>
+                        <input type="number" min="1" max="100" step="0.1" data-testid="vmax-input"
+                            prop:value=move || state.view.get().vmax_pct.to_string()
+                            on:change=move |ev| {
+                                if let Ok(p) = event_target_value(&ev).parse::<f64>() {
+                                    if p > 0.0 && p <= 100.0 { state.view.update(|s| s.vmax_pct = p); }
+                                }
+                            } />
+                    </label>
+                    <button class="button secondary" on:click=move |_| state.view.update(|v| { v.zoom = 1.0; v.center = None; })>"Reset view"</button>
+                    <h3>"Loss per epoch"</h3>
+                    <LossCurve points=curve/>
+                    <p class="format">{final_score}</p>
+                    <h3>"Take away"</h3>
+                    <div class="downloads">
+                        <a class="button" data-testid="download-csv" href=move || file_url("tangram_ct_pred.csv") download="tangram_ct_pred.csv">"tangram_ct_pred.csv"</a>
+                        <a class="button" data-testid="download-h5ad" href=move || file_url("sp_mapped.h5ad") download="sp_mapped.h5ad">"sp_mapped.h5ad"</a>
+                        <button class="button" data-testid="download-bundle" on:click=bundle>"Results bundle (.zip)"</button>
+                        <button class="button secondary" data-testid="download-png" on:click=png>"PNG of the plot"</button>
+                        {other_files}
+                    </div>
+                    <h3>"Share"</h3>
+                    <input class="share" readonly data-testid="share-link" prop:value=move || link.get().unwrap_or_default() />
+                    <small>"The link holds the parameters and this view; the demo and public URLs re-run on open, local files must be opened again."</small>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+/// A WebGPU canvas keeps its pixels only for the task that drew them, so a
+/// PNG is taken right after a fresh draw.
+fn redraw_now(
+    renderer: StoredValue<Rc<RefCell<Option<Renderer>>>, LocalStorage>,
+    state: &State,
+    camera: &dyn Fn(&ResultView, &View) -> Camera,
+) {
+    let (Some(r), v) = (state.result.get_untracked(), state.view.get_untracked()) else {
+        return;
+    };
+    let (rgba, _) = r.colours(&v);
+    renderer.with_value(|rd| {
+        if let Some(rd) = rd.borrow_mut().as_mut() {
+            rd.draw(&r.xy, &rgba, &camera(&r, &v), true);
+        }
+    });
+}

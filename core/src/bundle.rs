@@ -1,0 +1,392 @@
+//! A results bundle: one `.zip` that reopens to the same view. It holds a
+//! JSON manifest (what ran, with which parameters, and how the page showed
+//! it), the per-point arrays as `.npy`, loss curves, and the tables and
+//! AnnData files the command line would have written, byte for byte.
+//!
+//! ```text
+//! manifest.json            format "tessera-bundle", version, analysis, params, view, entries
+//! points.npy               n x 2 float32 (x, y as in obsm['spatial'])
+//! obs_names.csv            one header line, then n names
+//! layers/<i>.npy           n x columns float32 per layer (names in the manifest)
+//! curves/<i>.npy           float64 per curve
+//! files/<name>             tables and .h5ad, downloadable as they are
+//! ```
+
+use std::io::{Cursor, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::io::{npy, Error};
+
+pub const FORMAT: &str = "tessera-bundle";
+pub const VERSION: u32 = 1;
+/// A bundle larger than this is refused before unzipping (a tab holds ~2 GiB).
+const MAX_ENTRY: u64 = 1 << 30;
+
+/// Values per point, several named columns (cell types, factors).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// n x columns, row-major.
+    pub values: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    pub name: String,
+    pub values: Vec<f64>,
+}
+
+/// Everything a results view needs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Results {
+    pub analysis: String,
+    pub params: Value,
+    pub view: Value,
+    pub names: Vec<String>,
+    /// n x 2 (x, y).
+    pub xy: Vec<f32>,
+    pub layers: Vec<Layer>,
+    pub curves: Vec<Curve>,
+    /// (file name, bytes): what the user downloads.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    format: String,
+    version: u32,
+    analysis: String,
+    params: Value,
+    view: Value,
+    n_points: usize,
+    layers: Vec<LayerEntry>,
+    curves: Vec<String>,
+    files: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayerEntry {
+    name: String,
+    columns: Vec<String>,
+}
+
+impl Results {
+    pub fn n_points(&self) -> usize {
+        self.xy.len() / 2
+    }
+
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| &b[..])
+    }
+
+    /// Checks that every array has the length the manifest implies.
+    fn validate(&self, source: &str) -> Result<(), Error> {
+        let n = self.n_points();
+        let bad = |key: &str, m: String| Err(Error::new(source, key, m));
+        if self.xy.len() != 2 * n || self.names.len() != n {
+            return bad(
+                "obs_names.csv",
+                format!("{} names for {n} points", self.names.len()),
+            );
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.values.len() != n * l.columns.len() {
+                return bad(
+                    &format!("layers/{i}.npy"),
+                    format!(
+                        "layer '{}' has {} values, expected {n} points x {} columns",
+                        l.name,
+                        l.values.len(),
+                        l.columns.len()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn zip_err(source: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(source, "", format!("not a readable results bundle: {e}"))
+}
+
+/// Writes the bundle.
+pub fn write(r: &Results) -> Result<Vec<u8>, Error> {
+    r.validate("results")?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        analysis: r.analysis.clone(),
+        params: r.params.clone(),
+        view: r.view.clone(),
+        n_points: r.n_points(),
+        layers: r
+            .layers
+            .iter()
+            .map(|l| LayerEntry {
+                name: l.name.clone(),
+                columns: l.columns.clone(),
+            })
+            .collect(),
+        curves: r.curves.iter().map(|c| c.name.clone()).collect(),
+        files: r.files.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let mut entries: Vec<(String, Vec<u8>)> = vec![
+        (
+            "manifest.json".into(),
+            serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+        ),
+        ("points.npy".into(), npy::write(&[r.n_points(), 2], &r.xy)),
+        (
+            "obs_names.csv".into(),
+            crate::io::list_csv("obs_name", &r.names).into_bytes(),
+        ),
+    ];
+    for (i, l) in r.layers.iter().enumerate() {
+        entries.push((
+            format!("layers/{i}.npy"),
+            npy::write(&[r.n_points(), l.columns.len()], &l.values),
+        ));
+    }
+    for (i, c) in r.curves.iter().enumerate() {
+        entries.push((
+            format!("curves/{i}.npy"),
+            npy::write(&[c.values.len()], &c.values),
+        ));
+    }
+    for (name, bytes) in &r.files {
+        entries.push((format!("files/{name}"), bytes.clone()));
+    }
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for (name, bytes) in entries {
+        out.start_file(name, opts)
+            .and_then(|_| out.write_all(&bytes).map_err(Into::into))
+            .map_err(|e| zip_err("results bundle", e))?;
+    }
+    Ok(out
+        .finish()
+        .map_err(|e| zip_err("results bundle", e))?
+        .into_inner())
+}
+
+/// True when the bytes are a zip holding a Tessera manifest.
+pub fn is_bundle(bytes: &[u8]) -> bool {
+    zip::ZipArchive::new(Cursor::new(bytes)).is_ok_and(|mut z| z.by_name("manifest.json").is_ok())
+}
+
+/// Reads a bundle; `source` names it in errors.
+pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
+    let mut z = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| zip_err(source, e))?;
+    let mut entry = |name: &str| -> Result<Vec<u8>, Error> {
+        let f = z.by_name(name).map_err(|_| {
+            Error::new(
+                source,
+                name,
+                "missing from the bundle (was it made by Tessera?)",
+            )
+        })?;
+        if f.size() > MAX_ENTRY {
+            return Err(Error::new(
+                source,
+                name,
+                format!("is {} bytes, more than a browser tab can hold", f.size()),
+            ));
+        }
+        let mut v = Vec::with_capacity(f.size() as usize);
+        f.take(MAX_ENTRY)
+            .read_to_end(&mut v)
+            .map_err(|e| Error::new(source, name, format!("could not be unzipped: {e}")))?;
+        Ok(v)
+    };
+    let m: Manifest = serde_json::from_slice(&entry("manifest.json")?).map_err(|e| {
+        Error::new(
+            source,
+            "manifest.json",
+            format!("is not a Tessera manifest: {e}"),
+        )
+    })?;
+    if m.format != FORMAT || m.version > VERSION {
+        return Err(Error::new(
+            source,
+            "manifest.json",
+            format!(
+                "format '{}' version {}: this page reads '{FORMAT}' up to version {VERSION}",
+                m.format, m.version
+            ),
+        ));
+    }
+    let n = m.n_points;
+    let array = |name: &str, bytes: Vec<u8>, shape: &[usize]| -> Result<Vec<f64>, Error> {
+        let (got, v) = npy::read(&format!("{source}/{name}"), &bytes)?;
+        if got != shape {
+            return Err(Error::new(
+                source,
+                name,
+                format!("has shape {got:?}, expected {shape:?}"),
+            ));
+        }
+        Ok(v)
+    };
+    let xy = array("points.npy", entry("points.npy")?, &[n, 2])?;
+    let names_csv = String::from_utf8(entry("obs_names.csv")?)
+        .map_err(|_| Error::new(source, "obs_names.csv", "is not UTF-8 text"))?;
+    let mut rd = csv::ReaderBuilder::new().from_reader(names_csv.as_bytes());
+    let mut names = Vec::with_capacity(n);
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| Error::new(source, "obs_names.csv", e.to_string()))?;
+        names.push(rec.get(0).unwrap_or_default().to_string());
+    }
+    let mut layers = Vec::new();
+    for (i, l) in m.layers.into_iter().enumerate() {
+        let name = format!("layers/{i}.npy");
+        let v = array(&name, entry(&name)?, &[n, l.columns.len()])?;
+        layers.push(Layer {
+            name: l.name,
+            columns: l.columns,
+            values: v.into_iter().map(|x| x as f32).collect(),
+        });
+    }
+    let mut curves = Vec::new();
+    for (i, c) in m.curves.into_iter().enumerate() {
+        let name = format!("curves/{i}.npy");
+        let bytes = entry(&name)?;
+        let (shape, values) = npy::read(&format!("{source}/{name}"), &bytes)?;
+        if shape.len() != 1 {
+            return Err(Error::new(source, &name, "is not a 1-D array"));
+        }
+        curves.push(Curve { name: c, values });
+    }
+    let mut files = Vec::new();
+    for f in m.files {
+        if f.contains('/') || f.contains('\\') || f.starts_with('.') {
+            return Err(Error::new(
+                source,
+                "manifest.json",
+                format!("file name '{f}' is not a plain name"),
+            ));
+        }
+        let bytes = entry(&format!("files/{f}"))?;
+        files.push((f, bytes));
+    }
+    let r = Results {
+        analysis: m.analysis,
+        params: m.params,
+        view: m.view,
+        names,
+        xy: xy.into_iter().map(|x| x as f32).collect(),
+        layers,
+        curves,
+        files,
+    };
+    r.validate(source)?;
+    Ok(r)
+}
+
+/// The same bundle with another view (the page's state when downloaded);
+/// every other entry is copied without recompressing.
+pub fn with_view(source: &str, bytes: &[u8], view: Value) -> Result<Vec<u8>, Error> {
+    let mut z = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| zip_err(source, e))?;
+    let mut m: Manifest = {
+        let mut s = String::new();
+        z.by_name("manifest.json")
+            .map_err(|e| zip_err(source, e))?
+            .read_to_string(&mut s)
+            .map_err(|e| zip_err(source, e))?;
+        serde_json::from_str(&s).map_err(|e| Error::new(source, "manifest.json", e.to_string()))?
+    };
+    m.view = view;
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    out.start_file("manifest.json", opts)
+        .and_then(|_| {
+            out.write_all(&serde_json::to_vec_pretty(&m).expect("manifest serialises"))
+                .map_err(Into::into)
+        })
+        .map_err(|e| zip_err(source, e))?;
+    for i in 0..z.len() {
+        let f = z.by_index_raw(i).map_err(|e| zip_err(source, e))?;
+        if f.name() != "manifest.json" {
+            out.raw_copy_file(f).map_err(|e| zip_err(source, e))?;
+        }
+    }
+    Ok(out.finish().map_err(|e| zip_err(source, e))?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Results {
+        Results {
+            analysis: "tangram".into(),
+            params: serde_json::json!({"mode": "clusters", "seed": 42}),
+            view: serde_json::json!({"color": "CA1"}),
+            names: vec!["a".into(), "b,c".into(), "d".into()],
+            xy: vec![0.0, 1.0, 2.0, 3.0, 4.5, -5.0],
+            layers: vec![Layer {
+                name: "tangram_ct_pred".into(),
+                columns: vec!["CA1".into(), "DG".into()],
+                values: vec![0.1, 0.9, 0.5, 0.5, 1.0, 0.0],
+            }],
+            curves: vec![Curve {
+                name: "total_loss".into(),
+                values: vec![-0.5, -0.7, -0.9],
+            }],
+            files: vec![("tangram_ct_pred.csv".into(), b",CA1,DG\n".to_vec())],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_restamp() {
+        let r = sample();
+        let bytes = write(&r).unwrap();
+        assert!(is_bundle(&bytes));
+        assert_eq!(read("b.zip", &bytes).unwrap(), r);
+        let view = serde_json::json!({"color": "DG", "zoom": 2.0});
+        let again = read("b.zip", &with_view("b.zip", &bytes, view.clone()).unwrap()).unwrap();
+        assert_eq!(again.view, view);
+        assert_eq!(again.layers, r.layers);
+        assert_eq!(again.files, r.files);
+    }
+
+    #[test]
+    fn bad_bundles_are_named() {
+        let e = read("x.zip", b"not a zip").unwrap_err().to_string();
+        assert!(
+            e.contains("x.zip") && e.contains("not a readable results bundle"),
+            "{e}"
+        );
+        assert!(!is_bundle(b"PK"));
+        // A layer whose length does not match the points.
+        let mut r = sample();
+        r.layers[0].values.pop();
+        let e = write(&r).unwrap_err().to_string();
+        assert!(e.contains("layer 'tangram_ct_pred' has 5 values"), "{e}");
+        // A manifest with a path in a file name.
+        let mut r = sample();
+        r.files[0].0 = "../evil".into();
+        let bytes = write(&r).unwrap();
+        let e = read("y.zip", &bytes).unwrap_err().to_string();
+        assert!(e.contains("is not a plain name"), "{e}");
+        // A zip without a manifest.
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        z.start_file("other.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        let bytes = z.finish().unwrap().into_inner();
+        assert!(!is_bundle(&bytes));
+        let e = read("z.zip", &bytes).unwrap_err().to_string();
+        assert!(e.contains("manifest.json") && e.contains("missing"), "{e}");
+    }
+}

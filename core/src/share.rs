@@ -1,0 +1,448 @@
+//! What a share link holds: the analysis and its parameters, where the
+//! inputs come from, and how the results were shown. It travels in the URL
+//! fragment as deflated JSON in base64url, so it never reaches a server.
+//!
+//! A link is data, never code: every field is parsed into a closed set of
+//! types and range-checked, and URLs must be plain http(s).
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::tangram::{self, DensityPrior, Mode};
+
+pub const VERSION: u32 = 1;
+/// Longest fragment accepted (browsers allow more; no honest link needs it).
+const MAX_LINK: usize = 16 * 1024;
+const MAX_JSON: u64 = 64 * 1024;
+const MAX_TEXT: usize = 256;
+const MAX_URL: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub v: u32,
+    pub run: Run,
+    #[serde(default)]
+    pub view: View,
+}
+
+/// One analysis run: what the page sends the worker and what a link replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    pub params: Params,
+    pub inputs: Inputs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "analysis", rename_all = "snake_case")]
+pub enum Params {
+    Tangram(TangramParams),
+}
+
+/// `tg.map_cells_to_space`'s parameters as the form shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TangramParams {
+    pub mode: String,
+    pub cluster_label: Option<String>,
+    pub annotation: Option<String>,
+    pub density_prior: String,
+    pub num_epochs: usize,
+    pub learning_rate: f32,
+    pub lambda_g2: f32,
+    pub lambda_r: f32,
+    pub target_count: Option<f64>,
+    pub seed: u32,
+}
+
+impl Default for TangramParams {
+    fn default() -> Self {
+        TangramParams {
+            mode: "clusters".into(),
+            cluster_label: None,
+            annotation: None,
+            density_prior: "rna_count_based".into(),
+            num_epochs: 1000,
+            learning_rate: 0.1,
+            lambda_g2: 0.0,
+            lambda_r: 0.0,
+            target_count: None,
+            seed: 42,
+        }
+    }
+}
+
+impl TangramParams {
+    /// The model's options, or what is wrong with a field.
+    pub fn options(&self) -> Result<tangram::Options, String> {
+        let mode = Mode::parse(&self.mode).ok_or_else(|| {
+            format!(
+                "mode '{}': expected cells, clusters or constrained",
+                self.mode
+            )
+        })?;
+        let density_prior = DensityPrior::parse(&self.density_prior).ok_or_else(|| {
+            format!(
+                "density prior '{}': expected rna_count_based, uniform or none",
+                self.density_prior
+            )
+        })?;
+        if mode == Mode::Clusters && self.cluster_label.as_deref().unwrap_or("").is_empty() {
+            return Err(
+                "clusters mode needs a cluster label (an obs column of the reference)".into(),
+            );
+        }
+        if !(1..=100_000).contains(&self.num_epochs) {
+            return Err(format!("epochs {}: expected 1 to 100000", self.num_epochs));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
+            return Err(format!(
+                "learning rate {}: expected a number in (0, 10]",
+                self.learning_rate
+            ));
+        }
+        for (name, v) in [("lambda_g2", self.lambda_g2), ("lambda_r", self.lambda_r)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} {v}: expected a non-negative number"));
+            }
+        }
+        if let Some(t) = self.target_count {
+            if !(t.is_finite() && t >= 1.0) {
+                return Err(format!("target count {t}: expected at least 1"));
+            }
+        }
+        Ok(tangram::Options {
+            mode,
+            cluster_label: self.cluster_label.clone().filter(|s| !s.is_empty()),
+            annotation: self.annotation.clone().filter(|s| !s.is_empty()),
+            density_prior,
+            hyper: tangram::Hyper {
+                learning_rate: self.learning_rate,
+                num_epochs: self.num_epochs,
+                lambda_g2: self.lambda_g2,
+                lambda_r: self.lambda_r,
+                ..Default::default()
+            },
+            target_count: self.target_count,
+            seed: Some(self.seed),
+            ..Default::default()
+        })
+    }
+}
+
+/// Where one input of a run comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Source {
+    /// Tessera's demo tissue (spatial side) or its reference (generated,
+    /// identical everywhere).
+    Demo,
+    /// A public file the page fetches.
+    Url { url: String },
+    /// Files on the sharer's machine: a link can name them, not carry them.
+    Local { files: Vec<String> },
+}
+
+impl Source {
+    /// Whether a link can load it again on another machine.
+    pub fn is_public(&self) -> bool {
+        !matches!(self, Source::Local { .. })
+    }
+
+    fn validate(&self, what: &str) -> Result<(), String> {
+        match self {
+            Source::Demo => Ok(()),
+            Source::Url { url } => check_url(what, url),
+            Source::Local { files } => {
+                if files.is_empty() || files.len() > 64 {
+                    return Err(format!("{what}: expected 1 to 64 file names"));
+                }
+                files.iter().try_for_each(|f| check_text("a file name", f))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    /// The single-cell reference.
+    pub sc: Source,
+    /// The spatial data.
+    pub sp: Source,
+}
+
+/// How results are shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    /// A column of the shown layer, or None for the dominant category.
+    pub color: Option<String>,
+    /// Percentile of the values mapped to the top colour (cell2location's p99.2).
+    pub vmax_pct: f64,
+    pub zoom: f64,
+    /// Centre of the view in data units (None: the data's centre).
+    pub center: Option<[f64; 2]>,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            color: None,
+            vmax_pct: 99.2,
+            zoom: 1.0,
+            center: None,
+        }
+    }
+}
+
+fn check_text(what: &str, s: &str) -> Result<(), String> {
+    if s.len() > MAX_TEXT || s.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} is not a plain name of at most {MAX_TEXT} characters"
+        ));
+    }
+    Ok(())
+}
+
+/// A public http(s) URL, nothing else (no javascript:, data:, blob: or file:).
+pub fn check_url(what: &str, url: &str) -> Result<(), String> {
+    let ok_scheme = url.starts_with("https://") || url.starts_with("http://");
+    if !ok_scheme || url.len() > MAX_URL || url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!(
+            "{what} must be an http(s) URL of at most {MAX_URL} characters"
+        ));
+    }
+    Ok(())
+}
+
+impl View {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(c) = &self.color {
+            check_text("the colour column", c)?;
+        }
+        if !(self.vmax_pct > 0.0 && self.vmax_pct <= 100.0) {
+            return Err(format!(
+                "vmax percentile {}: expected (0, 100]",
+                self.vmax_pct
+            ));
+        }
+        if !(self.zoom.is_finite() && (0.01..=10_000.0).contains(&self.zoom)) {
+            return Err(format!("zoom {}: expected 0.01 to 10000", self.zoom));
+        }
+        if self
+            .center
+            .is_some_and(|c| !c.iter().all(|v| v.is_finite()))
+        {
+            return Err("the view centre is not a finite point".into());
+        }
+        Ok(())
+    }
+}
+
+impl Run {
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.params {
+            Params::Tangram(p) => {
+                check_text("mode", &p.mode)?;
+                for s in [&p.cluster_label, &p.annotation].into_iter().flatten() {
+                    check_text("an obs column", s)?;
+                }
+                p.options()?;
+            }
+        }
+        self.inputs.sc.validate("the reference")?;
+        self.inputs.sp.validate("the spatial data")?;
+        Ok(())
+    }
+}
+
+impl Link {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.v != VERSION {
+            return Err(format!(
+                "link version {} (this page reads version {VERSION})",
+                self.v
+            ));
+        }
+        self.run.validate()?;
+        self.view.validate()
+    }
+
+    /// The fragment payload (without `#link=`).
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).expect("link serialises");
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&json).expect("in-memory deflate");
+        base64url(&z.finish().expect("in-memory deflate"))
+    }
+
+    /// Parses and checks a fragment payload; the error says what is wrong.
+    pub fn decode(payload: &str) -> Result<Link, String> {
+        if payload.len() > MAX_LINK {
+            return Err(format!("the link is longer than {MAX_LINK} characters"));
+        }
+        let bytes = unbase64url(payload).ok_or("the link is not valid base64url text")?;
+        let mut json = Vec::new();
+        flate2::read::DeflateDecoder::new(&bytes[..])
+            .take(MAX_JSON + 1)
+            .read_to_end(&mut json)
+            .map_err(|_| "the link's payload is not deflated data (was it cut short?)")?;
+        if json.len() as u64 > MAX_JSON {
+            return Err("the link's payload is too large".into());
+        }
+        let link: Link = serde_json::from_slice(&json)
+            .map_err(|e| format!("the link's settings are not understood: {e}"))?;
+        link.validate()?;
+        Ok(link)
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn base64url(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..=c.len() {
+            s.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    s
+}
+
+fn unbase64url(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = B64.iter().position(|&b| b == c)? as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> Link {
+        Link {
+            v: VERSION,
+            run: Run {
+                params: Params::Tangram(TangramParams {
+                    cluster_label: Some("cell_type".into()),
+                    ..Default::default()
+                }),
+                inputs: Inputs {
+                    sc: Source::Url {
+                        url: "https://example.org/sc.h5ad".into(),
+                    },
+                    sp: Source::Url {
+                        url: "https://example.org/sp.h5ad".into(),
+                    },
+                },
+            },
+            view: View {
+                color: Some("CA1".into()),
+                zoom: 2.5,
+                center: Some([10.0, -3.5]),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn base64url_round_trips_every_length() {
+        for n in 0..40u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(97).wrapping_add(3)).collect();
+            assert_eq!(
+                unbase64url(&base64url(&bytes)).unwrap(),
+                bytes,
+                "length {n}"
+            );
+        }
+        assert!(unbase64url("a*b").is_none());
+    }
+
+    #[test]
+    fn links_round_trip() {
+        let l = link();
+        let s = l.encode();
+        assert!(s.bytes().all(|b| B64.contains(&b)));
+        assert_eq!(Link::decode(&s).unwrap(), l);
+        let demo = Link {
+            run: Run {
+                inputs: Inputs {
+                    sc: Source::Demo,
+                    sp: Source::Local {
+                        files: vec!["spatial.h5ad".into()],
+                    },
+                },
+                ..l.run.clone()
+            },
+            ..l
+        };
+        assert_eq!(Link::decode(&demo.encode()).unwrap(), demo);
+    }
+
+    #[test]
+    fn bad_links_are_refused_with_a_reason() {
+        let enc = |json: &str| {
+            let mut z = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+            z.write_all(json.as_bytes()).unwrap();
+            base64url(&z.finish().unwrap())
+        };
+        assert!(Link::decode("%%%").unwrap_err().contains("base64url"));
+        assert!(Link::decode("AAAA").unwrap_err().contains("deflated"));
+        assert!(Link::decode(&enc("{\"v\":1}"))
+            .unwrap_err()
+            .contains("not understood"));
+        let mut l = link();
+        l.run.inputs.sc = Source::Url {
+            url: "javascript:alert(1)".into(),
+        };
+        assert!(Link::decode(&l.encode())
+            .unwrap_err()
+            .contains("http(s) URL"));
+        let mut l = link();
+        l.run.inputs.sp = Source::Local { files: vec![] };
+        assert!(Link::decode(&l.encode())
+            .unwrap_err()
+            .contains("file names"));
+        let mut l = link();
+        l.view.vmax_pct = 250.0;
+        assert!(Link::decode(&l.encode()).unwrap_err().contains("vmax"));
+        let mut l = link();
+        let Params::Tangram(p) = &mut l.run.params;
+        p.num_epochs = 0;
+        assert!(Link::decode(&l.encode()).unwrap_err().contains("epochs"));
+        let mut l = link();
+        let Params::Tangram(p) = &mut l.run.params;
+        p.cluster_label = None;
+        assert!(Link::decode(&l.encode())
+            .unwrap_err()
+            .contains("cluster label"));
+        // Unknown fields are refused, not ignored.
+        let json = serde_json::to_string(&link()).unwrap().replacen(
+            "\"v\":1",
+            "\"v\":1,\"script\":\"x\"",
+            1,
+        );
+        assert!(Link::decode(&enc(&json))
+            .unwrap_err()
+            .contains("unknown field"));
+        let mut l = link();
+        l.v = 9;
+        assert!(Link::decode(&l.encode()).unwrap_err().contains("version 9"));
+    }
+}

@@ -101,6 +101,9 @@ impl Renderer {
 }
 
 pub struct GpuPlot {
+    // Kept alive with the surface: the browser's instance must outlive it.
+    _instance: wgpu::Instance,
+    _adapter: wgpu::Adapter,
     surface: wgpu::Surface<'static>,
     device: wgpu::Device,
     queue: wgpu::Queue,
@@ -200,6 +203,8 @@ impl GpuPlot {
             }],
         });
         Ok(GpuPlot {
+            _instance: instance,
+            _adapter: adapter,
             surface,
             device,
             queue,

@@ -10,7 +10,7 @@ use web_sys::File;
 use crate::protocol::Request;
 use crate::ui::{request, CardView, SharedBridge, State};
 use tessera_core::models::tangram::{fit::bytes_needed, Mode};
-use tessera_core::share::{Inputs, Params, Run, Source, TangramParams};
+use tessera_core::share::{DeviceChoice, Inputs, Params, Run, Source, TangramParams};
 
 /// What a browser tab may allocate for one run (WebGPU reports no memory).
 const TAB_BUDGET: u64 = 2 << 30;
@@ -145,15 +145,17 @@ fn check(
 #[component]
 pub fn AnalysisPanel(
     bridge: StoredValue<SharedBridge, LocalStorage>,
-    link_params: RwSignal<Option<Params>>,
+    link_params: RwSignal<Option<(Params, DeviceChoice)>>,
 ) -> impl IntoView {
     let state = expect_context::<State>();
     let params = RwSignal::new(TangramParams::default());
     let sc_key = RwSignal::new(None::<u32>);
     let sp_key = RwSignal::new(None::<u32>);
+    let device = RwSignal::new(DeviceChoice::Webgpu);
     Effect::new(move |_| {
-        if let Some(Params::Tangram(p)) = link_params.get() {
+        if let Some((Params::Tangram(p), d)) = link_params.get() {
             params.set(p);
+            device.set(d);
         }
     });
     // Defaults: the newest dataset with coordinates is the spatial side, the
@@ -224,6 +226,7 @@ pub fn AnalysisPanel(
                 sc: sc.source(),
                 sp: sp.source(),
             },
+            device: device.get_untracked(),
         };
         bridge.with_value(|b| send_run(state, b, run));
     };
@@ -328,6 +331,16 @@ pub fn AnalysisPanel(
                         <option value="none">"none"</option>
                     </select>
                     <small>"Expected share of cells per spot (default rna_count_based, as Tangram)."</small>
+                </label>
+                <label>
+                    <span>"Device"</span>
+                    <select data-testid="device-select"
+                        prop:value=move || if device.get() == DeviceChoice::Cpu { "cpu" } else { "webgpu" }
+                        on:change=move |ev| device.set(if event_target_value(&ev) == "cpu" { DeviceChoice::Cpu } else { DeviceChoice::Webgpu })>
+                        <option value="webgpu">"WebGPU (your graphics card)"</option>
+                        <option value="cpu">"CPU"</option>
+                    </select>
+                    <small>"Without WebGPU the run falls back to the CPU, with a notice."</small>
                 </label>
                 {num_input("Epochs", "Adam steps (Tangram's default 1000).", "epochs-input",
                     |p| p.num_epochs.to_string(), |p, v| p.num_epochs = v.trim().parse().unwrap_or(0))}

@@ -17,7 +17,7 @@ use web_sys::{File, FileList, MessageEvent, Worker, WorkerOptions, WorkerType};
 use crate::protocol::{Card, Outcome, Reply, Request, ResultMeta};
 use crate::results::{ResultView, ResultsPanel};
 use crate::run::{AnalysisPanel, Running};
-use tessera_core::share::{Link, Params, Source, View};
+use tessera_core::share::{DeviceChoice, Link, Params, Source, View};
 
 pub fn mount() {
     console_error_panic_hook::set_once();
@@ -267,7 +267,11 @@ fn show_result(state: State, meta: ResultMeta, buffers: &Array) {
 
 /// Reads `#link=...` once at start: fills the form, and replays the run when
 /// its inputs are public (the demo or URLs).
-fn open_link(state: State, bridge: &SharedBridge, params: RwSignal<Option<Params>>) {
+fn open_link(
+    state: State,
+    bridge: &SharedBridge,
+    params: RwSignal<Option<(Params, DeviceChoice)>>,
+) {
     let hash = window().location().hash().unwrap_or_default();
     let Some(payload) = hash.strip_prefix("#link=") else {
         if hash.len() > 1 {
@@ -283,7 +287,7 @@ fn open_link(state: State, bridge: &SharedBridge, params: RwSignal<Option<Params
             .errors
             .set(vec![format!("This share link could not be opened: {e}.")]),
         Ok(link) => {
-            params.set(Some(link.run.params.clone()));
+            params.set(Some((link.run.params.clone(), link.run.device)));
             state.pending_view.set(Some(link.view.clone()));
             if link.run.inputs.sc.is_public() && link.run.inputs.sp.is_public() {
                 crate::run::send_run(state, bridge, link.run);
@@ -326,7 +330,7 @@ fn App() -> impl IntoView {
         files: HashMap::new(),
     }));
     start_worker(state, &bridge);
-    let link_params = RwSignal::new(None::<Params>);
+    let link_params = RwSignal::new(None::<(Params, DeviceChoice)>);
     open_link(state, &bridge, link_params);
     let bridge = StoredValue::new_local(bridge);
 

@@ -11,7 +11,7 @@ use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded, TableOptions};
 use tessera_core::models::tangram::{self, Named};
-use tessera_core::share::{Params, Run, Source};
+use tessera_core::share::{DeviceChoice, Params, Run, Source};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -377,13 +377,31 @@ async fn run_analysis(
     notify("opening the GPU", 0, 1, None);
     let t0 = now_ms();
     let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
-    match Gpu::new().await {
-        Ok(gpu) => {
+    let gpu = match run.device {
+        DeviceChoice::Webgpu => Some(Gpu::new().await),
+        DeviceChoice::Cpu => None,
+    };
+    match gpu {
+        None => {
+            let r = fit_on(&Cpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
+            Ok((r, "CPU".into(), (now_ms() - t0) / 1e3))
+        }
+        Some(Ok(gpu)) => {
             let name = gpu.adapter();
+            if gpu.is_software() {
+                post(
+                    scope,
+                    &Reply::Notice {
+                        id,
+                        text: "This browser's WebGPU is a software emulation (no graphics card is in use), so the run will be slow; Device: CPU is faster here for small runs.".into(),
+                    },
+                    vec![],
+                );
+            }
             let r = fit_on(&gpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
             Ok((r, format!("WebGPU: {name}"), (now_ms() - t0) / 1e3))
         }
-        Err(e) => {
+        Some(Err(e)) => {
             post(
                 scope,
                 &Reply::Notice {

@@ -33,6 +33,19 @@ pub struct Link {
 pub struct Run {
     pub params: Params,
     pub inputs: Inputs,
+    #[serde(default)]
+    pub device: DeviceChoice,
+}
+
+/// Where the browser runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// WebGPU, or the CPU with a notice when the browser has none.
+    #[default]
+    Webgpu,
+    /// The CPU device (faster than a software WebGPU on small problems).
+    Cpu,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,6 +364,7 @@ mod tests {
                         url: "https://example.org/sp.h5ad".into(),
                     },
                 },
+                device: DeviceChoice::Cpu,
             },
             view: View {
                 color: Some("CA1".into()),

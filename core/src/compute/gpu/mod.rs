@@ -50,8 +50,14 @@ pub struct Gpu {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     max_binding: u64,
-    pipelines: RefCell<HashMap<&'static str, wgpu::ComputePipeline>>,
+    pipelines: RefCell<HashMap<&'static str, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>>,
+    /// Dispatches recorded but not yet submitted: one submit per batch, not
+    /// per kernel (a browser pays for every submit).
+    pending: RefCell<Option<(wgpu::CommandEncoder, usize)>>,
 }
+
+/// Kernels per submitted command buffer.
+const BATCH: usize = 128;
 
 #[derive(Debug)]
 pub struct GpuBuf {
@@ -101,6 +107,7 @@ impl Gpu {
             device,
             queue,
             pipelines: RefCell::new(HashMap::new()),
+            pending: RefCell::new(None),
         })
     }
 
@@ -141,7 +148,7 @@ impl Gpu {
             })
     }
 
-    fn pipeline(&self, k: &Kernel) -> wgpu::ComputePipeline {
+    fn pipeline(&self, k: &Kernel) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
         let mut cache = self.pipelines.borrow_mut();
         cache
             .entry(k.name)
@@ -152,7 +159,8 @@ impl Gpu {
                         label: Some(k.name),
                         source: wgpu::ShaderSource::Wgsl(k.source.into()),
                     });
-                self.device
+                let p = self
+                    .device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                         label: Some(k.name),
                         layout: None,
@@ -160,7 +168,9 @@ impl Gpu {
                         entry_point: Some("main"),
                         compilation_options: Default::default(),
                         cache: None,
-                    })
+                    });
+                let layout = p.get_bind_group_layout(0);
+                (p, layout)
             })
             .clone()
     }
@@ -178,7 +188,7 @@ impl Gpu {
         if groups.contains(&0) {
             return;
         }
-        let pipeline = self.pipeline(k);
+        let (pipeline, layout) = self.pipeline(k);
         let uniform = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -196,14 +206,16 @@ impl Gpu {
         }));
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(k.name),
-            layout: &pipeline.get_bind_group_layout(0),
+            layout: &layout,
             entries: &entries,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some(k.name),
-            });
+        let mut pending = self.pending.borrow_mut();
+        let (enc, count) = pending.get_or_insert_with(|| {
+            let enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            (enc, 0)
+        });
         if let Some(c) = clear {
             enc.clear_buffer(c, 0, None);
         }
@@ -216,7 +228,27 @@ impl Gpu {
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
-        self.queue.submit([enc.finish()]);
+        *count += 1;
+        if *count >= BATCH {
+            drop(pending);
+            self.flush();
+        }
+    }
+
+    /// Submits the recorded kernels, plus `then` after them.
+    fn flush_with(&self, then: Option<wgpu::CommandEncoder>) {
+        let mut cmds = Vec::new();
+        if let Some((enc, _)) = self.pending.borrow_mut().take() {
+            cmds.push(enc.finish());
+        }
+        cmds.extend(then.map(|e| e.finish()));
+        if !cmds.is_empty() {
+            self.queue.submit(cmds);
+        }
+    }
+
+    fn flush(&self) {
+        self.flush_with(None);
     }
 
     /// Waits for queued work (native); a no-op in the browser, which drives the queue.
@@ -296,6 +328,7 @@ impl Device for Gpu {
     }
 
     fn sync(&self) {
+        self.flush();
         self.wait();
     }
 
@@ -316,7 +349,7 @@ impl Device for Gpu {
                 label: Some("readback"),
             });
         enc.copy_buffer_to_buffer(&buf.buf, 0, &staging, 0, bytes);
-        self.queue.submit([enc.finish()]);
+        self.flush_with(Some(enc));
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

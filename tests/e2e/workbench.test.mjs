@@ -1,0 +1,288 @@
+// The workbench in headless Chromium (WebGPU on SwiftShader): run Tangram in
+// the page on a real pair and on the demo pair, compare the downloaded table
+// with the native CLI, reopen a results bundle and a share link, stop a run,
+// and feed a malformed link and a corrupt bundle. Needs dist/ (trunk build),
+// $TESSERA_DATA and the native CLI at $TESSERA_BIN (default
+// target/debug/tessera). Screenshots go to artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+import { PNG } from 'playwright-core/lib/utilsBundle';
+import { serve } from './serve.mjs';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const root = path.resolve(here, '../..');
+const data = process.env.TESSERA_DATA || path.resolve(root, '../shared/data');
+const bin = process.env.TESSERA_BIN || path.join(root, 'target/debug/tessera');
+const artifacts = path.join(here, 'artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-'));
+
+const haveData = fs.existsSync(path.join(data, 'README.md'));
+if (!haveData && process.env.TESSERA_REQUIRE_DATA === '1') throw new Error(`no test data at ${data}`);
+const needsData = haveData ? {} : { skip: `DID NOT RUN: no test data at ${data} (set TESSERA_DATA)` };
+if (!haveData) console.error(`\n*** ${needsData.skip} ***\n`);
+
+const pair = 'rctd_visium_hippocampus/derived';
+const RUN_TIMEOUT = 300_000;
+// WebGPU on SwiftShader costs ~0.3-0.6 s per epoch, so the page runs are
+// short; the command line runs the same number for the comparison.
+const EPOCHS = 30;
+let server, browser, context, base;
+const consoleLines = [];
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(root, 'dist/index.html')), 'dist/ missing: run trunk build first');
+  assert.ok(fs.existsSync(bin), `the native CLI is missing at ${bin} (cargo build --features cli)`);
+  server = await serve(path.join(root, 'dist'), haveData ? { '/data/': data } : {});
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
+      // Without these, headless Chromium on SwiftShader composites no canvas
+      // at all once the page holds a WebGPU canvas context.
+      '--use-angle=swiftshader', '--enable-features=Vulkan', '--use-vulkan=swiftshader'],
+  });
+  context = await browser.newContext({ viewport: { width: 1200, height: 1600 }, acceptDownloads: true });
+});
+
+after(async () => {
+  fs.writeFileSync(path.join(artifacts, 'workbench-console.log'), consoleLines.join('\n'));
+  await browser?.close();
+  server?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function open(url = base) {
+  const page = await context.newPage();
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  await page.getByTestId('run-button').waitFor({ state: 'attached', timeout: 60_000 });
+  return page;
+}
+
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `workbench-${name}.png`), fullPage: true });
+
+/// Lit pixels of the result canvas, from a screenshot (a WebGPU canvas
+/// cannot be read back from script once presented).
+async function litPixels(page) {
+  const png = PNG.sync.read(await page.getByTestId('result-canvas').screenshot());
+  let lit = 0;
+  for (let i = 0; i < png.data.length; i += 4) {
+    if (png.data[i] + png.data[i + 1] + png.data[i + 2] > 3 * 0x11 + 30) lit++;
+  }
+  return { lit, png };
+}
+
+async function waitResult(page, timeout = RUN_TIMEOUT) {
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid=result-summary]');
+    const busy = document.querySelector('[data-testid=progress]');
+    return s && s.textContent.length > 0 && !busy;
+  }, null, { timeout });
+}
+
+async function download(page, testid, name) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId(testid).click()]);
+  const file = path.join(tmp, name);
+  await dl.saveAs(file);
+  return file;
+}
+
+function parseCsv(text) {
+  const lines = text.trim().split('\n');
+  const head = lines[0].split(',').slice(1);
+  const rows = new Map(lines.slice(1).map((l) => { const f = l.split(','); return [f[0], f.slice(1).map(Number)]; }));
+  return { head, rows };
+}
+
+function assertCsvClose(gotFile, wantFile, tol) {
+  const got = parseCsv(fs.readFileSync(gotFile, 'utf8'));
+  const want = parseCsv(fs.readFileSync(wantFile, 'utf8'));
+  assert.deepEqual(got.head, want.head, 'same cell types in the same order');
+  assert.equal(got.rows.size, want.rows.size, 'same spots');
+  let worst = 0;
+  for (const [spot, w] of want.rows) {
+    const g = got.rows.get(spot);
+    assert.ok(g, `spot ${spot} missing from the page's table`);
+    w.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - g[j])); });
+  }
+  assert.ok(worst <= tol, `largest difference ${worst} > ${tol}`);
+  return worst;
+}
+
+function cli(sc, sp, out) {
+  const t0 = Date.now();
+  execFileSync(bin, ['tangram', '--sc', sc, '--sp', sp, '--mode', 'clusters', '--cluster-label', 'cell_type',
+    '--seed', '42', '--epochs', String(EPOCHS), '--device', 'cpu', '--out', out], { stdio: 'pipe' });
+  console.log(`command line (${path.basename(bin)}, CPU): ${((Date.now() - t0) / 1e3).toFixed(1)} s including reading`);
+  return path.join(out, 'tangram_ct_pred.csv');
+}
+
+async function setEpochs(page, n) {
+  await page.getByTestId('epochs-input').fill(String(n));
+  await page.getByTestId('epochs-input').dispatchEvent('change');
+}
+
+async function runClusters(page, epochs = EPOCHS) {
+  await setEpochs(page, epochs);
+  await page.getByTestId('mode-select').selectOption('clusters');
+  await page.getByTestId('label-select').selectOption('cell_type');
+  await page.getByTestId('seed-input').fill('42');
+  await page.getByTestId('seed-input').dispatchEvent('change');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=run-button]').disabled, null, { timeout: 30_000 });
+  await page.getByTestId('run-button').click();
+}
+
+let realPage, realCsv;
+
+test('Tangram on a real pair in the page matches the command line', needsData, async () => {
+  const page = realPage = await open();
+  await page.getByTestId('file-input').setInputFiles([path.join(data, pair, 'reference.h5ad'), path.join(data, pair, 'spatial.h5ad')]);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await runClusters(page);
+  await page.getByTestId('progress').waitFor({ timeout: 60_000 });
+  await page.waitForFunction(() => /epoch \d+ of 30/.test(document.querySelector('[data-testid=progress-text]')?.textContent || ''), null, { timeout: 120_000 });
+  await shot(page, '1-running');
+  await waitResult(page);
+  await shot(page, '2-result');
+  console.log(`page: ${await page.getByTestId('result-summary').textContent()}`);
+  assert.equal(await page.getByTestId('error').count(), 0);
+  const { lit } = await litPixels(page);
+  assert.ok(lit > 2000, `the spatial plot is drawn (${lit} lit pixels)`);
+  assert.match(await page.getByTestId('renderer').textContent(), /WebGPU/);
+  assert.match(await page.getByTestId('result-summary').textContent(), /313 points/);
+
+  realCsv = await download(page, 'download-csv', 'page_ct_pred.csv');
+  const want = cli(path.join(data, pair, 'reference.h5ad'), path.join(data, pair, 'spatial.h5ad'), path.join(tmp, 'cli_real'));
+  const worst = assertCsvClose(realCsv, want, 1e-3);
+  console.log(`real pair: page vs CLI tangram_ct_pred max |diff| ${worst.toExponential(2)}`);
+  const h5ad = fs.readFileSync(await download(page, 'download-h5ad', 'sp_mapped.h5ad'));
+  assert.equal(h5ad.subarray(0, 8).toString('latin1'), '\x89HDF\r\n\x1a\n', 'sp_mapped.h5ad is an HDF5 file');
+});
+
+test('the results bundle reopens to the same view after a reload', needsData, async () => {
+  const page = realPage;
+  // A view of its own: one cell type, another vmax, zoomed in.
+  const types = await page.getByTestId('color-select').locator('option').allTextContents();
+  const type = types[2];
+  await page.getByTestId('color-select').selectOption(type);
+  await page.getByTestId('vmax-input').fill('95');
+  await page.getByTestId('vmax-input').dispatchEvent('change');
+  await page.getByTestId('result-canvas').hover({ position: { x: 320, y: 320 } });
+  await page.mouse.wheel(0, -300);
+  await page.waitForTimeout(300);
+  const legend = await page.getByTestId('legend').textContent();
+  assert.match(legend, new RegExp(`${type}: 0 \\(dark\\) to .* p95`));
+  const before = (await litPixels(page)).png;
+  const link = await page.getByTestId('share-link').inputValue();
+  await shot(page, '3-own-view');
+  const bundle = await download(page, 'download-bundle', 'tessera_results.zip');
+
+  await page.reload();
+  await page.getByTestId('file-input').setInputFiles(bundle);
+  await waitResult(page, 60_000);
+  assert.equal(await page.getByTestId('legend').textContent(), legend);
+  assert.equal(await page.getByTestId('color-select').inputValue(), type);
+  assert.equal(await page.getByTestId('share-link').inputValue(), link);
+  assert.match(await page.getByTestId('result-summary').textContent(), /opened from a results bundle/);
+  const after = (await litPixels(page)).png;
+  let differ = 0;
+  for (let i = 0; i < after.data.length; i++) if (after.data[i] !== before.data[i]) differ++;
+  assert.ok(differ / after.data.length < 0.01, `the reopened plot differs in ${differ} channel values`);
+  const csv = await download(page, 'download-csv', 'bundle_ct_pred.csv');
+  assert.equal(fs.readFileSync(csv, 'utf8'), fs.readFileSync(realCsv, 'utf8'), 'the bundle carries the same table');
+  await shot(page, '4-bundle-reopened');
+});
+
+test('a run on public URLs reopens from its share link in a new page', needsData, async () => {
+  const page = await open();
+  for (const f of ['reference.h5ad', 'spatial.h5ad']) {
+    await page.getByTestId('url-input').fill(`${base}data/${pair}/${f}`);
+    await page.getByTestId('url-button').click();
+    await page.waitForFunction(() => !document.querySelector('[data-testid=busy]'), null, { timeout: 60_000 });
+  }
+  assert.equal(await page.getByTestId('dataset-card').count(), 2);
+  await runClusters(page);
+  await waitResult(page);
+  await page.getByTestId('color-select').selectOption({ index: 3 });
+  const legend = await page.getByTestId('legend').textContent();
+  const link = await page.getByTestId('share-link').inputValue();
+  assert.match(link, /#link=[A-Za-z0-9_-]+$/);
+  const csv = await download(page, 'download-csv', 'url_ct_pred.csv');
+  assert.equal(fs.readFileSync(csv, 'utf8'), fs.readFileSync(realCsv, 'utf8'), 'URL inputs give the dropped files\' result');
+
+  const other = await open(link);
+  await waitResult(other);
+  assert.equal(await other.getByTestId('legend').textContent(), legend);
+  assert.equal(await other.getByTestId('share-link').inputValue(), link);
+  const again = await download(other, 'download-csv', 'link_ct_pred.csv');
+  assert.equal(fs.readFileSync(again, 'utf8'), fs.readFileSync(csv, 'utf8'), 'the link re-runs with the same seed');
+  await shot(other, '5-share-link');
+  await other.close();
+  await page.close();
+});
+
+test('the demo pair runs in the page and matches the command line; its link replays it', async () => {
+  const page = await open();
+  await page.getByTestId('demo-button').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await runClusters(page);
+  await waitResult(page);
+  const { lit } = await litPixels(page);
+  assert.ok(lit > 2000, `the demo plot is drawn (${lit} lit pixels)`);
+  await shot(page, '6-demo-result');
+  const csv = await download(page, 'download-csv', 'demo_ct_pred.csv');
+  const demo = path.join(tmp, 'demo');
+  execFileSync(bin, ['demo', '--out', demo], { stdio: 'pipe' });
+  const want = cli(path.join(demo, 'demo_reference.h5ad'), path.join(demo, 'demo_spatial.h5ad'), path.join(tmp, 'cli_demo'));
+  const worst = assertCsvClose(csv, want, 1e-3);
+  console.log(`demo pair: page vs CLI tangram_ct_pred max |diff| ${worst.toExponential(2)}`);
+
+  const link = await page.getByTestId('share-link').inputValue();
+  const other = await open(link);
+  await waitResult(other);
+  assert.equal(await other.getByTestId('legend').textContent(), await page.getByTestId('legend').textContent());
+  await other.close();
+  await page.close();
+});
+
+test('Stop ends a run and the next run starts', async () => {
+  const page = await open();
+  await page.getByTestId('demo-button').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await runClusters(page, 100000);
+  await page.waitForFunction(() => /epoch [1-9]\d* of 100000/.test(document.querySelector('[data-testid=progress-text]')?.textContent || ''), null, { timeout: 120_000 });
+  await shot(page, '7-before-stop');
+  await page.getByTestId('stop-button').click();
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 10_000 });
+  assert.match(await page.getByTestId('notice').textContent(), /Run stopped/);
+  assert.equal(await page.getByTestId('run-button').isDisabled(), false);
+  await setEpochs(page, 20);
+  await page.getByTestId('run-button').click();
+  await waitResult(page);
+  assert.match(await page.getByTestId('result-summary').textContent(), /900 points/);
+  await shot(page, '8-after-stop');
+  await page.close();
+});
+
+test('a malformed link and a corrupt bundle give visible errors, and the page stays usable', async () => {
+  const page = await open(`${base}#link=this-is-not-a-link`);
+  const err = page.getByTestId('error');
+  await err.waitFor({ timeout: 30_000 });
+  assert.match(await err.textContent(), /This share link could not be opened/);
+  await shot(page, '9-bad-link');
+  await page.getByTestId('file-input').setInputFiles({ name: 'results.zip', mimeType: 'application/zip', buffer: Buffer.from('PK\x03\x04 truncated') });
+  await page.waitForFunction(() => /results\.zip/.test(document.querySelector('[data-testid=error]')?.textContent || ''), null, { timeout: 30_000 });
+  await page.getByTestId('demo-button').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  assert.equal(await page.getByTestId('error').count(), 0);
+  await page.close();
+  assert.ok(!consoleLines.some((l) => l.startsWith('pageerror')), consoleLines.filter((l) => l.startsWith('pageerror')).join('\n'));
+});

@@ -63,8 +63,10 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
             p = os.path.join(d, f)
             z.write(p, os.path.join("scanpy_visium_test", os.path.relpath(p, src)))
 PY
+# The workbench test compares the page with the CLI the native tests built.
 step "browser end-to-end (headless chromium)" env TESSERA_VISIUM_ZIP="$tmp/scanpy_visium_test.zip" \
-  node --test tests/e2e/cards.test.mjs
+  TESSERA_BIN="$ROOT/target/debug/tessera" \
+  node --test --test-concurrency=1 tests/e2e/cards.test.mjs tests/e2e/workbench.test.mjs
 say "screenshots: tests/e2e/artifacts/"
 
 step "fuzz (${FUZZ_SECONDS}s per reader)" bash core/fuzz/run.sh "$FUZZ_SECONDS"

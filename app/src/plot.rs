@@ -20,9 +20,16 @@ pub struct Camera {
     pub radius_px: f64,
 }
 
-impl Camera {
-    /// Fits the points' bounding box into a `w` x `h` canvas at `zoom`.
-    pub fn fit(xy: &[f32], w: f64, h: f64, zoom: f64, center: Option<[f64; 2]>) -> Camera {
+/// The extent of a point set and its typical spacing, measured once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub min: [f64; 2],
+    pub span: f64,
+    pub spacing: f64,
+}
+
+impl Extent {
+    pub fn of(xy: &[f32]) -> Extent {
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         for p in xy.chunks(2) {
             if p[0].is_finite() && p[1].is_finite() {
@@ -36,13 +43,27 @@ impl Camera {
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
         let span = (x1 - x0).max(y1 - y0).max(1e-9);
-        let n = (xy.len() / 2).max(1) as f64;
-        let fit = (w.min(h) - 24.0) / span;
+        let mut e = Extent {
+            min: [x0, y0],
+            span,
+            spacing: span,
+        };
+        e.spacing = spacing(xy, e.min, span);
+        // The centre of the box, kept in `min + span/2` form below.
+        e.min = [x0 - (span - (x1 - x0)) / 2.0, y0 - (span - (y1 - y0)) / 2.0];
+        e
+    }
+}
+
+impl Camera {
+    /// Fits the extent into a `w` x `h` canvas at `zoom`.
+    pub fn fit(e: &Extent, w: f64, h: f64, zoom: f64, center: Option<[f64; 2]>) -> Camera {
+        let ppu = (w.min(h) - 24.0) / e.span * zoom;
         Camera {
-            center: center.unwrap_or([(x0 + x1) / 2.0, (y0 + y1) / 2.0]),
-            pixels_per_unit: fit * zoom,
-            // Points of an evenly filled square touch at about this size.
-            radius_px: ((w.min(h) - 24.0) / n.sqrt() * 0.5 * zoom).clamp(0.75, 40.0),
+            center: center.unwrap_or([e.min[0] + e.span / 2.0, e.min[1] + e.span / 2.0]),
+            pixels_per_unit: ppu,
+            // Neighbouring spots nearly touch, as in a Visium plot.
+            radius_px: (0.45 * e.spacing * ppu).clamp(0.75, 60.0),
         }
     }
 
@@ -53,6 +74,59 @@ impl Camera {
             self.center[1] + (py - h / 2.0) / self.pixels_per_unit,
         ]
     }
+}
+
+/// The median distance from a point to its nearest neighbour, from up to
+/// 2,000 points looked up in a uniform grid.
+pub fn spacing(xy: &[f32], origin: [f64; 2], span: f64) -> f64 {
+    let n = xy.len() / 2;
+    if n < 2 {
+        return span;
+    }
+    let side = ((n as f64).sqrt().ceil() as usize).clamp(1, 2048);
+    let cell = span / side as f64 * (1.0 + 1e-9);
+    let at = |v: f32, o: f64| (((v as f64 - o) / cell).floor().max(0.0) as usize).min(side - 1);
+    let mut grid: Vec<Vec<u32>> = vec![Vec::new(); side * side];
+    for (i, p) in xy.chunks(2).enumerate() {
+        if p[0].is_finite() && p[1].is_finite() {
+            grid[at(p[1], origin[1]) * side + at(p[0], origin[0])].push(i as u32);
+        }
+    }
+    let step = n.div_ceil(2000).max(1);
+    let mut dists = Vec::new();
+    for i in (0..n).step_by(step) {
+        let p = &xy[2 * i..2 * i + 2];
+        if !(p[0].is_finite() && p[1].is_finite()) {
+            continue;
+        }
+        let (cx, cy) = (at(p[0], origin[0]), at(p[1], origin[1]));
+        let mut best = f64::MAX;
+        // Widen the ring until a neighbour is found and no nearer one can hide.
+        for r in 1..side {
+            for gy in cy.saturating_sub(r)..=(cy + r).min(side - 1) {
+                for gx in cx.saturating_sub(r)..=(cx + r).min(side - 1) {
+                    for &j in &grid[gy * side + gx] {
+                        if j as usize != i {
+                            let q = &xy[2 * j as usize..2 * j as usize + 2];
+                            let d = ((q[0] - p[0]) as f64).hypot((q[1] - p[1]) as f64);
+                            best = best.min(d);
+                        }
+                    }
+                }
+            }
+            if best <= (r as f64) * cell {
+                break;
+            }
+        }
+        if best < f64::MAX && best > 0.0 {
+            dists.push(best);
+        }
+    }
+    if dists.is_empty() {
+        return span / (n as f64).sqrt();
+    }
+    dists.sort_by(f64::total_cmp);
+    dists[dists.len() / 2]
 }
 
 /// The index of the point nearest to a data position, within `max_dist`.

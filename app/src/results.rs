@@ -24,6 +24,7 @@ pub struct ResultView {
     pub key: u32,
     pub meta: ResultMeta,
     pub xy: Vec<f32>,
+    pub extent: plot::Extent,
     pub names: Vec<String>,
     /// Columns (cell types) and points x columns values.
     pub columns: Vec<String>,
@@ -52,9 +53,11 @@ impl ResultView {
             .iter()
             .map(|(n, i)| (n.clone(), object_url(&buffer_bytes(buffers, *i), mime(n))))
             .collect();
+        let xy = f32s(meta.xy_buffer);
         ResultView {
             key,
-            xy: f32s(meta.xy_buffer),
+            extent: plot::Extent::of(&xy),
+            xy,
             names,
             columns,
             values,
@@ -196,7 +199,7 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
     let uploaded = StoredValue::new_local(None::<(u32, Option<String>, u64)>);
 
     let camera = move |r: &ResultView, v: &View| {
-        Camera::fit(&r.xy, CANVAS as f64, CANVAS as f64, v.zoom, v.center)
+        Camera::fit(&r.extent, CANVAS as f64, CANVAS as f64, v.zoom, v.center)
     };
     let redraw = move || {
         let (Some(r), v) = (state.result.get_untracked(), state.view.get_untracked()) else {

@@ -25,8 +25,8 @@
 //!
 //! Cells are processed in row blocks small enough for the device's largest
 //! buffer, so a map larger than one binding (WebGPU: 128 MiB–1 GiB) still fits.
-//! Every epoch's loss terms are added into a device-side history, read at
-//! each progress report (a hundred per fit) and once at the end.
+//! Every epoch's loss terms are added into a device-side history; each
+//! progress report reads that epoch's row, and the end reads it all.
 
 use crate::compute::{AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
 
@@ -285,7 +285,10 @@ pub async fn fit<D: Device>(
         }
     };
 
-    let report_every = (hp.num_epochs / 100).max(1);
+    // A report every 1% of the fit, and at least every 10 epochs so a long
+    // fit in a slow browser still shows it is alive.
+    let report_every = (hp.num_epochs / 100).clamp(1, 10);
+    let last_row = dev.zeros(SLOTS);
     for t in 0..hp.num_epochs {
         forward(&blocks);
         let [fsum, inv_f, qd, cnt, sg, cg, ent_row, ent_sum] = &scalars;
@@ -426,9 +429,18 @@ pub async fn fit<D: Device>(
         if (t + 1) % report_every == 0 || t + 1 == hp.num_epochs {
             // Reading the history waits for the queue, which keeps it short
             // and the progress honest, and lets a browser worker breathe.
-            let raw = dev.read(&hist).await;
-            let total = history(&raw, pb, hp, density).total_loss[t];
-            progress(t + 1, hp.num_epochs, total);
+            let at: Vec<u32> = (0..SLOTS).map(|j| (t * SLOTS + j) as u32).collect();
+            dev.gather(&hist, &dev.upload_index(&at), &last_row);
+            let row = dev.read(&last_row).await;
+            let one = Hyper {
+                num_epochs: 1,
+                ..*hp
+            };
+            progress(
+                t + 1,
+                hp.num_epochs,
+                history(&row, pb, &one, density).total_loss[0],
+            );
         }
     }
 

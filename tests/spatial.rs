@@ -539,3 +539,56 @@ fn mibi_library_shuffles_match_squidpy() {
         1e-9,
     );
 }
+
+/// The browser's one-call run (graph, enrichment, centrality, files) gives
+/// squidpy's counts and the same z-scores as the separate calls, and its
+/// results bundle reads back whole.
+#[test]
+fn nhood_run_for_the_page_matches_squidpy_and_round_trips() {
+    let Some(data) = common::data_dir("nhood_run_for_the_page") else {
+        return;
+    };
+    let set = &SETS[0];
+    let ds = io::read(
+        FileSet::from_path(&data.join(set.file)).unwrap(),
+        &TableOptions::default(),
+    )
+    .unwrap()
+    .dataset;
+    let p = tessera_core::share::NhoodParams {
+        cluster_key: set.labels.into(),
+        ..Default::default()
+    };
+    let mut ticks = 0;
+    let r = tessera_core::spatial::export::nhood_results(
+        "seqfish",
+        &ds,
+        &p,
+        serde_json::Value::Null,
+        |_| ticks += 1,
+    )
+    .unwrap();
+    assert!(ticks > 0);
+    let dir = data.join("ref/squidpy").join(set.name);
+    let (_, _, count) = table(&dir.join("knn6_nhood_enrichment_count.csv"));
+    assert_eq!(r.matrices[1].values, count.concat(), "neighbour counts");
+    let l = load(&data, set);
+    let g = graph::build(&l.coords, None, &Options::default()).unwrap();
+    let e = nhood::enrichment(&g, &l.labels, None, 1000, 0, |_| {}).unwrap();
+    assert_eq!(r.matrices[0].values, e.zscore);
+    assert_eq!(r.layers[0].columns, l.labels.categories);
+    assert_eq!(r.n_points(), ds.n_obs());
+    let csv = String::from_utf8(r.file("nhood_enrichment_zscore.csv").unwrap().to_vec()).unwrap();
+    assert_eq!(csv, tessera_core::spatial::square_csv(&l.labels.categories, &e.zscore));
+    let bytes = tessera_core::bundle::write(&r).unwrap();
+    assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
+    // A missing cluster key names the columns there are.
+    let bad = tessera_core::share::NhoodParams {
+        cluster_key: "nope".into(),
+        ..Default::default()
+    };
+    let err = tessera_core::spatial::export::nhood_results("seqfish", &ds, &bad, serde_json::Value::Null, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("obs/nope") && err.contains(set.labels), "{err}");
+}

@@ -60,6 +60,15 @@ pub struct CurveMeta {
     pub values: Vec<f64>,
 }
 
+/// A heatmap's table (small: sent inline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatrixMeta {
+    pub name: String,
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    pub values: Vec<f64>,
+}
+
 /// A finished run or an opened bundle: what the results panel shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultMeta {
@@ -75,6 +84,7 @@ pub struct ResultMeta {
     pub names_buffer: usize,
     pub layers: Vec<LayerMeta>,
     pub curves: Vec<CurveMeta>,
+    pub matrices: Vec<MatrixMeta>,
     /// Downloadable files: (name, buffer).
     pub files: Vec<(String, usize)>,
     /// The results bundle (.zip).

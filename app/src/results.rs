@@ -12,7 +12,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, Url};
 
 use crate::plot::{self, Camera, Renderer};
-use crate::protocol::{Request, ResultMeta};
+use crate::protocol::{MatrixMeta, Request, ResultMeta};
 use crate::run::LossCurve;
 use crate::ui::{buffer_bytes, request, SharedBridge, State};
 use tessera_core::share::{Link, Run, View, VERSION};
@@ -317,22 +317,19 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
             .map(|c| view! { <option value=c.clone()>{c.clone()}</option> })
             .collect_view()
     };
-    let file_url = move |name: &'static str| {
+    // The main table and AnnData get the stable test hooks; the rest follow.
+    let main_file = move |ext: &'static str| {
         result()
-            .and_then(|r| {
-                r.files
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, u)| u.clone())
-            })
+            .and_then(|r| r.files.iter().find(|(n, _)| n.ends_with(ext)).cloned())
             .unwrap_or_default()
     };
     let other_files = move || {
+        let (csv, h5ad) = (main_file(".csv").0, main_file(".h5ad").0);
         result()
             .map(|r| r.files.clone())
             .unwrap_or_default()
             .into_iter()
-            .filter(|(n, _)| n != "tangram_ct_pred.csv" && n != "sp_mapped.h5ad")
+            .filter(move |(n, _)| *n != csv && *n != h5ad)
             .map(|(n, u)| view! { <a class="button secondary" href=u download=n.clone()>{n.clone()}</a> })
             .collect_view()
     };
@@ -378,7 +375,7 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
             })
             .unwrap_or_default()
     };
-    let curve = Signal::derive(move || {
+    let curve: Signal<Vec<(usize, f64)>> = Signal::derive(move || {
         result()
             .and_then(|r| r.meta.curves.first().cloned())
             .map(|c| {
@@ -435,13 +432,24 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
                             } />
                     </label>
                     <button class="button secondary" on:click=move |_| state.view.update(|v| { v.zoom = 1.0; v.center = None; })>"Reset view"</button>
-                    <h3>"Loss per epoch"</h3>
-                    <LossCurve points=curve/>
-                    <p class="format">{final_score}</p>
+                    <Show when=move || !curve.get().is_empty()>
+                        <h3>"Loss per epoch"</h3>
+                        <LossCurve points=curve/>
+                        <p class="format">{final_score}</p>
+                    </Show>
+                    <Show when=move || state.view.get().color.is_none()>
+                        <ul class="swatches" data-testid="swatches">
+                            {move || result().map(|r| r.columns.clone()).unwrap_or_default().into_iter().enumerate().map(|(i, c)| {
+                                let [r, g, b, _] = plot::category(i);
+                                let style = format!("background: rgb({r},{g},{b})");
+                                view! { <li><span class="swatch" style=style></span>{c}</li> }
+                            }).collect_view()}
+                        </ul>
+                    </Show>
                     <h3>"Take away"</h3>
                     <div class="downloads">
-                        <a class="button" data-testid="download-csv" href=move || file_url("tangram_ct_pred.csv") download="tangram_ct_pred.csv">"tangram_ct_pred.csv"</a>
-                        <a class="button" data-testid="download-h5ad" href=move || file_url("sp_mapped.h5ad") download="sp_mapped.h5ad">"sp_mapped.h5ad"</a>
+                        <a class="button" data-testid="download-csv" href=move || main_file(".csv").1 download=move || main_file(".csv").0>{move || main_file(".csv").0}</a>
+                        <a class="button" data-testid="download-h5ad" href=move || main_file(".h5ad").1 download=move || main_file(".h5ad").0>{move || main_file(".h5ad").0}</a>
                         <button class="button" data-testid="download-bundle" on:click=bundle>"Results bundle (.zip)"</button>
                         <button class="button secondary" data-testid="download-png" on:click=png>"PNG of the plot"</button>
                         {other_files}
@@ -451,9 +459,93 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
                     <small>"The link holds the parameters and this view; the demo and public URLs re-run on open, local files must be opened again."</small>
                 </div>
             </div>
+            <For each=move || result().map(|r| r.meta.matrices.clone()).unwrap_or_default() key=|m| m.name.clone() let:m>
+                <Heatmap m=m/>
+            </For>
         </section>
     }
 }
+
+/// A table as a heatmap: diverging around 0 for z-scores (blue to red, as
+/// squidpy's `nhood_enrichment` plot), viridis otherwise.
+#[component]
+fn Heatmap(m: MatrixMeta) -> impl IntoView {
+    let (nr, nc) = (m.rows.len(), m.cols.len());
+    let cell = 28.0;
+    let longest = |v: &[String]| v.iter().map(|r| r.chars().count()).max().unwrap_or(4) as f64;
+    let label_w = 7.5 * longest(&m.rows) + 10.0;
+    let label_h = 5.5 * longest(&m.cols) + 14.0;
+    let finite: Vec<f64> = m.values.iter().copied().filter(|v| v.is_finite()).collect();
+    let lim = finite.iter().fold(0f64, |a, v| a.max(v.abs())).max(1e-12);
+    let diverging = finite.iter().any(|&v| v < 0.0);
+    let colour = move |v: f64| -> String {
+        if !v.is_finite() {
+            return "#ddd".into();
+        }
+        if diverging {
+            let t = (v / lim).clamp(-1.0, 1.0);
+            let (r, g, b) = if t >= 0.0 {
+                (255.0, 255.0 * (1.0 - t * 0.85), 255.0 * (1.0 - t * 0.9))
+            } else {
+                (255.0 * (1.0 + t * 0.9), 255.0 * (1.0 + t * 0.7), 255.0)
+            };
+            format!("rgb({r:.0},{g:.0},{b:.0})")
+        } else {
+            let c = plot::viridis((v / lim) as f32);
+            format!("rgb({},{},{})", c[0], c[1], c[2])
+        }
+    };
+    let (w, h) = (
+        // Room on the right for the last rotated column labels.
+        label_w + cell * nc as f64 + label_h,
+        label_h + cell * nr as f64 + 4.0,
+    );
+    let cells = (0..nr)
+        .flat_map(|i| (0..nc).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            let v = m.values[i * nc + j];
+            let title = format!("{} × {}: {v:.3}", m.rows[i], m.cols[j]);
+            view! {
+                <rect x=label_w + cell * j as f64 y=label_h + cell * i as f64 width=cell - 1.0 height=cell - 1.0 fill=colour(v)>
+                    <title>{title}</title>
+                </rect>
+            }
+        })
+        .collect_view();
+    let rows = m
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            view! {
+                <text x=label_w - 4.0 y=label_h + cell * (i as f64 + 0.65) text-anchor="end" font-size="12">{r.clone()}</text>
+            }
+        })
+        .collect_view();
+    let cols = m
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let (x, y) = (label_w + cell * (j as f64 + 0.6), label_h - 4.0);
+            view! {
+                <text x=x y=y transform=format!("rotate(-45 {x} {y})") font-size="12">{c.clone()}</text>
+            }
+        })
+        .collect_view();
+    let caption = if diverging {
+        format!("{}: blue below 0, red above (±{lim:.1})", m.name)
+    } else {
+        format!("{}: 0 to {lim:.0}", m.name)
+    };
+    view! {
+        <figure class="heatmap" data-testid="heatmap">
+            <svg width=w height=h viewBox=format!("0 0 {w} {h}")>{rows}{cols}{cells}</svg>
+            <figcaption>{caption}</figcaption>
+        </figure>
+    }
+}
+
 
 /// A WebGPU canvas keeps its pixels only for the task that drew them, so a
 /// PNG is taken right after a fresh draw.

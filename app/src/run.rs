@@ -10,7 +10,7 @@ use web_sys::File;
 use crate::protocol::Request;
 use crate::ui::{request, CardView, SharedBridge, State};
 use tessera_core::models::tangram::{fit::bytes_needed, Mode};
-use tessera_core::share::{DeviceChoice, Inputs, Params, Run, Source, TangramParams};
+use tessera_core::share::{DeviceChoice, Inputs, NhoodParams, Params, Run, Source, TangramParams};
 
 /// What a browser tab may allocate for one run (WebGPU reports no memory).
 const TAB_BUDGET: u64 = 2 << 30;
@@ -42,7 +42,8 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
             _ => vec![],
         }
     };
-    let (sc, sp) = (pick(&run.inputs.sc), pick(&run.inputs.sp));
+    let sc = run.inputs.sc.as_ref().map(pick).unwrap_or_default();
+    let sp = pick(&run.inputs.sp);
     state.run_error.set(None);
     state.notice.set(None);
     state.running.set(Some(Running {
@@ -67,6 +68,37 @@ fn categorical_columns(card: &CardView) -> Vec<(String, usize)> {
         .iter()
         .filter_map(|c| c.n_categories.map(|n| (c.name.clone(), n)))
         .collect()
+}
+
+fn guess_label(cols: &[(String, usize)]) -> Option<String> {
+    ["cell_type", "celltype", "cell_types", "cluster", "annotation", "subclass", "phenotype"]
+        .iter()
+        .find_map(|g| cols.iter().find(|(c, _)| c.eq_ignore_ascii_case(g)))
+        .or(cols.first())
+        .map(|(c, _)| c.clone())
+}
+
+fn check_nhood(p: &NhoodParams, sp: Option<&CardView>) -> Result<String, String> {
+    let Some(sp) = sp else {
+        return Err("Open a dataset with spatial coordinates and cell-type labels first.".into());
+    };
+    let s = &sp.card.summary;
+    if s.spatial.is_none() {
+        return Err(format!("{}: no spatial coordinates", s.source));
+    }
+    p.graph_options()?;
+    let k = categorical_columns(sp)
+        .into_iter()
+        .find(|(c, _)| *c == p.cluster_key)
+        .map(|(_, n)| n)
+        .ok_or_else(|| format!("{}: obs has no categorical column '{}'", s.source, p.cluster_key))?;
+    if k < 2 {
+        return Err(format!("'{}' has {k} category; at least 2 are needed", p.cluster_key));
+    }
+    Ok(format!(
+        "{} cells, {k} cell types, {} graph, {} permutations",
+        s.n_obs, p.graph, p.n_perms
+    ))
 }
 
 fn fmt_bytes(b: u64) -> String {
@@ -152,10 +184,20 @@ pub fn AnalysisPanel(
     let sc_key = RwSignal::new(None::<u32>);
     let sp_key = RwSignal::new(None::<u32>);
     let device = RwSignal::new(DeviceChoice::Webgpu);
+    let analysis = RwSignal::new("tangram".to_string());
+    let nparams = RwSignal::new(NhoodParams::default());
     Effect::new(move |_| {
-        if let Some((Params::Tangram(p), d)) = link_params.get() {
-            params.set(p);
-            device.set(d);
+        match link_params.get() {
+            Some((Params::Tangram(p), d)) => {
+                analysis.set("tangram".into());
+                params.set(p);
+                device.set(d);
+            }
+            Some((Params::Nhood(p), _)) => {
+                analysis.set("nhood".into());
+                nparams.set(p);
+            }
+            None => {}
         }
     });
     // Defaults: the newest dataset with coordinates is the spatial side, the
@@ -192,30 +234,41 @@ pub fn AnalysisPanel(
         let p = params.get_untracked();
         let has = |n: &Option<String>| n.as_ref().is_some_and(|n| cols.iter().any(|(c, _)| c == n));
         if !has(&p.cluster_label) {
-            let guess = [
-                "cell_type",
-                "celltype",
-                "cell_types",
-                "cluster",
-                "annotation",
-                "subclass",
-            ]
-            .iter()
-            .find_map(|g| cols.iter().find(|(c, _)| c.eq_ignore_ascii_case(g)))
-            .or(cols.first())
-            .map(|(c, _)| c.clone());
+            let guess = guess_label(&cols);
             params.update(|p| p.cluster_label = guess);
         }
     });
-    let checked =
-        Memo::new(move |_| check(&params.get(), card(sc_key).as_ref(), card(sp_key).as_ref()));
+    Effect::new(move |_| {
+        let Some(sp) = card(sp_key) else { return };
+        let cols = categorical_columns(&sp);
+        if !cols.iter().any(|(c, _)| *c == nparams.get_untracked().cluster_key) {
+            let guess = guess_label(&cols);
+            nparams.update(|p| p.cluster_key = guess.unwrap_or_default());
+        }
+    });
+    let checked = Memo::new(move |_| {
+        if analysis.get() == "nhood" {
+            check_nhood(&nparams.get(), card(sp_key).as_ref())
+        } else {
+            check(&params.get(), card(sc_key).as_ref(), card(sp_key).as_ref())
+        }
+    });
     let run = move |_| {
-        let Ok(_) = checked.get_untracked() else {
+        let Ok(_) = checked.get_untracked() else { return };
+        if analysis.get_untracked() == "nhood" {
+            let Some(sp) = card(sp_key) else { return };
+            let run = Run {
+                params: Params::Nhood(nparams.get_untracked()),
+                inputs: Inputs {
+                    sc: None,
+                    sp: sp.source(),
+                },
+                device: DeviceChoice::Cpu,
+            };
+            bridge.with_value(|b| send_run(state, b, run));
             return;
-        };
-        let (Some(sc), Some(sp)) = (card(sc_key), card(sp_key)) else {
-            return;
-        };
+        }
+        let (Some(sc), Some(sp)) = (card(sc_key), card(sp_key)) else { return };
         let p = params.get_untracked();
         let run = Run {
             params: Params::Tangram(TangramParams {
@@ -223,7 +276,7 @@ pub fn AnalysisPanel(
                 ..p
             }),
             inputs: Inputs {
-                sc: sc.source(),
+                sc: Some(sc.source()),
                 sp: sp.source(),
             },
             device: device.get_untracked(),
@@ -282,13 +335,18 @@ pub fn AnalysisPanel(
             <div class="form">
                 <label>
                     <span>"Method"</span>
-                    <select data-testid="analysis-select">
-                        <option value="tangram" selected>"Tangram — map single cells onto space"</option>
+                    <select data-testid="analysis-select" prop:value=move || analysis.get()
+                        on:change=move |ev| analysis.set(event_target_value(&ev))>
+                        <option value="tangram">"Tangram — map single cells onto space"</option>
+                        <option value="nhood">"Neighbourhood enrichment — which cell types sit together (squidpy)"</option>
                         <option value="cell2location" disabled>"cell2location — command line for now (tessera cell2location)"</option>
-                        <option value="spatial" disabled>"Spatial statistics — command line for now (tessera spatial)"</option>
                         <option value="multiomics" disabled>"Transcript + protein factors — command line for now (tessera multiomics)"</option>
                     </select>
-                    <small>"Tangram (Biancalani et al. 2021) learns where each cell type of a single-cell reference sits in the tissue."</small>
+                    <small>{move || if analysis.get() == "nhood" {
+                        "squidpy's nhood_enrichment: neighbour counts between cell types against label permutations (z-scores), with centrality scores."
+                    } else {
+                        "Tangram (Biancalani et al. 2021) learns where each cell type of a single-cell reference sits in the tissue."
+                    }}</small>
                 </label>
                 <label>
                     <span>"Spatial data"</span>
@@ -297,6 +355,10 @@ pub fn AnalysisPanel(
                         {move || dataset_options(true)}
                     </select>
                 </label>
+                <Show when=move || analysis.get() == "nhood">
+                    <NhoodFields nparams=nparams sp=Signal::derive(move || card(sp_key))/>
+                </Show>
+                <Show when=move || analysis.get() == "tangram">
                 <label>
                     <span>"Single-cell reference"</span>
                     <select data-testid="sc-select" prop:value=move || sc_key.get().map(|k| k.to_string()).unwrap_or_default()
@@ -348,6 +410,7 @@ pub fn AnalysisPanel(
                     |p| p.learning_rate.to_string(), |p, v| p.learning_rate = v.trim().parse().unwrap_or(f32::NAN))}
                 {num_input("Seed", "Seed of the initial map; 42 starts where random_state=42 does.", "seed-input",
                     |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
+                </Show>
             </div>
             <p class=move || if checked.get().is_ok() { "check ok" } else { "check warn" } data-testid="run-check">
                 {move || match checked.get() { Ok(s) => s, Err(e) => e }}
@@ -437,5 +500,68 @@ pub fn LossCurve(points: Signal<Vec<(usize, f64)>>) -> impl IntoView {
         <svg class="loss" viewBox="0 0 320 100" data-testid="loss-curve" role="img" aria-label="loss per epoch">
             <path d=path fill="none" stroke="currentColor" stroke-width="1.5"/>
         </svg>
+    }
+}
+
+#[component]
+fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> impl IntoView {
+    let cols = move || sp.get().map(|c| categorical_columns(&c)).unwrap_or_default();
+    let options = move || {
+        cols()
+            .into_iter()
+            .map(|(c, n)| {
+                let label = format!("{c} ({n} categories)");
+                view! { <option value=c.clone()>{label}</option> }
+            })
+            .collect_view()
+    };
+    let num = move |label: &'static str, help: &'static str, testid: &'static str,
+                    get: fn(&NhoodParams) -> String, set: fn(&mut NhoodParams, &str)| {
+        view! {
+            <label title=help>
+                <span>{label}</span>
+                <input data-testid=testid prop:value=move || get(&nparams.get())
+                    on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| set(p, &v)); } />
+                <small>{help}</small>
+            </label>
+        }
+    };
+    view! {
+        <label>
+            <span>"Cell-type column"</span>
+            <select data-testid="cluster-key-select" prop:value=move || nparams.get().cluster_key
+                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.cluster_key = v); }>
+                {options}
+            </select>
+            <small>"cluster_key: the obs column whose categories are compared."</small>
+        </label>
+        <label>
+            <span>"Library (optional)"</span>
+            <select prop:value=move || nparams.get().library_key.unwrap_or_default()
+                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.library_key = (!v.is_empty()).then_some(v)); }>
+                <option value="">"none: one tissue"</option>
+                {options}
+            </select>
+            <small>"library_key: graphs and shuffles stay within each library (e.g. slide or FOV)."</small>
+        </label>
+        <label>
+            <span>"Neighbour graph"</span>
+            <select data-testid="graph-select" prop:value=move || nparams.get().graph
+                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.graph = v); }>
+                <option value="knn">"k nearest neighbours"</option>
+                <option value="delaunay">"Delaunay triangulation"</option>
+                <option value="radius">"radius"</option>
+                <option value="grid">"Visium grid"</option>
+            </select>
+            <small>"squidpy's spatial_neighbors: coord_type generic (knn, delaunay, radius) or grid."</small>
+        </label>
+        {num("n_neighs", "Neighbours per cell (knn) or per spot (grid); default 6.", "n-neighs-input",
+            |p| p.n_neighs.to_string(), |p, v| p.n_neighs = v.trim().parse().unwrap_or(0))}
+        {num("Radius", "Radius graph only, in coordinate units.", "radius-input",
+            |p| p.radius.map(|r| r.to_string()).unwrap_or_default(), |p, v| p.radius = v.trim().parse().ok())}
+        {num("Permutations", "n_perms (default 1000).", "n-perms-input",
+            |p| p.n_perms.to_string(), |p, v| p.n_perms = v.trim().parse().unwrap_or(0))}
+        {num("Seed", "seed of the label shuffles (numpy's stream, as squidpy).", "nhood-seed-input",
+            |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
     }
 }

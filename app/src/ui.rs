@@ -289,18 +289,26 @@ fn open_link(
         Ok(link) => {
             params.set(Some((link.run.params.clone(), link.run.device)));
             state.pending_view.set(Some(link.view.clone()));
-            if link.run.inputs.sc.is_public() && link.run.inputs.sp.is_public() {
+            let sources: Vec<&Source> = link
+                .run
+                .inputs
+                .sc
+                .iter()
+                .chain([&link.run.inputs.sp])
+                .collect();
+            if sources.iter().all(|s| s.is_public()) {
                 crate::run::send_run(state, bridge, link.run);
             } else {
-                let names = |s: &Source| match s {
-                    Source::Local { files } => files.join(", "),
-                    _ => String::new(),
-                };
+                let names: Vec<String> = sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        Source::Local { files } => Some(files.join(", ")),
+                        _ => None,
+                    })
+                    .collect();
                 state.notice.set(Some(format!(
-                    "This link was made from files on the sharer's computer ({}{}{}). Open the same files here, then press Run: the parameters are filled in.",
-                    names(&link.run.inputs.sc),
-                    if link.run.inputs.sc.is_public() || link.run.inputs.sp.is_public() { "" } else { "; " },
-                    names(&link.run.inputs.sp)
+                    "This link was made from files on the sharer's computer ({}). Open the same files here, then press Run: the parameters are filled in.",
+                    names.join("; ")
                 )));
             }
         }

@@ -12,13 +12,15 @@ use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded, TableOptions};
 use tessera_core::models::tangram::{self, Named};
 use tessera_core::share::{DeviceChoice, Params, Run, Source};
+use tessera_core::spatial::export;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, File, MessageEvent, Response};
 
 use crate::protocol::{
-    preview, Card, CurveMeta, LayerMeta, Outcome, PreviewMeta, Reply, Request, ResultMeta,
+    preview, Card, CurveMeta, LayerMeta, MatrixMeta, Outcome, PreviewMeta, Reply, Request,
+    ResultMeta,
 };
 
 /// Installs the message handler and tells the page the worker is ready.
@@ -301,6 +303,16 @@ fn result_meta_into(
                 values: c.values.clone(),
             })
             .collect(),
+        matrices: r
+            .matrices
+            .iter()
+            .map(|m| MatrixMeta {
+                name: m.name.clone(),
+                rows: m.rows.clone(),
+                cols: m.cols.clone(),
+                values: m.values.clone(),
+            })
+            .collect(),
         files,
         bundle_buffer,
         device,
@@ -372,11 +384,24 @@ async fn run_analysis(
         )
     };
     notify("reading the inputs", 0, 1, None);
-    let (sc_name, sc) = input(scope, &run.inputs.sc, "sc_files", data, true).await?;
     let (sp_name, sp) = input(scope, &run.inputs.sp, "sp_files", data, false).await?;
-    notify("opening the GPU", 0, 1, None);
-    let t0 = now_ms();
     let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
+    let t0 = now_ms();
+    if let Params::Nhood(p) = &run.params {
+        // Graph building and permutations are integer work: the CPU's.
+        let r = export::nhood_results(&sp_name, &sp, p, params, |done| {
+            notify("permutations", done, p.n_perms, None)
+        })
+        .map_err(|e| e.to_string())?;
+        return Ok((r, "CPU".into(), (now_ms() - t0) / 1e3));
+    }
+    let sc_source = run
+        .inputs
+        .sc
+        .as_ref()
+        .ok_or("this analysis needs a single-cell reference")?;
+    let (sc_name, sc) = input(scope, sc_source, "sc_files", data, true).await?;
+    notify("opening the GPU", 0, 1, None);
     let gpu = match run.device {
         DeviceChoice::Webgpu => Some(Gpu::new().await),
         DeviceChoice::Cpu => None,
@@ -427,6 +452,7 @@ async fn fit_on<D: Device>(
     notify: &dyn Fn(&str, usize, usize, Option<f64>),
 ) -> Result<Results, String> {
     match &run.params {
+        Params::Nhood(_) => Err("spatial statistics run on the CPU".into()),
         Params::Tangram(p) => {
             let opts = p.options()?;
             let m = tangram::map_cells_to_space(

@@ -9,6 +9,7 @@
 //! obs_names.csv            one header line, then n names
 //! layers/<i>.npy           n x columns float32 per layer (names in the manifest)
 //! curves/<i>.npy           float64 per curve
+//! matrices/<i>.npy         rows x cols float64 per heatmap
 //! files/<name>             tables and .h5ad, downloadable as they are
 //! ```
 
@@ -33,6 +34,16 @@ pub struct Layer {
     pub values: Vec<f32>,
 }
 
+/// A table shown as a heatmap (e.g. neighbourhood-enrichment z-scores).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub name: String,
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    /// rows x cols, row-major.
+    pub values: Vec<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
     pub name: String,
@@ -50,6 +61,7 @@ pub struct Results {
     pub xy: Vec<f32>,
     pub layers: Vec<Layer>,
     pub curves: Vec<Curve>,
+    pub matrices: Vec<Matrix>,
     /// (file name, bytes): what the user downloads.
     pub files: Vec<(String, Vec<u8>)>,
 }
@@ -65,7 +77,17 @@ struct Manifest {
     n_points: usize,
     layers: Vec<LayerEntry>,
     curves: Vec<String>,
+    #[serde(default)]
+    matrices: Vec<MatrixEntry>,
     files: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixEntry {
+    name: String,
+    rows: Vec<String>,
+    cols: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,6 +118,14 @@ impl Results {
                 "obs_names.csv",
                 format!("{} names for {n} points", self.names.len()),
             );
+        }
+        for m in &self.matrices {
+            if m.values.len() != m.rows.len() * m.cols.len() {
+                return bad(
+                    "matrices",
+                    format!("matrix '{}' has {} values for {} x {}", m.name, m.values.len(), m.rows.len(), m.cols.len()),
+                );
+            }
         }
         for (i, l) in self.layers.iter().enumerate() {
             if l.values.len() != n * l.columns.len() {
@@ -137,6 +167,15 @@ pub fn write(r: &Results) -> Result<Vec<u8>, Error> {
             })
             .collect(),
         curves: r.curves.iter().map(|c| c.name.clone()).collect(),
+        matrices: r
+            .matrices
+            .iter()
+            .map(|m| MatrixEntry {
+                name: m.name.clone(),
+                rows: m.rows.clone(),
+                cols: m.cols.clone(),
+            })
+            .collect(),
         files: r.files.iter().map(|(n, _)| n.clone()).collect(),
     };
     let mut entries: Vec<(String, Vec<u8>)> = vec![
@@ -160,6 +199,12 @@ pub fn write(r: &Results) -> Result<Vec<u8>, Error> {
         entries.push((
             format!("curves/{i}.npy"),
             npy::write(&[c.values.len()], &c.values),
+        ));
+    }
+    for (i, m) in r.matrices.iter().enumerate() {
+        entries.push((
+            format!("matrices/{i}.npy"),
+            npy::write(&[m.rows.len(), m.cols.len()], &m.values),
         ));
     }
     for (name, bytes) in &r.files {
@@ -267,6 +312,17 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
         }
         curves.push(Curve { name: c, values });
     }
+    let mut matrices = Vec::new();
+    for (i, e) in m.matrices.into_iter().enumerate() {
+        let name = format!("matrices/{i}.npy");
+        let values = array(&name, entry(&name)?, &[e.rows.len(), e.cols.len()])?;
+        matrices.push(Matrix {
+            name: e.name,
+            rows: e.rows,
+            cols: e.cols,
+            values,
+        });
+    }
     let mut files = Vec::new();
     for f in m.files {
         if f.contains('/') || f.contains('\\') || f.starts_with('.') {
@@ -287,6 +343,7 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
         xy: xy.into_iter().map(|x| x as f32).collect(),
         layers,
         curves,
+        matrices,
         files,
     };
     r.validate(source)?;
@@ -343,6 +400,12 @@ mod tests {
             curves: vec![Curve {
                 name: "total_loss".into(),
                 values: vec![-0.5, -0.7, -0.9],
+            }],
+            matrices: vec![Matrix {
+                name: "zscore".into(),
+                rows: vec!["CA1".into(), "DG".into()],
+                cols: vec!["CA1".into(), "DG".into()],
+                values: vec![3.5, -1.0, -1.0, 2.0],
             }],
             files: vec![("tangram_ct_pred.csv".into(), b",CA1,DG\n".to_vec())],
         }

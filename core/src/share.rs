@@ -52,6 +52,73 @@ pub enum DeviceChoice {
 #[serde(tag = "analysis", rename_all = "snake_case")]
 pub enum Params {
     Tangram(TangramParams),
+    /// squidpy's `spatial_neighbors` + `nhood_enrichment` + `centrality_scores`.
+    Nhood(NhoodParams),
+}
+
+/// Neighbourhood enrichment as the form shows it (squidpy's defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NhoodParams {
+    pub cluster_key: String,
+    pub library_key: Option<String>,
+    /// knn, radius, delaunay or grid (Visium).
+    pub graph: String,
+    pub n_neighs: usize,
+    pub radius: Option<f64>,
+    pub n_perms: usize,
+    pub seed: u32,
+}
+
+impl Default for NhoodParams {
+    fn default() -> Self {
+        NhoodParams {
+            cluster_key: String::new(),
+            library_key: None,
+            graph: "knn".into(),
+            n_neighs: 6,
+            radius: None,
+            n_perms: 1000,
+            seed: 0,
+        }
+    }
+}
+
+impl NhoodParams {
+    /// The graph's options, or what is wrong with a field.
+    pub fn graph_options(&self) -> Result<crate::spatial::graph::Options, String> {
+        use crate::spatial::Kind;
+        if self.cluster_key.is_empty() {
+            return Err("choose the obs column with the cell types".into());
+        }
+        if !(1..=100).contains(&self.n_neighs) {
+            return Err(format!("n_neighs {}: expected 1 to 100", self.n_neighs));
+        }
+        if !(1..=100_000).contains(&self.n_perms) {
+            return Err(format!("n_perms {}: expected 1 to 100000", self.n_perms));
+        }
+        let kind = match self.graph.as_str() {
+            "knn" => Kind::Knn { k: self.n_neighs },
+            "delaunay" => Kind::Delaunay,
+            "grid" => Kind::Grid {
+                n_neighs: self.n_neighs,
+                n_rings: 1,
+            },
+            "radius" => match self.radius {
+                Some(r) if r.is_finite() && r > 0.0 => Kind::Radius { r },
+                _ => return Err("a radius graph needs a positive radius".into()),
+            },
+            g => {
+                return Err(format!(
+                    "graph '{g}': expected knn, radius, delaunay or grid"
+                ))
+            }
+        };
+        Ok(crate::spatial::graph::Options {
+            kind,
+            percentile: None,
+        })
+    }
 }
 
 /// `tg.map_cells_to_space`'s parameters as the form shows them.
@@ -181,8 +248,8 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
-    /// The single-cell reference.
-    pub sc: Source,
+    /// The single-cell reference (Tangram); None for one-dataset analyses.
+    pub sc: Option<Source>,
     /// The spatial data.
     pub sp: Source,
 }
@@ -264,9 +331,21 @@ impl Run {
                     check_text("an obs column", s)?;
                 }
                 p.options()?;
+                if self.inputs.sc.is_none() {
+                    return Err("Tangram needs a single-cell reference".into());
+                }
+            }
+            Params::Nhood(p) => {
+                check_text("the cluster key", &p.cluster_key)?;
+                if let Some(l) = &p.library_key {
+                    check_text("the library key", l)?;
+                }
+                p.graph_options()?;
             }
         }
-        self.inputs.sc.validate("the reference")?;
+        if let Some(sc) = &self.inputs.sc {
+            sc.validate("the reference")?;
+        }
         self.inputs.sp.validate("the spatial data")?;
         Ok(())
     }
@@ -357,9 +436,9 @@ mod tests {
                     ..Default::default()
                 }),
                 inputs: Inputs {
-                    sc: Source::Url {
+                    sc: Some(Source::Url {
                         url: "https://example.org/sc.h5ad".into(),
-                    },
+                    }),
                     sp: Source::Url {
                         url: "https://example.org/sp.h5ad".into(),
                     },
@@ -397,7 +476,7 @@ mod tests {
         let demo = Link {
             run: Run {
                 inputs: Inputs {
-                    sc: Source::Demo,
+                    sc: Some(Source::Demo),
                     sp: Source::Local {
                         files: vec!["spatial.h5ad".into()],
                     },
@@ -422,9 +501,9 @@ mod tests {
             .unwrap_err()
             .contains("not understood"));
         let mut l = link();
-        l.run.inputs.sc = Source::Url {
+        l.run.inputs.sc = Some(Source::Url {
             url: "javascript:alert(1)".into(),
-        };
+        });
         assert!(Link::decode(&l.encode())
             .unwrap_err()
             .contains("http(s) URL"));
@@ -437,11 +516,15 @@ mod tests {
         l.view.vmax_pct = 250.0;
         assert!(Link::decode(&l.encode()).unwrap_err().contains("vmax"));
         let mut l = link();
-        let Params::Tangram(p) = &mut l.run.params;
+        let Params::Tangram(p) = &mut l.run.params else {
+            unreachable!()
+        };
         p.num_epochs = 0;
         assert!(Link::decode(&l.encode()).unwrap_err().contains("epochs"));
         let mut l = link();
-        let Params::Tangram(p) = &mut l.run.params;
+        let Params::Tangram(p) = &mut l.run.params else {
+            unreachable!()
+        };
         p.cluster_label = None;
         assert!(Link::decode(&l.encode())
             .unwrap_err()
@@ -455,6 +538,20 @@ mod tests {
         assert!(Link::decode(&enc(&json))
             .unwrap_err()
             .contains("unknown field"));
+        // Spatial statistics: one dataset, squidpy's defaults, checked fields.
+        let mut l = link();
+        l.run.inputs.sc = None;
+        l.run.params = Params::Nhood(NhoodParams {
+            cluster_key: "cell_type".into(),
+            ..Default::default()
+        });
+        assert_eq!(Link::decode(&l.encode()).unwrap(), l);
+        l.run.params = Params::Nhood(NhoodParams {
+            cluster_key: "cell_type".into(),
+            graph: "radius".into(),
+            ..Default::default()
+        });
+        assert!(Link::decode(&l.encode()).unwrap_err().contains("positive radius"));
         let mut l = link();
         l.v = 9;
         assert!(Link::decode(&l.encode()).unwrap_err().contains("version 9"));

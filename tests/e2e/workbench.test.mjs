@@ -273,6 +273,33 @@ test('the demo pair runs in the page and matches the command line; its link repl
   await page.close();
 });
 
+test('neighbourhood enrichment in the page gives squidpy\'s z-scores, with a heatmap', needsData, async () => {
+  const page = await open();
+  await page.getByTestId('file-input').setInputFiles(path.join(data, 'seqfish_cortex_tasic/derived/seqfish_spatial.h5ad'));
+  await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
+  await page.getByTestId('analysis-select').selectOption('nhood');
+  await page.getByTestId('cluster-key-select').selectOption('cell_type');
+  await page.getByTestId('graph-select').selectOption('radius');
+  await page.getByTestId('radius-input').fill('100');
+  await page.getByTestId('radius-input').dispatchEvent('change');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=run-button]').disabled, null, { timeout: 30_000 });
+  await page.getByTestId('run-button').click();
+  await waitResult(page, 120_000);
+  assert.equal(await page.getByTestId('heatmap').count(), 2);
+  assert.ok((await litPixels(page)).lit > 2000, 'cells are drawn');
+  await shot(page, '10-nhood');
+  const got = parseCsv(fs.readFileSync(await download(page, 'download-csv', 'nhood_zscore.csv'), 'utf8'));
+  const want = parseCsv(fs.readFileSync(path.join(data, 'ref/squidpy/seqfish_cortex/radius100_nhood_enrichment_zscore.csv'), 'utf8'));
+  assert.deepEqual(got.head, want.head);
+  let worst = 0;
+  for (const [k, w] of want.rows) w.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - got.rows.get(k)[j])); });
+  assert.ok(worst < 1e-9, `z-scores differ from squidpy's by ${worst}`);
+  console.log(`nhood in the page vs squidpy 1.8.2: max |z diff| ${worst.toExponential(2)}`);
+  const h5ad = fs.readFileSync(await download(page, 'download-h5ad', 'sp_nhood.h5ad'));
+  assert.equal(h5ad.subarray(0, 8).toString('latin1'), '\x89HDF\r\n\x1a\n');
+  await page.close();
+});
+
 test('Stop ends a run and the next run starts', async () => {
   const page = await open();
   await page.getByTestId('demo-button').click();

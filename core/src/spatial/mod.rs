@@ -7,6 +7,7 @@
 pub mod autocorr;
 pub mod centrality;
 pub mod cooccurrence;
+pub mod export;
 pub mod graph;
 pub mod kdtree;
 pub mod nhood;

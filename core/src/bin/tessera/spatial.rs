@@ -7,7 +7,7 @@ use std::time::Instant;
 use tessera_core::data::{Column, Dataset};
 use tessera_core::io::{self, npy, npz};
 use tessera_core::spatial::{
-    autocorr, centrality, cooccurrence, graph, nhood, niche, square_csv, Graph, Kind, Labels,
+    autocorr, centrality, cooccurrence, export, graph, nhood, niche, Graph, Kind, Labels,
 };
 
 use crate::progress::Bar;
@@ -295,32 +295,10 @@ fn nhood_cmd(a: &Args) -> Result<(), io::Error> {
     let secs = t.elapsed().as_secs_f64();
     mkdir(&a.out)?;
     let c = &labels.categories;
-    write(
-        &a.out.join("nhood_enrichment_zscore.csv"),
-        square_csv(c, &e.zscore).as_bytes(),
-    )?;
-    write(
-        &a.out.join("nhood_enrichment_count.csv"),
-        square_csv(c, &e.count).as_bytes(),
-    )?;
-    // The unnormalised interaction matrix is the enrichment's observed count.
-    let im = &e.count;
-    write(
-        &a.out.join("interaction_matrix.csv"),
-        square_csv(c, im).as_bytes(),
-    )?;
     let scores = centrality::scores(&g, &labels);
-    let mut csv = format!(",{}\n", centrality::COLUMNS.join(","));
-    for (name, s) in c.iter().zip(&scores) {
-        csv.push_str(&format!(
-            "{},{},{},{}\n",
-            io::csv_field(name),
-            s[0],
-            s[1],
-            s[2]
-        ));
+    for (name, text) in export::nhood_tables(c, &e, &scores) {
+        write(&a.out.join(name), text.as_bytes())?;
     }
-    write(&a.out.join("centrality_scores.csv"), csv.as_bytes())?;
     summary(
         &a.out,
         serde_json::json!({

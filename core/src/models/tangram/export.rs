@@ -166,6 +166,7 @@ impl Mapping {
                     values: self.history.main_loss.clone(),
                 },
             ],
+            matrices: vec![],
             files,
         })
     }

@@ -36,9 +36,6 @@ wasm_bindgen_version() {
 
 ensure_web_tools() {
   ensure_wasm_target
-  # trunk runs Debian's wasm-opt (binaryen) on both wasm files (-Oz: about
-  # 40% smaller downloads for a room of laptops on one Wi-Fi).
-  command -v wasm-opt >/dev/null || apt_install binaryen
   if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
     # trunk's own release profile (fat LTO, one codegen unit) takes ~20 min on
     # 2 cores; a build tool that mostly waits on cargo needs none of it: ~4 min.

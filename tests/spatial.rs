@@ -579,7 +579,10 @@ fn nhood_run_for_the_page_matches_squidpy_and_round_trips() {
     assert_eq!(r.layers[0].columns, l.labels.categories);
     assert_eq!(r.n_points(), ds.n_obs());
     let csv = String::from_utf8(r.file("nhood_enrichment_zscore.csv").unwrap().to_vec()).unwrap();
-    assert_eq!(csv, tessera_core::spatial::square_csv(&l.labels.categories, &e.zscore));
+    assert_eq!(
+        csv,
+        tessera_core::spatial::square_csv(&l.labels.categories, &e.zscore)
+    );
     let bytes = tessera_core::bundle::write(&r).unwrap();
     assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
     // A missing cluster key names the columns there are.
@@ -587,8 +590,17 @@ fn nhood_run_for_the_page_matches_squidpy_and_round_trips() {
         cluster_key: "nope".into(),
         ..Default::default()
     };
-    let err = tessera_core::spatial::export::nhood_results("seqfish", &ds, &bad, serde_json::Value::Null, |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("obs/nope") && err.contains(set.labels), "{err}");
+    let err = tessera_core::spatial::export::nhood_results(
+        "seqfish",
+        &ds,
+        &bad,
+        serde_json::Value::Null,
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("obs/nope") && err.contains(set.labels),
+        "{err}"
+    );
 }

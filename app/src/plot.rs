@@ -405,6 +405,16 @@ pub fn viridis(t: f32) -> [u8; 4] {
     [c(0), c(1), c(2), 255]
 }
 
+/// Colours of overlaid columns, in order (bright on the dark background).
+pub const OVERLAY: [[u8; 3]; 6] = [
+    [255, 214, 0],
+    [255, 64, 32],
+    [30, 144, 255],
+    [0, 210, 90],
+    [190, 70, 255],
+    [220, 220, 220],
+];
+
 /// matplotlib's tab20, for categories (wrapping after 20).
 pub fn category(i: usize) -> [u8; 4] {
     const TAB20: [u32; 20] = [

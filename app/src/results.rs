@@ -15,9 +15,12 @@ use crate::plot::{self, Camera, Renderer};
 use crate::protocol::{MatrixMeta, Request, ResultMeta};
 use crate::run::LossCurve;
 use crate::ui::{buffer_bytes, request, SharedBridge, State};
-use tessera_core::share::{Link, Run, View, VERSION};
+use tessera_core::share::{Link, Run, View, MAX_OVERLAY, VERSION};
 
 const CANVAS: u32 = 640;
+
+/// What the uploaded colours were made from: result, column, vmax, overlay.
+type Colouring = (u32, Option<String>, u64, Vec<String>);
 
 /// A result as the page holds it: arrays plus object URLs for downloads.
 pub struct ResultView {
@@ -82,6 +85,51 @@ impl ResultView {
     fn colours(&self, view: &View) -> (Vec<[u8; 4]>, String) {
         let k = self.columns.len();
         let n = self.xy.len() / 2;
+        let overlay: Vec<usize> = view
+            .overlay
+            .iter()
+            .filter_map(|c| self.columns.iter().position(|x| x == c))
+            .take(MAX_OVERLAY)
+            .collect();
+        if !overlay.is_empty() {
+            // Each type lights its own colour in proportion to its value
+            // over its own vmax; overlapping types add up, as in plot_spatial.
+            let cols: Vec<(Vec<f32>, f32)> = overlay
+                .iter()
+                .map(|&j| {
+                    let c = self.column(j);
+                    let vmax = plot::percentile(&c, view.vmax_pct).max(f32::MIN_POSITIVE);
+                    (c, vmax)
+                })
+                .collect();
+            let rgba = (0..n)
+                .map(|i| {
+                    let mut acc = [17.0f32; 3];
+                    for (slot, (c, vmax)) in cols.iter().enumerate() {
+                        let t = (c[i] / vmax).clamp(0.0, 1.0);
+                        let o = plot::OVERLAY[slot];
+                        for ch in 0..3 {
+                            acc[ch] += o[ch] as f32 * t;
+                        }
+                    }
+                    [
+                        acc[0].min(255.0) as u8,
+                        acc[1].min(255.0) as u8,
+                        acc[2].min(255.0) as u8,
+                        255,
+                    ]
+                })
+                .collect();
+            let names: Vec<&str> = overlay.iter().map(|&j| self.columns[j].as_str()).collect();
+            return (
+                rgba,
+                format!(
+                    "overlay of {} (each to its p{})",
+                    names.join(", "),
+                    view.vmax_pct
+                ),
+            );
+        }
         match view
             .color
             .as_ref()
@@ -196,7 +244,7 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
     let legend = RwSignal::new(String::new());
     let hover = RwSignal::new(String::new());
     // (result key, colouring) last uploaded, so pan and zoom only redraw.
-    let uploaded = StoredValue::new_local(None::<(u32, Option<String>, u64)>);
+    let uploaded = StoredValue::new_local(None::<Colouring>);
 
     let camera = move |r: &ResultView, v: &View| {
         Camera::fit(&r.extent, CANVAS as f64, CANVAS as f64, v.zoom, v.center)
@@ -205,7 +253,12 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
         let (Some(r), v) = (state.result.get_untracked(), state.view.get_untracked()) else {
             return;
         };
-        let key = (r.key, v.color.clone(), v.vmax_pct.to_bits());
+        let key = (
+            r.key,
+            v.color.clone(),
+            v.vmax_pct.to_bits(),
+            v.overlay.clone(),
+        );
         let changed = uploaded.with_value(|u| u.as_ref() != Some(&key));
         let (rgba, text) = r.colours(&v);
         legend.set(text);
@@ -437,7 +490,38 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
                         <LossCurve points=curve/>
                         <p class="format">{final_score}</p>
                     </Show>
-                    <Show when=move || state.view.get().color.is_none()>
+                    <label title="Draw up to six cell types at once, each in its own colour (cell2location's plot_spatial). Ctrl/Cmd-click to pick several.">
+                        <span>"Overlay"</span>
+                        <select multiple size="4" data-testid="overlay-select"
+                            on:change=move |ev| {
+                                let el: web_sys::HtmlSelectElement = event_target(&ev);
+                                let opts = el.selected_options();
+                                let picked: Vec<String> = (0..opts.length())
+                                    .filter_map(|i| opts.item(i))
+                                    .filter_map(|o| o.get_attribute("value"))
+                                    .take(MAX_OVERLAY)
+                                    .collect();
+                                state.view.update(|v| v.overlay = picked);
+                            }>
+                            {move || {
+                                let chosen = state.view.get().overlay;
+                                result().map(|r| r.columns.clone()).unwrap_or_default().into_iter().map(|c| {
+                                    let sel = chosen.contains(&c);
+                                    view! { <option value=c.clone() selected=sel>{c.clone()}</option> }
+                                }).collect_view()
+                            }}
+                        </select>
+                    </label>
+                    <Show when=move || !state.view.get().overlay.is_empty()>
+                        <ul class="swatches" data-testid="overlay-swatches">
+                            {move || state.view.get().overlay.into_iter().enumerate().map(|(i, c)| {
+                                let [r, g, b] = plot::OVERLAY[i.min(MAX_OVERLAY - 1)];
+                                let style = format!("background: rgb({r},{g},{b})");
+                                view! { <li><span class="swatch" style=style></span>{c}</li> }
+                            }).collect_view()}
+                        </ul>
+                    </Show>
+                    <Show when=move || state.view.get().color.is_none() && state.view.get().overlay.is_empty()>
                         <ul class="swatches" data-testid="swatches">
                             {move || result().map(|r| r.columns.clone()).unwrap_or_default().into_iter().enumerate().map(|(i, c)| {
                                 let [r, g, b, _] = plot::category(i);
@@ -545,7 +629,6 @@ fn Heatmap(m: MatrixMeta) -> impl IntoView {
         </figure>
     }
 }
-
 
 /// A WebGPU canvas keeps its pixels only for the task that drew them, so a
 /// PNG is taken right after a fresh draw.

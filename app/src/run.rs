@@ -71,11 +71,19 @@ fn categorical_columns(card: &CardView) -> Vec<(String, usize)> {
 }
 
 fn guess_label(cols: &[(String, usize)]) -> Option<String> {
-    ["cell_type", "celltype", "cell_types", "cluster", "annotation", "subclass", "phenotype"]
-        .iter()
-        .find_map(|g| cols.iter().find(|(c, _)| c.eq_ignore_ascii_case(g)))
-        .or(cols.first())
-        .map(|(c, _)| c.clone())
+    [
+        "cell_type",
+        "celltype",
+        "cell_types",
+        "cluster",
+        "annotation",
+        "subclass",
+        "phenotype",
+    ]
+    .iter()
+    .find_map(|g| cols.iter().find(|(c, _)| c.eq_ignore_ascii_case(g)))
+    .or(cols.first())
+    .map(|(c, _)| c.clone())
 }
 
 fn check_nhood(p: &NhoodParams, sp: Option<&CardView>) -> Result<String, String> {
@@ -91,9 +99,17 @@ fn check_nhood(p: &NhoodParams, sp: Option<&CardView>) -> Result<String, String>
         .into_iter()
         .find(|(c, _)| *c == p.cluster_key)
         .map(|(_, n)| n)
-        .ok_or_else(|| format!("{}: obs has no categorical column '{}'", s.source, p.cluster_key))?;
+        .ok_or_else(|| {
+            format!(
+                "{}: obs has no categorical column '{}'",
+                s.source, p.cluster_key
+            )
+        })?;
     if k < 2 {
-        return Err(format!("'{}' has {k} category; at least 2 are needed", p.cluster_key));
+        return Err(format!(
+            "'{}' has {k} category; at least 2 are needed",
+            p.cluster_key
+        ));
     }
     Ok(format!(
         "{} cells, {k} cell types, {} graph, {} permutations",
@@ -186,19 +202,17 @@ pub fn AnalysisPanel(
     let device = RwSignal::new(DeviceChoice::Webgpu);
     let analysis = RwSignal::new("tangram".to_string());
     let nparams = RwSignal::new(NhoodParams::default());
-    Effect::new(move |_| {
-        match link_params.get() {
-            Some((Params::Tangram(p), d)) => {
-                analysis.set("tangram".into());
-                params.set(p);
-                device.set(d);
-            }
-            Some((Params::Nhood(p), _)) => {
-                analysis.set("nhood".into());
-                nparams.set(p);
-            }
-            None => {}
+    Effect::new(move |_| match link_params.get() {
+        Some((Params::Tangram(p), d)) => {
+            analysis.set("tangram".into());
+            params.set(p);
+            device.set(d);
         }
+        Some((Params::Nhood(p), _)) => {
+            analysis.set("nhood".into());
+            nparams.set(p);
+        }
+        None => {}
     });
     // Defaults: the newest dataset with coordinates is the spatial side, the
     // newest other one the reference; a fresh reference suggests its label.
@@ -241,7 +255,10 @@ pub fn AnalysisPanel(
     Effect::new(move |_| {
         let Some(sp) = card(sp_key) else { return };
         let cols = categorical_columns(&sp);
-        if !cols.iter().any(|(c, _)| *c == nparams.get_untracked().cluster_key) {
+        if !cols
+            .iter()
+            .any(|(c, _)| *c == nparams.get_untracked().cluster_key)
+        {
             let guess = guess_label(&cols);
             nparams.update(|p| p.cluster_key = guess.unwrap_or_default());
         }
@@ -254,7 +271,9 @@ pub fn AnalysisPanel(
         }
     });
     let run = move |_| {
-        let Ok(_) = checked.get_untracked() else { return };
+        let Ok(_) = checked.get_untracked() else {
+            return;
+        };
         if analysis.get_untracked() == "nhood" {
             let Some(sp) = card(sp_key) else { return };
             let run = Run {
@@ -268,7 +287,9 @@ pub fn AnalysisPanel(
             bridge.with_value(|b| send_run(state, b, run));
             return;
         }
-        let (Some(sc), Some(sp)) = (card(sc_key), card(sp_key)) else { return };
+        let (Some(sc), Some(sp)) = (card(sc_key), card(sp_key)) else {
+            return;
+        };
         let p = params.get_untracked();
         let run = Run {
             params: Params::Tangram(TangramParams {
@@ -505,7 +526,11 @@ pub fn LossCurve(points: Signal<Vec<(usize, f64)>>) -> impl IntoView {
 
 #[component]
 fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> impl IntoView {
-    let cols = move || sp.get().map(|c| categorical_columns(&c)).unwrap_or_default();
+    let cols = move || {
+        sp.get()
+            .map(|c| categorical_columns(&c))
+            .unwrap_or_default()
+    };
     let options = move || {
         cols()
             .into_iter()
@@ -515,8 +540,11 @@ fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> 
             })
             .collect_view()
     };
-    let num = move |label: &'static str, help: &'static str, testid: &'static str,
-                    get: fn(&NhoodParams) -> String, set: fn(&mut NhoodParams, &str)| {
+    let num = move |label: &'static str,
+                    help: &'static str,
+                    testid: &'static str,
+                    get: fn(&NhoodParams) -> String,
+                    set: fn(&mut NhoodParams, &str)| {
         view! {
             <label title=help>
                 <span>{label}</span>

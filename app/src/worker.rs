@@ -54,7 +54,7 @@ fn post(scope: &DedicatedWorkerGlobalScope, reply: &Reply, buffers: Vec<JsValue>
 fn files_of(data: &JsValue, key: &str) -> Vec<File> {
     Reflect::get(data, &key.into())
         .ok()
-        .filter(|v| Array::is_array(v))
+        .filter(Array::is_array)
         .map(|v| Array::from(&v).iter().map(|f| f.unchecked_into()).collect())
         .unwrap_or_default()
 }
@@ -359,6 +359,9 @@ async fn input(
     }
 }
 
+/// Posts a progress message: stage, done, total, loss.
+type Notify<'a> = dyn Fn(&str, usize, usize, Option<f64>) + 'a;
+
 fn now_ms() -> f64 {
     js_sys::Date::now()
 }
@@ -449,7 +452,7 @@ async fn fit_on<D: Device>(
     sc: (&str, &Dataset),
     sp: (&str, &Dataset),
     params: serde_json::Value,
-    notify: &dyn Fn(&str, usize, usize, Option<f64>),
+    notify: &Notify<'_>,
 ) -> Result<Results, String> {
     match &run.params {
         Params::Nhood(_) => Err("spatial statistics run on the CPU".into()),

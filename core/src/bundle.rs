@@ -123,7 +123,13 @@ impl Results {
             if m.values.len() != m.rows.len() * m.cols.len() {
                 return bad(
                     "matrices",
-                    format!("matrix '{}' has {} values for {} x {}", m.name, m.values.len(), m.rows.len(), m.cols.len()),
+                    format!(
+                        "matrix '{}' has {} values for {} x {}",
+                        m.name,
+                        m.values.len(),
+                        m.rows.len(),
+                        m.cols.len()
+                    ),
                 );
             }
         }

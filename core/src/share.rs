@@ -265,7 +265,14 @@ pub struct View {
     pub zoom: f64,
     /// Centre of the view in data units (None: the data's centre).
     pub center: Option<[f64; 2]>,
+    /// Up to six columns drawn together, each in its own colour (as
+    /// cell2location's `plot_spatial`); when set it replaces `color`.
+    #[serde(default)]
+    pub overlay: Vec<String>,
 }
+
+/// The most columns one overlay panel shows.
+pub const MAX_OVERLAY: usize = 6;
 
 impl Default for View {
     fn default() -> Self {
@@ -274,6 +281,7 @@ impl Default for View {
             vmax_pct: 99.2,
             zoom: 1.0,
             center: None,
+            overlay: vec![],
         }
     }
 }
@@ -302,6 +310,15 @@ impl View {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(c) = &self.color {
             check_text("the colour column", c)?;
+        }
+        if self.overlay.len() > MAX_OVERLAY {
+            return Err(format!(
+                "{} overlaid columns: at most {MAX_OVERLAY}",
+                self.overlay.len()
+            ));
+        }
+        for c in &self.overlay {
+            check_text("an overlaid column", c)?;
         }
         if !(self.vmax_pct > 0.0 && self.vmax_pct <= 100.0) {
             return Err(format!(
@@ -449,6 +466,7 @@ mod tests {
                 color: Some("CA1".into()),
                 zoom: 2.5,
                 center: Some([10.0, -3.5]),
+                overlay: vec!["CA1".into(), "DG".into()],
                 ..Default::default()
             },
         }
@@ -513,6 +531,9 @@ mod tests {
             .unwrap_err()
             .contains("file names"));
         let mut l = link();
+        l.view.overlay = vec!["x".into(); 7];
+        assert!(Link::decode(&l.encode()).unwrap_err().contains("at most 6"));
+        let mut l = link();
         l.view.vmax_pct = 250.0;
         assert!(Link::decode(&l.encode()).unwrap_err().contains("vmax"));
         let mut l = link();
@@ -551,7 +572,9 @@ mod tests {
             graph: "radius".into(),
             ..Default::default()
         });
-        assert!(Link::decode(&l.encode()).unwrap_err().contains("positive radius"));
+        assert!(Link::decode(&l.encode())
+            .unwrap_err()
+            .contains("positive radius"));
         let mut l = link();
         l.v = 9;
         assert!(Link::decode(&l.encode()).unwrap_err().contains("version 9"));

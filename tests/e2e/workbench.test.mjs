@@ -231,8 +231,13 @@ test('a run on public URLs reopens from its share link in a new page', needsData
   assert.equal(await page.getByTestId('dataset-card').count(), 2);
   await runClusters(page);
   await waitResult(page);
-  await page.getByTestId('color-select').selectOption({ index: 3 });
+  // Two cell types overlaid in one panel, as cell2location's plot_spatial.
+  const types = await page.getByTestId('color-select').locator('option').allTextContents();
+  await page.getByTestId('overlay-select').selectOption([types[1], types[3]]);
   const legend = await page.getByTestId('legend').textContent();
+  assert.match(legend, new RegExp(`overlay of ${types[1]}, ${types[3]}`));
+  assert.equal(await page.getByTestId('overlay-swatches').locator('li').count(), 2);
+  await shot(page, '5-overlay');
   const link = await page.getByTestId('share-link').inputValue();
   assert.match(link, /#link=[A-Za-z0-9_-]+$/);
   const csv = await download(page, 'download-csv', 'url_ct_pred.csv');
@@ -244,7 +249,7 @@ test('a run on public URLs reopens from its share link in a new page', needsData
   assert.equal(await other.getByTestId('share-link').inputValue(), link);
   const again = await download(other, 'download-csv', 'link_ct_pred.csv');
   assert.equal(fs.readFileSync(again, 'utf8'), fs.readFileSync(csv, 'utf8'), 'the link re-runs with the same seed');
-  await shot(other, '5-share-link');
+  await shot(other, '5-share-link-reopened');
   await other.close();
   await page.close();
 });

@@ -19,13 +19,7 @@ pub fn nhood_tables(
 ) -> Vec<(String, String)> {
     let mut cent = format!(",{}\n", centrality::COLUMNS.join(","));
     for (name, s) in categories.iter().zip(scores) {
-        cent.push_str(&format!(
-            "{},{},{},{}\n",
-            csv_field(name),
-            s[0],
-            s[1],
-            s[2]
-        ));
+        cent.push_str(&format!("{},{},{},{}\n", csv_field(name), s[0], s[1], s[2]));
     }
     vec![
         (
@@ -84,10 +78,7 @@ pub fn nhood_results(
         return Err(Error::new(
             name,
             &p.cluster_key,
-            format!(
-                "has {} cell type(s); at least 2 are needed",
-                l.n_types()
-            ),
+            format!("has {} cell type(s); at least 2 are needed", l.n_types()),
         ));
     }
     let libs = p
@@ -120,10 +111,7 @@ pub fn nhood_results(
             ("count".to_string(), square(&e.count)),
         ])),
     );
-    files.push((
-        "sp_nhood.h5ad".into(),
-        crate::io::h5ad_write::write(&out)?,
-    ));
+    files.push(("sp_nhood.h5ad".into(), crate::io::h5ad_write::write(&out)?));
     let mut onehot = vec![0f32; coords.len() * k];
     for (i, &code) in l.codes.iter().enumerate() {
         if (code as usize) < k {

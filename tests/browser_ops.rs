@@ -58,8 +58,8 @@ async fn tangram_fits_on_webgpu_like_on_the_cpu() {
         block_rows: Some(10),
         read_gradient: false,
     };
-    let a = fit(&Cpu, &problem(), &hp, &mut |_, _| {}).await;
-    let b = fit(&gpu, &problem(), &hp, &mut |_, _| {}).await;
+    let a = fit(&Cpu, &problem(), &hp, &mut |_, _, _| {}).await;
+    let b = fit(&gpu, &problem(), &hp, &mut |_, _, _| {}).await;
     let max = a
         .mapping
         .iter()

@@ -2,8 +2,9 @@
 //! thumbnail of the spots.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+use web_sys::HtmlCanvasElement;
+
+use crate::plot::{self, Camera, Extent};
 
 use crate::ui::CardView;
 use tessera_core::data::Summary;
@@ -126,51 +127,25 @@ pub fn DatasetCard(view: CardView) -> impl IntoView {
     }
 }
 
-/// Scatter of the spots, y downwards as in the tissue image.
+/// Scatter of the spots, y downwards as in the tissue image, drawn by the
+/// spatial plot's Canvas 2D path (a thumbnail needs no WebGPU).
 fn draw(canvas: &HtmlCanvasElement, xy: &[f32], values: &[f32]) {
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
-    let (w, h) = (canvas.width() as f64, canvas.height() as f64);
-    ctx.set_fill_style_str("#111");
-    ctx.fill_rect(0.0, 0.0, w, h);
-    let n = values.len();
-    if n == 0 {
-        return;
-    }
-    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-    for p in xy.chunks(2) {
-        if p[0].is_finite() && p[1].is_finite() {
-            x0 = x0.min(p[0]);
-            x1 = x1.max(p[0]);
-            y0 = y0.min(p[1]);
-            y1 = y1.max(p[1]);
-        }
-    }
-    let span = (x1 - x0).max(y1 - y0).max(1e-6) as f64;
-    let scale = (w.min(h) - 16.0) / span;
     let (vmin, vmax) = values
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    let r = (220.0 / (n as f64).sqrt()).clamp(0.6, 4.0);
-    for (p, &v) in xy.chunks(2).zip(values) {
-        let t = if vmax > vmin {
-            (v - vmin) / (vmax - vmin)
-        } else {
-            0.6
-        };
-        let c = crate::plot::viridis(t);
-        ctx.set_fill_style_str(&format!("rgb({},{},{})", c[0], c[1], c[2]));
-        ctx.fill_rect(
-            8.0 + (p[0] - x0) as f64 * scale - r / 2.0,
-            8.0 + (p[1] - y0) as f64 * scale - r / 2.0,
-            r,
-            r,
-        );
-    }
+    let rgba: Vec<[u8; 4]> = values
+        .iter()
+        .map(|&v| {
+            plot::viridis(if vmax > vmin {
+                (v - vmin) / (vmax - vmin)
+            } else {
+                0.6
+            })
+        })
+        .collect();
+    let (w, h) = (canvas.width() as f64, canvas.height() as f64);
+    let mut cam = Camera::fit(&Extent::of(xy), w, h, 1.0, None);
+    // Small squares read better than touching discs at thumbnail size.
+    cam.radius_px = cam.radius_px.min(2.0);
+    plot::draw_2d(canvas, xy, &rgba, &cam);
 }

@@ -361,7 +361,7 @@ impl GpuPlot {
     }
 }
 
-fn draw_2d(canvas: &HtmlCanvasElement, xy: &[f32], rgba: &[[u8; 4]], cam: &Camera) {
+pub fn draw_2d(canvas: &HtmlCanvasElement, xy: &[f32], rgba: &[[u8; 4]], cam: &Camera) {
     let Some(ctx) = canvas
         .get_context("2d")
         .ok()

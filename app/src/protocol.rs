@@ -18,8 +18,6 @@ pub enum Request {
     OpenUrl { id: u32, url: String },
     /// Run an analysis; progress comes back as it goes.
     Run { id: u32, run: Run },
-    /// The results bundle in buffer 0 again, with the page's current view.
-    Restamp { id: u32, view: serde_json::Value },
 }
 
 /// Spot positions and one value per spot for the card's thumbnail.
@@ -130,10 +128,6 @@ pub enum Reply {
     Failed {
         id: u32,
         error: String,
-    },
-    /// The restamped bundle is buffer 0.
-    Bundle {
-        id: u32,
     },
 }
 

@@ -6,15 +6,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Reflect, Uint8Array};
+use js_sys::{Array, Uint8Array};
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, Url};
 
 use crate::plot::{self, Camera, Renderer};
-use crate::protocol::{MatrixMeta, Request, ResultMeta};
+use crate::protocol::{MatrixMeta, ResultMeta};
 use crate::run::LossCurve;
-use crate::ui::{buffer_bytes, request, SharedBridge, State};
+use crate::ui::{buffer_bytes, State};
 use tessera_core::share::{Link, Run, View, MAX_OVERLAY, VERSION};
 
 const CANVAS: u32 = 640;
@@ -186,26 +185,6 @@ fn object_url(bytes: &[u8], mime: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Hands bytes to the browser as a download.
-pub fn save(bytes: &[u8], name: &str, mime: &str) {
-    let url = object_url(bytes, mime);
-    download(&url, name);
-}
-
-fn download(url: &str, name: &str) {
-    let doc = document();
-    if let Ok(a) = doc.create_element("a") {
-        let a: HtmlAnchorElement = a.unchecked_into();
-        a.set_href(url);
-        a.set_download(name);
-        if let Some(body) = doc.body() {
-            let _ = body.append_child(&a);
-            a.click();
-            let _ = body.remove_child(&a);
-        }
-    }
-}
-
 /// The link that reopens this result as it is shown now.
 fn share_link(r: &ResultView, view: &View) -> Option<String> {
     let run: Run = serde_json::from_value(r.meta.params.clone()).ok()?;
@@ -224,17 +203,17 @@ fn share_link(r: &ResultView, view: &View) -> Option<String> {
 }
 
 #[component]
-pub fn ResultsPanel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
+pub fn ResultsPanel() -> impl IntoView {
     let state = expect_context::<State>();
     view! {
         <Show when=move || state.result.get().is_some()>
-            <Panel bridge=bridge/>
+            <Panel/>
         </Show>
     }
 }
 
 #[component]
-fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
+fn Panel() -> impl IntoView {
     let state = expect_context::<State>();
     let result = move || state.result.get();
     let canvas = NodeRef::<leptos::html::Canvas>::new();
@@ -386,27 +365,40 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
             .map(|(n, u)| view! { <a class="button secondary" href=u download=n.clone()>{n.clone()}</a> })
             .collect_view()
     };
-    let bundle = move |_| {
+    // Both links get their target on pointer-down, just before the click
+    // follows it: a download started from script after the click can be
+    // held back by the browser as an automatic download.
+    let bundle_link = NodeRef::<leptos::html::A>::new();
+    let bundle_url = StoredValue::new_local(String::new());
+    let prepare_bundle = move || {
         let Some(r) = state.result.get_untracked() else {
             return;
         };
         let view = serde_json::to_value(state.view.get_untracked()).unwrap_or_default();
-        let id = state.next_id.get_untracked() + 1;
-        state.next_id.set(id);
-        let msg = request(&Request::Restamp { id, view }, &[]);
-        let _ = Reflect::set(
-            &msg,
-            &"buffer".into(),
-            &Uint8Array::from(&r.bundle[..]).buffer(),
-        );
-        bridge.with_value(|b| b.borrow_mut().send(msg, Array::new()));
+        match tessera_core::bundle::with_view("results bundle", &r.bundle, view) {
+            Ok(bytes) => {
+                let url = object_url(&bytes, "application/zip");
+                let old = bundle_url.get_value();
+                if !old.is_empty() {
+                    let _ = Url::revoke_object_url(&old);
+                }
+                bundle_url.set_value(url.clone());
+                if let Some(a) = bundle_link.get_untracked() {
+                    let a: HtmlAnchorElement = a;
+                    a.set_href(&url);
+                }
+            }
+            Err(e) => state.run_error.set(Some(e.to_string())),
+        }
     };
-    let png = move |_| {
+    let png_link = NodeRef::<leptos::html::A>::new();
+    let prepare_png = move || {
+        // A WebGPU canvas keeps its pixels only for the task that drew them.
         redraw_now(renderer, &state, &camera);
-        if let Some(c) = canvas.get_untracked() {
-            let c: HtmlCanvasElement = c;
+        if let (Some(c), Some(a)) = (canvas.get_untracked(), png_link.get_untracked()) {
+            let (c, a): (HtmlCanvasElement, HtmlAnchorElement) = (c, a);
             if let Ok(url) = c.to_data_url() {
-                download(&url, "tessera_spatial.png");
+                a.set_href(&url);
             }
         }
     };
@@ -534,8 +526,10 @@ fn Panel(bridge: StoredValue<SharedBridge, LocalStorage>) -> impl IntoView {
                     <div class="downloads">
                         <a class="button" data-testid="download-csv" href=move || main_file(".csv").1 download=move || main_file(".csv").0>{move || main_file(".csv").0}</a>
                         <a class="button" data-testid="download-h5ad" href=move || main_file(".h5ad").1 download=move || main_file(".h5ad").0>{move || main_file(".h5ad").0}</a>
-                        <button class="button" data-testid="download-bundle" on:click=bundle>"Results bundle (.zip)"</button>
-                        <button class="button secondary" data-testid="download-png" on:click=png>"PNG of the plot"</button>
+                        <a class="button" data-testid="download-bundle" node_ref=bundle_link href="#" download="tessera_results.zip"
+                            on:pointerdown=move |_| prepare_bundle() on:focus=move |_| prepare_bundle()>"Results bundle (.zip)"</a>
+                        <a class="button secondary" data-testid="download-png" node_ref=png_link href="#" download="tessera_spatial.png"
+                            on:pointerdown=move |_| prepare_png() on:focus=move |_| prepare_png()>"PNG of the plot"</a>
                         {other_files}
                     </div>
                     <h3>"Share"</h3>

@@ -236,13 +236,6 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
             }
             state.run_error.set(Some(error));
         }
-        Reply::Bundle { .. } => {
-            crate::results::save(
-                &buffer_bytes(buffers, 0),
-                "tessera_results.zip",
-                "application/zip",
-            );
-        }
     }
 }
 
@@ -427,7 +420,7 @@ fn App() -> impl IntoView {
                 </div>
             </Show>
             <AnalysisPanel bridge=bridge link_params=link_params/>
-            <ResultsPanel bridge=bridge/>
+            <ResultsPanel/>
             <div class="cards">
                 <For each=move || state.cards.get() key=|c| c.key let:c>
                     <crate::cards::DatasetCard view=c/>

@@ -173,21 +173,6 @@ async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Ve
             },
             Err(error) => (Reply::Failed { id, error }, vec![]),
         },
-        Some(Request::Restamp { id, view }) => {
-            let bytes = Reflect::get(&data, &"buffer".into())
-                .map(|b| Uint8Array::new(&b).to_vec())
-                .unwrap_or_default();
-            match bundle::with_view("results bundle", &bytes, view) {
-                Ok(out) => (Reply::Bundle { id }, vec![bytes_buffer(&out)]),
-                Err(e) => (
-                    Reply::Failed {
-                        id,
-                        error: e.to_string(),
-                    },
-                    vec![],
-                ),
-            }
-        }
         None => (
             Reply::Opened {
                 id: 0,

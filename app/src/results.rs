@@ -470,9 +470,13 @@ fn Panel() -> impl IntoView {
                         <span>"vmax percentile"</span>
                         <input type="number" min="1" max="100" step="0.1" data-testid="vmax-input"
                             prop:value=move || state.view.get().vmax_pct.to_string()
-                            on:change=move |ev| {
+                            on:input=move |ev| {
+                                // Live while typing (a change on blur would land in the
+                                // middle of the next click and swallow it).
                                 if let Ok(p) = event_target_value(&ev).parse::<f64>() {
-                                    if p > 0.0 && p <= 100.0 { state.view.update(|s| s.vmax_pct = p); }
+                                    if p > 0.0 && p <= 100.0 && p != state.view.get_untracked().vmax_pct {
+                                        state.view.update(|s| s.vmax_pct = p);
+                                    }
                                 }
                             } />
                     </label>

@@ -174,7 +174,6 @@ test('the results bundle reopens to the same view after a reload', needsData, as
   const type = types[2];
   await page.getByTestId('color-select').selectOption(type);
   await page.getByTestId('vmax-input').fill('95');
-  await page.getByTestId('vmax-input').dispatchEvent('change');
   await page.getByTestId('result-canvas').hover({ position: { x: 320, y: 320 } });
   await page.mouse.wheel(0, -300);
   await page.waitForTimeout(500);

@@ -365,9 +365,8 @@ fn Panel() -> impl IntoView {
             .map(|(n, u)| view! { <a class="button secondary" href=u download=n.clone()>{n.clone()}</a> })
             .collect_view()
     };
-    // Both links get their target on pointer-down, just before the click
-    // follows it: a download started from script after the click can be
-    // held back by the browser as an automatic download.
+    // Downloads are plain links whose target is ready before the click: a
+    // download started from script during or after it can be held back.
     let bundle_link = NodeRef::<leptos::html::A>::new();
     let bundle_url = StoredValue::new_local(String::new());
     let prepare_bundle = move || {
@@ -391,9 +390,26 @@ fn Panel() -> impl IntoView {
             Err(e) => state.run_error.set(Some(e.to_string())),
         }
     };
+    // The bundle follows the view, restamped once the view has rested.
+    let generation = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        state.view.track();
+        state.result.track();
+        let g = generation.get_value() + 1;
+        generation.set_value(g);
+        set_timeout(
+            move || {
+                if generation.get_value() == g {
+                    prepare_bundle();
+                }
+            },
+            std::time::Duration::from_millis(150),
+        );
+    });
+    // The PNG is taken on pointer-down: a WebGPU canvas keeps its pixels
+    // only for the task that drew them.
     let png_link = NodeRef::<leptos::html::A>::new();
     let prepare_png = move || {
-        // A WebGPU canvas keeps its pixels only for the task that drew them.
         redraw_now(renderer, &state, &camera);
         if let (Some(c), Some(a)) = (canvas.get_untracked(), png_link.get_untracked()) {
             let (c, a): (HtmlCanvasElement, HtmlAnchorElement) = (c, a);
@@ -530,8 +546,7 @@ fn Panel() -> impl IntoView {
                     <div class="downloads">
                         <a class="button" data-testid="download-csv" href=move || main_file(".csv").1 download=move || main_file(".csv").0>{move || main_file(".csv").0}</a>
                         <a class="button" data-testid="download-h5ad" href=move || main_file(".h5ad").1 download=move || main_file(".h5ad").0>{move || main_file(".h5ad").0}</a>
-                        <a class="button" data-testid="download-bundle" node_ref=bundle_link href="#" download="tessera_results.zip"
-                            on:pointerdown=move |_| prepare_bundle() on:focus=move |_| prepare_bundle()>"Results bundle (.zip)"</a>
+                        <a class="button" data-testid="download-bundle" node_ref=bundle_link href="#" download="tessera_results.zip">"Results bundle (.zip)"</a>
                         <a class="button secondary" data-testid="download-png" node_ref=png_link href="#" download="tessera_spatial.png"
                             on:pointerdown=move |_| prepare_png() on:focus=move |_| prepare_png()>"PNG of the plot"</a>
                         {other_files}

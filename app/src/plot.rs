@@ -23,7 +23,8 @@ pub struct Camera {
 /// The extent of a point set and its typical spacing, measured once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Extent {
-    pub min: [f64; 2],
+    pub center: [f64; 2],
+    /// The longer side of the bounding box.
     pub span: f64,
     pub spacing: f64,
 }
@@ -43,15 +44,11 @@ impl Extent {
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
         let span = (x1 - x0).max(y1 - y0).max(1e-9);
-        let mut e = Extent {
-            min: [x0, y0],
+        Extent {
+            center: [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
             span,
-            spacing: span,
-        };
-        e.spacing = spacing(xy, e.min, span);
-        // The centre of the box, kept in `min + span/2` form below.
-        e.min = [x0 - (span - (x1 - x0)) / 2.0, y0 - (span - (y1 - y0)) / 2.0];
-        e
+            spacing: spacing(xy, [x0, y0], span),
+        }
     }
 }
 
@@ -60,7 +57,7 @@ impl Camera {
     pub fn fit(e: &Extent, w: f64, h: f64, zoom: f64, center: Option<[f64; 2]>) -> Camera {
         let ppu = (w.min(h) - 24.0) / e.span * zoom;
         Camera {
-            center: center.unwrap_or([e.min[0] + e.span / 2.0, e.min[1] + e.span / 2.0]),
+            center: center.unwrap_or(e.center),
             pixels_per_unit: ppu,
             // Neighbouring spots nearly touch, as in a Visium plot.
             radius_px: (0.45 * e.spacing * ppu).clamp(0.75, 60.0),
@@ -144,7 +141,12 @@ pub fn nearest(xy: &[f32], at: [f64; 2], max_dist: f64) -> Option<usize> {
 
 pub enum Renderer {
     Gpu(Box<GpuPlot>),
-    Canvas2d(HtmlCanvasElement),
+    /// Canvas 2D keeps its own copy of the points to redraw from.
+    Canvas2d {
+        canvas: HtmlCanvasElement,
+        xy: Vec<f32>,
+        rgba: Vec<[u8; 4]>,
+    },
 }
 
 impl Renderer {
@@ -152,24 +154,33 @@ impl Renderer {
     pub async fn new(canvas: HtmlCanvasElement) -> (Renderer, Option<String>) {
         match GpuPlot::new(canvas.clone()).await {
             Ok(g) => (Renderer::Gpu(Box::new(g)), None),
-            Err(e) => (Renderer::Canvas2d(canvas), Some(e)),
+            Err(e) => (
+                Renderer::Canvas2d {
+                    canvas,
+                    xy: vec![],
+                    rgba: vec![],
+                },
+                Some(e),
+            ),
         }
     }
 
-    pub fn is_gpu(&self) -> bool {
-        matches!(self, Renderer::Gpu(_))
+    /// Replaces the points and their colours (once per colouring).
+    pub fn set_points(&mut self, xy: &[f32], colours: &[[u8; 4]]) {
+        match self {
+            Renderer::Gpu(g) => g.set_points(xy, colours),
+            Renderer::Canvas2d { xy: p, rgba, .. } => {
+                *p = xy.to_vec();
+                *rgba = colours.to_vec();
+            }
+        }
     }
 
-    /// Draws `xy` with per-point RGBA colours.
-    pub fn draw(&mut self, xy: &[f32], rgba: &[[u8; 4]], cam: &Camera, points_changed: bool) {
+    /// Draws the current points through `cam` (every pan and zoom).
+    pub fn draw(&self, cam: &Camera) {
         match self {
-            Renderer::Gpu(g) => {
-                if points_changed {
-                    g.set_points(xy, rgba);
-                }
-                g.draw(cam);
-            }
-            Renderer::Canvas2d(c) => draw_2d(c, xy, rgba, cam),
+            Renderer::Gpu(g) => g.draw(cam),
+            Renderer::Canvas2d { canvas, xy, rgba } => draw_2d(canvas, xy, rgba, cam),
         }
     }
 }
@@ -203,20 +214,9 @@ impl GpuPlot {
         let surface = instance
             .create_surface(wgpu::SurfaceTarget::Canvas(canvas))
             .map_err(|e| format!("no WebGPU canvas ({e})"))?;
-        let mut options = wgpu::RequestAdapterOptions {
-            compatible_surface: Some(&surface),
-            ..Default::default()
-        };
-        let adapter = match instance.request_adapter(&options).await {
-            Ok(a) => a,
-            Err(_) => {
-                options.force_fallback_adapter = true;
-                instance
-                    .request_adapter(&options)
-                    .await
-                    .map_err(|e| format!("no WebGPU adapter ({e})"))?
-            }
-        };
+        let adapter = tessera_core::compute::gpu::request_adapter(&instance, Some(&surface))
+            .await
+            .map_err(|e| format!("no WebGPU adapter ({e})"))?;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("tessera plot"),

@@ -222,12 +222,16 @@ fn Panel() -> impl IntoView {
     let renderer_name = RwSignal::new(String::new());
     let legend = RwSignal::new(String::new());
     let hover = RwSignal::new(String::new());
-    // (result key, colouring) last uploaded, so pan and zoom only redraw.
+    // The colouring last uploaded to the renderer.
     let uploaded = StoredValue::new_local(None::<Colouring>);
 
     let camera = move |r: &ResultView, v: &View| {
         Camera::fit(&r.extent, CANVAS as f64, CANVAS as f64, v.zoom, v.center)
     };
+    // Colours (and the legend) are recomputed only when the colouring
+    // changes, whether or not the renderer is ready yet; pan and zoom only
+    // draw.
+    let coloured = StoredValue::new_local(None::<(Colouring, Vec<[u8; 4]>)>);
     let redraw = move || {
         let (Some(r), v) = (state.result.get_untracked(), state.view.get_untracked()) else {
             return;
@@ -238,14 +242,23 @@ fn Panel() -> impl IntoView {
             v.vmax_pct.to_bits(),
             v.overlay.clone(),
         );
-        let changed = uploaded.with_value(|u| u.as_ref() != Some(&key));
-        let (rgba, text) = r.colours(&v);
-        legend.set(text);
+        if coloured.with_value(|c| c.as_ref().map(|c| &c.0) != Some(&key)) {
+            let (rgba, text) = r.colours(&v);
+            legend.set(text);
+            coloured.set_value(Some((key.clone(), rgba)));
+        }
         renderer.with_value(|rd| {
-            if let Some(rd) = rd.borrow_mut().as_mut() {
-                rd.draw(&r.xy, &rgba, &camera(&r, &v), changed);
+            let mut rd = rd.borrow_mut();
+            let Some(rd) = rd.as_mut() else { return };
+            if uploaded.with_value(|u| u.as_ref() != Some(&key)) {
+                coloured.with_value(|c| {
+                    if let Some((_, rgba)) = c {
+                        rd.set_points(&r.xy, rgba);
+                    }
+                });
                 uploaded.set_value(Some(key));
             }
+            rd.draw(&camera(&r, &v));
         });
     };
     Effect::new(move |_| {
@@ -410,7 +423,8 @@ fn Panel() -> impl IntoView {
     // only for the task that drew them.
     let png_link = NodeRef::<leptos::html::A>::new();
     let prepare_png = move || {
-        redraw_now(renderer, &state, &camera);
+        // A WebGPU canvas keeps its pixels only for the task that drew them.
+        redraw();
         if let (Some(c), Some(a)) = (canvas.get_untracked(), png_link.get_untracked()) {
             let (c, a): (HtmlCanvasElement, HtmlAnchorElement) = (c, a);
             if let Ok(url) = c.to_data_url() {
@@ -641,22 +655,4 @@ fn Heatmap(m: MatrixMeta) -> impl IntoView {
             <figcaption>{caption}</figcaption>
         </figure>
     }
-}
-
-/// A WebGPU canvas keeps its pixels only for the task that drew them, so a
-/// PNG is taken right after a fresh draw.
-fn redraw_now(
-    renderer: StoredValue<Rc<RefCell<Option<Renderer>>>, LocalStorage>,
-    state: &State,
-    camera: &dyn Fn(&ResultView, &View) -> Camera,
-) {
-    let (Some(r), v) = (state.result.get_untracked(), state.view.get_untracked()) else {
-        return;
-    };
-    let (rgba, _) = r.colours(&v);
-    renderer.with_value(|rd| {
-        if let Some(rd) = rd.borrow_mut().as_mut() {
-            rd.draw(&r.xy, &rgba, &camera(&r, &v), true);
-        }
-    });
 }

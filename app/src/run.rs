@@ -334,20 +334,6 @@ pub fn AnalysisPanel(
             })
             .collect_view()
     };
-    let num_input = move |label: &'static str,
-                          help: &'static str,
-                          testid: &'static str,
-                          get: fn(&TangramParams) -> String,
-                          set: fn(&mut TangramParams, &str)| {
-        view! {
-            <label title=help>
-                <span>{label}</span>
-                <input data-testid=testid prop:value=move || get(&params.get())
-                    on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| set(p, &v)); } />
-                <small>{help}</small>
-            </label>
-        }
-    };
     let running = move || state.running.get().is_some();
 
     view! {
@@ -425,11 +411,11 @@ pub fn AnalysisPanel(
                     </select>
                     <small>"Without WebGPU the run falls back to the CPU, with a notice."</small>
                 </label>
-                {num_input("Epochs", "Adam steps (Tangram's default 1000).", "epochs-input",
+                {field(params, "Epochs", "Adam steps (Tangram's default 1000).", "epochs-input",
                     |p| p.num_epochs.to_string(), |p, v| p.num_epochs = v.trim().parse().unwrap_or(0))}
-                {num_input("Learning rate", "Adam learning rate (default 0.1).", "lr-input",
+                {field(params, "Learning rate", "Adam learning rate (default 0.1).", "lr-input",
                     |p| p.learning_rate.to_string(), |p, v| p.learning_rate = v.trim().parse().unwrap_or(f32::NAN))}
-                {num_input("Seed", "Seed of the initial map; 42 starts where random_state=42 does.", "seed-input",
+                {field(params, "Seed", "Seed of the initial map; 42 starts where random_state=42 does.", "seed-input",
                     |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
                 </Show>
             </div>
@@ -540,20 +526,6 @@ fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> 
             })
             .collect_view()
     };
-    let num = move |label: &'static str,
-                    help: &'static str,
-                    testid: &'static str,
-                    get: fn(&NhoodParams) -> String,
-                    set: fn(&mut NhoodParams, &str)| {
-        view! {
-            <label title=help>
-                <span>{label}</span>
-                <input data-testid=testid prop:value=move || get(&nparams.get())
-                    on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| set(p, &v)); } />
-                <small>{help}</small>
-            </label>
-        }
-    };
     view! {
         <label>
             <span>"Cell-type column"</span>
@@ -583,13 +555,32 @@ fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> 
             </select>
             <small>"squidpy's spatial_neighbors: coord_type generic (knn, delaunay, radius) or grid."</small>
         </label>
-        {num("n_neighs", "Neighbours per cell (knn) or per spot (grid); default 6.", "n-neighs-input",
+        {field(nparams, "n_neighs", "Neighbours per cell (knn) or per spot (grid); default 6.", "n-neighs-input",
             |p| p.n_neighs.to_string(), |p, v| p.n_neighs = v.trim().parse().unwrap_or(0))}
-        {num("Radius", "Radius graph only, in coordinate units.", "radius-input",
+        {field(nparams, "Radius", "Radius graph only, in coordinate units.", "radius-input",
             |p| p.radius.map(|r| r.to_string()).unwrap_or_default(), |p, v| p.radius = v.trim().parse().ok())}
-        {num("Permutations", "n_perms (default 1000).", "n-perms-input",
+        {field(nparams, "Permutations", "n_perms (default 1000).", "n-perms-input",
             |p| p.n_perms.to_string(), |p, v| p.n_perms = v.trim().parse().unwrap_or(0))}
-        {num("Seed", "seed of the label shuffles (numpy's stream, as squidpy).", "nhood-seed-input",
+        {field(nparams, "Seed", "seed of the label shuffles (numpy's stream, as squidpy).", "nhood-seed-input",
             |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
+    }
+}
+
+/// A text field bound to one value of a form's parameters.
+fn field<T: Clone + Send + Sync + 'static>(
+    params: RwSignal<T>,
+    label: &'static str,
+    help: &'static str,
+    testid: &'static str,
+    get: fn(&T) -> String,
+    set: fn(&mut T, &str),
+) -> impl IntoView {
+    view! {
+        <label title=help>
+            <span>{label}</span>
+            <input data-testid=testid prop:value=move || params.with(get)
+                on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| set(p, &v)); } />
+            <small>{help}</small>
+        </label>
     }
 }

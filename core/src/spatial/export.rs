@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{centrality, graph, nhood, square_csv, Graph, Labels};
 use crate::bundle::{Layer, Matrix, Results};
-use crate::data::{Dataset, Value};
+use crate::data::{Column, Dataset, Value};
 use crate::io::{csv_field, Error};
 use crate::share::NhoodParams;
 
@@ -39,8 +39,28 @@ pub fn nhood_tables(
     ]
 }
 
-fn labels(name: &str, ds: &Dataset, key: &str) -> Result<Labels, Error> {
-    let col = ds.obs.column(key).ok_or_else(|| {
+/// Each cell's (x, y), or a named error when there are none.
+pub fn coords(name: &str, ds: &Dataset) -> Result<Vec<[f64; 2]>, Error> {
+    let xy = ds.spatial().ok_or_else(|| {
+        Error::new(
+            name,
+            "obsm",
+            "no spatial coordinates (obsm 'spatial', 'X_spatial' or 'spatial_coords'; x/y columns for tables)",
+        )
+    })?;
+    if xy.cols < 2 {
+        return Err(Error::new(
+            name,
+            "obsm/spatial",
+            format!("has {} column(s), expected x and y", xy.cols),
+        ));
+    }
+    Ok((0..xy.rows).map(|i| [xy.row(i)[0], xy.row(i)[1]]).collect())
+}
+
+/// An obs column, or an error listing the columns there are.
+pub fn obs_column<'a>(name: &str, ds: &'a Dataset, key: &str) -> Result<&'a Column, Error> {
+    ds.obs.column(key).ok_or_else(|| {
         let have: Vec<&str> = ds.obs.columns.iter().map(|(n, _)| n.as_str()).collect();
         Error::new(
             name,
@@ -50,8 +70,25 @@ fn labels(name: &str, ds: &Dataset, key: &str) -> Result<Labels, Error> {
                 have.join(", ")
             ),
         )
-    })?;
-    Labels::from_column(key, col).map_err(|e| Error::new(name, key, e))
+    })
+}
+
+/// An obs column read as labels (libraries, FOVs, cell types).
+pub fn obs_labels(name: &str, ds: &Dataset, key: &str) -> Result<Labels, Error> {
+    Labels::from_column(key, obs_column(name, ds, key)?).map_err(|e| Error::new(name, key, e))
+}
+
+/// Cell-type labels: at least two types, or there is nothing to compare.
+pub fn cell_types(name: &str, ds: &Dataset, key: &str) -> Result<Labels, Error> {
+    let l = obs_labels(name, ds, key)?;
+    if l.n_types() < 2 {
+        return Err(Error::new(
+            name,
+            key,
+            format!("has {} cell type(s); at least 2 are needed", l.n_types()),
+        ));
+    }
+    Ok(l)
 }
 
 /// The run the browser's "Spatial statistics" page makes.
@@ -63,29 +100,13 @@ pub fn nhood_results(
     progress: impl FnMut(usize),
 ) -> Result<Results, Error> {
     let opts = p.graph_options().map_err(|e| Error::new(name, "", e))?;
-    let sp = ds.spatial().ok_or_else(|| {
-        Error::new(
-            name,
-            "obsm/spatial",
-            "no spatial coordinates (obsm 'spatial', 'X_spatial' or 'spatial_coords')",
-        )
-    })?;
-    let coords: Vec<[f64; 2]> = (0..sp.rows)
-        .map(|r| [sp.data[r * sp.cols], sp.data[r * sp.cols + 1]])
-        .collect();
-    let l = labels(name, ds, &p.cluster_key)?;
-    if l.n_types() < 2 {
-        return Err(Error::new(
-            name,
-            &p.cluster_key,
-            format!("has {} cell type(s); at least 2 are needed", l.n_types()),
-        ));
-    }
+    let coords = coords(name, ds)?;
+    let l = cell_types(name, ds, &p.cluster_key)?;
     let libs = p
         .library_key
         .as_deref()
         .filter(|k| !k.is_empty())
-        .map(|k| labels(name, ds, k))
+        .map(|k| obs_labels(name, ds, k))
         .transpose()?;
     let g: Graph = graph::build(&coords, libs.as_ref().map(|l| &l.codes[..]), &opts)
         .map_err(|e| Error::new(name, "obsm/spatial", e))?;

@@ -92,44 +92,12 @@ impl Input {
         let loaded = load(&a.data, &a.table)?;
         let name = a.data[0].clone();
         let ds = loaded.dataset;
-        let xy = ds.spatial().ok_or_else(|| {
-            fail(
-                &name,
-                "obsm",
-                "no spatial coordinates (obsm 'spatial', 'X_spatial' or 'spatial_coords'; x/y columns for tables)",
-            )
-        })?;
-        if xy.cols < 2 {
-            return Err(fail(
-                &name,
-                "obsm/spatial",
-                format!("has {} column(s), expected x and y", xy.cols),
-            ));
-        }
-        let coords = (0..ds.n_obs())
-            .map(|i| [xy.row(i)[0], xy.row(i)[1]])
-            .collect();
+        let coords = export::coords(&name.display().to_string(), &ds)?;
         Ok(Input { name, ds, coords })
     }
 
-    fn column(&self, key: &str) -> Result<&Column, io::Error> {
-        self.ds.obs.column(key).ok_or_else(|| {
-            let have: Vec<&str> = self
-                .ds
-                .obs
-                .columns
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect();
-            fail(
-                &self.name,
-                &format!("obs/{key}"),
-                format!(
-                    "no such obs column; the obs columns are: {}",
-                    have.join(", ")
-                ),
-            )
-        })
+    fn file(&self) -> String {
+        self.name.display().to_string()
     }
 
     fn labels(&self, a: &Args) -> Result<Labels, io::Error> {
@@ -140,24 +108,13 @@ impl Input {
                 "--labels COL is required: the obs column with the cell types",
             )
         })?;
-        let l =
-            Labels::from_column(key, self.column(key)?).map_err(|e| fail(&self.name, key, e))?;
-        if l.n_types() < 2 {
-            return Err(fail(
-                &self.name,
-                key,
-                format!("has {} cell type(s); at least 2 are needed", l.n_types()),
-            ));
-        }
-        Ok(l)
+        export::cell_types(&self.file(), &self.ds, key)
     }
 
     fn libraries(&self, a: &Args) -> Result<Option<Labels>, io::Error> {
         a.library_key
             .as_deref()
-            .map(|key| {
-                Labels::from_column(key, self.column(key)?).map_err(|e| fail(&self.name, key, e))
-            })
+            .map(|key| export::obs_labels(&self.file(), &self.ds, key))
             .transpose()
     }
 

@@ -71,25 +71,34 @@ pub struct GpuIndex {
     len: usize,
 }
 
+/// The best adapter (for `surface` when given), a software one only if
+/// nothing else exists: browsers hide CPU adapters unless asked for the
+/// fallback. The page's plot asks through here too.
+pub async fn request_adapter(
+    instance: &wgpu::Instance,
+    surface: Option<&wgpu::Surface<'_>>,
+) -> Result<wgpu::Adapter, wgpu::RequestAdapterError> {
+    let mut options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        compatible_surface: surface,
+        ..Default::default()
+    };
+    match instance.request_adapter(&options).await {
+        Ok(a) => Ok(a),
+        Err(_) => {
+            options.force_fallback_adapter = true;
+            instance.request_adapter(&options).await
+        }
+    }
+}
+
 impl Gpu {
     /// Opens the best adapter (a software one only if nothing else exists).
     pub async fn new() -> Result<Gpu, String> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let mut options = wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        };
-        let adapter = match instance.request_adapter(&options).await {
-            Ok(a) => a,
-            Err(_) => {
-                // Browsers hide CPU adapters unless asked for the fallback.
-                options.force_fallback_adapter = true;
-                instance
-                    .request_adapter(&options)
-                    .await
-                    .map_err(|e| format!("no GPU adapter found ({e}); install a Vulkan/Metal/DX12 driver or use --device cpu"))?
-            }
-        };
+        let adapter = request_adapter(&instance, None)
+            .await
+            .map_err(|e| format!("no GPU adapter found ({e}); install a Vulkan/Metal/DX12 driver or use --device cpu"))?;
         let limits = adapter.limits();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {

@@ -34,7 +34,22 @@ pub struct Layer {
     pub values: Vec<f32>,
 }
 
-/// A table shown as a heatmap (e.g. neighbourhood-enrichment z-scores).
+/// How a table is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plot {
+    /// Coloured cells (z-scores diverge around 0).
+    #[default]
+    Heatmap,
+    /// One line per row over the columns, which are numbers (distances).
+    Lines,
+    /// A dot per cell, its area and colour the value (fractions).
+    Dots,
+    /// A bar per row for the first column; the others as numbers beside it.
+    Bars,
+}
+
+/// A table shown as a plot (e.g. neighbourhood-enrichment z-scores).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
     pub name: String,
@@ -42,6 +57,19 @@ pub struct Matrix {
     pub cols: Vec<String>,
     /// rows x cols, row-major.
     pub values: Vec<f64>,
+    pub plot: Plot,
+}
+
+impl Matrix {
+    pub fn heatmap(name: &str, rows: &[String], cols: &[String], values: Vec<f64>) -> Matrix {
+        Matrix {
+            name: name.into(),
+            rows: rows.to_vec(),
+            cols: cols.to_vec(),
+            values,
+            plot: Plot::Heatmap,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +116,8 @@ struct MatrixEntry {
     name: String,
     rows: Vec<String>,
     cols: Vec<String>,
+    #[serde(default)]
+    plot: Plot,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,6 +210,7 @@ pub fn write(r: &Results) -> Result<Vec<u8>, Error> {
                 name: m.name.clone(),
                 rows: m.rows.clone(),
                 cols: m.cols.clone(),
+                plot: m.plot,
             })
             .collect(),
         files: r.files.iter().map(|(n, _)| n.clone()).collect(),
@@ -327,6 +358,7 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
             rows: e.rows,
             cols: e.cols,
             values,
+            plot: e.plot,
         });
     }
     let mut files = Vec::new();
@@ -407,12 +439,18 @@ mod tests {
                 name: "total_loss".into(),
                 values: vec![-0.5, -0.7, -0.9],
             }],
-            matrices: vec![Matrix {
-                name: "zscore".into(),
-                rows: vec!["CA1".into(), "DG".into()],
-                cols: vec!["CA1".into(), "DG".into()],
-                values: vec![3.5, -1.0, -1.0, 2.0],
-            }],
+            matrices: vec![
+                Matrix::heatmap(
+                    "zscore",
+                    &["CA1".into(), "DG".into()],
+                    &["CA1".into(), "DG".into()],
+                    vec![3.5, -1.0, -1.0, 2.0],
+                ),
+                Matrix {
+                    plot: Plot::Lines,
+                    ..Matrix::heatmap("co-occurrence", &["DG".into()], &["10".into()], vec![1.5])
+                },
+            ],
             files: vec![("tangram_ct_pred.csv".into(), b",CA1,DG\n".to_vec())],
         }
     }

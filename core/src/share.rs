@@ -54,6 +54,361 @@ pub enum Params {
     Tangram(TangramParams),
     /// squidpy's `spatial_neighbors` + `nhood_enrichment` + `centrality_scores`.
     Nhood(NhoodParams),
+    /// squidpy's `co_occurrence`.
+    Cooccurrence(CooccurrenceParams),
+    /// squidpy's `spatial_autocorr` (Moran's I, Geary's C).
+    Autocorr(AutocorrParams),
+    /// Niche composition and co-localization scores on a radius graph.
+    Niche(NicheParams),
+    /// Joint transcript + protein factorization (`tessera multiomics`).
+    Multiomics(MultiomicsParams),
+}
+
+/// A neighbour graph from the form's fields (squidpy's `spatial_neighbors`).
+fn graph_options(
+    graph: &str,
+    n_neighs: usize,
+    radius: Option<f64>,
+) -> Result<crate::spatial::graph::Options, String> {
+    use crate::spatial::Kind;
+    if !(1..=100).contains(&n_neighs) {
+        return Err(format!("n_neighs {n_neighs}: expected 1 to 100"));
+    }
+    let kind = match graph {
+        "knn" => Kind::Knn { k: n_neighs },
+        "delaunay" => Kind::Delaunay,
+        "grid" => Kind::Grid {
+            n_neighs,
+            n_rings: 1,
+        },
+        "radius" => match radius {
+            Some(r) if r.is_finite() && r > 0.0 => Kind::Radius { r },
+            _ => return Err("a radius graph needs a positive radius".into()),
+        },
+        g => {
+            return Err(format!(
+                "graph '{g}': expected knn, radius, delaunay or grid"
+            ))
+        }
+    };
+    Ok(crate::spatial::graph::Options {
+        kind,
+        percentile: None,
+    })
+}
+
+fn need_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("choose the obs column with the cell types".into());
+    }
+    check_text("the cell-type column", key)
+}
+
+/// squidpy's `co_occurrence` (interval 50 distances).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CooccurrenceParams {
+    pub cluster_key: String,
+    pub interval: usize,
+}
+
+impl Default for CooccurrenceParams {
+    fn default() -> Self {
+        CooccurrenceParams {
+            cluster_key: String::new(),
+            interval: 50,
+        }
+    }
+}
+
+impl CooccurrenceParams {
+    pub fn validate(&self) -> Result<(), String> {
+        need_key(&self.cluster_key)?;
+        if !(2..=1000).contains(&self.interval) {
+            return Err(format!("interval {}: expected 2 to 1000", self.interval));
+        }
+        Ok(())
+    }
+}
+
+/// squidpy's `spatial_autocorr` on a `spatial_neighbors` graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutocorrParams {
+    /// moran or geary.
+    pub mode: String,
+    /// Empty: the highly variable genes when marked, else every gene.
+    pub genes: Vec<String>,
+    pub graph: String,
+    pub n_neighs: usize,
+    pub radius: Option<f64>,
+    /// 0: analytic p-values only (squidpy's default n_perms=None).
+    pub n_perms: usize,
+    pub two_tailed: bool,
+    pub seed: u32,
+}
+
+impl Default for AutocorrParams {
+    fn default() -> Self {
+        AutocorrParams {
+            mode: "moran".into(),
+            genes: vec![],
+            graph: "knn".into(),
+            n_neighs: 6,
+            radius: None,
+            n_perms: 0,
+            two_tailed: false,
+            seed: 0,
+        }
+    }
+}
+
+impl AutocorrParams {
+    pub fn options(
+        &self,
+    ) -> Result<
+        (
+            crate::spatial::graph::Options,
+            crate::spatial::autocorr::Options,
+        ),
+        String,
+    > {
+        use crate::spatial::autocorr::{Mode, Options};
+        let mode = match self.mode.as_str() {
+            "moran" => Mode::Moran,
+            "geary" => Mode::Geary,
+            m => return Err(format!("mode '{m}': expected moran or geary")),
+        };
+        if self.n_perms > 10_000 {
+            return Err(format!("n_perms {}: expected 0 to 10000", self.n_perms));
+        }
+        if self.genes.len() > 50_000 {
+            return Err("at most 50000 genes".into());
+        }
+        for g in &self.genes {
+            check_text("a gene name", g)?;
+        }
+        let g = graph_options(&self.graph, self.n_neighs, self.radius)?;
+        Ok((
+            g,
+            Options {
+                mode,
+                transformation: true,
+                n_perms: self.n_perms,
+                two_tailed: self.two_tailed,
+                seed: self.seed,
+            },
+        ))
+    }
+}
+
+/// Niches and co-localization on a radius graph (`tessera spatial niche`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicheParams {
+    pub cluster_key: String,
+    pub radius: f64,
+}
+
+impl Default for NicheParams {
+    fn default() -> Self {
+        NicheParams {
+            cluster_key: String::new(),
+            radius: 50.0,
+        }
+    }
+}
+
+impl NicheParams {
+    pub fn graph_options(&self) -> Result<crate::spatial::graph::Options, String> {
+        need_key(&self.cluster_key)?;
+        graph_options("radius", 1, Some(self.radius))
+    }
+}
+
+/// The most marker text a link carries.
+const MAX_MARKERS: usize = 32 * 1024;
+
+/// `tessera multiomics`'s options, as its flags spell them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiomicsParams {
+    pub tx_platform: String,
+    pub prot_platform: String,
+    pub n_factors: usize,
+    pub radius: f64,
+    pub pair: String,
+    pub pair_radius: f64,
+    pub spot_radius: Option<f64>,
+    pub bin_mean: bool,
+    pub unmatched: String,
+    pub normalise: String,
+    pub n_hvg: usize,
+    pub balance: bool,
+    pub solver: String,
+    pub loss: String,
+    pub restarts: usize,
+    pub max_iter: usize,
+    pub annotation: String,
+    pub seed: u32,
+    /// Marker sets as JSON or CSV text (`--markers`); None: factors by number.
+    pub markers: Option<String>,
+}
+
+impl Default for MultiomicsParams {
+    fn default() -> Self {
+        MultiomicsParams {
+            tx_platform: "Visium".into(),
+            prot_platform: "CODEX".into(),
+            n_factors: 15,
+            radius: 50.0,
+            pair: "auto".into(),
+            pair_radius: 5.0,
+            spot_radius: None,
+            bin_mean: false,
+            unmatched: "drop".into(),
+            normalise: "log1p".into(),
+            n_hvg: 2000,
+            balance: true,
+            solver: "cd".into(),
+            loss: "frobenius".into(),
+            restarts: 5,
+            max_iter: 500,
+            annotation: "weighted".into(),
+            seed: 0,
+            markers: None,
+        }
+    }
+}
+
+impl MultiomicsParams {
+    /// The method's options and marker sets, or the field that is wrong
+    /// (named by its command-line flag).
+    pub fn options(
+        &self,
+    ) -> Result<
+        (
+            crate::models::multiomics::Options,
+            Option<crate::models::multiomics::annotate::Markers>,
+        ),
+        String,
+    > {
+        use crate::models::multiomics::{self as mo, annotate, joint, pair, Pairing};
+        use crate::models::nmf::Loss;
+        let pick = |flag: &str, v: &str, all: &[&str]| -> Result<String, String> {
+            all.iter()
+                .find(|p| p.eq_ignore_ascii_case(v))
+                .map(|p| p.to_string())
+                .ok_or_else(|| {
+                    format!(
+                        "{flag}: unknown value {v:?}: expected one of {}",
+                        all.join(", ")
+                    )
+                })
+        };
+        let tx_platform = pick("--tx-platform", &self.tx_platform, &mo::TX_PLATFORMS)?;
+        let prot_platform = pick("--prot-platform", &self.prot_platform, &mo::PROT_PLATFORMS)?;
+        let pairing = match pick("--pair", &self.pair, &["auto", "id", "nearest", "bin"])?.as_str()
+        {
+            "id" => Pairing::Id,
+            "nearest" => Pairing::Nearest,
+            "bin" => Pairing::Bin,
+            _ => Pairing::Auto,
+        };
+        let unmatched = match pick("--unmatched", &self.unmatched, &["drop", "pad"])?.as_str() {
+            "pad" => pair::Unmatched::Pad,
+            _ => pair::Unmatched::Drop,
+        };
+        let normalise = match pick("--normalise", &self.normalise, &["log1p", "minmax"])?.as_str() {
+            "minmax" => joint::Normalise::MinMax,
+            _ => joint::Normalise::Log1p,
+        };
+        let loss = Loss::parse(&self.loss.to_lowercase()).ok_or_else(|| {
+            format!(
+                "--loss: unknown loss {:?}: expected frobenius or kullback-leibler",
+                self.loss
+            )
+        })?;
+        let solver = match pick("--solver", &self.solver, &["cd", "mu"])?.as_str() {
+            "mu" => joint::Solver::Mu(loss),
+            _ if loss == Loss::KullbackLeibler => {
+                return Err("--loss: the Kullback-Leibler loss needs --solver mu".into())
+            }
+            _ => joint::Solver::Cd,
+        };
+        let annotation = match pick(
+            "--annotation",
+            &self.annotation,
+            &["weighted", "correlation"],
+        )?
+        .as_str()
+        {
+            "correlation" => annotate::Method::Correlation,
+            _ => annotate::Method::Weighted,
+        };
+        if !(1..=200).contains(&self.n_factors) {
+            return Err(format!("--n-factors {}: expected 1 to 200", self.n_factors));
+        }
+        if !(1..=100).contains(&self.restarts) {
+            return Err(format!("--restarts {}: expected 1 to 100", self.restarts));
+        }
+        if !(1..=100_000).contains(&self.max_iter) {
+            return Err(format!(
+                "--max-iter {}: expected 1 to 100000",
+                self.max_iter
+            ));
+        }
+        if self.n_hvg == 0 {
+            return Err("--n-hvg: expected at least 1 gene".into());
+        }
+        for (flag, v) in [
+            ("--radius", Some(self.radius)),
+            ("--pair-radius", Some(self.pair_radius)),
+            ("--spot-radius", self.spot_radius),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(format!("{flag} {v}: expected a positive distance"));
+                }
+            }
+        }
+        let markers = match self.markers.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => {
+                if t.len() > MAX_MARKERS {
+                    return Err(format!(
+                        "the marker sets are longer than {MAX_MARKERS} characters"
+                    ));
+                }
+                Some(annotate::Markers::parse("markers", t)?)
+            }
+            _ => None,
+        };
+        Ok((
+            mo::Options {
+                pairing,
+                tx_platform,
+                prot_platform,
+                pair_radius: self.pair_radius,
+                spot_radius: self.spot_radius,
+                bin_mean: self.bin_mean,
+                unmatched,
+                joint: joint::Options {
+                    n_factors: self.n_factors,
+                    n_hvg: self.n_hvg,
+                    normalise,
+                    balance: self.balance,
+                    solver,
+                    restarts: self.restarts,
+                    max_iter: self.max_iter,
+                    seed: self.seed,
+                    ..joint::Options::default()
+                },
+                annotation,
+                radius: self.radius,
+            },
+            markers,
+        ))
+    }
 }
 
 /// Neighbourhood enrichment as the form shows it (squidpy's defaults).
@@ -87,37 +442,11 @@ impl Default for NhoodParams {
 impl NhoodParams {
     /// The graph's options, or what is wrong with a field.
     pub fn graph_options(&self) -> Result<crate::spatial::graph::Options, String> {
-        use crate::spatial::Kind;
-        if self.cluster_key.is_empty() {
-            return Err("choose the obs column with the cell types".into());
-        }
-        if !(1..=100).contains(&self.n_neighs) {
-            return Err(format!("n_neighs {}: expected 1 to 100", self.n_neighs));
-        }
+        need_key(&self.cluster_key)?;
         if !(1..=100_000).contains(&self.n_perms) {
             return Err(format!("n_perms {}: expected 1 to 100000", self.n_perms));
         }
-        let kind = match self.graph.as_str() {
-            "knn" => Kind::Knn { k: self.n_neighs },
-            "delaunay" => Kind::Delaunay,
-            "grid" => Kind::Grid {
-                n_neighs: self.n_neighs,
-                n_rings: 1,
-            },
-            "radius" => match self.radius {
-                Some(r) if r.is_finite() && r > 0.0 => Kind::Radius { r },
-                _ => return Err("a radius graph needs a positive radius".into()),
-            },
-            g => {
-                return Err(format!(
-                    "graph '{g}': expected knn, radius, delaunay or grid"
-                ))
-            }
-        };
-        Ok(crate::spatial::graph::Options {
-            kind,
-            percentile: None,
-        })
+        graph_options(&self.graph, self.n_neighs, self.radius)
     }
 }
 
@@ -250,8 +579,11 @@ impl Source {
 pub struct Inputs {
     /// The single-cell reference (Tangram); None for one-dataset analyses.
     pub sc: Option<Source>,
-    /// The spatial data.
+    /// The spatial data (the transcripts for multi-omics).
     pub sp: Source,
+    /// The protein data (multi-omics only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prot: Option<Source>,
 }
 
 /// How results are shown.
@@ -359,9 +691,34 @@ impl Run {
                 }
                 p.graph_options()?;
             }
+            Params::Cooccurrence(p) => p.validate()?,
+            Params::Autocorr(p) => {
+                p.options()?;
+            }
+            Params::Niche(p) => {
+                p.graph_options()?;
+            }
+            Params::Multiomics(p) => {
+                for t in [
+                    &p.tx_platform,
+                    &p.prot_platform,
+                    &p.pair,
+                    &p.solver,
+                    &p.loss,
+                ] {
+                    check_text("an option", t)?;
+                }
+                p.options()?;
+                if self.inputs.prot.is_none() {
+                    return Err("the multi-omics analysis needs protein data".into());
+                }
+            }
         }
         if let Some(sc) = &self.inputs.sc {
             sc.validate("the reference")?;
+        }
+        if let Some(p) = &self.inputs.prot {
+            p.validate("the protein data")?;
         }
         self.inputs.sp.validate("the spatial data")?;
         Ok(())
@@ -459,6 +816,7 @@ mod tests {
                     sp: Source::Url {
                         url: "https://example.org/sp.h5ad".into(),
                     },
+                    prot: None,
                 },
                 device: DeviceChoice::Cpu,
             },
@@ -498,6 +856,7 @@ mod tests {
                     sp: Source::Local {
                         files: vec!["spatial.h5ad".into()],
                     },
+                    prot: None,
                 },
                 ..l.run.clone()
             },

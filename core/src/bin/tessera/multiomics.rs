@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use tessera_core::io::{self, npy};
-use tessera_core::models::multiomics::{self, annotate, demo, joint, pair, Options, Pairing};
-use tessera_core::models::nmf::Loss;
+use tessera_core::models::multiomics::{self, annotate, demo, export, Options, Pairing};
+use tessera_core::share::MultiomicsParams;
 use tessera_core::spatial::niche;
 
 use crate::device::{self, on_device};
@@ -99,81 +99,37 @@ fn bad(what: &str, m: impl Into<String>) -> io::Error {
     io::Error::new(what, "", m)
 }
 
-fn options(a: &Args) -> Result<Options, io::Error> {
-    let pick = |flag: &str, v: &str, all: &[&str]| -> Result<String, io::Error> {
-        all.iter()
-            .find(|p| p.eq_ignore_ascii_case(v))
-            .map(|p| p.to_string())
-            .ok_or_else(|| {
-                bad(
-                    flag,
-                    format!("unknown value {v:?}: expected one of {}", all.join(", ")),
-                )
-            })
-    };
-    let tx_platform = pick("--tx-platform", &a.tx_platform, &multiomics::TX_PLATFORMS)?;
-    let prot_platform = pick(
-        "--prot-platform",
-        &a.prot_platform,
-        &multiomics::PROT_PLATFORMS,
-    )?;
-    let pairing = match pick("--pair", &a.pair, &["auto", "id", "nearest", "bin"])?.as_str() {
-        "id" => Pairing::Id,
-        "nearest" => Pairing::Nearest,
-        "bin" => Pairing::Bin,
-        _ => Pairing::Auto,
-    };
-    let unmatched = match pick("--unmatched", &a.unmatched, &["drop", "pad"])?.as_str() {
-        "pad" => pair::Unmatched::Pad,
-        _ => pair::Unmatched::Drop,
-    };
-    let normalise = match pick("--normalise", &a.normalise, &["log1p", "minmax"])?.as_str() {
-        "minmax" => joint::Normalise::MinMax,
-        _ => joint::Normalise::Log1p,
-    };
-    let loss = Loss::parse(&a.loss.to_lowercase()).ok_or_else(|| {
-        bad(
-            "--loss",
-            format!(
-                "unknown loss {:?}: expected frobenius or kullback-leibler",
-                a.loss
-            ),
-        )
-    })?;
-    let solver = match pick("--solver", &a.solver, &["cd", "mu"])?.as_str() {
-        "mu" => joint::Solver::Mu(loss),
-        _ if loss == Loss::KullbackLeibler => {
-            return Err(bad("--loss", "the Kullback-Leibler loss needs --solver mu"))
-        }
-        _ => joint::Solver::Cd,
-    };
-    let annotation =
-        match pick("--annotation", &a.annotation, &["weighted", "correlation"])?.as_str() {
-            "correlation" => annotate::Method::Correlation,
-            _ => annotate::Method::Weighted,
-        };
-    Ok(Options {
-        pairing,
-        tx_platform,
-        prot_platform,
+/// The flags as the page's parameters, so both are checked by one parser.
+fn params(a: &Args) -> MultiomicsParams {
+    MultiomicsParams {
+        tx_platform: a.tx_platform.clone(),
+        prot_platform: a.prot_platform.clone(),
+        n_factors: a.n_factors,
+        radius: a.radius,
+        pair: a.pair.clone(),
         pair_radius: a.pair_radius,
         spot_radius: a.spot_radius,
         bin_mean: a.bin_mean,
-        unmatched,
-        joint: joint::Options {
-            n_factors: a.n_factors,
-            n_hvg: a.n_hvg,
-            normalise,
-            balance: !a.no_balance,
-            solver,
-            restarts: a.restarts,
-            max_iter: a.max_iter,
-            seed: a.seed,
-            ..joint::Options::default()
-        },
-        annotation,
-        radius: a.radius,
-    })
+        unmatched: a.unmatched.clone(),
+        normalise: a.normalise.clone(),
+        n_hvg: a.n_hvg,
+        balance: !a.no_balance,
+        solver: a.solver.clone(),
+        loss: a.loss.clone(),
+        restarts: a.restarts,
+        max_iter: a.max_iter,
+        annotation: a.annotation.clone(),
+        seed: a.seed,
+        markers: None,
+    }
+}
+
+fn options(a: &Args) -> Result<Options, io::Error> {
+    let (o, _) = params(a).options().map_err(|e| {
+        let (flag, msg) = e.split_once(": ").unwrap_or(("tessera multiomics", &e));
+        bad(flag, msg)
+    })?;
+    Ok(o)
 }
 
 pub fn run(a: Args) -> Result<(), io::Error> {
@@ -264,90 +220,11 @@ pub fn run(a: Args) -> Result<(), io::Error> {
 
 fn write_outputs(dir: &Path, out: &multiomics::Output) -> Result<(), io::Error> {
     std::fs::create_dir_all(dir).map_err(|e| bad(&dir.display().to_string(), e.to_string()))?;
-    let j = &out.joint;
-    let k = j.k;
-    let mut labels = String::from("cell_id,x,y,cell_type,factor,score\n");
-    for (i, id) in out.ids.iter().enumerate() {
-        let (f, s) = out.cells[i];
-        labels.push_str(&format!(
-            "{},{},{},{},{},{s:.4}\n",
-            io::csv_field(id),
-            out.coords[i][0],
-            out.coords[i][1],
-            io::csv_field(&out.factors[f].cell_type),
-            f + 1
-        ));
+    let files = export::files(out);
+    for (name, bytes) in &files {
+        write(&dir.join(name), bytes)?;
     }
-    write(&dir.join("shared_labels.csv"), labels.as_bytes())?;
-    write(
-        &dir.join("co_localization.csv"),
-        niche::colocalization_csv(&out.labels, &out.colocalization).as_bytes(),
-    )?;
-    write(
-        &dir.join("niche_composition.csv"),
-        niche::niches_csv(&out.ids, &out.labels, &out.niches).as_bytes(),
-    )?;
-    write(
-        &dir.join("W_transcript.npy"),
-        &npy::write(&[out.gene_names.len(), k], &j.w_transcript),
-    )?;
-    write(
-        &dir.join("W_protein.npy"),
-        &npy::write(&[out.protein_names.len(), k], &j.w_protein),
-    )?;
-    let h: Vec<f32> = (0..k * j.n_cells)
-        .map(|i| j.cell_loadings[(i % j.n_cells) * k + i / j.n_cells])
-        .collect();
-    write(&dir.join("H_shared.npy"), &npy::write(&[k, j.n_cells], &h))?;
-    let mut factors = String::from("factor,cell_type,score,n_cells,top_genes,top_proteins\n");
-    for (f, l) in out.factors.iter().enumerate() {
-        let n = out.cells.iter().filter(|c| c.0 == f).count();
-        factors.push_str(&format!(
-            "{},{},{:.4},{n},{},{}\n",
-            f + 1,
-            io::csv_field(&l.cell_type),
-            l.score,
-            io::csv_field(&l.top_genes.join(";")),
-            io::csv_field(&l.top_proteins.join(";"))
-        ));
-    }
-    write(&dir.join("nmf_factors.csv"), factors.as_bytes())?;
-    let names = |v: &[String]| {
-        v.iter()
-            .map(|s| io::csv_field(s) + "\n")
-            .collect::<String>()
-    };
-    write(
-        &dir.join("genes.csv"),
-        format!("gene\n{}", names(&out.gene_names)).as_bytes(),
-    )?;
-    write(
-        &dir.join("proteins.csv"),
-        format!("protein\n{}", names(&out.protein_names)).as_bytes(),
-    )?;
-    let summary = serde_json::json!({
-        "pairing": out.pairing,
-        "matched": out.paired.matched,
-        "padded": out.paired.padded,
-        "dropped": out.paired.dropped,
-        "n_cells": j.n_cells,
-        "n_genes": out.gene_names.len(),
-        "n_proteins": out.protein_names.len(),
-        "n_factors": k,
-        "n_iter": j.n_iter,
-        "reconstruction_err": j.reconstruction_err,
-        "restart_errors": j.restart_errors,
-        "cell_types": out.labels.categories,
-    });
-    write(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)
-            .expect("json")
-            .as_bytes(),
-    )?;
-    eprintln!(
-        "wrote shared_labels.csv, co_localization.csv, niche_composition.csv, W_transcript.npy, W_protein.npy, H_shared.npy, nmf_factors.csv to {}",
-        dir.display()
-    );
+    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    eprintln!("wrote {} to {}", names.join(", "), dir.display());
     Ok(())
 }

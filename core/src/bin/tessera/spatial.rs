@@ -308,23 +308,9 @@ fn cooccurrence_cmd(a: &Args) -> Result<(), io::Error> {
             )
         })?;
         let k = sub.n_types();
-        write(
-            &a.out.join(format!("co_occurrence{tag}_occ.npy")),
-            &npy::write(&[k, k, co.radii()], &co.occ),
-        )?;
-        write(
-            &a.out.join(format!("co_occurrence{tag}_interval.npy")),
-            &npy::write(&[co.interval.len()], &co.interval),
-        )?;
-        let mut cats = String::from("category\n");
-        for c in &sub.categories {
-            cats.push_str(&io::csv_field(c));
-            cats.push('\n');
+        for (name, bytes) in export::cooccurrence_files(&tag, &sub, &co) {
+            write(&a.out.join(name), &bytes)?;
         }
-        write(
-            &a.out.join(format!("co_occurrence{tag}_categories.csv")),
-            cats.as_bytes(),
-        )?;
         runs_info.push(serde_json::json!({
             "run": if tag.is_empty() { "all".to_string() } else { tag[1..].to_string() },
             "n_cells": rows.len(),
@@ -359,45 +345,11 @@ fn autocorr_cmd(a: &Args) -> Result<(), io::Error> {
             ))
         }
     };
-    let ds = &input.ds;
-    let x =
-        ds.x.as_ref()
-            .ok_or_else(|| fail(&input.name, "X", "the dataset has no expression matrix"))?;
-    let cols: Vec<usize> = match &a.genes {
-        Some(genes) => genes
-            .iter()
-            .map(|gname| {
-                ds.var.index.iter().position(|v| v == gname).ok_or_else(|| {
-                    fail(
-                        &input.name,
-                        "var",
-                        format!("gene {gname:?} is not in var_names ({} genes)", ds.n_vars()),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        None => match ds.var.column("highly_variable") {
-            Some(Column::Bool(hv)) if hv.iter().any(|&b| b) => {
-                (0..hv.len()).filter(|&i| hv[i]).collect()
-            }
-            _ => (0..ds.n_vars()).collect(),
-        },
-    };
-    let features: Vec<(String, Vec<f64>)> = cols
-        .chunks(256)
-        .flat_map(|chunk| {
-            let dense = x.columns_dense(chunk);
-            let n = ds.n_obs();
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(j, &c)| {
-                    let v = (0..n).map(|i| dense[i * chunk.len() + j] as f64).collect();
-                    (ds.var.index[c].clone(), v)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let features = export::autocorr_features(
+        &input.file(),
+        &input.ds,
+        a.genes.as_deref().unwrap_or_default(),
+    )?;
     let opts = autocorr::Options {
         mode,
         transformation: true,

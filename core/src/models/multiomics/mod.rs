@@ -5,6 +5,7 @@
 
 pub mod annotate;
 pub mod demo;
+pub mod export;
 pub mod joint;
 pub mod pair;
 

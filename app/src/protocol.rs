@@ -4,16 +4,19 @@
 
 use serde::{Deserialize, Serialize};
 use tessera_core::data::Summary;
+use tessera_core::bundle::Plot;
 use tessera_core::share::Run;
 
 /// Page -> worker. Files travel as `File` objects next to this: `files` for
-/// `Open`, `sc_files` / `sp_files` for a run on local files.
+/// `Open`, `sc_files` / `sp_files` / `prot_files` for a run on local files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Open the dropped files (datasets or results bundles).
     Open { id: u32 },
     /// Generate Tessera's demo tissue and reference.
     Demo { id: u32 },
+    /// Generate the multi-omics demo: transcripts and proteins of the same cells.
+    DemoMultiomics { id: u32 },
     /// Fetch a public dataset or results bundle.
     OpenUrl { id: u32, url: String },
     /// Run an analysis; progress comes back as it goes.
@@ -40,7 +43,8 @@ pub struct Card {
     pub files: Vec<String>,
     /// Where the input came from, when it can be fetched again.
     pub url: Option<String>,
-    /// Which demo dataset this is ("demo_spatial", "demo_reference").
+    /// Which demo dataset this is ("demo_spatial", "demo_reference",
+    /// "demo_transcripts", "demo_proteins").
     pub demo: Option<String>,
 }
 
@@ -58,13 +62,14 @@ pub struct CurveMeta {
     pub values: Vec<f64>,
 }
 
-/// A heatmap's table (small: sent inline).
+/// A plotted table (small: sent inline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixMeta {
     pub name: String,
     pub rows: Vec<String>,
     pub cols: Vec<String>,
     pub values: Vec<f64>,
+    pub plot: Plot,
 }
 
 /// A finished run or an opened bundle: what the results panel shows.

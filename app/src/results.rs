@@ -14,12 +14,21 @@ use crate::plot::{self, Camera, Renderer};
 use crate::protocol::{MatrixMeta, ResultMeta};
 use crate::run::LossCurve;
 use crate::ui::{buffer_bytes, State};
+use tessera_core::bundle::Plot;
 use tessera_core::share::{Link, Run, View, MAX_OVERLAY, VERSION};
 
 const CANVAS: u32 = 640;
 
-/// What the uploaded colours were made from: result, column, vmax, overlay.
-type Colouring = (u32, Option<String>, u64, Vec<String>);
+/// What the uploaded colours were made from: result, layer, column, vmax, overlay.
+type Colouring = (u32, Option<String>, Option<String>, u64, Vec<String>);
+
+/// Values per point under named columns (cell types, factors, genes).
+pub struct LayerData {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// points x columns.
+    pub values: Vec<f32>,
+}
 
 /// A result as the page holds it: arrays plus object URLs for downloads.
 pub struct ResultView {
@@ -28,10 +37,7 @@ pub struct ResultView {
     pub xy: Vec<f32>,
     pub extent: plot::Extent,
     pub names: Vec<String>,
-    /// Columns (cell types) and points x columns values.
-    pub columns: Vec<String>,
-    pub values: Vec<f32>,
-    pub layer: String,
+    pub layers: Vec<LayerData>,
     /// (file name, object URL).
     pub files: Vec<(String, String)>,
     pub bundle: Vec<u8>,
@@ -45,11 +51,15 @@ impl ResultView {
             .split('\n')
             .map(str::to_string)
             .collect();
-        let (layer, columns, values) = meta
+        let layers = meta
             .layers
-            .first()
-            .map(|l| (l.name.clone(), l.columns.clone(), f32s(l.buffer)))
-            .unwrap_or_default();
+            .iter()
+            .map(|l| LayerData {
+                name: l.name.clone(),
+                columns: l.columns.clone(),
+                values: f32s(l.buffer),
+            })
+            .collect();
         let files = meta
             .files
             .iter()
@@ -61,33 +71,40 @@ impl ResultView {
             extent: plot::Extent::of(&xy),
             xy,
             names,
-            columns,
-            values,
-            layer,
+            layers,
             files,
             bundle: buffer_bytes(buffers, meta.bundle_buffer),
             meta,
         }
     }
 
-    fn column(&self, j: usize) -> Vec<f32> {
-        let k = self.columns.len();
-        self.values
-            .iter()
-            .skip(j)
-            .step_by(k.max(1))
-            .copied()
-            .collect()
+    /// The layer the view shows (the first when it names none or another).
+    pub fn layer(&self, view: &View) -> &LayerData {
+        static NONE: LayerData = LayerData {
+            name: String::new(),
+            columns: Vec::new(),
+            values: Vec::new(),
+        };
+        view.layer
+            .as_ref()
+            .and_then(|n| self.layers.iter().find(|l| &l.name == n))
+            .or(self.layers.first())
+            .unwrap_or(&NONE)
     }
 
     /// One colour per point for the view's colouring.
     fn colours(&self, view: &View) -> (Vec<[u8; 4]>, String) {
-        let k = self.columns.len();
+        let layer = self.layer(view);
+        let column = |j: usize| -> Vec<f32> {
+            let k = layer.columns.len();
+            layer.values.iter().skip(j).step_by(k.max(1)).copied().collect()
+        };
+        let k = layer.columns.len();
         let n = self.xy.len() / 2;
         let overlay: Vec<usize> = view
             .overlay
             .iter()
-            .filter_map(|c| self.columns.iter().position(|x| x == c))
+            .filter_map(|c| layer.columns.iter().position(|x| x == c))
             .take(MAX_OVERLAY)
             .collect();
         if !overlay.is_empty() {
@@ -96,7 +113,7 @@ impl ResultView {
             let cols: Vec<(Vec<f32>, f32)> = overlay
                 .iter()
                 .map(|&j| {
-                    let c = self.column(j);
+                    let c = column(j);
                     let vmax = plot::percentile(&c, view.vmax_pct).max(f32::MIN_POSITIVE);
                     (c, vmax)
                 })
@@ -119,7 +136,10 @@ impl ResultView {
                     ]
                 })
                 .collect();
-            let names: Vec<&str> = overlay.iter().map(|&j| self.columns[j].as_str()).collect();
+            let names: Vec<&str> = overlay
+                .iter()
+                .map(|&j| layer.columns[j].as_str())
+                .collect();
             return (
                 rgba,
                 format!(
@@ -132,14 +152,14 @@ impl ResultView {
         match view
             .color
             .as_ref()
-            .and_then(|c| self.columns.iter().position(|x| x == c))
+            .and_then(|c| layer.columns.iter().position(|x| x == c))
         {
             Some(j) => {
-                let col = self.column(j);
+                let col = column(j);
                 let vmax = plot::percentile(&col, view.vmax_pct).max(f32::MIN_POSITIVE);
                 let legend = format!(
                     "{}: 0 (dark) to {vmax:.3} (yellow, p{})",
-                    self.columns[j], view.vmax_pct
+                    layer.columns[j], view.vmax_pct
                 );
                 (
                     col.iter().map(|&v| plot::viridis(v / vmax)).collect(),
@@ -149,7 +169,7 @@ impl ResultView {
             None if k > 0 => {
                 let c = (0..n)
                     .map(|i| {
-                        let row = &self.values[i * k..(i + 1) * k];
+                        let row = &layer.values[i * k..(i + 1) * k];
                         let best = row.iter().enumerate().fold((0, f32::MIN), |b, (j, &v)| {
                             if v > b.1 {
                                 (j, v)
@@ -160,7 +180,7 @@ impl ResultView {
                         plot::category(best.0)
                     })
                     .collect();
-                (c, "dominant cell type".into())
+                (c, format!("largest of {}", layer.name))
             }
             None => (vec![plot::viridis(0.6); n], String::new()),
         }
@@ -238,6 +258,7 @@ fn Panel() -> impl IntoView {
         };
         let key = (
             r.key,
+            v.layer.clone(),
             v.color.clone(),
             v.vmax_pct.to_bits(),
             v.overlay.clone(),
@@ -335,14 +356,15 @@ fn Panel() -> impl IntoView {
         let reach = (cam.radius_px * 1.5).max(4.0) / cam.pixels_per_unit;
         hover.set(match plot::nearest(&r.xy, at, reach) {
             Some(i) => {
-                let k = r.columns.len();
+                let l = r.layer(&v);
+                let k = l.columns.len();
                 let mut vals: Vec<(usize, f32)> =
-                    (0..k).map(|j| (j, r.values[i * k + j])).collect();
+                    (0..k).map(|j| (j, l.values[i * k + j])).collect();
                 vals.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let top: Vec<String> = vals
                     .iter()
                     .take(4)
-                    .map(|(j, v)| format!("{} {v:.3}", r.columns[*j]))
+                    .map(|(j, v)| format!("{} {v:.3}", l.columns[*j]))
                     .collect();
                 format!(
                     "{}: {}",
@@ -354,10 +376,13 @@ fn Panel() -> impl IntoView {
         });
     };
 
-    let color_options = move || {
+    let columns = move || {
         result()
-            .map(|r| r.columns.clone())
+            .map(|r| r.layer(&state.view.get()).columns.clone())
             .unwrap_or_default()
+    };
+    let color_options = move || {
+        columns()
             .into_iter()
             .map(|c| view! { <option value=c.clone()>{c.clone()}</option> })
             .collect_view()
@@ -432,6 +457,22 @@ fn Panel() -> impl IntoView {
             }
         }
     };
+    let lines = move || -> Vec<MatrixMeta> {
+        result()
+            .map(|r| r.meta.matrices.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.plot == Plot::Lines)
+            .collect()
+    };
+    let others = move || -> Vec<MatrixMeta> {
+        result()
+            .map(|r| r.meta.matrices.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.plot != Plot::Lines)
+            .collect()
+    };
     let link = Memo::new(move |_| {
         let (r, v) = (state.result.get()?, state.view.get());
         share_link(&r, &v)
@@ -440,7 +481,7 @@ fn Panel() -> impl IntoView {
         result()
             .map(|r| {
                 let m = &r.meta;
-                let mut s = format!("{} · {} points · {}", m.analysis, m.n, r.layer);
+                let mut s = format!("{} · {} points", m.analysis, m.n);
                 if let (Some(d), Some(t)) = (&m.device, m.seconds) {
                     s.push_str(&format!(" · {t:.1} s on {d}"));
                 } else {
@@ -484,6 +525,22 @@ fn Panel() -> impl IntoView {
                     <p class="hover" data-testid="hover">{move || hover.get()}</p>
                 </figure>
                 <div class="controls">
+                    <Show when=move || result().is_some_and(|r| r.layers.len() > 1)>
+                        <label title="What the points carry: cell types, factor loadings, niche composition, genes.">
+                            <span>"Show"</span>
+                            <select data-testid="layer-select"
+                                prop:value=move || result().map(|r| r.layer(&state.view.get()).name.clone()).unwrap_or_default()
+                                on:change=move |ev| {
+                                    let v = event_target_value(&ev);
+                                    state.view.update(|s| { s.layer = Some(v); s.color = None; s.overlay.clear(); });
+                                }>
+                                {move || result().map(|r| r.layers.iter().map(|l| {
+                                    let n = l.name.clone();
+                                    view! { <option value=n.clone()>{n.clone()}</option> }
+                                }).collect_view())}
+                            </select>
+                        </label>
+                    </Show>
                     <label>
                         <span>"Colour by"</span>
                         <select data-testid="color-select"
@@ -492,7 +549,7 @@ fn Panel() -> impl IntoView {
                                 let v = event_target_value(&ev);
                                 state.view.update(|s| s.color = (!v.is_empty()).then_some(v));
                             }>
-                            <option value="">"dominant cell type"</option>
+                            <option value="">"the largest column (category)"</option>
                             {color_options}
                         </select>
                     </label>
@@ -531,7 +588,7 @@ fn Panel() -> impl IntoView {
                             }>
                             {move || {
                                 let chosen = state.view.get().overlay;
-                                result().map(|r| r.columns.clone()).unwrap_or_default().into_iter().map(|c| {
+                                columns().into_iter().map(|c| {
                                     let sel = chosen.contains(&c);
                                     view! { <option value=c.clone() selected=sel>{c.clone()}</option> }
                                 }).collect_view()
@@ -549,7 +606,7 @@ fn Panel() -> impl IntoView {
                     </Show>
                     <Show when=move || state.view.get().color.is_none() && state.view.get().overlay.is_empty()>
                         <ul class="swatches" data-testid="swatches">
-                            {move || result().map(|r| r.columns.clone()).unwrap_or_default().into_iter().enumerate().map(|(i, c)| {
+                            {move || columns().into_iter().enumerate().map(|(i, c)| {
                                 let [r, g, b, _] = plot::category(i);
                                 let style = format!("background: rgb({r},{g},{b})");
                                 view! { <li><span class="swatch" style=style></span>{c}</li> }
@@ -559,7 +616,9 @@ fn Panel() -> impl IntoView {
                     <h3>"Take away"</h3>
                     <div class="downloads">
                         <a class="button" data-testid="download-csv" href=move || main_file(".csv").1 download=move || main_file(".csv").0>{move || main_file(".csv").0}</a>
-                        <a class="button" data-testid="download-h5ad" href=move || main_file(".h5ad").1 download=move || main_file(".h5ad").0>{move || main_file(".h5ad").0}</a>
+                        <Show when=move || !main_file(".h5ad").0.is_empty()>
+                            <a class="button" data-testid="download-h5ad" href=move || main_file(".h5ad").1 download=move || main_file(".h5ad").0>{move || main_file(".h5ad").0}</a>
+                        </Show>
                         <a class="button" data-testid="download-bundle" node_ref=bundle_link href="#" download="tessera_results.zip">"Results bundle (.zip)"</a>
                         <a class="button secondary" data-testid="download-png" node_ref=png_link href="#" download="tessera_spatial.png"
                             on:pointerdown=move |_| prepare_png() on:focus=move |_| prepare_png()>"PNG of the plot"</a>
@@ -570,8 +629,15 @@ fn Panel() -> impl IntoView {
                     <small>"The link holds the parameters and this view; the demo and public URLs re-run on open, local files must be opened again."</small>
                 </div>
             </div>
-            <For each=move || result().map(|r| r.meta.matrices.clone()).unwrap_or_default() key=|m| m.name.clone() let:m>
-                <Heatmap m=m/>
+            <Show when=move || !lines().is_empty()>
+                <LinePlots ms=lines()/>
+            </Show>
+            <For each=others key=|m| m.name.clone() let:m>
+                {match m.plot {
+                    Plot::Dots => view! { <DotPlot m=m/> }.into_any(),
+                    Plot::Bars => view! { <Bars m=m/> }.into_any(),
+                    _ => view! { <Heatmap m=m/> }.into_any(),
+                }}
             </For>
         </section>
     }
@@ -583,9 +649,7 @@ fn Panel() -> impl IntoView {
 fn Heatmap(m: MatrixMeta) -> impl IntoView {
     let (nr, nc) = (m.rows.len(), m.cols.len());
     let cell = 28.0;
-    let longest = |v: &[String]| v.iter().map(|r| r.chars().count()).max().unwrap_or(4) as f64;
-    let label_w = 7.5 * longest(&m.rows) + 10.0;
-    let label_h = 5.5 * longest(&m.cols) + 14.0;
+    let (label_w, label_h) = label_room(&m.rows, &m.cols);
     let finite: Vec<f64> = m.values.iter().copied().filter(|v| v.is_finite()).collect();
     let lim = finite.iter().fold(0f64, |a, v| a.max(v.abs())).max(1e-12);
     let diverging = finite.iter().any(|&v| v < 0.0);
@@ -623,6 +687,142 @@ fn Heatmap(m: MatrixMeta) -> impl IntoView {
             }
         })
         .collect_view();
+    let labels = axis_labels(&m, label_w, label_h, cell);
+    let caption = if diverging {
+        format!("{}: blue below 0, red above (±{lim:.1})", m.name)
+    } else {
+        format!("{}: 0 to {lim:.0}", m.name)
+    };
+    view! {
+        <figure class="heatmap" data-testid="heatmap">
+            <svg width=w height=h viewBox=format!("0 0 {w} {h}")>{labels}{cells}</svg>
+            <figcaption>{caption}</figcaption>
+        </figure>
+    }
+}
+
+/// Line plots over numeric columns (co-occurrence ratio against distance,
+/// as squidpy's `pl.co_occurrence`), one panel at a time: pick which.
+#[component]
+fn LinePlots(ms: Vec<MatrixMeta>) -> impl IntoView {
+    let names: Vec<String> = ms.iter().map(|m| m.name.clone()).collect();
+    let pick = RwSignal::new(0usize);
+    let ms = StoredValue::new(ms);
+    let (w, h, left, bottom, right) = (560.0, 300.0, 48.0, 36.0, 170.0);
+    let panel = move || {
+        let m = ms.with_value(|ms| ms.get(pick.get()).cloned())?;
+        let nc = m.cols.len();
+        let xs: Vec<f64> = m.cols.iter().map(|c| c.parse().unwrap_or(f64::NAN)).collect();
+        let (x0, x1) = (xs.first().copied()?, xs.last().copied()?);
+        let finite = m.values.iter().copied().filter(|v| v.is_finite());
+        let (lo, hi) = finite.fold((1.0f64, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let (pw, ph) = (w - left - right, h - bottom - 8.0);
+        let px = move |x: f64| left + (x - x0) / (x1 - x0).max(1e-12) * pw;
+        let py = move |y: f64| 8.0 + (hi - y) / (hi - lo).max(1e-12) * ph;
+        let paths = m
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let d: String = (0..nc)
+                    .filter(|&j| m.values[i * nc + j].is_finite())
+                    .enumerate()
+                    .map(|(n, j)| {
+                        let cmd = if n == 0 { "M" } else { " L" };
+                        format!("{cmd}{:.1},{:.1}", px(xs[j]), py(m.values[i * nc + j]))
+                    })
+                    .collect();
+                let [cr, cg, cb, _] = plot::category(i);
+                let colour = format!("rgb({cr},{cg},{cb})");
+                let ly = 14.0 + 14.0 * i as f64;
+                view! {
+                    <path d=d fill="none" stroke=colour.clone() stroke-width="1.5"><title>{r.clone()}</title></path>
+                    <rect x=w - right + 8.0 y=ly - 9.0 width="10" height="10" fill=colour/>
+                    <text x=w - right + 22.0 y=ly font-size="11">{r.clone()}</text>
+                }
+            })
+            .collect_view();
+        let one = py(1.0);
+        Some(view! {
+            <svg width=w height=h.max(20.0 + 14.0 * m.rows.len() as f64) data-testid="line-plot">
+                <line x1=left x2=w - right y1=one y2=one stroke="#999" stroke-dasharray="4 3"/>
+                <line x1=left x2=left y1="8" y2=h - bottom stroke="#333"/>
+                <line x1=left x2=w - right y1=h - bottom y2=h - bottom stroke="#333"/>
+                <text x=left - 4.0 y=py(hi) + 4.0 text-anchor="end" font-size="11">{format!("{hi:.2}")}</text>
+                <text x=left - 4.0 y=py(lo) text-anchor="end" font-size="11">{format!("{lo:.2}")}</text>
+                <text x=left y=h - bottom + 14.0 font-size="11">{format!("{x0:.0}")}</text>
+                <text x=w - right y=h - bottom + 14.0 text-anchor="end" font-size="11">{format!("{x1:.0}")}</text>
+                <text x=left + pw / 2.0 y=h - 6.0 text-anchor="middle" font-size="12">"distance"</text>
+                {paths}
+            </svg>
+        })
+    };
+    view! {
+        <figure class="lines" data-testid="lines">
+            <label>
+                <span>"Panel"</span>
+                <select data-testid="lines-select" prop:value=move || pick.get().to_string()
+                    on:change=move |ev| pick.set(event_target_value(&ev).parse().unwrap_or(0))>
+                    {names.iter().enumerate().map(|(i, n)| view! { <option value=i.to_string()>{n.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+            {panel}
+            <figcaption>"Ratio of the chance of meeting each type within the distance, given the panel's type, to its overall chance (1: no preference; dashed line)."</figcaption>
+        </figure>
+    }
+}
+
+/// Row and column labels' room, from the longest label.
+fn label_room(rows: &[String], cols: &[String]) -> (f64, f64) {
+    let longest = |v: &[String]| v.iter().map(|r| r.chars().count()).max().unwrap_or(4) as f64;
+    (7.5 * longest(rows) + 10.0, 5.5 * longest(cols) + 14.0)
+}
+
+/// A dot plot: each cell's area and colour follow its value (fractions,
+/// scaled loadings), as scanpy's `pl.dotplot`.
+#[component]
+fn DotPlot(m: MatrixMeta) -> impl IntoView {
+    let (nr, nc) = (m.rows.len(), m.cols.len());
+    let cell = 26.0;
+    let (label_w, label_h) = label_room(&m.rows, &m.cols);
+    let top = m
+        .values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0f64, f64::max)
+        .max(1e-12);
+    let (w, h) = (
+        label_w + cell * nc as f64 + label_h,
+        label_h + cell * nr as f64 + 4.0,
+    );
+    let dots = (0..nr)
+        .flat_map(|i| (0..nc).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            let v = m.values[i * nc + j];
+            let t = if v.is_finite() { (v / top).clamp(0.0, 1.0) } else { 0.0 };
+            let c = plot::viridis(t as f32);
+            let title = format!("{} × {}: {v:.3}", m.rows[i], m.cols[j]);
+            view! {
+                <circle cx=label_w + cell * (j as f64 + 0.5) cy=label_h + cell * (i as f64 + 0.5)
+                    r=(cell * 0.46 * t.sqrt()).max(0.5) fill=format!("rgb({},{},{})", c[0], c[1], c[2])>
+                    <title>{title}</title>
+                </circle>
+            }
+        })
+        .collect_view();
+    let labels = axis_labels(&m, label_w, label_h, cell);
+    let caption = format!("{}: dot area and colour from 0 to {top:.2}", m.name);
+    view! {
+        <figure class="heatmap" data-testid="dotplot">
+            <svg width=w height=h viewBox=format!("0 0 {w} {h}")>{labels}{dots}</svg>
+            <figcaption>{caption}</figcaption>
+        </figure>
+    }
+}
+
+/// Row labels on the left, column labels rotated on top.
+fn axis_labels(m: &MatrixMeta, label_w: f64, label_h: f64, cell: f64) -> impl IntoView {
     let rows = m
         .rows
         .iter()
@@ -644,15 +844,53 @@ fn Heatmap(m: MatrixMeta) -> impl IntoView {
             }
         })
         .collect_view();
-    let caption = if diverging {
-        format!("{}: blue below 0, red above (±{lim:.1})", m.name)
-    } else {
-        format!("{}: 0 to {lim:.0}", m.name)
-    };
+    view! { {rows}{cols} }
+}
+
+/// A ranked table: a bar for the first column, the others as numbers.
+#[component]
+fn Bars(m: MatrixMeta) -> impl IntoView {
+    let nc = m.cols.len().max(1);
+    let top = m
+        .values
+        .iter()
+        .step_by(nc)
+        .filter(|v| v.is_finite())
+        .fold(0f64, |a, v| a.max(v.abs()))
+        .max(1e-12);
+    let head = m
+        .cols
+        .iter()
+        .map(|c| view! { <th>{c.clone()}</th> })
+        .collect_view();
+    let rows = m
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let v = &m.values[i * nc..(i + 1) * nc];
+            let pct = (v[0].abs() / top * 100.0).clamp(0.0, 100.0);
+            let bar = format!("background: linear-gradient(90deg, #9ecae1 {pct:.1}%, transparent {pct:.1}%)");
+            let rest = v[1..]
+                .iter()
+                .map(|x| view! { <td>{format!("{x:.3e}")}</td> })
+                .collect_view();
+            view! {
+                <tr>
+                    <th scope="row">{r.clone()}</th>
+                    <td class="bar" style=bar>{format!("{:.4}", v[0])}</td>
+                    {rest}
+                </tr>
+            }
+        })
+        .collect_view();
     view! {
-        <figure class="heatmap" data-testid="heatmap">
-            <svg width=w height=h viewBox=format!("0 0 {w} {h}")>{rows}{cols}{cells}</svg>
-            <figcaption>{caption}</figcaption>
+        <figure class="bars" data-testid="bars">
+            <table>
+                <thead><tr><th></th>{head}</tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+            <figcaption>{m.name.clone()}</figcaption>
         </figure>
     }
 }

@@ -10,7 +10,11 @@ use web_sys::File;
 use crate::protocol::Request;
 use crate::ui::{request, CardView, SharedBridge, State};
 use tessera_core::models::tangram::{fit::bytes_needed, Mode};
-use tessera_core::share::{DeviceChoice, Inputs, NhoodParams, Params, Run, Source, TangramParams};
+use tessera_core::models::multiomics::demo as mo_demo;
+use tessera_core::share::{
+    AutocorrParams, CooccurrenceParams, DeviceChoice, Inputs, MultiomicsParams, NhoodParams,
+    NicheParams, Params, Run, Source, TangramParams,
+};
 
 /// What a browser tab may allocate for one run (WebGPU reports no memory).
 const TAB_BUDGET: u64 = 2 << 30;
@@ -44,6 +48,7 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
     };
     let sc = run.inputs.sc.as_ref().map(pick).unwrap_or_default();
     let sp = pick(&run.inputs.sp);
+    let prot = run.inputs.prot.as_ref().map(pick).unwrap_or_default();
     state.run_error.set(None);
     state.notice.set(None);
     state.running.set(Some(Running {
@@ -56,7 +61,7 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
     }));
     let msg = request(
         &Request::Run { id, run },
-        &[("sc_files", sc), ("sp_files", sp)],
+        &[("sc_files", sc), ("sp_files", sp), ("prot_files", prot)],
     );
     bridge.borrow_mut().send(msg, Array::new());
 }
@@ -86,7 +91,9 @@ fn guess_label(cols: &[(String, usize)]) -> Option<String> {
     .map(|(c, _)| c.clone())
 }
 
-fn check_nhood(p: &NhoodParams, sp: Option<&CardView>) -> Result<String, String> {
+/// A spatial dataset with a cell-type column of at least two categories:
+/// its cells and types.
+fn spatial_labels(sp: Option<&CardView>, key: &str) -> Result<(usize, usize), String> {
     let Some(sp) = sp else {
         return Err("Open a dataset with spatial coordinates and cell-type labels first.".into());
     };
@@ -94,26 +101,110 @@ fn check_nhood(p: &NhoodParams, sp: Option<&CardView>) -> Result<String, String>
     if s.spatial.is_none() {
         return Err(format!("{}: no spatial coordinates", s.source));
     }
-    p.graph_options()?;
     let k = categorical_columns(sp)
         .into_iter()
-        .find(|(c, _)| *c == p.cluster_key)
+        .find(|(c, _)| c == key)
         .map(|(_, n)| n)
-        .ok_or_else(|| {
-            format!(
-                "{}: obs has no categorical column '{}'",
-                s.source, p.cluster_key
-            )
-        })?;
+        .ok_or_else(|| format!("{}: obs has no categorical column '{key}'", s.source))?;
     if k < 2 {
-        return Err(format!(
-            "'{}' has {k} category; at least 2 are needed",
-            p.cluster_key
-        ));
+        return Err(format!("'{key}' has {k} category; at least 2 are needed"));
     }
+    Ok((s.n_obs, k))
+}
+
+fn check_nhood(p: &NhoodParams, sp: Option<&CardView>) -> Result<String, String> {
+    p.graph_options()?;
+    let (n, k) = spatial_labels(sp, &p.cluster_key)?;
     Ok(format!(
-        "{} cells, {k} cell types, {} graph, {} permutations",
-        s.n_obs, p.graph, p.n_perms
+        "{n} cells, {k} cell types, {} graph, {} permutations",
+        p.graph, p.n_perms
+    ))
+}
+
+fn check_cooccurrence(p: &CooccurrenceParams, sp: Option<&CardView>) -> Result<String, String> {
+    p.validate()?;
+    let (n, k) = spatial_labels(sp, &p.cluster_key)?;
+    Ok(format!(
+        "{n} cells, {k} cell types, ratios at {} distances",
+        p.interval - 1
+    ))
+}
+
+fn check_niche(p: &NicheParams, sp: Option<&CardView>) -> Result<String, String> {
+    p.graph_options()?;
+    let (n, k) = spatial_labels(sp, &p.cluster_key)?;
+    Ok(format!(
+        "{n} cells, {k} cell types, neighbours within {}",
+        p.radius
+    ))
+}
+
+fn check_autocorr(p: &AutocorrParams, sp: Option<&CardView>) -> Result<String, String> {
+    p.options()?;
+    let Some(sp) = sp else {
+        return Err("Open a dataset with spatial coordinates and expression first.".into());
+    };
+    let s = &sp.card.summary;
+    if s.spatial.is_none() {
+        return Err(format!("{}: no spatial coordinates", s.source));
+    }
+    if s.x.is_none() || s.n_vars == 0 {
+        return Err(format!("{}: no expression matrix X", s.source));
+    }
+    let hv = s.var.iter().any(|c| c.name == "highly_variable");
+    let genes = if !p.genes.is_empty() {
+        format!("{} named genes", p.genes.len())
+    } else if hv {
+        "the highly variable genes".to_string()
+    } else {
+        format!("all {} genes", s.n_vars)
+    };
+    Ok(format!(
+        "{} of {genes} over {} cells, {} graph{}",
+        if p.mode == "geary" { "Geary's C" } else { "Moran's I" },
+        s.n_obs,
+        p.graph,
+        if p.n_perms > 0 {
+            format!(", {} permutations", p.n_perms)
+        } else {
+            String::new()
+        }
+    ))
+}
+
+fn check_multiomics(
+    p: &MultiomicsParams,
+    tx: Option<&CardView>,
+    prot: Option<&CardView>,
+) -> Result<String, String> {
+    let (Some(tx), Some(prot)) = (tx, prot) else {
+        return Err("Open the transcript data and the protein data first (or the multi-omics demo).".into());
+    };
+    if tx.key == prot.key {
+        return Err("The transcripts and the proteins are the same dataset; pick two.".into());
+    }
+    for c in [tx, prot] {
+        let s = &c.card.summary;
+        if s.spatial.is_none() {
+            return Err(format!("{}: no spatial coordinates", s.source));
+        }
+        if s.x.is_none() || s.n_vars == 0 {
+            return Err(format!("{}: no feature matrix X", s.source));
+        }
+    }
+    let (o, markers) = p.options()?;
+    Ok(format!(
+        "{} transcript cells × {} genes with {} protein cells × {} proteins: {} factors, {} starts, {}",
+        tx.card.summary.n_obs,
+        tx.card.summary.n_vars,
+        prot.card.summary.n_obs,
+        prot.card.summary.n_vars,
+        o.joint.n_factors,
+        o.joint.restarts,
+        match markers {
+            Some(m) => format!("named from {} marker sets", m.types.len()),
+            None => "no markers: factors are numbered".into(),
+        }
     ))
 }
 
@@ -190,6 +281,22 @@ fn check(
     ))
 }
 
+/// The methods the page runs, with the help line each shows.
+const ANALYSES: [(&str, &str, &str); 6] = [
+    ("tangram", "Tangram — map single cells onto space",
+        "Tangram (Biancalani et al. 2021) learns where each cell type of a single-cell reference sits in the tissue."),
+    ("nhood", "Neighbourhood enrichment — which cell types sit together (squidpy)",
+        "squidpy's nhood_enrichment: neighbour counts between cell types against label permutations (z-scores), with centrality scores."),
+    ("cooccurrence", "Co-occurrence — cell types together over distance (squidpy)",
+        "squidpy's co_occurrence: how much more likely each type is within a distance of another, at 49 distances."),
+    ("autocorr", "Spatial autocorrelation — Moran's I / Geary's C per gene (squidpy)",
+        "squidpy's spatial_autocorr: which genes are patterned in space, with analytic (and optionally permutation) p-values."),
+    ("niche", "Niches and co-localization — each cell's neighbourhood",
+        "Each cell's neighbours within a radius: their type fractions (niche), the niche type, and a score for every pair of types."),
+    ("multiomics", "Transcripts + proteins — joint factors, annotation, niches",
+        "Joint NMF of paired transcript and protein data (SpatialMultiOmics): factors named from markers, cells labelled, niches and co-localization."),
+];
+
 #[component]
 pub fn AnalysisPanel(
     bridge: StoredValue<SharedBridge, LocalStorage>,
@@ -199,49 +306,113 @@ pub fn AnalysisPanel(
     let params = RwSignal::new(TangramParams::default());
     let sc_key = RwSignal::new(None::<u32>);
     let sp_key = RwSignal::new(None::<u32>);
+    let prot_key = RwSignal::new(None::<u32>);
     let device = RwSignal::new(DeviceChoice::Webgpu);
     let analysis = RwSignal::new("tangram".to_string());
     let nparams = RwSignal::new(NhoodParams::default());
-    Effect::new(move |_| match link_params.get() {
-        Some((Params::Tangram(p), d)) => {
-            analysis.set("tangram".into());
-            params.set(p);
-            device.set(d);
-        }
-        Some((Params::Nhood(p), _)) => {
-            analysis.set("nhood".into());
-            nparams.set(p);
-        }
-        None => {}
+    let cparams = RwSignal::new(CooccurrenceParams::default());
+    let aparams = RwSignal::new(AutocorrParams::default());
+    let niparams = RwSignal::new(NicheParams::default());
+    let mparams = RwSignal::new(MultiomicsParams::default());
+    Effect::new(move |_| {
+        let Some((p, d)) = link_params.get() else {
+            return;
+        };
+        device.set(d);
+        analysis.set(
+            match p {
+                Params::Tangram(p) => {
+                    params.set(p);
+                    "tangram"
+                }
+                Params::Nhood(p) => {
+                    nparams.set(p);
+                    "nhood"
+                }
+                Params::Cooccurrence(p) => {
+                    cparams.set(p);
+                    "cooccurrence"
+                }
+                Params::Autocorr(p) => {
+                    aparams.set(p);
+                    "autocorr"
+                }
+                Params::Niche(p) => {
+                    niparams.set(p);
+                    "niche"
+                }
+                Params::Multiomics(p) => {
+                    mparams.set(p);
+                    "multiomics"
+                }
+            }
+            .into(),
+        );
     });
-    // Defaults: the newest dataset with coordinates is the spatial side, the
-    // newest other one the reference; a fresh reference suggests its label.
+    // Defaults: the demo that fits the analysis, else the newest dataset
+    // with coordinates is the spatial side and another one the second input.
     Effect::new(move |_| {
         let cards = state.cards.get();
+        let multi = analysis.get() == "multiomics";
+        let (first, second) = if multi {
+            ("demo_transcripts", "demo_proteins")
+        } else {
+            ("demo_spatial", "demo_reference")
+        };
         let alive: HashSet<u32> = cards.iter().map(|c| c.key).collect();
-        if sp_key.get_untracked().is_none_or(|k| !alive.contains(&k)) {
+        let demo_of = |k: Option<u32>| {
+            cards
+                .iter()
+                .find(|c| Some(c.key) == k)
+                .and_then(|c| c.card.demo.clone())
+        };
+        let has = |d: &str| cards.iter().any(|c| c.card.demo.as_deref() == Some(d));
+        // A key is kept unless it is gone, or it is the other analysis' demo
+        // while this analysis' demo is open.
+        let stale = |k: Option<u32>, want: &str| {
+            k.is_none_or(|k| !alive.contains(&k))
+                || demo_of(k).is_some_and(|d| d != want && has(want))
+        };
+        if stale(sp_key.get_untracked(), first) {
             let pick = cards
                 .iter()
-                .find(|c| c.card.demo.as_deref() == Some("demo_spatial"))
+                .find(|c| c.card.demo.as_deref() == Some(first))
                 .or_else(|| cards.iter().find(|c| c.card.summary.spatial.is_some()));
             sp_key.set(pick.map(|c| c.key));
         }
         let sp = sp_key.get_untracked();
-        if sc_key
-            .get_untracked()
-            .is_none_or(|k| !alive.contains(&k) || Some(k) == sp)
-        {
-            let pick = cards
-                .iter()
-                .find(|c| c.card.demo.as_deref() == Some("demo_reference"))
-                .or_else(|| cards.iter().find(|c| Some(c.key) != sp));
-            sc_key.set(pick.map(|c| c.key));
+        for (key, want, spatial) in [(sc_key, "demo_reference", false), (prot_key, second, true)] {
+            let k = key.get_untracked();
+            if stale(k, want) || k == sp {
+                let pick = cards
+                    .iter()
+                    .find(|c| c.card.demo.as_deref() == Some(want))
+                    .or_else(|| {
+                        cards.iter().find(|c| {
+                            Some(c.key) != sp && (!spatial || c.card.summary.spatial.is_some())
+                        })
+                    });
+                key.set(pick.map(|c| c.key));
+            }
         }
     });
     let card = move |k: RwSignal<Option<u32>>| {
         let key = k.get();
         state.cards.get().into_iter().find(|c| Some(c.key) == key)
     };
+    // The multi-omics demo comes with its markers and platform (its cells
+    // share ids across the tables, like MERFISH + CODEX of one section).
+    Effect::new(move |_| {
+        let demo = card(sp_key).and_then(|c| c.card.demo) == Some("demo_transcripts".into());
+        if demo && mparams.get_untracked().markers.is_none() {
+            let markers = mo_demo::generate(&mo_demo::BROWSER).markers.to_json();
+            mparams.update(|p| {
+                p.markers = Some(markers);
+                p.tx_platform = "MERFISH".into();
+                p.n_factors = mo_demo::BROWSER.types;
+            });
+        }
+    });
     Effect::new(move |_| {
         let Some(sc) = card(sc_key) else { return };
         let cols = categorical_columns(&sc);
@@ -252,55 +423,72 @@ pub fn AnalysisPanel(
             params.update(|p| p.cluster_label = guess);
         }
     });
+    // Each cell-type form follows the spatial data's likeliest label column.
     Effect::new(move |_| {
         let Some(sp) = card(sp_key) else { return };
         let cols = categorical_columns(&sp);
-        if !cols
-            .iter()
-            .any(|(c, _)| *c == nparams.get_untracked().cluster_key)
-        {
-            let guess = guess_label(&cols);
-            nparams.update(|p| p.cluster_key = guess.unwrap_or_default());
+        let guess = guess_label(&cols).unwrap_or_default();
+        let known = |k: &str| cols.iter().any(|(c, _)| c == k);
+        if !known(&nparams.get_untracked().cluster_key) {
+            nparams.update(|p| p.cluster_key = guess.clone());
+        }
+        if !known(&cparams.get_untracked().cluster_key) {
+            cparams.update(|p| p.cluster_key = guess.clone());
+        }
+        if !known(&niparams.get_untracked().cluster_key) {
+            niparams.update(|p| p.cluster_key = guess.clone());
         }
     });
-    let checked = Memo::new(move |_| {
-        if analysis.get() == "nhood" {
-            check_nhood(&nparams.get(), card(sp_key).as_ref())
-        } else {
-            check(&params.get(), card(sc_key).as_ref(), card(sp_key).as_ref())
-        }
+    let checked = Memo::new(move |_| match analysis.get().as_str() {
+        "nhood" => check_nhood(&nparams.get(), card(sp_key).as_ref()),
+        "cooccurrence" => check_cooccurrence(&cparams.get(), card(sp_key).as_ref()),
+        "autocorr" => check_autocorr(&aparams.get(), card(sp_key).as_ref()),
+        "niche" => check_niche(&niparams.get(), card(sp_key).as_ref()),
+        "multiomics" => check_multiomics(
+            &mparams.get(),
+            card(sp_key).as_ref(),
+            card(prot_key).as_ref(),
+        ),
+        _ => check(&params.get(), card(sc_key).as_ref(), card(sp_key).as_ref()),
     });
     let run = move |_| {
         let Ok(_) = checked.get_untracked() else {
             return;
         };
-        if analysis.get_untracked() == "nhood" {
-            let Some(sp) = card(sp_key) else { return };
-            let run = Run {
-                params: Params::Nhood(nparams.get_untracked()),
-                inputs: Inputs {
-                    sc: None,
-                    sp: sp.source(),
-                },
-                device: DeviceChoice::Cpu,
-            };
-            bridge.with_value(|b| send_run(state, b, run));
-            return;
-        }
-        let (Some(sc), Some(sp)) = (card(sc_key), card(sp_key)) else {
-            return;
+        let Some(sp) = card(sp_key) else { return };
+        let source = |k| card(k).map(|c| c.source());
+        let (params, sc, prot) = match analysis.get_untracked().as_str() {
+            "nhood" => (Params::Nhood(nparams.get_untracked()), None, None),
+            "cooccurrence" => (Params::Cooccurrence(cparams.get_untracked()), None, None),
+            "autocorr" => (Params::Autocorr(aparams.get_untracked()), None, None),
+            "niche" => (Params::Niche(niparams.get_untracked()), None, None),
+            "multiomics" => (
+                Params::Multiomics(mparams.get_untracked()),
+                None,
+                source(prot_key),
+            ),
+            _ => {
+                let p = params.get_untracked();
+                let p = TangramParams {
+                    annotation: p.annotation.clone().or(p.cluster_label.clone()),
+                    ..p
+                };
+                (Params::Tangram(p), source(sc_key), None)
+            }
         };
-        let p = params.get_untracked();
+        let gpu = matches!(params, Params::Tangram(_) | Params::Multiomics(_));
         let run = Run {
-            params: Params::Tangram(TangramParams {
-                annotation: p.annotation.clone().or(p.cluster_label.clone()),
-                ..p
-            }),
+            params,
             inputs: Inputs {
-                sc: Some(sc.source()),
+                sc,
                 sp: sp.source(),
+                prot,
             },
-            device: device.get_untracked(),
+            device: if gpu {
+                device.get_untracked()
+            } else {
+                DeviceChoice::Cpu
+            },
         };
         bridge.with_value(|b| send_run(state, b, run));
     };
@@ -335,6 +523,22 @@ pub fn AnalysisPanel(
             .collect_view()
     };
     let running = move || state.running.get().is_some();
+    let is = move |a: &'static str| move || analysis.get() == a;
+    let sp_card = Signal::derive(move || card(sp_key));
+    let device_select = move || {
+        view! {
+            <label>
+                <span>"Device"</span>
+                <select data-testid="device-select"
+                    prop:value=move || if device.get() == DeviceChoice::Cpu { "cpu" } else { "webgpu" }
+                    on:change=move |ev| device.set(if event_target_value(&ev) == "cpu" { DeviceChoice::Cpu } else { DeviceChoice::Webgpu })>
+                    <option value="webgpu">"WebGPU (your graphics card)"</option>
+                    <option value="cpu">"CPU"</option>
+                </select>
+                <small>"Without WebGPU the run falls back to the CPU, with a notice."</small>
+            </label>
+        }
+    };
 
     view! {
         <section class="analysis">
@@ -344,28 +548,47 @@ pub fn AnalysisPanel(
                     <span>"Method"</span>
                     <select data-testid="analysis-select" prop:value=move || analysis.get()
                         on:change=move |ev| analysis.set(event_target_value(&ev))>
-                        <option value="tangram">"Tangram — map single cells onto space"</option>
-                        <option value="nhood">"Neighbourhood enrichment — which cell types sit together (squidpy)"</option>
+                        {ANALYSES.iter().map(|(v, label, _)| view! { <option value=*v>{*label}</option> }).collect_view()}
                         <option value="cell2location" disabled>"cell2location — command line for now (tessera cell2location)"</option>
-                        <option value="multiomics" disabled>"Transcript + protein factors — command line for now (tessera multiomics)"</option>
                     </select>
-                    <small>{move || if analysis.get() == "nhood" {
-                        "squidpy's nhood_enrichment: neighbour counts between cell types against label permutations (z-scores), with centrality scores."
-                    } else {
-                        "Tangram (Biancalani et al. 2021) learns where each cell type of a single-cell reference sits in the tissue."
-                    }}</small>
+                    <small>{move || ANALYSES.iter().find(|a| a.0 == analysis.get()).map(|a| a.2).unwrap_or_default()}</small>
                 </label>
                 <label>
-                    <span>"Spatial data"</span>
+                    <span>{move || if analysis.get() == "multiomics" { "Transcript data" } else { "Spatial data" }}</span>
                     <select data-testid="sp-select" prop:value=move || sp_key.get().map(|k| k.to_string()).unwrap_or_default()
                         on:change=move |ev| sp_key.set(event_target_value(&ev).parse().ok())>
                         {move || dataset_options(true)}
                     </select>
                 </label>
-                <Show when=move || analysis.get() == "nhood">
-                    <NhoodFields nparams=nparams sp=Signal::derive(move || card(sp_key))/>
+                <Show when=is("nhood")>
+                    <NhoodFields nparams=nparams sp=sp_card/>
                 </Show>
-                <Show when=move || analysis.get() == "tangram">
+                <Show when=is("cooccurrence")>
+                    {key_select(cparams, sp_card, |p| p.cluster_key.clone(), |p, v| p.cluster_key = v)}
+                    {field(cparams, "interval", "Number of distances (squidpy's default 50: 49 ratios).", "interval-input",
+                        |p| p.interval.to_string(), |p, v| p.interval = v.trim().parse().unwrap_or(0))}
+                </Show>
+                <Show when=is("niche")>
+                    {key_select(niparams, sp_card, |p| p.cluster_key.clone(), |p, v| p.cluster_key = v)}
+                    {field(niparams, "Radius", "Neighbours are the cells within this distance (coordinate units; default 50).", "radius-input",
+                        |p| p.radius.to_string(), |p, v| p.radius = v.trim().parse().unwrap_or(f64::NAN))}
+                </Show>
+                <Show when=is("autocorr")>
+                    <AutocorrFields aparams=aparams/>
+                </Show>
+                <Show when=is("multiomics")>
+                    <label>
+                        <span>"Protein data"</span>
+                        <select data-testid="prot-select" prop:value=move || prot_key.get().map(|k| k.to_string()).unwrap_or_default()
+                            on:change=move |ev| prot_key.set(event_target_value(&ev).parse().ok())>
+                            {move || dataset_options(true)}
+                        </select>
+                        <small>"CODEX, MIBI, IMC or CyCIF cell table (x, y and one column per marker), or .h5ad."</small>
+                    </label>
+                    <MultiomicsFields mparams=mparams/>
+                    {device_select}
+                </Show>
+                <Show when=is("tangram")>
                 <label>
                     <span>"Single-cell reference"</span>
                     <select data-testid="sc-select" prop:value=move || sc_key.get().map(|k| k.to_string()).unwrap_or_default()
@@ -401,16 +624,7 @@ pub fn AnalysisPanel(
                     </select>
                     <small>"Expected share of cells per spot (default rna_count_based, as Tangram)."</small>
                 </label>
-                <label>
-                    <span>"Device"</span>
-                    <select data-testid="device-select"
-                        prop:value=move || if device.get() == DeviceChoice::Cpu { "cpu" } else { "webgpu" }
-                        on:change=move |ev| device.set(if event_target_value(&ev) == "cpu" { DeviceChoice::Cpu } else { DeviceChoice::Webgpu })>
-                        <option value="webgpu">"WebGPU (your graphics card)"</option>
-                        <option value="cpu">"CPU"</option>
-                    </select>
-                    <small>"Without WebGPU the run falls back to the CPU, with a notice."</small>
-                </label>
+                {device_select}
                 {field(params, "Epochs", "Adam steps (Tangram's default 1000).", "epochs-input",
                     |p| p.num_epochs.to_string(), |p, v| p.num_epochs = v.trim().parse().unwrap_or(0))}
                 {field(params, "Learning rate", "Adam learning rate (default 0.1).", "lr-input",
@@ -510,44 +724,50 @@ pub fn LossCurve(points: Signal<Vec<(usize, f64)>>) -> impl IntoView {
     }
 }
 
-#[component]
-fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> impl IntoView {
-    let cols = move || {
-        sp.get()
-            .map(|c| categorical_columns(&c))
-            .unwrap_or_default()
-    };
-    let options = move || {
-        cols()
-            .into_iter()
-            .map(|(c, n)| {
-                let label = format!("{c} ({n} categories)");
-                view! { <option value=c.clone()>{label}</option> }
-            })
-            .collect_view()
-    };
+/// The obs column with the cell types, from the spatial data's categoricals.
+fn key_select<T: Clone + Send + Sync + 'static>(
+    params: RwSignal<T>,
+    sp: Signal<Option<CardView>>,
+    get: fn(&T) -> String,
+    set: fn(&mut T, String),
+) -> impl IntoView {
     view! {
         <label>
             <span>"Cell-type column"</span>
-            <select data-testid="cluster-key-select" prop:value=move || nparams.get().cluster_key
-                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.cluster_key = v); }>
-                {options}
+            <select data-testid="cluster-key-select" prop:value=move || params.with(get)
+                on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| set(p, v)); }>
+                {move || column_options(sp)}
             </select>
             <small>"cluster_key: the obs column whose categories are compared."</small>
         </label>
-        <label>
-            <span>"Library (optional)"</span>
-            <select prop:value=move || nparams.get().library_key.unwrap_or_default()
-                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.library_key = (!v.is_empty()).then_some(v)); }>
-                <option value="">"none: one tissue"</option>
-                {options}
-            </select>
-            <small>"library_key: graphs and shuffles stay within each library (e.g. slide or FOV)."</small>
-        </label>
+    }
+}
+
+fn column_options(sp: Signal<Option<CardView>>) -> impl IntoView {
+    sp.get()
+        .map(|c| categorical_columns(&c))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(c, n)| {
+            let label = format!("{c} ({n} categories)");
+            view! { <option value=c.clone()>{label}</option> }
+        })
+        .collect_view()
+}
+
+/// squidpy's `spatial_neighbors` choices, shared by the graph-based forms.
+fn graph_fields<T: Clone + Send + Sync + 'static>(
+    params: RwSignal<T>,
+    get: fn(&T) -> String,
+    set: fn(&mut T, String),
+    neighs: (fn(&T) -> String, fn(&mut T, &str)),
+    radius: (fn(&T) -> String, fn(&mut T, &str)),
+) -> impl IntoView {
+    view! {
         <label>
             <span>"Neighbour graph"</span>
-            <select data-testid="graph-select" prop:value=move || nparams.get().graph
-                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.graph = v); }>
+            <select data-testid="graph-select" prop:value=move || params.with(get)
+                on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| set(p, v)); }>
                 <option value="knn">"k nearest neighbours"</option>
                 <option value="delaunay">"Delaunay triangulation"</option>
                 <option value="radius">"radius"</option>
@@ -555,14 +775,112 @@ fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> 
             </select>
             <small>"squidpy's spatial_neighbors: coord_type generic (knn, delaunay, radius) or grid."</small>
         </label>
-        {field(nparams, "n_neighs", "Neighbours per cell (knn) or per spot (grid); default 6.", "n-neighs-input",
-            |p| p.n_neighs.to_string(), |p, v| p.n_neighs = v.trim().parse().unwrap_or(0))}
-        {field(nparams, "Radius", "Radius graph only, in coordinate units.", "radius-input",
-            |p| p.radius.map(|r| r.to_string()).unwrap_or_default(), |p, v| p.radius = v.trim().parse().ok())}
+        {field(params, "n_neighs", "Neighbours per cell (knn) or per spot (grid); default 6.", "n-neighs-input", neighs.0, neighs.1)}
+        {field(params, "Radius", "Radius graph only, in coordinate units.", "radius-input", radius.0, radius.1)}
+    }
+}
+
+#[component]
+fn NhoodFields(nparams: RwSignal<NhoodParams>, sp: Signal<Option<CardView>>) -> impl IntoView {
+    view! {
+        {key_select(nparams, sp, |p| p.cluster_key.clone(), |p, v| p.cluster_key = v)}
+        <label>
+            <span>"Library (optional)"</span>
+            <select prop:value=move || nparams.get().library_key.unwrap_or_default()
+                on:change=move |ev| { let v = event_target_value(&ev); nparams.update(|p| p.library_key = (!v.is_empty()).then_some(v)); }>
+                <option value="">"none: one tissue"</option>
+                {move || column_options(sp)}
+            </select>
+            <small>"library_key: graphs and shuffles stay within each library (e.g. slide or FOV)."</small>
+        </label>
+        {graph_fields(nparams, |p| p.graph.clone(), |p, v| p.graph = v,
+            (|p| p.n_neighs.to_string(), |p, v| p.n_neighs = v.trim().parse().unwrap_or(0)),
+            (|p| p.radius.map(|r| r.to_string()).unwrap_or_default(), |p, v| p.radius = v.trim().parse().ok()))}
         {field(nparams, "Permutations", "n_perms (default 1000).", "n-perms-input",
             |p| p.n_perms.to_string(), |p, v| p.n_perms = v.trim().parse().unwrap_or(0))}
         {field(nparams, "Seed", "seed of the label shuffles (numpy's stream, as squidpy).", "nhood-seed-input",
             |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
+    }
+}
+
+#[component]
+fn AutocorrFields(aparams: RwSignal<AutocorrParams>) -> impl IntoView {
+    view! {
+        {choice(aparams, "Statistic", "mode: Moran's I (1 clustered, 0 random) or Geary's C (below 1 clustered).", "mode-select",
+            &[("moran", "Moran's I"), ("geary", "Geary's C")], |p| p.mode.clone(), |p, v| p.mode = v)}
+        {field(aparams, "Genes", "Comma-separated; empty: the highly variable genes when marked, else all genes.", "genes-input",
+            |p| p.genes.join(", "),
+            |p, v| p.genes = v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())}
+        {graph_fields(aparams, |p| p.graph.clone(), |p, v| p.graph = v,
+            (|p| p.n_neighs.to_string(), |p, v| p.n_neighs = v.trim().parse().unwrap_or(0)),
+            (|p| p.radius.map(|r| r.to_string()).unwrap_or_default(), |p, v| p.radius = v.trim().parse().ok()))}
+        {field(aparams, "Permutations", "n_perms: 0 for analytic p-values only (squidpy's default).", "n-perms-input",
+            |p| p.n_perms.to_string(), |p, v| p.n_perms = v.trim().parse().unwrap_or(usize::MAX))}
+        {field(aparams, "Seed", "seed of the permutations.", "autocorr-seed-input",
+            |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
+    }
+}
+
+#[component]
+fn MultiomicsFields(mparams: RwSignal<MultiomicsParams>) -> impl IntoView {
+    const TX: [(&str, &str); 5] = [
+        ("Visium", "Visium"),
+        ("MERFISH", "MERFISH"),
+        ("Xenium", "Xenium"),
+        ("Stereo-seq", "Stereo-seq"),
+        ("generic", "generic"),
+    ];
+    const PROT: [(&str, &str); 5] = [
+        ("CODEX", "CODEX"),
+        ("MIBI", "MIBI"),
+        ("IMC", "IMC"),
+        ("CyCIF", "CyCIF"),
+        ("generic", "generic"),
+    ];
+    view! {
+        {choice(mparams, "Transcript platform", "Visium spots collect the protein cells within each spot; single-cell platforms pair cell to cell.",
+            "tx-platform-select", &TX, |p| p.tx_platform.clone(), |p, v| p.tx_platform = v)}
+        {choice(mparams, "Protein platform", "--prot-platform", "prot-platform-select", &PROT,
+            |p| p.prot_platform.clone(), |p, v| p.prot_platform = v)}
+        {field(mparams, "Factors", "--n-factors: shared NMF factors (default 15).", "n-factors-input",
+            |p| p.n_factors.to_string(), |p, v| p.n_factors = v.trim().parse().unwrap_or(0))}
+        {choice(mparams, "Pairing", "--pair: auto picks bin for Visium, shared ids when the tables share them, else nearest.",
+            "pair-select", &[("auto", "auto"), ("id", "by cell id"), ("nearest", "nearest cell"), ("bin", "bin into spots")],
+            |p| p.pair.clone(), |p, v| p.pair = v)}
+        {field(mparams, "Niche radius", "--radius: neighbours for niches and co-localization (default 50).", "mo-radius-input",
+            |p| p.radius.to_string(), |p, v| p.radius = v.trim().parse().unwrap_or(f64::NAN))}
+        {field(mparams, "Starts", "--restarts: nndsvda then random starts; the lowest error wins (default 5).", "restarts-input",
+            |p| p.restarts.to_string(), |p, v| p.restarts = v.trim().parse().unwrap_or(0))}
+        {field(mparams, "Seed", "--seed of the random starts.", "mo-seed-input",
+            |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
+        <label title="JSON {\"T cells\": {\"genes\": [...], \"proteins\": [...]}} or CSV cell_type,marker[,modality]">
+            <span>"Markers"</span>
+            <textarea data-testid="markers-input" rows="5" prop:value=move || mparams.get().markers.unwrap_or_default()
+                on:change=move |ev| { let v = event_target_value(&ev); mparams.update(|p| p.markers = (!v.trim().is_empty()).then_some(v)); }></textarea>
+            <small>"--markers: names each factor after the cell type whose markers load on it; empty: factors are numbered."</small>
+        </label>
+    }
+}
+
+/// A select bound to one text value of a form's parameters.
+fn choice<T: Clone + Send + Sync + 'static>(
+    params: RwSignal<T>,
+    label: &'static str,
+    help: &'static str,
+    testid: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    get: fn(&T) -> String,
+    set: fn(&mut T, String),
+) -> impl IntoView {
+    view! {
+        <label title=help>
+            <span>{label}</span>
+            <select data-testid=testid prop:value=move || params.with(get)
+                on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| set(p, v)); }>
+                {options.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+            </select>
+            <small>{help}</small>
+        </label>
     }
 }
 

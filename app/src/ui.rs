@@ -288,9 +288,43 @@ fn open_link(
                 .sc
                 .iter()
                 .chain([&link.run.inputs.sp])
+                .chain(&link.run.inputs.prot)
                 .collect();
             if sources.iter().all(|s| s.is_public()) {
-                crate::run::send_run(state, bridge, link.run);
+                // The inputs' cards too, so the page shows what was run on.
+                let multi = matches!(link.run.params, Params::Multiomics(_));
+                let mut opens = vec![];
+                let mut demo = false;
+                for s in &sources {
+                    match s {
+                        Source::Demo => demo = true,
+                        Source::Url { url } => opens.push(url.clone()),
+                        Source::Local { .. } => {}
+                    }
+                }
+                crate::run::send_run(state, bridge, link.run.clone());
+                let open = |req: Request| {
+                    state.pending.update(|p| *p += 1);
+                    bridge
+                        .borrow_mut()
+                        .send(request(&req, &[("files", vec![])]), Array::new());
+                };
+                let id = || {
+                    let id = state.next_id.get_untracked() + 1;
+                    state.next_id.set(id);
+                    id
+                };
+                if demo {
+                    open(if multi {
+                        Request::DemoMultiomics { id: id() }
+                    } else {
+                        Request::Demo { id: id() }
+                    });
+                }
+                opens.dedup();
+                for url in opens {
+                    open(Request::OpenUrl { id: id(), url });
+                }
             } else {
                 let names: Vec<String> = sources
                     .iter()
@@ -398,6 +432,9 @@ fn App() -> impl IntoView {
                 </label>
                 <button class="button secondary" data-testid="demo-button" on:click=move |_| send(Request::Demo { id: next() }, vec![])>
                     "Open the demo tissue"
+                </button>
+                <button class="button secondary" data-testid="demo-multiomics-button" on:click=move |_| send(Request::DemoMultiomics { id: next() }, vec![])>
+                    "Open the multi-omics demo"
                 </button>
                 <form class="url" on:submit=move |ev| { ev.prevent_default(); open_url(); }>
                     <input type="url" placeholder="or a public https:// address of a dataset or results bundle"

@@ -10,6 +10,7 @@ use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded, TableOptions};
+use tessera_core::models::multiomics;
 use tessera_core::models::tangram::{self, Named};
 use tessera_core::share::{DeviceChoice, Params, Run, Source};
 use tessera_core::spatial::export;
@@ -145,19 +146,18 @@ async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Ve
         }
         Some(Request::Demo { id }) => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
-            let outcomes = [(spatial, "demo_spatial"), (reference, "demo_reference")]
-                .into_iter()
-                .map(|(dataset, name)| {
-                    let loaded = Loaded {
-                        dataset,
-                        format: "Tessera demo tissue".into(),
-                        source: name.into(),
-                    };
-                    let mut c = card(&loaded, &mut buffers);
-                    c.demo = Some(name.into());
-                    Outcome::Card(Box::new(c))
-                })
-                .collect();
+            let pair = [(spatial, "demo_spatial"), (reference, "demo_reference")];
+            let outcomes = demo_cards(pair, "Tessera demo tissue", &mut buffers);
+            (Reply::Opened { id, outcomes }, buffers)
+        }
+        Some(Request::DemoMultiomics { id }) => {
+            let d = multiomics::demo::generate(&multiomics::demo::BROWSER);
+            let pair = [
+                (d.transcripts, "demo_transcripts"),
+                (d.proteins, "demo_proteins"),
+            ];
+            let format = "Tessera multi-omics demo (the preprint's synthetic design)";
+            let outcomes = demo_cards(pair, format, &mut buffers);
             (Reply::Opened { id, outcomes }, buffers)
         }
         Some(Request::Run { id, run }) => match run_analysis(scope, id, &run, &data).await {
@@ -181,6 +181,25 @@ async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Ve
             buffers,
         ),
     }
+}
+
+fn demo_cards(
+    pair: [(Dataset, &str); 2],
+    format: &str,
+    buffers: &mut Vec<JsValue>,
+) -> Vec<Outcome> {
+    pair.into_iter()
+        .map(|(dataset, name)| {
+            let loaded = Loaded {
+                dataset,
+                format: format.into(),
+                source: name.into(),
+            };
+            let mut c = card(&loaded, buffers);
+            c.demo = Some(name.into());
+            Outcome::Card(Box::new(c))
+        })
+        .collect()
 }
 
 /// One input: a results bundle, or a dataset card.
@@ -296,6 +315,7 @@ fn result_meta_into(
                 rows: m.rows.clone(),
                 cols: m.cols.clone(),
                 values: m.values.clone(),
+                plot: m.plot,
             })
             .collect(),
         files,
@@ -305,14 +325,33 @@ fn result_meta_into(
     })
 }
 
+/// Which input of a run: it picks the demo dataset and the files sent.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Spatial,
+    Reference,
+    Transcripts,
+    Proteins,
+}
+
+impl Role {
+    fn files_key(self) -> &'static str {
+        match self {
+            Role::Spatial | Role::Transcripts => "sp_files",
+            Role::Reference => "sc_files",
+            Role::Proteins => "prot_files",
+        }
+    }
+}
+
 /// One input of a run, read from wherever it lives.
 async fn input(
     scope: &DedicatedWorkerGlobalScope,
     source: &Source,
-    files_key: &str,
     data: &JsValue,
-    reference: bool,
+    role: Role,
 ) -> Result<(String, Dataset), String> {
+    let files_key = role.files_key();
     let read = |set: FileSet| -> Result<(String, Dataset), String> {
         let name = set.label();
         io::read(set, &TableOptions::default())
@@ -320,14 +359,24 @@ async fn input(
             .map_err(|e| e.to_string())
     };
     match source {
-        Source::Demo => {
-            let (sp, sc) = tessera_core::demo::demo_pair(Default::default());
-            Ok(if reference {
-                ("demo_reference".into(), sc)
-            } else {
-                ("demo_spatial".into(), sp)
-            })
-        }
+        Source::Demo => Ok(match role {
+            Role::Spatial | Role::Reference => {
+                let (sp, sc) = tessera_core::demo::demo_pair(Default::default());
+                if role == Role::Reference {
+                    ("demo_reference".into(), sc)
+                } else {
+                    ("demo_spatial".into(), sp)
+                }
+            }
+            Role::Transcripts | Role::Proteins => {
+                let d = multiomics::demo::generate(&multiomics::demo::BROWSER);
+                if role == Role::Proteins {
+                    ("demo_proteins".into(), d.proteins)
+                } else {
+                    ("demo_transcripts".into(), d.transcripts)
+                }
+            }
+        }),
         Source::Url { url } => read(fetch(scope, url).await?),
         Source::Local { files } => {
             let got = files_of(data, files_key);
@@ -372,23 +421,46 @@ async fn run_analysis(
         )
     };
     notify("reading the inputs", 0, 1, None);
-    let (sp_name, sp) = input(scope, &run.inputs.sp, "sp_files", data, false).await?;
+    let multi = matches!(run.params, Params::Multiomics(_));
+    let sp_role = if multi { Role::Transcripts } else { Role::Spatial };
+    let (sp_name, sp) = input(scope, &run.inputs.sp, data, sp_role).await?;
     let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
     let t0 = now_ms();
-    if let Params::Nhood(p) = &run.params {
-        // Graph building and permutations are integer work: the CPU's.
-        let r = export::nhood_results(&sp_name, &sp, p, params, |done| {
-            notify("permutations", done, p.n_perms, None)
-        })
-        .map_err(|e| e.to_string())?;
-        return Ok((r, "CPU".into(), (now_ms() - t0) / 1e3));
+    // Graph statistics are integer and sparse work: the CPU's.
+    let on_cpu = |r: Result<Results, io::Error>| -> Result<(Results, String, f64), String> {
+        Ok((r.map_err(|e| e.to_string())?, "CPU".into(), (now_ms() - t0) / 1e3))
+    };
+    match &run.params {
+        Params::Nhood(p) => {
+            return on_cpu(export::nhood_results(&sp_name, &sp, p, params, |done| {
+                notify("permutations", done, p.n_perms, None)
+            }))
+        }
+        Params::Cooccurrence(p) => {
+            notify("counting pairs over distance", 0, 1, None);
+            return on_cpu(export::cooccurrence_results(&sp_name, &sp, p, params));
+        }
+        Params::Autocorr(p) => {
+            return on_cpu(export::autocorr_results(
+                &sp_name,
+                &sp,
+                p,
+                params,
+                |done, total| notify("features", done, total, None),
+            ))
+        }
+        Params::Niche(p) => {
+            notify("building the radius graph", 0, 1, None);
+            return on_cpu(export::niche_results(&sp_name, &sp, p, params));
+        }
+        Params::Tangram(_) | Params::Multiomics(_) => {}
     }
-    let sc_source = run
-        .inputs
-        .sc
-        .as_ref()
-        .ok_or("this analysis needs a single-cell reference")?;
-    let (sc_name, sc) = input(scope, sc_source, "sc_files", data, true).await?;
+    let (sc_source, sc_role, missing) = if multi {
+        (&run.inputs.prot, Role::Proteins, "this analysis needs protein data")
+    } else {
+        (&run.inputs.sc, Role::Reference, "this analysis needs a single-cell reference")
+    };
+    let (sc_name, sc) = input(scope, sc_source.as_ref().ok_or(missing)?, data, sc_role).await?;
     notify("opening the GPU", 0, 1, None);
     let gpu = match run.device {
         DeviceChoice::Webgpu => Some(Gpu::new().await),
@@ -440,7 +512,16 @@ async fn fit_on<D: Device>(
     notify: &Notify<'_>,
 ) -> Result<Results, String> {
     match &run.params {
-        Params::Nhood(_) => Err("spatial statistics run on the CPU".into()),
+        Params::Multiomics(p) => {
+            // sc holds the proteins here, sp the transcripts.
+            let (opts, markers) = p.options()?;
+            let out = multiomics::run(dev, sp.1, sc.1, markers.as_ref(), &opts, |done, total| {
+                notify("NMF starts", done, total, None)
+            })
+            .await
+            .map_err(|e| format!("{} + {}: {e}", sp.0, sc.0))?;
+            multiomics::export::results(&out, sp.1, params).map_err(|e| e.to_string())
+        }
         Params::Tangram(p) => {
             let opts = p.options()?;
             let m = tangram::map_cells_to_space(
@@ -460,5 +541,6 @@ async fn fit_on<D: Device>(
             }
             m.results(sp.1, params).map_err(|e| e.to_string())
         }
+        _ => Err("this analysis runs on the CPU only".into()),
     }
 }

@@ -601,6 +601,9 @@ pub struct View {
     /// cell2location's `plot_spatial`); when set it replaces `color`.
     #[serde(default)]
     pub overlay: Vec<String>,
+    /// Which of the result's layers is shown (None: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
 }
 
 /// The most columns one overlay panel shows.
@@ -614,6 +617,7 @@ impl Default for View {
             zoom: 1.0,
             center: None,
             overlay: vec![],
+            layer: None,
         }
     }
 }
@@ -642,6 +646,9 @@ impl View {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(c) = &self.color {
             check_text("the colour column", c)?;
+        }
+        if let Some(l) = &self.layer {
+            check_text("the layer", l)?;
         }
         if self.overlay.len() > MAX_OVERLAY {
             return Err(format!(

@@ -411,10 +411,15 @@ pub fn autocorr_results(
             .columns
             .push((format!("{key}{suffix}"), Column::Float(col)));
     }
+    // Genes have no "dominant" colouring: open on the top one.
+    let view = crate::share::View {
+        color: shown.first().map(|r| r.name.clone()),
+        ..Default::default()
+    };
     Ok(Results {
         analysis: "spatial_autocorr".into(),
         params,
-        view: serde_json::Value::Null,
+        view: serde_json::to_value(view).expect("view serialises"),
         names: ds.obs.index.clone(),
         xy: flat(&coords),
         layers: vec![Layer {

@@ -108,6 +108,21 @@ impl Markers {
         }
         Ok(m)
     }
+
+    /// The JSON form `parse` reads.
+    pub fn to_json(&self) -> String {
+        let obj: serde_json::Map<String, serde_json::Value> = self
+            .types
+            .iter()
+            .map(|(t, (genes, proteins))| {
+                (
+                    t.clone(),
+                    serde_json::json!({ "genes": genes, "proteins": proteins }),
+                )
+            })
+            .collect();
+        serde_json::to_string_pretty(&obj).expect("json")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +302,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.types["T"], (vec!["Cd3e".into()], vec!["CD3".into()]));
         assert_eq!(c.types["B"], (vec!["CD19".into()], vec!["CD19".into()]));
+        assert_eq!(Markers::parse("again.json", &j.to_json()).unwrap(), j);
         let e = Markers::parse("m.csv", "type,gene\nT,Cd3e\n").unwrap_err();
         assert!(e.contains("cell_type,marker"), "{e}");
         assert!(Markers::parse("m.json", "{\"T\": 3}")

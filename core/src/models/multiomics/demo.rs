@@ -31,6 +31,15 @@ impl Default for Spec {
     }
 }
 
+/// The browser's multi-omics demo: the preprint's design at 800 cells.
+pub const BROWSER: Spec = Spec {
+    cells: 800,
+    types: 4,
+    genes: 500,
+    proteins: 10,
+    seed: 0,
+};
+
 pub struct Demo {
     pub transcripts: Dataset,
     pub proteins: Dataset,

@@ -112,3 +112,88 @@ fn correlation_annotation_names_the_planted_types() {
     assert_eq!(plain.factors[0].cell_type, "Factor_1");
     assert_eq!(plain.factors[0].top_genes.len(), 10);
 }
+
+/// The page's run: the command line's files (shared_labels.csv first), an
+/// AnnData that reads back with the labels and loadings, and the plots.
+#[test]
+fn browser_results_hold_the_cli_files_and_an_anndata() {
+    use tessera_core::bundle::Plot;
+    use tessera_core::data::{Annotation, Column};
+    use tessera_core::io::{FileSet, TableOptions};
+    use tessera_core::models::multiomics::export;
+    let d = demo::generate(&demo::BROWSER);
+    let p = tessera_core::share::MultiomicsParams {
+        tx_platform: "MERFISH".into(),
+        n_factors: demo::BROWSER.types,
+        markers: Some(d.markers.to_json()),
+        ..Default::default()
+    };
+    let (o, markers) = p.options().unwrap();
+    assert_eq!(markers.as_ref(), Some(&d.markers));
+    let out = pollster::block_on(multiomics::run(
+        &Cpu,
+        &d.transcripts,
+        &d.proteins,
+        markers.as_ref(),
+        &o,
+        |_, _| {},
+    ))
+    .unwrap();
+    let r = export::results(&out, &d.transcripts, serde_json::Value::Null).unwrap();
+    let names: Vec<&str> = r.files.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names[0], "shared_labels.csv");
+    for f in [
+        "nmf_factors.csv",
+        "co_localization.csv",
+        "niche_composition.csv",
+        "W_protein.npy",
+        "H_shared.npy",
+        "multiomics.h5ad",
+    ] {
+        assert!(names.contains(&f), "{f} in {names:?}");
+    }
+    let n = demo::BROWSER.cells;
+    assert_eq!(r.n_points(), n);
+    assert_eq!(r.layers[0].name, "cell_type");
+    assert_eq!(r.layers[1].columns.len(), demo::BROWSER.types);
+    assert_eq!(
+        r.matrices.iter().map(|m| m.plot).collect::<Vec<_>>(),
+        [Plot::Heatmap, Plot::Dots, Plot::Dots]
+    );
+    let ad = tessera_core::io::read(
+        FileSet::single(
+            "multiomics.h5ad",
+            r.file("multiomics.h5ad").unwrap().to_vec(),
+        ),
+        &TableOptions::default(),
+    )
+    .unwrap()
+    .dataset;
+    assert_eq!(ad.n_obs(), n);
+    assert_eq!(ad.n_vars(), d.transcripts.n_vars());
+    let Some(Column::Categorical {
+        codes, categories, ..
+    }) = ad.obs.column("cell_type")
+    else {
+        panic!("obs['cell_type'] missing");
+    };
+    let assigned: Vec<String> = codes
+        .iter()
+        .map(|&c| categories[c as usize].clone())
+        .collect();
+    assert!(demo::accuracy(&assigned, &d.truth) >= 0.9);
+    assert!(
+        matches!(ad.obsm.get("X_nmf"), Some(Annotation::Array(a)) if a.cols == demo::BROWSER.types)
+    );
+    // The page's parameters refuse what the command line refuses.
+    let bad = tessera_core::share::MultiomicsParams {
+        loss: "kl".into(),
+        ..Default::default()
+    };
+    assert!(bad.options().unwrap_err().contains("needs --solver mu"));
+    let bad = tessera_core::share::MultiomicsParams {
+        markers: Some("{\"T\": [".into()),
+        ..Default::default()
+    };
+    assert!(bad.options().unwrap_err().contains("not valid JSON"));
+}

@@ -604,3 +604,228 @@ fn nhood_run_for_the_page_matches_squidpy_and_round_trips() {
         "{err}"
     );
 }
+
+fn seqfish(data: &Path) -> tessera_core::data::Dataset {
+    io::read(
+        FileSet::from_path(&data.join(SETS[0].file)).unwrap(),
+        &TableOptions::default(),
+    )
+    .unwrap()
+    .dataset
+}
+
+/// Reads an AnnData the page offers for download.
+fn h5ad(bytes: &[u8]) -> tessera_core::data::Dataset {
+    io::read(
+        FileSet::single("out.h5ad", bytes.to_vec()),
+        &TableOptions::default(),
+    )
+    .unwrap()
+    .dataset
+}
+
+/// The page's co-occurrence: one line panel per type holding squidpy's
+/// ratios, the files the command line writes, squidpy's uns key.
+#[test]
+fn cooccurrence_run_for_the_page_matches_squidpy() {
+    use tessera_core::bundle::Plot;
+    use tessera_core::data::Value;
+    let Some(data) = common::data_dir("cooccurrence_run_for_the_page") else {
+        return;
+    };
+    let ds = seqfish(&data);
+    let p = tessera_core::share::CooccurrenceParams {
+        cluster_key: "cell_type".into(),
+        ..Default::default()
+    };
+    let r = tessera_core::spatial::export::cooccurrence_results(
+        "seqfish",
+        &ds,
+        &p,
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    let dir = data.join("ref/squidpy/seqfish_cortex");
+    let (shape, want) = npy(&dir.join("co_occurrence_occ.npy"));
+    let (k, radii) = (shape[0], shape[2]);
+    assert_eq!(r.matrices.len(), k);
+    for (a, m) in r.matrices.iter().enumerate() {
+        assert_eq!(m.plot, Plot::Lines);
+        assert_eq!((m.rows.len(), m.cols.len()), (k, radii));
+        let want_a = &want[a * k * radii..(a + 1) * k * radii];
+        close(&m.name, &m.values, want_a, 1e-4);
+    }
+    let (_, interval) = npy(&dir.join("co_occurrence_interval.npy"));
+    let distances: Vec<f64> = r.matrices[0]
+        .cols
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    close("distances", &distances, &interval[1..], 1e-3);
+    let long = String::from_utf8(r.file("co_occurrence.csv").unwrap().to_vec()).unwrap();
+    assert_eq!(long.lines().count(), 1 + k * k * radii);
+    let out = h5ad(r.file("sp_co_occurrence.h5ad").unwrap());
+    let Some(Value::Dict(d)) = out.uns.get("cell_type_co_occurrence") else {
+        panic!(
+            "uns['cell_type_co_occurrence'] missing: {:?}",
+            out.uns.keys()
+        );
+    };
+    let Some(Value::Floats { shape, data: occ }) = d.get("occ") else {
+        panic!("occ missing");
+    };
+    assert_eq!(shape, &vec![k, k, radii]);
+    close("h5ad occ", occ, &want, 1e-4);
+    let bytes = tessera_core::bundle::write(&r).unwrap();
+    assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
+    let bad = tessera_core::share::CooccurrenceParams { interval: 1, ..p };
+    let err = tessera_core::spatial::export::cooccurrence_results(
+        "seqfish",
+        &ds,
+        &bad,
+        serde_json::Value::Null,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("interval 1"), "{err}");
+}
+
+/// The page's Moran's I: squidpy's statistics on five genes, the plot
+/// opening on the most autocorrelated one, the statistics in var.
+#[test]
+fn autocorr_run_for_the_page_matches_squidpy() {
+    use tessera_core::data::Column;
+    let Some(data) = common::data_dir("autocorr_run_for_the_page") else {
+        return;
+    };
+    let ds = seqfish(&data);
+    let genes: Vec<String> = ds.var.index[..5].to_vec();
+    let p = tessera_core::share::AutocorrParams {
+        genes: genes.clone(),
+        ..Default::default()
+    };
+    let mut seen = 0;
+    let r = tessera_core::spatial::export::autocorr_results(
+        "seqfish",
+        &ds,
+        &p,
+        serde_json::Value::Null,
+        |done, total| {
+            assert_eq!(total, 5);
+            seen = done;
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, 5);
+    // squidpy's order and values (see seqfish_autocorrelation_matches_squidpy).
+    let order = ["acta2", "abca15", "aldh3b2", "adcy4", "abca9"];
+    assert_eq!(r.layers[0].columns, order);
+    assert_eq!(r.view["color"], "acta2");
+    let m = &r.matrices[0];
+    assert!(
+        (m.values[0] - 0.32543184150119775).abs() < 1e-6,
+        "{}",
+        m.values[0]
+    );
+    let acta2 = ds.var.index.iter().position(|g| g == "acta2").unwrap();
+    let x = ds.x.as_ref().unwrap().columns_dense(&[acta2]);
+    let shown: Vec<f32> = r.layers[0].values.iter().step_by(5).copied().collect();
+    assert_eq!(shown, x, "the layer holds the gene's values");
+    let csv = String::from_utf8(r.file("moranI.csv").unwrap().to_vec()).unwrap();
+    assert!(csv.lines().nth(1).unwrap().starts_with("acta2,"), "{csv}");
+    let out = h5ad(r.file("sp_autocorr.h5ad").unwrap());
+    let Some(Column::Float(i)) = out.var.column("moranI") else {
+        panic!("var['moranI'] missing");
+    };
+    assert!((i[acta2] - 0.32543184150119775).abs() < 1e-6);
+    assert_eq!(i.iter().filter(|v| v.is_finite()).count(), 5);
+    let missing = tessera_core::share::AutocorrParams {
+        genes: vec!["NotAGene".into()],
+        ..Default::default()
+    };
+    let err = tessera_core::spatial::export::autocorr_results(
+        "seqfish",
+        &ds,
+        &missing,
+        serde_json::Value::Null,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("NotAGene") && err.contains("var_names"),
+        "{err}"
+    );
+}
+
+/// The page's niches: compositions that are fractions of real neighbours,
+/// a dot plot of their means, symmetric pair scores, the AnnData keys.
+#[test]
+fn niche_run_for_the_page_is_consistent() {
+    use tessera_core::bundle::Plot;
+    use tessera_core::data::{Annotation, Column};
+    use tessera_core::spatial::niche;
+    let Some(data) = common::data_dir("niche_run_for_the_page") else {
+        return;
+    };
+    let ds = seqfish(&data);
+    let p = tessera_core::share::NicheParams {
+        cluster_key: "cell_type".into(),
+        radius: 100.0,
+    };
+    let r =
+        tessera_core::spatial::export::niche_results("seqfish", &ds, &p, serde_json::Value::Null)
+            .unwrap();
+    let l = load(&data, &SETS[0]);
+    let g = graph::build(
+        &l.coords,
+        None,
+        &Options {
+            kind: Kind::Radius { r: 100.0 },
+            percentile: None,
+        },
+    )
+    .unwrap();
+    let ns = niche::niches(&g, &l.labels);
+    let k = l.labels.n_types();
+    let comp = &r.layers[0];
+    assert_eq!(comp.columns, l.labels.categories);
+    for (i, n) in ns.iter().enumerate() {
+        let row = &comp.values[i * k..(i + 1) * k];
+        let sum: f32 = row.iter().sum();
+        if n.n_neighbors == 0 {
+            assert_eq!(sum, 0.0);
+        } else {
+            assert!((sum - 1.0).abs() < 1e-5, "cell {i}: {sum}");
+        }
+    }
+    assert_eq!(r.layers[1].name, "cell_type");
+    let (coloc, dots) = (&r.matrices[0], &r.matrices[1]);
+    assert_eq!(coloc.plot, Plot::Heatmap);
+    for a in 0..k {
+        for b in 0..k {
+            let (x, y) = (coloc.values[a * k + b], coloc.values[b * k + a]);
+            assert!(x == y || (x.is_nan() && y.is_nan()));
+        }
+    }
+    let scores = niche::colocalization(&g, &l.labels);
+    assert_eq!(coloc.values[0], scores[0].score);
+    assert_eq!(dots.plot, Plot::Dots);
+    for row in dots.values.chunks(k) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+    let out = h5ad(r.file("sp_niche.h5ad").unwrap());
+    let Some(Column::Categorical {
+        codes, categories, ..
+    }) = out.obs.column("niche_type")
+    else {
+        panic!("obs['niche_type'] missing");
+    };
+    let first = ns[0].niche_type.map_or("none".to_string(), |t| {
+        l.labels.categories[t as usize].clone()
+    });
+    assert_eq!(categories[codes[0] as usize], first);
+    assert!(matches!(out.obsm.get("niche_composition"), Some(Annotation::Array(a)) if a.cols == k));
+    let bytes = tessera_core::bundle::write(&r).unwrap();
+    assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
+}

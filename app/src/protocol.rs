@@ -3,8 +3,8 @@
 //! by their index in the message's buffer list.
 
 use serde::{Deserialize, Serialize};
-use tessera_core::data::Summary;
 use tessera_core::bundle::Plot;
+use tessera_core::data::Summary;
 use tessera_core::share::Run;
 
 /// Page -> worker. Files travel as `File` objects next to this: `files` for
@@ -20,7 +20,7 @@ pub enum Request {
     /// Fetch a public dataset or results bundle.
     OpenUrl { id: u32, url: String },
     /// Run an analysis; progress comes back as it goes.
-    Run { id: u32, run: Run },
+    Run { id: u32, run: Box<Run> },
 }
 
 /// Spot positions and one value per spot for the card's thumbnail.

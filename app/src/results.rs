@@ -97,7 +97,13 @@ impl ResultView {
         let layer = self.layer(view);
         let column = |j: usize| -> Vec<f32> {
             let k = layer.columns.len();
-            layer.values.iter().skip(j).step_by(k.max(1)).copied().collect()
+            layer
+                .values
+                .iter()
+                .skip(j)
+                .step_by(k.max(1))
+                .copied()
+                .collect()
         };
         let k = layer.columns.len();
         let n = self.xy.len() / 2;
@@ -136,10 +142,7 @@ impl ResultView {
                     ]
                 })
                 .collect();
-            let names: Vec<&str> = overlay
-                .iter()
-                .map(|&j| layer.columns[j].as_str())
-                .collect();
+            let names: Vec<&str> = overlay.iter().map(|&j| layer.columns[j].as_str()).collect();
             return (
                 rgba,
                 format!(
@@ -712,7 +715,11 @@ fn LinePlots(ms: Vec<MatrixMeta>) -> impl IntoView {
     let panel = move || {
         let m = ms.with_value(|ms| ms.get(pick.get()).cloned())?;
         let nc = m.cols.len();
-        let xs: Vec<f64> = m.cols.iter().map(|c| c.parse().unwrap_or(f64::NAN)).collect();
+        let xs: Vec<f64> = m
+            .cols
+            .iter()
+            .map(|c| c.parse().unwrap_or(f64::NAN))
+            .collect();
         let (x0, x1) = (xs.first().copied()?, xs.last().copied()?);
         let finite = m.values.iter().copied().filter(|v| v.is_finite());
         let (lo, hi) = finite.fold((1.0f64, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
@@ -870,7 +877,9 @@ fn Bars(m: MatrixMeta) -> impl IntoView {
         .map(|(i, r)| {
             let v = &m.values[i * nc..(i + 1) * nc];
             let pct = (v[0].abs() / top * 100.0).clamp(0.0, 100.0);
-            let bar = format!("background: linear-gradient(90deg, #9ecae1 {pct:.1}%, transparent {pct:.1}%)");
+            let bar = format!(
+                "background: linear-gradient(90deg, #9ecae1 {pct:.1}%, transparent {pct:.1}%)"
+            );
             let rest = v[1..]
                 .iter()
                 .map(|x| view! { <td>{format!("{x:.3e}")}</td> })

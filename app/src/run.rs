@@ -9,8 +9,8 @@ use web_sys::File;
 
 use crate::protocol::Request;
 use crate::ui::{request, CardView, SharedBridge, State};
-use tessera_core::models::tangram::{fit::bytes_needed, Mode};
 use tessera_core::models::multiomics::demo as mo_demo;
+use tessera_core::models::tangram::{fit::bytes_needed, Mode};
 use tessera_core::share::{
     AutocorrParams, CooccurrenceParams, DeviceChoice, Inputs, MultiomicsParams, NhoodParams,
     NicheParams, Params, Run, Source, TangramParams,
@@ -60,7 +60,10 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
         losses: vec![],
     }));
     let msg = request(
-        &Request::Run { id, run },
+        &Request::Run {
+            id,
+            run: Box::new(run),
+        },
         &[("sc_files", sc), ("sp_files", sp), ("prot_files", prot)],
     );
     bridge.borrow_mut().send(msg, Array::new());
@@ -161,7 +164,11 @@ fn check_autocorr(p: &AutocorrParams, sp: Option<&CardView>) -> Result<String, S
     };
     Ok(format!(
         "{} of {genes} over {} cells, {} graph{}",
-        if p.mode == "geary" { "Geary's C" } else { "Moran's I" },
+        if p.mode == "geary" {
+            "Geary's C"
+        } else {
+            "Moran's I"
+        },
         s.n_obs,
         p.graph,
         if p.n_perms > 0 {
@@ -178,7 +185,9 @@ fn check_multiomics(
     prot: Option<&CardView>,
 ) -> Result<String, String> {
     let (Some(tx), Some(prot)) = (tx, prot) else {
-        return Err("Open the transcript data and the protein data first (or the multi-omics demo).".into());
+        return Err(
+            "Open the transcript data and the protein data first (or the multi-omics demo).".into(),
+        );
     };
     if tx.key == prot.key {
         return Err("The transcripts and the proteins are the same dataset; pick two.".into());
@@ -755,13 +764,16 @@ fn column_options(sp: Signal<Option<CardView>>) -> impl IntoView {
         .collect_view()
 }
 
+/// Reads one form value as text and writes it back from text.
+type Accessors<T> = (fn(&T) -> String, fn(&mut T, &str));
+
 /// squidpy's `spatial_neighbors` choices, shared by the graph-based forms.
 fn graph_fields<T: Clone + Send + Sync + 'static>(
     params: RwSignal<T>,
     get: fn(&T) -> String,
     set: fn(&mut T, String),
-    neighs: (fn(&T) -> String, fn(&mut T, &str)),
-    radius: (fn(&T) -> String, fn(&mut T, &str)),
+    neighs: Accessors<T>,
+    radius: Accessors<T>,
 ) -> impl IntoView {
     view! {
         <label>

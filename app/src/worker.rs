@@ -422,13 +422,21 @@ async fn run_analysis(
     };
     notify("reading the inputs", 0, 1, None);
     let multi = matches!(run.params, Params::Multiomics(_));
-    let sp_role = if multi { Role::Transcripts } else { Role::Spatial };
+    let sp_role = if multi {
+        Role::Transcripts
+    } else {
+        Role::Spatial
+    };
     let (sp_name, sp) = input(scope, &run.inputs.sp, data, sp_role).await?;
     let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
     let t0 = now_ms();
     // Graph statistics are integer and sparse work: the CPU's.
     let on_cpu = |r: Result<Results, io::Error>| -> Result<(Results, String, f64), String> {
-        Ok((r.map_err(|e| e.to_string())?, "CPU".into(), (now_ms() - t0) / 1e3))
+        Ok((
+            r.map_err(|e| e.to_string())?,
+            "CPU".into(),
+            (now_ms() - t0) / 1e3,
+        ))
     };
     match &run.params {
         Params::Nhood(p) => {
@@ -456,9 +464,17 @@ async fn run_analysis(
         Params::Tangram(_) | Params::Multiomics(_) => {}
     }
     let (sc_source, sc_role, missing) = if multi {
-        (&run.inputs.prot, Role::Proteins, "this analysis needs protein data")
+        (
+            &run.inputs.prot,
+            Role::Proteins,
+            "this analysis needs protein data",
+        )
     } else {
-        (&run.inputs.sc, Role::Reference, "this analysis needs a single-cell reference")
+        (
+            &run.inputs.sc,
+            Role::Reference,
+            "this analysis needs a single-cell reference",
+        )
     };
     let (sc_name, sc) = input(scope, sc_source.as_ref().ok_or(missing)?, data, sc_role).await?;
     notify("opening the GPU", 0, 1, None);

@@ -3,10 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tessera_core::io::{self, npy};
+use tessera_core::io;
 use tessera_core::models::multiomics::{self, annotate, demo, export, Options, Pairing};
 use tessera_core::share::MultiomicsParams;
-use tessera_core::spatial::niche;
 
 use crate::device::{self, on_device};
 use crate::progress::Bar;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tessera_core::data::{Column, Dataset};
-use tessera_core::io::{self, npy, npz};
+use tessera_core::data::Dataset;
+use tessera_core::io::{self, npz};
 use tessera_core::spatial::{
     autocorr, centrality, cooccurrence, export, graph, nhood, niche, Graph, Kind, Labels,
 };

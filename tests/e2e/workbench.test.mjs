@@ -318,6 +318,121 @@ test('neighbourhood enrichment in the page gives squidpy\'s z-scores, with a hea
   await page.close();
 });
 
+/// A float64 little-endian .npy's values (numpy's v1 header).
+function npyValues(file) {
+  const b = fs.readFileSync(file);
+  const header = b.readUInt16LE(8);
+  const body = b.subarray(10 + header);
+  return Array.from({ length: body.length / 8 }, (_, i) => body.readDoubleLE(i * 8));
+}
+
+async function runWhenReady(page, timeout = 120_000) {
+  await page.waitForFunction(() => !document.querySelector('[data-testid=run-button]').disabled, null, { timeout: 30_000 });
+  await page.getByTestId('run-button').click();
+  await waitResult(page, timeout);
+}
+
+async function fill(page, testid, value) {
+  await page.getByTestId(testid).fill(value);
+  await page.getByTestId(testid).dispatchEvent('change');
+}
+
+test('co-occurrence, Moran\'s I and niches in the page match squidpy and the command line', needsData, async () => {
+  const h5ad = path.join(data, 'seqfish_cortex_tasic/derived/seqfish_spatial.h5ad');
+  const page = await open();
+  await page.getByTestId('file-input').setInputFiles(h5ad);
+  await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
+
+  // Co-occurrence: squidpy's ratios, one line panel per type.
+  await page.getByTestId('analysis-select').selectOption('cooccurrence');
+  await page.getByTestId('cluster-key-select').selectOption('cell_type');
+  await runWhenReady(page);
+  assert.equal(await page.getByTestId('line-plot').count(), 1);
+  const panels = await page.getByTestId('lines-select').locator('option').count();
+  await page.getByTestId('lines-select').selectOption({ index: 2 });
+  assert.ok(panels > 2 && await page.getByTestId('line-plot').locator('path').count() === panels, 'a line per type');
+  await shot(page, '11-cooccurrence');
+  const long = fs.readFileSync(await download(page, 'download-csv', 'co_occurrence.csv'), 'utf8').trim().split('\n').slice(1);
+  const want = npyValues(path.join(data, 'ref/squidpy/seqfish_cortex/co_occurrence_occ.npy'));
+  assert.equal(long.length, want.length);
+  let worst = 0;
+  long.forEach((l, i) => { worst = Math.max(worst, Math.abs(Number(l.split(',').at(-1)) - want[i])); });
+  assert.ok(worst < 1e-4, `co-occurrence differs from squidpy's by ${worst}`);
+  console.log(`co-occurrence in the page vs squidpy 1.8.2: max |diff| ${worst.toExponential(2)}`);
+
+  // Moran's I on five genes: squidpy's order and values, a bar table, the top gene shown.
+  await page.getByTestId('analysis-select').selectOption('autocorr');
+  await fill(page, 'genes-input', 'abca9, acta2, abca15, adcy4, aldh3b2');
+  await runWhenReady(page);
+  const first = page.getByTestId('bars').locator('tbody tr').first();
+  assert.match(await first.textContent(), /^acta2\s*0\.3254/);
+  assert.match(await page.getByTestId('legend').textContent(), /^acta2: 0 \(dark\)/);
+  await shot(page, '12-moran');
+  const moran = fs.readFileSync(await download(page, 'download-csv', 'moranI.csv'), 'utf8').split('\n');
+  assert.ok(Math.abs(Number(moran[1].split(',')[1]) - 0.32543184150119775) < 1e-6, moran[1]);
+  assert.deepEqual(moran.slice(1, 6).map((l) => l.split(',')[0]), ['acta2', 'abca15', 'aldh3b2', 'adcy4', 'abca9']);
+
+  // Niches at radius 100: the command line's table, a dot plot and a heatmap, two layers.
+  await page.getByTestId('analysis-select').selectOption('niche');
+  await page.getByTestId('cluster-key-select').selectOption('cell_type');
+  await fill(page, 'radius-input', '100');
+  await runWhenReady(page);
+  assert.equal(await page.getByTestId('dotplot').count(), 1);
+  assert.equal(await page.getByTestId('heatmap').count(), 1);
+  assert.match(await page.getByTestId('legend').textContent(), /largest of niche composition/);
+  await page.getByTestId('layer-select').selectOption('cell_type');
+  assert.match(await page.getByTestId('legend').textContent(), /largest of cell_type/);
+  assert.ok((await litPixels(page)).lit > 2000, 'cells are drawn');
+  await shot(page, '13-niche');
+  const niches = await download(page, 'download-csv', 'niche_composition.csv');
+  const out = path.join(tmp, 'cli_niche');
+  execFileSync(bin, ['spatial', 'niche', h5ad, '--labels', 'cell_type', '--radius', '100', '--out', out], { stdio: 'pipe' });
+  assert.equal(fs.readFileSync(niches, 'utf8'), fs.readFileSync(path.join(out, 'niche_composition.csv'), 'utf8'));
+  await page.close();
+});
+
+test('the multi-omics demo runs in the page, matches the command line, and its link replays it', async () => {
+  const page = await open();
+  await page.getByTestId('demo-multiomics-button').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await page.getByTestId('analysis-select').selectOption('multiomics');
+  await page.getByTestId('device-select').selectOption('cpu');
+  await page.waitForFunction(() => /4 marker sets/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
+  await runWhenReady(page, RUN_TIMEOUT);
+  assert.equal(await page.getByTestId('heatmap').count(), 1, 'co-localization');
+  assert.equal(await page.getByTestId('dotplot').count(), 2, 'niches and protein loadings');
+  const legend = await page.getByTestId('legend').textContent();
+  assert.match(legend, /largest of cell_type/);
+  const swatches = await page.getByTestId('swatches').locator('li').allTextContents();
+  assert.deepEqual([...swatches].sort(), ['Epithelial', 'Fibroblasts', 'Macrophages', 'T cells']);
+  await page.getByTestId('layer-select').selectOption({ index: 1 });
+  await page.getByTestId('color-select').selectOption({ index: 1 });
+  const shown = await page.getByTestId('legend').textContent();
+  assert.match(shown, /^F1 /);
+  await shot(page, '14-multiomics');
+  const labels = fs.readFileSync(await download(page, 'download-csv', 'shared_labels.csv'), 'utf8');
+  const h5 = fs.readFileSync(await download(page, 'download-h5ad', 'multiomics.h5ad'));
+  assert.equal(h5.subarray(0, 8).toString('latin1'), '\x89HDF\r\n\x1a\n');
+  const out = path.join(tmp, 'cli_multiomics');
+  execFileSync(bin, ['multiomics', '--demo', '--demo-cells', '800', '--device', 'cpu', '--output', out], { stdio: 'pipe' });
+  const rows = (t) => t.trim().split('\n').slice(1).map((l) => l.split(','));
+  const [got, want] = [rows(labels), rows(fs.readFileSync(path.join(out, 'shared_labels.csv'), 'utf8'))];
+  assert.equal(got.length, 800);
+  assert.equal(got.length, want.length);
+  const same = got.filter((r, i) => r[3] === want[i][3]).length;
+  assert.ok(same >= 796, `${same} of 800 labels as the command line`);
+  console.log(`multi-omics demo: ${same} of 800 labels as the command line`);
+
+  const link = await page.getByTestId('share-link').inputValue();
+  const other = await open(link);
+  await waitResult(other, RUN_TIMEOUT);
+  assert.equal(await other.getByTestId('legend').textContent(), shown, 'the link reopens the same layer and colour');
+  await other.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length === 2, null, { timeout: 60_000 });
+  await shot(other, '15-multiomics-link');
+  await other.close();
+  await page.close();
+});
+
 test('Stop ends a run and the next run starts', async () => {
   const page = await open();
   await page.getByTestId('demo-button').click();

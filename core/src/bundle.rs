@@ -11,6 +11,7 @@
 //! curves/<i>.npy           float64 per curve
 //! matrices/<i>.npy         rows x cols float64 per heatmap
 //! files/<name>             tables and .h5ad, downloadable as they are
+//! image.rgba               the tissue image under the points (size and scale in the manifest)
 //! ```
 
 use std::io::{Cursor, Read, Write};
@@ -78,6 +79,65 @@ pub struct Curve {
     pub values: Vec<f64>,
 }
 
+/// The tissue image drawn under the points (a Space Ranger H&E).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    /// height x width x 4 bytes.
+    pub rgba: Vec<u8>,
+    /// Image pixels per data unit (Space Ranger's `tissue_hires_scalef`).
+    pub scale: f64,
+}
+
+/// The sharpest image of the first library in `uns['spatial']` that has a
+/// scale factor to align it: hires, else lowres. Float images (scanpy
+/// writes 0–1 floats) become bytes.
+pub fn tissue_image(ds: &crate::data::Dataset) -> Option<Image> {
+    use crate::data::Value;
+    let Some(Value::Dict(libs)) = ds.uns.get("spatial") else {
+        return None;
+    };
+    libs.values().find_map(|lib| {
+        ["hires", "lowres"].into_iter().find_map(|name| {
+            let scale = lib
+                .get("scalefactors")?
+                .get(&format!("tissue_{name}_scalef"))?
+                .as_f64()
+                .filter(|s| s.is_finite() && *s > 0.0)?;
+            let img = lib.get("images")?.get(name)?;
+            let (height, width, channels) = match img.shape()? {
+                [h, w] => (*h, *w, 1),
+                [h, w, c] if (1..=4).contains(c) => (*h, *w, *c),
+                _ => return None,
+            };
+            let byte = |i: usize| -> u8 {
+                match img {
+                    Value::Bytes { data, .. } => data[i],
+                    Value::Floats { data, .. } => (data[i].clamp(0.0, 1.0) * 255.0).round() as u8,
+                    Value::Ints { data, .. } => data[i].clamp(0, 255) as u8,
+                    _ => 0,
+                }
+            };
+            let mut rgba = Vec::with_capacity(height * width * 4);
+            for p in 0..height * width {
+                let at = p * channels;
+                let (r, g, b) = match channels {
+                    1 | 2 => (byte(at), byte(at), byte(at)),
+                    _ => (byte(at), byte(at + 1), byte(at + 2)),
+                };
+                rgba.extend([r, g, b, 255]);
+            }
+            Some(Image {
+                width,
+                height,
+                rgba,
+                scale,
+            })
+        })
+    })
+}
+
 /// Everything a results view needs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Results {
@@ -92,6 +152,7 @@ pub struct Results {
     pub matrices: Vec<Matrix>,
     /// (file name, bytes): what the user downloads.
     pub files: Vec<(String, Vec<u8>)>,
+    pub image: Option<Image>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -108,6 +169,16 @@ struct Manifest {
     #[serde(default)]
     matrices: Vec<MatrixEntry>,
     files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<ImageEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageEntry {
+    width: usize,
+    height: usize,
+    scale: f64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -163,6 +234,20 @@ impl Results {
                 );
             }
         }
+        if let Some(im) = &self.image {
+            if im.rgba.len() != im.width * im.height * 4 || !(im.scale.is_finite() && im.scale > 0.0) {
+                return bad(
+                    "image.rgba",
+                    format!(
+                        "{} bytes for a {} x {} image at scale {}",
+                        im.rgba.len(),
+                        im.width,
+                        im.height,
+                        im.scale
+                    ),
+                );
+            }
+        }
         for (i, l) in self.layers.iter().enumerate() {
             if l.values.len() != n * l.columns.len() {
                 return bad(
@@ -214,6 +299,11 @@ pub fn write(r: &Results) -> Result<Vec<u8>, Error> {
             })
             .collect(),
         files: r.files.iter().map(|(n, _)| n.clone()).collect(),
+        image: r.image.as_ref().map(|im| ImageEntry {
+            width: im.width,
+            height: im.height,
+            scale: im.scale,
+        }),
     };
     let mut entries: Vec<(String, Vec<u8>)> = vec![
         (
@@ -246,6 +336,9 @@ pub fn write(r: &Results) -> Result<Vec<u8>, Error> {
     }
     for (name, bytes) in &r.files {
         entries.push((format!("files/{name}"), bytes.clone()));
+    }
+    if let Some(im) = &r.image {
+        entries.push(("image.rgba".into(), im.rgba.clone()));
     }
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
@@ -373,6 +466,15 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
         let bytes = entry(&format!("files/{f}"))?;
         files.push((f, bytes));
     }
+    let image = match m.image {
+        Some(e) => Some(Image {
+            width: e.width,
+            height: e.height,
+            rgba: entry("image.rgba")?,
+            scale: e.scale,
+        }),
+        None => None,
+    };
     let r = Results {
         analysis: m.analysis,
         params: m.params,
@@ -383,6 +485,7 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
         curves,
         matrices,
         files,
+        image,
     };
     r.validate(source)?;
     Ok(r)
@@ -452,6 +555,12 @@ mod tests {
                 },
             ],
             files: vec![("tangram_ct_pred.csv".into(), b",CA1,DG\n".to_vec())],
+            image: Some(Image {
+                width: 2,
+                height: 1,
+                rgba: vec![255, 0, 0, 255, 0, 0, 255, 255],
+                scale: 0.15,
+            }),
         }
     }
 

@@ -152,6 +152,7 @@ pub fn nhood_results(
             Matrix::heatmap("neighbour counts", c, c, e.count.clone()),
         ],
         files,
+        image: None,
     })
 }
 
@@ -191,6 +192,7 @@ fn by_type(analysis: &str, ds: &Dataset, coords: &[[f64; 2]], key: &str, l: &Lab
         curves: vec![],
         matrices: vec![],
         files: vec![],
+        image: None,
     }
 }
 
@@ -448,6 +450,7 @@ pub fn autocorr_results(
                 crate::io::h5ad_write::write(&out)?,
             ),
         ],
+        image: None,
     })
 }
 

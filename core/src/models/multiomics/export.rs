@@ -241,5 +241,6 @@ pub fn results(out: &Output, tx: &Dataset, params: serde_json::Value) -> Result<
             protein,
         ],
         files,
+        image: None,
     })
 }

@@ -168,6 +168,7 @@ impl Mapping {
             ],
             matrices: vec![],
             files,
+            image: None,
         })
     }
 }

@@ -147,5 +147,5 @@ fn draw(canvas: &HtmlCanvasElement, xy: &[f32], values: &[f32]) {
     let mut cam = Camera::fit(&Extent::of(xy), w, h, 1.0, None);
     // Small squares read better than touching discs at thumbnail size.
     cam.radius_px = cam.radius_px.min(2.0);
-    plot::draw_2d(canvas, xy, &rgba, &cam);
+    plot::draw_2d(canvas, xy, &rgba, &cam, None);
 }

@@ -1,13 +1,15 @@
 //! The spatial plot: points drawn by WebGPU as instanced discs (a million
-//! points redraw in a frame; pan and zoom only change a uniform), with a
-//! Canvas 2D fallback for browsers without WebGPU. Colours are computed on
-//! the CPU once per colouring, not per frame.
+//! points redraw in a frame; pan and zoom only change a uniform) over the
+//! tissue image when there is one, with a Canvas 2D fallback for browsers
+//! without WebGPU. Colours are computed on the CPU once per colouring, not
+//! per frame.
 
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 use wgpu::util::DeviceExt;
 
 const SHADER: &str = include_str!("../../shaders/plot/points.wgsl");
+const IMAGE_SHADER: &str = include_str!("../../shaders/plot/image.wgsl");
 pub const BACKGROUND: [f64; 3] = [0.067, 0.067, 0.067];
 
 /// What part of the data the canvas shows.
@@ -139,13 +141,23 @@ pub fn nearest(xy: &[f32], at: [f64; 2], max_dist: f64) -> Option<usize> {
     best.1
 }
 
+/// An image placed in data space: its pixels per data unit.
+pub struct Backdrop<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub rgba: &'a [u8],
+    pub scale: f64,
+}
+
 pub enum Renderer {
     Gpu(Box<GpuPlot>),
-    /// Canvas 2D keeps its own copy of the points to redraw from.
+    /// Canvas 2D keeps its own copy of the points to redraw from, and the
+    /// image on an off-screen canvas with its scale.
     Canvas2d {
         canvas: HtmlCanvasElement,
         xy: Vec<f32>,
         rgba: Vec<[u8; 4]>,
+        image: Option<(HtmlCanvasElement, f64)>,
     },
 }
 
@@ -159,6 +171,7 @@ impl Renderer {
                     canvas,
                     xy: vec![],
                     rgba: vec![],
+                    image: None,
                 },
                 Some(e),
             ),
@@ -176,13 +189,47 @@ impl Renderer {
         }
     }
 
-    /// Draws the current points through `cam` (every pan and zoom).
-    pub fn draw(&self, cam: &Camera) {
+    /// Replaces the image under the points (once per result).
+    pub fn set_image(&mut self, b: Option<Backdrop>) {
         match self {
-            Renderer::Gpu(g) => g.draw(cam),
-            Renderer::Canvas2d { canvas, xy, rgba } => draw_2d(canvas, xy, rgba, cam),
+            Renderer::Gpu(g) => g.set_image(b),
+            Renderer::Canvas2d { image, .. } => *image = b.and_then(|b| image_canvas(&b)),
         }
     }
+
+    /// Draws the image (when `with_image`) and the points through `cam`
+    /// (every pan and zoom).
+    pub fn draw(&self, cam: &Camera, with_image: bool) {
+        match self {
+            Renderer::Gpu(g) => g.draw(cam, with_image),
+            Renderer::Canvas2d {
+                canvas,
+                xy,
+                rgba,
+                image,
+            } => {
+                let image = image.as_ref().filter(|_| with_image);
+                draw_2d(canvas, xy, rgba, cam, image.map(|(c, s)| (c, *s)))
+            }
+        }
+    }
+}
+
+/// An off-screen canvas holding the image, for Canvas 2D to scale.
+fn image_canvas(b: &Backdrop) -> Option<(HtmlCanvasElement, f64)> {
+    let doc = web_sys::window()?.document()?;
+    let c: HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
+    c.set_width(b.width as u32);
+    c.set_height(b.height as u32);
+    let ctx: CanvasRenderingContext2d = c.get_context("2d").ok()??.dyn_into().ok()?;
+    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+        wasm_bindgen::Clamped(b.rgba),
+        b.width as u32,
+        b.height as u32,
+    )
+    .ok()?;
+    ctx.put_image_data(&data, 0.0, 0.0).ok()?;
+    Some((c, b.scale))
 }
 
 pub struct GpuPlot {
@@ -198,6 +245,9 @@ pub struct GpuPlot {
     points: Option<wgpu::Buffer>,
     n: u32,
     size: (u32, u32),
+    image_pipeline: wgpu::RenderPipeline,
+    /// The image's bind group and its uniform (size in data units, alpha).
+    image: Option<(wgpu::BindGroup, wgpu::Buffer)>,
 }
 
 #[repr(C)]
@@ -276,6 +326,35 @@ impl GpuPlot {
                 resource: uniform.as_entire_binding(),
             }],
         });
+        let image_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("image"),
+            source: wgpu::ShaderSource::Wgsl(IMAGE_SHADER.into()),
+        });
+        let image_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("image"),
+            layout: None,
+            vertex: wgpu::VertexState {
+                module: &image_module,
+                entry_point: Some("vs"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: Default::default(),
+            depth_stencil: None,
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &image_module,
+                entry_point: Some("fs"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: config.format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
         Ok(GpuPlot {
             _instance: instance,
             _adapter: adapter,
@@ -288,7 +367,87 @@ impl GpuPlot {
             points: None,
             n: 0,
             size,
+            image_pipeline,
+            image: None,
         })
+    }
+
+    fn set_image(&mut self, b: Option<Backdrop>) {
+        self.image = b.map(|b| {
+            let size = wgpu::Extent3d {
+                width: b.width as u32,
+                height: b.height as u32,
+                depth_or_array_layers: 1,
+            };
+            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("tissue image"),
+                size,
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                // Plain bytes, like the points' colours: no sRGB decoding.
+                format: wgpu::TextureFormat::Rgba8Unorm,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            });
+            self.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                b.rgba,
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(4 * b.width as u32),
+                    rows_per_image: Some(b.height as u32),
+                },
+                size,
+            );
+            let u: [f32; 4] = [
+                (b.width as f64 / b.scale) as f32,
+                (b.height as f64 / b.scale) as f32,
+                0.9,
+                0.0,
+            ];
+            let uniform = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("image"),
+                    contents: bytemuck::cast_slice(&u),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let sampler = self.device.create_sampler(&wgpu::SamplerDescriptor {
+                mag_filter: wgpu::FilterMode::Linear,
+                min_filter: wgpu::FilterMode::Linear,
+                ..Default::default()
+            });
+            let view = texture.create_view(&Default::default());
+            let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("image"),
+                layout: &self.image_pipeline.get_bind_group_layout(0),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: self.uniform.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: uniform.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::Sampler(&sampler),
+                    },
+                ],
+            });
+            (bind, uniform)
+        });
     }
 
     fn set_points(&mut self, xy: &[f32], rgba: &[[u8; 4]]) {
@@ -311,7 +470,7 @@ impl GpuPlot {
         });
     }
 
-    fn draw(&self, cam: &Camera) {
+    fn draw(&self, cam: &Camera, with_image: bool) {
         let (w, h) = (self.size.0 as f64, self.size.1 as f64);
         let u: [f32; 8] = [
             cam.center[0] as f32,
@@ -349,6 +508,11 @@ impl GpuPlot {
                 })],
                 ..Default::default()
             });
+            if let (Some((bind, _)), true) = (&self.image, with_image) {
+                pass.set_pipeline(&self.image_pipeline);
+                pass.set_bind_group(0, bind, &[]);
+                pass.draw(0..6, 0..1);
+            }
             if let Some(points) = &self.points {
                 pass.set_pipeline(&self.pipeline);
                 pass.set_bind_group(0, &self.bind, &[]);
@@ -361,7 +525,13 @@ impl GpuPlot {
     }
 }
 
-pub fn draw_2d(canvas: &HtmlCanvasElement, xy: &[f32], rgba: &[[u8; 4]], cam: &Camera) {
+pub fn draw_2d(
+    canvas: &HtmlCanvasElement,
+    xy: &[f32],
+    rgba: &[[u8; 4]],
+    cam: &Camera,
+    image: Option<(&HtmlCanvasElement, f64)>,
+) {
     let Some(ctx) = canvas
         .get_context("2d")
         .ok()
@@ -373,6 +543,16 @@ pub fn draw_2d(canvas: &HtmlCanvasElement, xy: &[f32], rgba: &[[u8; 4]], cam: &C
     let (w, h) = (canvas.width() as f64, canvas.height() as f64);
     ctx.set_fill_style_str("#111");
     ctx.fill_rect(0.0, 0.0, w, h);
+    if let Some((img, scale)) = image {
+        let k = cam.pixels_per_unit / scale;
+        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+            img,
+            -cam.center[0] * cam.pixels_per_unit + w / 2.0,
+            -cam.center[1] * cam.pixels_per_unit + h / 2.0,
+            img.width() as f64 * k,
+            img.height() as f64 * k,
+        );
+    }
     let r = cam.radius_px.max(0.5);
     for (p, c) in xy.chunks(2).zip(rgba) {
         let x = (p[0] as f64 - cam.center[0]) * cam.pixels_per_unit + w / 2.0;

@@ -72,6 +72,17 @@ pub struct MatrixMeta {
     pub plot: Plot,
 }
 
+/// The tissue image under the points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub width: usize,
+    pub height: usize,
+    /// Image pixels per data unit.
+    pub scale: f64,
+    /// Buffer of height x width x 4 bytes.
+    pub buffer: usize,
+}
+
 /// A finished run or an opened bundle: what the results panel shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultMeta {
@@ -92,6 +103,7 @@ pub struct ResultMeta {
     pub files: Vec<(String, usize)>,
     /// The results bundle (.zip).
     pub bundle_buffer: usize,
+    pub image: Option<ImageMeta>,
     /// Where it ran and how long it took (None for an opened bundle).
     pub device: Option<String>,
     pub seconds: Option<f64>,

@@ -41,6 +41,8 @@ pub struct ResultView {
     /// (file name, object URL).
     pub files: Vec<(String, String)>,
     pub bundle: Vec<u8>,
+    /// The tissue image: width, height, pixels per data unit, RGBA bytes.
+    pub image: Option<(usize, usize, f64, Vec<u8>)>,
 }
 
 impl ResultView {
@@ -74,6 +76,14 @@ impl ResultView {
             layers,
             files,
             bundle: buffer_bytes(buffers, meta.bundle_buffer),
+            image: meta.image.as_ref().map(|im| {
+                (
+                    im.width,
+                    im.height,
+                    im.scale,
+                    buffer_bytes(buffers, im.buffer),
+                )
+            }),
             meta,
         }
     }
@@ -274,6 +284,14 @@ fn Panel() -> impl IntoView {
         renderer.with_value(|rd| {
             let mut rd = rd.borrow_mut();
             let Some(rd) = rd.as_mut() else { return };
+            if uploaded.with_value(|u| u.as_ref().map(|u| u.0) != Some(r.key)) {
+                rd.set_image(r.image.as_ref().map(|(w, h, scale, rgba)| plot::Backdrop {
+                    width: *w,
+                    height: *h,
+                    rgba,
+                    scale: *scale,
+                }));
+            }
             if uploaded.with_value(|u| u.as_ref() != Some(&key)) {
                 coloured.with_value(|c| {
                     if let Some((_, rgba)) = c {
@@ -282,7 +300,7 @@ fn Panel() -> impl IntoView {
                 });
                 uploaded.set_value(Some(key));
             }
-            rd.draw(&camera(&r, &v));
+            rd.draw(&camera(&r, &v), !v.hide_image);
         });
     };
     Effect::new(move |_| {
@@ -571,6 +589,17 @@ fn Panel() -> impl IntoView {
                             } />
                     </label>
                     <button class="button secondary" on:click=move |_| state.view.update(|v| { v.zoom = 1.0; v.center = None; })>"Reset view"</button>
+                    <Show when=move || result().is_some_and(|r| r.image.is_some())>
+                        <label class="check" title="The Space Ranger image, aligned by its scale factor">
+                            <input type="checkbox" data-testid="image-toggle"
+                                prop:checked=move || !state.view.get().hide_image
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    state.view.update(|v| v.hide_image = !on);
+                                } />
+                            <span>"Tissue image under the spots"</span>
+                        </label>
+                    </Show>
                     <Show when=move || !curve.get().is_empty()>
                         <h3>"Loss per epoch"</h3>
                         <LossCurve points=curve/>

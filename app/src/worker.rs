@@ -20,8 +20,8 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, File, MessageEvent, Response};
 
 use crate::protocol::{
-    preview, Card, CurveMeta, LayerMeta, MatrixMeta, Outcome, PreviewMeta, Reply, Request,
-    ResultMeta,
+    preview, Card, CurveMeta, ImageMeta, LayerMeta, MatrixMeta, Outcome, PreviewMeta, Reply,
+    Request, ResultMeta,
 };
 
 /// Installs the message handler and tells the page the worker is ready.
@@ -291,6 +291,12 @@ fn result_meta_into(
         .map(|(n, b)| (n.clone(), push(bytes_buffer(b))))
         .collect();
     let bundle_buffer = push(bytes_buffer(&bundle));
+    let image = r.image.as_ref().map(|im| ImageMeta {
+        width: im.width,
+        height: im.height,
+        scale: im.scale,
+        buffer: push(bytes_buffer(&im.rgba)),
+    });
     Ok(ResultMeta {
         analysis: r.analysis.clone(),
         params: r.params.clone(),
@@ -320,6 +326,7 @@ fn result_meta_into(
             .collect(),
         files,
         bundle_buffer,
+        image,
         device,
         seconds,
     })
@@ -428,6 +435,23 @@ async fn run_analysis(
         Role::Spatial
     };
     let (sp_name, sp) = input(scope, &run.inputs.sp, data, sp_role).await?;
+    let (mut r, device, seconds) = analyse(scope, id, run, data, (&sp_name, &sp), &notify).await?;
+    // The spots sit on the spatial data's own image, whatever the analysis.
+    if r.image.is_none() {
+        r.image = bundle::tissue_image(&sp);
+    }
+    Ok((r, device, seconds))
+}
+
+async fn analyse(
+    scope: &DedicatedWorkerGlobalScope,
+    id: u32,
+    run: &Run,
+    data: &JsValue,
+    (sp_name, sp): (&str, &Dataset),
+    notify: &Notify<'_>,
+) -> Result<(Results, String, f64), String> {
+    let multi = matches!(run.params, Params::Multiomics(_));
     let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
     let t0 = now_ms();
     // Graph statistics are integer and sparse work: the CPU's.
@@ -440,18 +464,18 @@ async fn run_analysis(
     };
     match &run.params {
         Params::Nhood(p) => {
-            return on_cpu(export::nhood_results(&sp_name, &sp, p, params, |done| {
+            return on_cpu(export::nhood_results(sp_name, sp, p, params, |done| {
                 notify("permutations", done, p.n_perms, None)
             }))
         }
         Params::Cooccurrence(p) => {
             notify("counting pairs over distance", 0, 1, None);
-            return on_cpu(export::cooccurrence_results(&sp_name, &sp, p, params));
+            return on_cpu(export::cooccurrence_results(sp_name, sp, p, params));
         }
         Params::Autocorr(p) => {
             return on_cpu(export::autocorr_results(
-                &sp_name,
-                &sp,
+                sp_name,
+                sp,
                 p,
                 params,
                 |done, total| notify("features", done, total, None),
@@ -459,7 +483,7 @@ async fn run_analysis(
         }
         Params::Niche(p) => {
             notify("building the radius graph", 0, 1, None);
-            return on_cpu(export::niche_results(&sp_name, &sp, p, params));
+            return on_cpu(export::niche_results(sp_name, sp, p, params));
         }
         Params::Tangram(_) | Params::Multiomics(_) => {}
     }
@@ -484,7 +508,7 @@ async fn run_analysis(
     };
     match gpu {
         None => {
-            let r = fit_on(&Cpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
+            let r = fit_on(&Cpu, run, (&sc_name, &sc), (sp_name, sp), params, &notify).await?;
             Ok((r, "CPU".into(), (now_ms() - t0) / 1e3))
         }
         Some(Ok(gpu)) => {
@@ -499,7 +523,7 @@ async fn run_analysis(
                     vec![],
                 );
             }
-            let r = fit_on(&gpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
+            let r = fit_on(&gpu, run, (&sc_name, &sc), (sp_name, sp), params, &notify).await?;
             Ok((r, format!("WebGPU: {name}"), (now_ms() - t0) / 1e3))
         }
         Some(Err(e)) => {
@@ -513,7 +537,7 @@ async fn run_analysis(
                 },
                 vec![],
             );
-            let r = fit_on(&Cpu, run, (&sc_name, &sc), (&sp_name, &sp), params, &notify).await?;
+            let r = fit_on(&Cpu, run, (&sc_name, &sc), (sp_name, sp), params, &notify).await?;
             Ok((r, "CPU (no WebGPU)".into(), (now_ms() - t0) / 1e3))
         }
     }

@@ -91,8 +91,8 @@ pub struct Image {
 }
 
 /// The sharpest image of the first library in `uns['spatial']` that has a
-/// scale factor to align it: hires, else lowres. Float images (scanpy
-/// writes 0–1 floats) become bytes.
+/// scale factor to align it and is not blank: hires, else lowres. Float
+/// images (scanpy writes 0–1 floats) become bytes.
 pub fn tissue_image(ds: &crate::data::Dataset) -> Option<Image> {
     use crate::data::Value;
     let Some(Value::Dict(libs)) = ds.uns.get("spatial") else {
@@ -119,6 +119,17 @@ pub fn tissue_image(ds: &crate::data::Dataset) -> Option<Image> {
                     _ => 0,
                 }
             };
+            // A single-colour image is a placeholder (test folders ship a
+            // black hires PNG): the next one is tried.
+            let n = height * width * channels;
+            if n == 0 || (0..n).all(|i| byte(i) == byte(i % channels)) {
+                return None;
+            }
+            // Alpha (grey + alpha, RGBA) is laid over white paper.
+            let alpha = |p: usize| match channels {
+                2 | 4 => byte(p * channels + channels - 1),
+                _ => 255,
+            };
             let mut rgba = Vec::with_capacity(height * width * 4);
             for p in 0..height * width {
                 let at = p * channels;
@@ -126,7 +137,9 @@ pub fn tissue_image(ds: &crate::data::Dataset) -> Option<Image> {
                     1 | 2 => (byte(at), byte(at), byte(at)),
                     _ => (byte(at), byte(at + 1), byte(at + 2)),
                 };
-                rgba.extend([r, g, b, 255]);
+                let a = alpha(p) as u32;
+                let over = |c: u8| ((c as u32 * a + 255 * (255 - a)) / 255) as u8;
+                rgba.extend([over(r), over(g), over(b), 255]);
             }
             Some(Image {
                 width,
@@ -235,7 +248,9 @@ impl Results {
             }
         }
         if let Some(im) = &self.image {
-            if im.rgba.len() != im.width * im.height * 4 || !(im.scale.is_finite() && im.scale > 0.0) {
+            if im.rgba.len() != im.width * im.height * 4
+                || !(im.scale.is_finite() && im.scale > 0.0)
+            {
                 return bad(
                     "image.rgba",
                     format!(

@@ -604,6 +604,9 @@ pub struct View {
     /// Which of the result's layers is shown (None: the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
+    /// Leave out the tissue image under the points.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hide_image: bool,
 }
 
 /// The most columns one overlay panel shows.
@@ -618,6 +621,7 @@ impl Default for View {
             center: None,
             overlay: vec![],
             layer: None,
+            hide_image: false,
         }
     }
 }

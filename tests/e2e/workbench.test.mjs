@@ -433,6 +433,27 @@ test('the multi-omics demo runs in the page, matches the command line, and its l
   await page.close();
 });
 
+test('a Space Ranger folder\'s H&E image lies under its spots, and can be hidden', needsData, async () => {
+  const zip = process.env.TESSERA_VISIUM_ZIP;
+  assert.ok(zip && fs.existsSync(zip), 'TESSERA_VISIUM_ZIP must point at a zipped Space Ranger folder');
+  const page = await open();
+  await page.getByTestId('file-input').setInputFiles(zip);
+  await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
+  await page.getByTestId('analysis-select').selectOption('autocorr');
+  await runWhenReady(page);
+  const toggle = page.getByTestId('image-toggle');
+  assert.equal(await toggle.isChecked(), true);
+  const withImage = await litPixels(page);
+  await shot(page, '16-he-image');
+  await toggle.uncheck();
+  const without = await litPixels(page);
+  // 100 spots cover a few percent of the canvas; the tissue much more.
+  console.log(`H&E under the spots: ${withImage.lit} lit pixels with the image, ${without.lit} without`);
+  assert.ok(withImage.lit > 3 * without.lit && without.lit > 500, `${withImage.lit} vs ${without.lit}`);
+  assert.match(await page.getByTestId('share-link').inputValue(), /#link=/);
+  await page.close();
+});
+
 test('Stop ends a run and the next run starts', async () => {
   const page = await open();
   await page.getByTestId('demo-button').click();

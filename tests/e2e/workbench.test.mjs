@@ -454,6 +454,31 @@ test('a Space Ranger folder\'s H&E image lies under its spots, and can be hidden
   await page.close();
 });
 
+test('once loaded, the page works offline: it reloads and opens the demo', async () => {
+  // Its own server and context: the server is shut down to go offline
+  // (emulated offline does not reach a service worker's own fetches).
+  const own = await serve(path.join(root, 'dist'));
+  const url = `http://127.0.0.1:${own.address().port}/`;
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 1600 } });
+  const page = await ctx.newPage();
+  page.on('console', (m) => consoleLines.push(`offline ${m.type()}: ${m.text()}`));
+  await page.goto(url);
+  await page.getByTestId('run-button').waitFor({ state: 'attached', timeout: 60_000 });
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+  await page.waitForFunction(async () => !!(await caches.match('./worker_bg.wasm')), null, { timeout: 60_000 });
+  own.closeAllConnections();
+  await new Promise((done) => own.close(done));
+  await page.reload();
+  await page.getByTestId('run-button').waitFor({ state: 'attached', timeout: 60_000 });
+  await page.getByTestId('demo-button').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await runClusters(page, 5);
+  await waitResult(page);
+  assert.match(await page.getByTestId('result-summary').textContent(), /900 points/);
+  await page.screenshot({ path: path.join(artifacts, 'workbench-17-offline.png'), fullPage: true });
+  await ctx.close();
+});
+
 test('Stop ends a run and the next run starts', async () => {
   const page = await open();
   await page.getByTestId('demo-button').click();

@@ -230,7 +230,10 @@ fn space_ranger_folder_and_zip() {
     else {
         panic!("hires image bytes");
     };
-    assert!(hires.iter().all(|&b| b == hires[0] || b == 255), "the hires placeholder");
+    assert!(
+        hires.iter().all(|&b| b == hires[0] || b == 255),
+        "the hires placeholder"
+    );
     // Coordinates: obsm['spatial'] = (pxl_col, pxl_row) of each barcode.
     let ds = &folder.dataset;
     let xy = ds.spatial().unwrap();

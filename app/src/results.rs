@@ -668,6 +668,7 @@ fn Panel() -> impl IntoView {
                 {match m.plot {
                     Plot::Dots => view! { <DotPlot m=m/> }.into_any(),
                     Plot::Bars => view! { <Bars m=m/> }.into_any(),
+                    Plot::Scatter => view! { <Scores m=m/> }.into_any(),
                     _ => view! { <Heatmap m=m/> }.into_any(),
                 }}
             </For>
@@ -929,6 +930,84 @@ fn Bars(m: MatrixMeta) -> impl IntoView {
                 <tbody>{rows}</tbody>
             </table>
             <figcaption>{m.name.clone()}</figcaption>
+        </figure>
+    }
+}
+
+/// The first column's histogram and its scatter against each other column,
+/// as Tangram's `plot_training_scores` (score against gene sparsity).
+#[component]
+fn Scores(m: MatrixMeta) -> impl IntoView {
+    let nc = m.cols.len().max(1);
+    let col = |j: usize| -> Vec<f64> { m.values.iter().skip(j).step_by(nc).copied().collect() };
+    let y = col(0);
+    let (side, pad) = (180.0, 26.0);
+    let range = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        if lo > hi {
+            (0.0, 1.0)
+        } else {
+            (lo, hi.max(lo + 1e-12))
+        }
+    };
+    let (ylo, yhi) = range(&y);
+    let frame = |title: String, body: AnyView, xlo: f64, xhi: f64| {
+        view! {
+            <svg width=side + pad height=side + pad + 16.0 class="panel">
+                <text x=pad y="12" font-size="12">{title}</text>
+                <g transform="translate(0 16)">
+                    <rect x=pad y="0" width=side height=side fill="none" stroke="#bbb"/>
+                    {body}
+                    <text x=pad y=side + 14.0 font-size="10">{format!("{xlo:.2}")}</text>
+                    <text x=pad + side y=side + 14.0 font-size="10" text-anchor="end">{format!("{xhi:.2}")}</text>
+                </g>
+            </svg>
+        }
+    };
+    // Ten bins, as the tutorial's histogram.
+    let bins = 10;
+    let mut counts = vec![0usize; bins];
+    for v in y.iter().filter(|v| v.is_finite()) {
+        let b = (((v - ylo) / (yhi - ylo)) * bins as f64) as usize;
+        counts[b.min(bins - 1)] += 1;
+    }
+    let top = *counts.iter().max().unwrap_or(&1) as f64;
+    let bars = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let h = c as f64 / top.max(1.0) * (side - 4.0);
+            let w = side / bins as f64;
+            view! { <rect x=pad + w * i as f64 + 1.0 y=side - h width=w - 2.0 height=h fill="#4c78a8"><title>{format!("{c} genes")}</title></rect> }
+        })
+        .collect_view()
+        .into_any();
+    let mut panels =
+        vec![frame(format!("{} (genes per bin)", m.cols[0]), bars, ylo, yhi).into_any()];
+    for j in 1..nc {
+        let x = col(j);
+        let (xlo, xhi) = range(&x);
+        let dots = x
+            .iter()
+            .zip(&y)
+            .zip(&m.rows)
+            .filter(|((a, b), _)| a.is_finite() && b.is_finite())
+            .map(|((a, b), name)| {
+                let cx = pad + (a - xlo) / (xhi - xlo) * side;
+                let cy = side - (b - ylo) / (yhi - ylo) * side;
+                view! { <circle cx=cx cy=cy r="2" fill="#4c78a8" fill-opacity="0.6"><title>{format!("{name}: {b:.3} at {a:.3}")}</title></circle> }
+            })
+            .collect_view()
+            .into_any();
+        panels.push(frame(format!("{} vs {}", m.cols[0], m.cols[j]), dots, xlo, xhi).into_any());
+    }
+    view! {
+        <figure class="scores" data-testid="training-scores">
+            {panels}
+            <figcaption>{format!("{}: {} genes; score axis {ylo:.2} to {yhi:.2}", m.name, m.rows.len())}</figcaption>
         </figure>
     }
 }

@@ -48,6 +48,9 @@ pub enum Plot {
     Dots,
     /// A bar per row for the first column; the others as numbers beside it.
     Bars,
+    /// The first column's histogram, then one scatter panel of it against
+    /// each other column (Tangram's `plot_training_scores`).
+    Scatter,
 }
 
 /// A table shown as a plot (e.g. neighbourhood-enrichment z-scores).

@@ -158,6 +158,12 @@ test('Tangram on a real pair in the page matches the command line', needsData, a
   assert.ok(lit > 2000, `the spatial plot is drawn (${lit} lit pixels)`);
   assert.match(await page.getByTestId('renderer').textContent(), /WebGPU/);
   assert.match(await page.getByTestId('result-summary').textContent(), /313 points/);
+  // Tangram's plot_training_scores: the histogram and three scatter panels,
+  // a dot per training gene.
+  const scores = page.getByTestId('training-scores');
+  assert.equal(await scores.locator('svg').count(), 4);
+  const genes = (await page.getByTestId('training-scores').locator('figcaption').textContent()).match(/(\d+) genes/)[1];
+  assert.equal(await scores.locator('svg').nth(1).locator('circle').count(), Number(genes));
 
   realCsv = await download(page, 'download-csv', 'page_ct_pred.csv');
   const want = cli(path.join(data, pair, 'reference.h5ad'), path.join(data, pair, 'spatial.h5ad'), path.join(tmp, 'cli_real'));

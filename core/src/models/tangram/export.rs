@@ -52,6 +52,26 @@ impl Mapping {
         t
     }
 
+    /// Each training gene's score and sparsities, for the page's version of
+    /// `tg.plot_training_scores`.
+    pub fn training_scores(&self) -> crate::bundle::Matrix {
+        let g = &self.train_genes_df;
+        crate::bundle::Matrix {
+            name: "training scores of the training genes".into(),
+            rows: g.iter().map(|g| g.gene.clone()).collect(),
+            cols: ["train_score", "sparsity_sc", "sparsity_sp", "sparsity_diff"]
+                .map(String::from)
+                .to_vec(),
+            values: g
+                .iter()
+                .flat_map(|g| {
+                    [g.train_score, g.sparsity_sc, g.sparsity_sp, g.sparsity_diff].map(f64::from)
+                })
+                .collect(),
+            plot: crate::bundle::Plot::Scatter,
+        }
+    }
+
     /// Every epoch's loss terms (`uns['training_history']`).
     pub fn history_csv(&self) -> String {
         let h = &self.history;
@@ -166,7 +186,7 @@ impl Mapping {
                     values: self.history.main_loss.clone(),
                 },
             ],
-            matrices: vec![],
+            matrices: vec![self.training_scores()],
             files,
             image: None,
         })

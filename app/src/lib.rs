@@ -3,6 +3,8 @@
 //! Web Worker that runs tessera-core). They talk through [`protocol`].
 
 #[cfg(target_arch = "wasm32")]
+pub mod bench;
+#[cfg(target_arch = "wasm32")]
 pub mod cards;
 #[cfg(target_arch = "wasm32")]
 pub mod plot;

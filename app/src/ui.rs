@@ -21,6 +21,9 @@ use tessera_core::share::{DeviceChoice, Link, Params, Source, View};
 
 pub fn mount() {
     console_error_panic_hook::set_once();
+    if crate::bench::start_if_asked() {
+        return;
+    }
     leptos::mount::mount_to_body(App);
 }
 

@@ -257,6 +257,42 @@ struct Point {
     rgba: [u8; 4],
 }
 
+/// A pipeline drawing triangles from `module`'s `vs` and `fs` onto the canvas.
+fn render_pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    format: wgpu::TextureFormat,
+    buffers: &[wgpu::VertexBufferLayout],
+) -> wgpu::RenderPipeline {
+    let buffers: Vec<Option<wgpu::VertexBufferLayout>> =
+        buffers.iter().cloned().map(Some).collect();
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: None,
+        layout: None,
+        vertex: wgpu::VertexState {
+            module,
+            entry_point: Some("vs"),
+            compilation_options: Default::default(),
+            buffers: &buffers,
+        },
+        primitive: Default::default(),
+        depth_stencil: None,
+        multisample: Default::default(),
+        fragment: Some(wgpu::FragmentState {
+            module,
+            entry_point: Some("fs"),
+            compilation_options: Default::default(),
+            targets: &[Some(wgpu::ColorTargetState {
+                format,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
+}
+
 impl GpuPlot {
     async fn new(canvas: HtmlCanvasElement) -> Result<GpuPlot, String> {
         let size = (canvas.width(), canvas.height());
@@ -283,35 +319,12 @@ impl GpuPlot {
             source: wgpu::ShaderSource::Wgsl(SHADER.into()),
         });
         let attributes = wgpu::vertex_attr_array![0 => Float32x2, 1 => Unorm8x4];
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("points"),
-            layout: None,
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs"),
-                compilation_options: Default::default(),
-                buffers: &[Some(wgpu::VertexBufferLayout {
-                    array_stride: std::mem::size_of::<Point>() as u64,
-                    step_mode: wgpu::VertexStepMode::Instance,
-                    attributes: &attributes,
-                })],
-            },
-            primitive: Default::default(),
-            depth_stencil: None,
-            multisample: Default::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: config.format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let layout = [wgpu::VertexBufferLayout {
+            array_stride: std::mem::size_of::<Point>() as u64,
+            step_mode: wgpu::VertexStepMode::Instance,
+            attributes: &attributes,
+        }];
+        let pipeline = render_pipeline(&device, &module, config.format, &layout);
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("view"),
             size: 32,
@@ -330,31 +343,7 @@ impl GpuPlot {
             label: Some("image"),
             source: wgpu::ShaderSource::Wgsl(IMAGE_SHADER.into()),
         });
-        let image_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("image"),
-            layout: None,
-            vertex: wgpu::VertexState {
-                module: &image_module,
-                entry_point: Some("vs"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: Default::default(),
-            depth_stencil: None,
-            multisample: Default::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &image_module,
-                entry_point: Some("fs"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: config.format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let image_pipeline = render_pipeline(&device, &image_module, config.format, &[]);
         Ok(GpuPlot {
             _instance: instance,
             _adapter: adapter,

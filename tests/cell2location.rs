@@ -616,3 +616,96 @@ fn mapping_runs_on_the_gpu_like_the_cpu() {
         assert!((u - v).abs() < 1e-3 * u.abs().max(1.0), "loss {u} vs {v}");
     }
 }
+
+/// The browser's cell2location run: the two steps' files (the command
+/// line's names, the reference's prefixed where they meet), the plotted
+/// abundances equal to the tables, the QC histograms counting every
+/// (spot, gene) pair, and the page's parameters refusing bad values.
+#[test]
+fn browser_run_holds_both_steps_files_and_plots() {
+    use tessera_core::bundle::Plot;
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::models::cell2location::run;
+    let (sp, sc) = tessera_core::demo::demo_pair(Default::default());
+    let p = tessera_core::share::Cell2locationParams {
+        labels: "cell_type".into(),
+        reference_epochs: Some(20),
+        epochs: 200,
+        ..Default::default()
+    };
+    let (sig_opts, map_opts) = p.options(sc.n_obs()).unwrap();
+    let mut seen = 0;
+    let sig = pollster::block_on(run::signatures(
+        &Cpu,
+        "ref",
+        sc,
+        &sig_opts,
+        &mut |d, t, _| {
+            assert_eq!(t, 20);
+            seen = d;
+        },
+    ))
+    .unwrap();
+    assert_eq!(seen, 20);
+    let m = pollster::block_on(run::map_spots(
+        &Cpu,
+        "sp",
+        sp,
+        "inf_aver.csv",
+        &sig.signatures,
+        &map_opts,
+        false,
+        false,
+        &mut |_, _, _| {},
+    ))
+    .unwrap();
+    let r = run::results(&sig, &m, serde_json::Value::Null);
+    let names: Vec<&str> = r.files.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names[0], "q05_cell_abundance_w_sf.csv");
+    for f in [
+        "sp.h5ad",
+        "inf_aver.csv",
+        "sc.h5ad",
+        "elbo_history.csv",
+        "ref_elbo_history.csv",
+        "ref_qc_reconstruction.csv",
+        "filter_genes.csv",
+    ] {
+        assert!(names.contains(&f), "{f} in {names:?}");
+    }
+    let q05 = String::from_utf8(r.files[0].1.clone()).unwrap();
+    let first: Vec<f64> = q05
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let k = r.layers[0].columns.len();
+    assert_eq!(r.layers[0].name, "q05_cell_abundance_w_sf");
+    for (j, v) in first.iter().enumerate() {
+        assert!((r.layers[0].values[j] as f64 - v).abs() <= 1e-5 * v.abs().max(1.0));
+    }
+    assert_eq!(k, first.len());
+    assert_eq!(r.curves[0].values.len(), 200);
+    assert_eq!(r.curves[1].values.len(), 20);
+    let qc = &r.matrices[0];
+    assert_eq!(qc.plot, Plot::Histogram2d);
+    let pairs = m.mapping.spots.len() * m.mapping.genes.len();
+    assert_eq!(qc.values.iter().sum::<f64>() as usize, pairs);
+    // Bad values are named before anything runs.
+    let bad = tessera_core::share::Cell2locationParams {
+        detection_alpha: 0.0,
+        ..p.clone()
+    };
+    assert!(bad.options(10).unwrap_err().contains("detection_alpha"));
+    let bad = tessera_core::share::Cell2locationParams {
+        method: "magic".into(),
+        ..p
+    };
+    assert!(bad
+        .options(10)
+        .unwrap_err()
+        .contains("regression or average"));
+}

@@ -524,10 +524,17 @@ fn Panel() -> impl IntoView {
             })
             .unwrap_or_default()
     });
+    // Tangram's second curve is its score; other analyses name their own.
     let final_score = move || {
         result()
-            .and_then(|r| r.meta.curves.get(1).and_then(|c| c.values.last().copied()))
-            .map(|s| format!("final score (mean gene cosine) {s:.4}"))
+            .and_then(|r| {
+                let c = if r.meta.analysis == "tangram" {
+                    r.meta.curves.get(1)
+                } else {
+                    r.meta.curves.first()
+                }?;
+                Some(format!("final {} {:.4}", c.name, c.values.last()?))
+            })
             .unwrap_or_default()
     };
 
@@ -601,7 +608,7 @@ fn Panel() -> impl IntoView {
                         </label>
                     </Show>
                     <Show when=move || !curve.get().is_empty()>
-                        <h3>"Loss per epoch"</h3>
+                        <h3>"Loss per step"</h3>
                         <LossCurve points=curve/>
                         <p class="format">{final_score}</p>
                     </Show>
@@ -669,6 +676,7 @@ fn Panel() -> impl IntoView {
                     Plot::Dots => view! { <DotPlot m=m/> }.into_any(),
                     Plot::Bars => view! { <Bars m=m/> }.into_any(),
                     Plot::Scatter => view! { <Scores m=m/> }.into_any(),
+                    Plot::Histogram2d => view! { <Density m=m/> }.into_any(),
                     _ => view! { <Heatmap m=m/> }.into_any(),
                 }}
             </For>
@@ -1008,6 +1016,49 @@ fn Scores(m: MatrixMeta) -> impl IntoView {
         <figure class="scores" data-testid="training-scores">
             {panels}
             <figcaption>{format!("{}: {} genes; score axis {ylo:.2} to {yhi:.2}", m.name, m.rows.len())}</figcaption>
+        </figure>
+    }
+}
+
+/// A 2-D histogram as an image (cell2location's `plot_QC`): each bin's
+/// colour follows log10(1 + count), the axes run over the bins' values.
+#[component]
+fn Density(m: MatrixMeta) -> impl IntoView {
+    let (nr, nc) = (m.rows.len(), m.cols.len().max(1));
+    let (side, pad) = (300.0, 40.0);
+    let (cw, ch) = (side / nc as f64, side / nr.max(1) as f64);
+    let top = m.values.iter().copied().fold(0f64, f64::max).max(1.0);
+    let scale = (1.0 + top).log10();
+    let cells = (0..nr)
+        .flat_map(|i| (0..nc).map(move |j| (i, j)))
+        .filter(|&(i, j)| m.values[i * nc + j] > 0.0)
+        .map(|(i, j)| {
+            let v = m.values[i * nc + j];
+            let c = plot::viridis(((1.0 + v).log10() / scale) as f32);
+            view! {
+                <rect x=pad + cw * j as f64 y=ch * i as f64 width=cw + 0.2 height=ch + 0.2
+                    fill=format!("rgb({},{},{})", c[0], c[1], c[2])>
+                    <title>{format!("observed {}, expected {}: {v}", m.rows[i], m.cols[j])}</title>
+                </rect>
+            }
+        })
+        .collect_view();
+    let (first, last) = (
+        m.cols.first().cloned().unwrap_or_default(),
+        m.cols.last().cloned().unwrap_or_default(),
+    );
+    view! {
+        <figure class="heatmap" data-testid="qc-histogram">
+            <svg width=side + pad + 8.0 height=side + 30.0>
+                <rect x=pad y="0" width=side height=side fill="#111"/>
+                {cells}
+                <line x1=pad y1=side x2=pad + side y2="0" stroke="#ddd" stroke-dasharray="4 3"/>
+                <text x=pad y=side + 14.0 font-size="10">{first}</text>
+                <text x=pad + side y=side + 14.0 font-size="10" text-anchor="end">{last}</text>
+                <text x=pad + side / 2.0 y=side + 26.0 font-size="11" text-anchor="middle">"expected"</text>
+                <text x="4" y=side / 2.0 font-size="11">"observed"</text>
+            </svg>
+            <figcaption>{format!("{}: colour from 1 to {top:.0} (log scale); the dashed line is observed = expected", m.name)}</figcaption>
         </figure>
     }
 }

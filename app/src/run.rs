@@ -12,8 +12,8 @@ use crate::ui::{request, CardView, SharedBridge, State};
 use tessera_core::models::multiomics::demo as mo_demo;
 use tessera_core::models::tangram::{fit::bytes_needed, Mode};
 use tessera_core::share::{
-    AutocorrParams, CooccurrenceParams, DeviceChoice, Inputs, MultiomicsParams, NhoodParams,
-    NicheParams, Params, Run, Source, TangramParams,
+    AutocorrParams, Cell2locationParams, CooccurrenceParams, DeviceChoice, Inputs,
+    MultiomicsParams, NhoodParams, NicheParams, Params, Run, Source, TangramParams,
 };
 
 /// What a browser tab may allocate for one run (WebGPU reports no memory).
@@ -179,6 +179,69 @@ fn check_autocorr(p: &AutocorrParams, sp: Option<&CardView>) -> Result<String, S
     ))
 }
 
+/// Both inputs' raw counts, the label, and the run's size.
+fn check_c2l(
+    p: &Cell2locationParams,
+    sc: Option<&CardView>,
+    sp: Option<&CardView>,
+) -> Result<String, String> {
+    let (Some(sc), Some(sp)) = (sc, sp) else {
+        return Err(
+            "Open a spatial dataset and a single-cell reference first (or the demo tissue).".into(),
+        );
+    };
+    if sc.key == sp.key {
+        return Err("The reference and the spatial data are the same dataset; pick two.".into());
+    }
+    let (s_sc, s_sp) = (&sc.card.summary, &sp.card.summary);
+    let (_, map) = p.options(s_sc.n_obs)?;
+    for s in [s_sc, s_sp] {
+        match &s.x {
+            None => return Err(format!("{}: no count matrix X", s.source)),
+            Some(x) if !x.raw_counts => {
+                return Err(format!(
+                    "{}: X is not raw counts (cell2location models counts: open the file with the raw, integer counts)",
+                    s.source
+                ))
+            }
+            _ => {}
+        }
+    }
+    let types = categorical_columns(sc)
+        .into_iter()
+        .find(|(c, _)| *c == p.labels)
+        .map(|(_, n)| n)
+        .ok_or_else(|| {
+            format!(
+                "{}: obs has no categorical column '{}'",
+                s_sc.source, p.labels
+            )
+        })?;
+    let genes = s_sc.n_vars.min(s_sp.n_vars) as u64;
+    let (spots, cells, f) = (s_sp.n_obs as u64, s_sc.n_obs.min(2500) as u64, types as u64);
+    // f32 spots x genes arrays (counts, rates, gradients), the reference's
+    // minibatch, and per-type tables: never spots x types x genes.
+    let need = 4 * (8 * spots * genes + 6 * cells * genes + 8 * f * genes + 16 * spots * f);
+    if need > TAB_BUDGET {
+        return Err(format!(
+            "This run needs about {} of GPU memory and a browser tab gets about {}. Run it with the command line: tessera cell2location signatures --ref {} --labels {} --out c2l/ && tessera cell2location map --sp {} --signatures c2l/inf_aver.csv --n-cells-per-location {} --detection-alpha {} --out c2l/",
+            fmt_bytes(need),
+            fmt_bytes(TAB_BUDGET),
+            s_sc.source,
+            p.labels,
+            s_sp.source,
+            p.n_cells_per_location,
+            p.detection_alpha
+        ));
+    }
+    Ok(format!(
+        "{types} cell types from {} reference cells, mapped onto {spots} spots over at most {genes} shared genes: {} steps, about {} of GPU memory",
+        s_sc.n_obs,
+        map.train.max_epochs,
+        fmt_bytes(need)
+    ))
+}
+
 fn check_multiomics(
     p: &MultiomicsParams,
     tx: Option<&CardView>,
@@ -291,9 +354,11 @@ fn check(
 }
 
 /// The methods the page runs, with the help line each shows.
-const ANALYSES: [(&str, &str, &str); 6] = [
+const ANALYSES: [(&str, &str, &str); 7] = [
     ("tangram", "Tangram — map single cells onto space",
         "Tangram (Biancalani et al. 2021) learns where each cell type of a single-cell reference sits in the tissue."),
+    ("cell2location", "cell2location — cell-type abundance in each spot",
+        "cell2location (Kleshchevnikov et al. 2022): reference signatures (NB regression), then a Bayesian model of each spot's counts as a sum of cell types."),
     ("nhood", "Neighbourhood enrichment — which cell types sit together (squidpy)",
         "squidpy's nhood_enrichment: neighbour counts between cell types against label permutations (z-scores), with centrality scores."),
     ("cooccurrence", "Co-occurrence — cell types together over distance (squidpy)",
@@ -323,6 +388,7 @@ pub fn AnalysisPanel(
     let aparams = RwSignal::new(AutocorrParams::default());
     let niparams = RwSignal::new(NicheParams::default());
     let mparams = RwSignal::new(MultiomicsParams::default());
+    let c2params = RwSignal::new(Cell2locationParams::default());
     Effect::new(move |_| {
         let Some((p, d)) = link_params.get() else {
             return;
@@ -353,6 +419,10 @@ pub fn AnalysisPanel(
                 Params::Multiomics(p) => {
                     mparams.set(p);
                     "multiomics"
+                }
+                Params::Cell2location(p) => {
+                    c2params.set(p);
+                    "cell2location"
                 }
             }
             .into(),
@@ -431,6 +501,10 @@ pub fn AnalysisPanel(
             let guess = guess_label(&cols);
             params.update(|p| p.cluster_label = guess);
         }
+        if !has(&Some(c2params.get_untracked().labels)) {
+            let guess = guess_label(&cols).unwrap_or_default();
+            c2params.update(|p| p.labels = guess);
+        }
     });
     // Each cell-type form follows the spatial data's likeliest label column.
     Effect::new(move |_| {
@@ -458,6 +532,11 @@ pub fn AnalysisPanel(
             card(sp_key).as_ref(),
             card(prot_key).as_ref(),
         ),
+        "cell2location" => check_c2l(
+            &c2params.get(),
+            card(sc_key).as_ref(),
+            card(sp_key).as_ref(),
+        ),
         _ => check(&params.get(), card(sc_key).as_ref(), card(sp_key).as_ref()),
     });
     let run = move |_| {
@@ -476,6 +555,11 @@ pub fn AnalysisPanel(
                 None,
                 source(prot_key),
             ),
+            "cell2location" => (
+                Params::Cell2location(c2params.get_untracked()),
+                source(sc_key),
+                None,
+            ),
             _ => {
                 let p = params.get_untracked();
                 let p = TangramParams {
@@ -485,7 +569,10 @@ pub fn AnalysisPanel(
                 (Params::Tangram(p), source(sc_key), None)
             }
         };
-        let gpu = matches!(params, Params::Tangram(_) | Params::Multiomics(_));
+        let gpu = matches!(
+            params,
+            Params::Tangram(_) | Params::Multiomics(_) | Params::Cell2location(_)
+        );
         let run = Run {
             params,
             inputs: Inputs {
@@ -558,7 +645,6 @@ pub fn AnalysisPanel(
                     <select data-testid="analysis-select" prop:value=move || analysis.get()
                         on:change=move |ev| analysis.set(event_target_value(&ev))>
                         {ANALYSES.iter().map(|(v, label, _)| view! { <option value=*v>{*label}</option> }).collect_view()}
-                        <option value="cell2location" disabled>"cell2location — command line for now (tessera cell2location)"</option>
                     </select>
                     <small>{move || ANALYSES.iter().find(|a| a.0 == analysis.get()).map(|a| a.2).unwrap_or_default()}</small>
                 </label>
@@ -584,6 +670,26 @@ pub fn AnalysisPanel(
                 </Show>
                 <Show when=is("autocorr")>
                     <AutocorrFields aparams=aparams/>
+                </Show>
+                <Show when=is("cell2location")>
+                    <label>
+                        <span>"Single-cell reference"</span>
+                        <select data-testid="sc-select" prop:value=move || sc_key.get().map(|k| k.to_string()).unwrap_or_default()
+                            on:change=move |ev| sc_key.set(event_target_value(&ev).parse().ok())>
+                            {move || dataset_options(false)}
+                        </select>
+                        <small>"Raw counts, labelled by cell type (the signatures are learnt from it)."</small>
+                    </label>
+                    <label>
+                        <span>"Cell-type label"</span>
+                        <select data-testid="c2l-label-select" prop:value=move || c2params.get().labels
+                            on:change=move |ev| { let v = event_target_value(&ev); c2params.update(|p| p.labels = v); }>
+                            {label_options}
+                        </select>
+                        <small>"labels_key: the reference's obs column with the cell types."</small>
+                    </label>
+                    <Cell2locationFields c2params=c2params/>
+                    {device_select}
                 </Show>
                 <Show when=is("multiomics")>
                     <label>
@@ -671,7 +777,13 @@ fn Progress() -> impl IntoView {
     let text = move || {
         let Some(r) = r() else { return String::new() };
         let elapsed = (js_sys::Date::now() - r.started_ms) / 1e3;
-        let eta = if r.done > 0 && r.stage == "epochs" {
+        let unit = match r.stage.as_str() {
+            "epochs" => Some("epoch"),
+            "steps" => Some("step"),
+            "reference epochs" => Some("reference epoch"),
+            _ => None,
+        };
+        let eta = if r.done > 0 && unit.is_some() {
             let left = elapsed / r.done as f64 * (r.total - r.done) as f64;
             format!(" · about {left:.0} s left")
         } else {
@@ -682,8 +794,8 @@ fn Progress() -> impl IntoView {
             .last()
             .map(|(_, l)| format!(" · loss {l:.4}"))
             .unwrap_or_default();
-        if r.stage == "epochs" {
-            format!("epoch {} of {}{eta}{loss}", r.done, r.total)
+        if let Some(unit) = unit {
+            format!("{unit} {} of {}{eta}{loss}", r.done, r.total)
         } else {
             format!("{}…", r.stage)
         }
@@ -870,6 +982,36 @@ fn MultiomicsFields(mparams: RwSignal<MultiomicsParams>) -> impl IntoView {
             <textarea data-testid="markers-input" rows="5" prop:value=move || mparams.get().markers.unwrap_or_default()
                 on:change=move |ev| { let v = event_target_value(&ev); mparams.update(|p| p.markers = (!v.trim().is_empty()).then_some(v)); }></textarea>
             <small>"--markers: names each factor after the cell type whose markers load on it; empty: factors are numbered."</small>
+        </label>
+    }
+}
+
+#[component]
+fn Cell2locationFields(c2params: RwSignal<Cell2locationParams>) -> impl IntoView {
+    view! {
+        {choice(c2params, "Signatures", "regression: cell2location's NB model (slower, the tutorial's); average: per-cluster mean counts.",
+            "c2l-method-select", &[("regression", "NB regression"), ("average", "cluster averages")],
+            |p| p.method.clone(), |p, v| p.method = v)}
+        {field(c2params, "Reference epochs", "max_epochs of the regression; empty: scvi's default (min(20000/cells×1000, 1000)).", "ref-epochs-input",
+            |p| p.reference_epochs.map(|e| e.to_string()).unwrap_or_default(),
+            |p, v| p.reference_epochs = if v.trim().is_empty() { None } else { Some(v.trim().parse().unwrap_or(0)) })}
+        {field(c2params, "N cells per location", "N_cells_per_location: expected cells per spot (the tutorial's 30).", "n-cells-input",
+            |p| p.n_cells_per_location.to_string(), |p, v| p.n_cells_per_location = v.trim().parse().unwrap_or(f64::NAN))}
+        {field(c2params, "Detection alpha", "detection_alpha: 20 for variable sensitivity within a slide, 200 for little.", "detection-alpha-input",
+            |p| p.detection_alpha.to_string(), |p, v| p.detection_alpha = v.trim().parse().unwrap_or(f64::NAN))}
+        {field(c2params, "Steps", "max_epochs of the mapping (full batch; cell2location's 30000).", "c2l-epochs-input",
+            |p| p.epochs.to_string(), |p, v| p.epochs = v.trim().parse().unwrap_or(0))}
+        {field(c2params, "Seed", "Seed of the initial values and posterior draws.", "c2l-seed-input",
+            |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
+        <label class="check">
+            <input type="checkbox" prop:checked=move || c2params.get().filter_genes
+                on:change=move |ev| { let on = event_target_checked(&ev); c2params.update(|p| p.filter_genes = on); } />
+            <span>"filter_genes on the reference (15 cells, 5%, mean 1.12)"</span>
+        </label>
+        <label class="check">
+            <input type="checkbox" prop:checked=move || c2params.get().keep_mt
+                on:change=move |ev| { let on = event_target_checked(&ev); c2params.update(|p| p.keep_mt = on); } />
+            <span>"Keep MT- genes in the spots (the tutorial removes them)"</span>
         </label>
     }
 }

@@ -219,6 +219,12 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
             loss,
         } => state.running.update(|r| {
             if let Some(r) = r.as_mut().filter(|r| r.id == id) {
+                // A new stage (reference, then mapping) starts its own curve
+                // and its own clock for the time left.
+                if r.stage != stage {
+                    r.losses.clear();
+                    r.started_ms = js_sys::Date::now();
+                }
                 r.stage = stage;
                 r.done = done;
                 r.total = total;

@@ -10,6 +10,7 @@ use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded, TableOptions};
+use tessera_core::models::cell2location as c2l;
 use tessera_core::models::multiomics;
 use tessera_core::models::tangram::{self, Named};
 use tessera_core::share::{DeviceChoice, Params, Run, Source};
@@ -485,7 +486,7 @@ async fn analyse(
             notify("building the radius graph", 0, 1, None);
             return on_cpu(export::niche_results(sp_name, sp, p, params));
         }
-        Params::Tangram(_) | Params::Multiomics(_) => {}
+        Params::Tangram(_) | Params::Multiomics(_) | Params::Cell2location(_) => {}
     }
     let (sc_source, sc_role, missing) = if multi {
         (
@@ -561,6 +562,29 @@ async fn fit_on<D: Device>(
             .await
             .map_err(|e| format!("{} + {}: {e}", sp.0, sc.0))?;
             multiomics::export::results(&out, sp.1, params).map_err(|e| e.to_string())
+        }
+        Params::Cell2location(p) => {
+            let (sig_opts, map_opts) = p.options(sc.1.n_obs())?;
+            let sig = c2l::run::signatures(dev, sc.0, sc.1.clone(), &sig_opts, &mut |d, t, l| {
+                notify("reference epochs", d, t, Some(l))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            notify("mapping", 0, 1, None);
+            let m = c2l::run::map_spots(
+                dev,
+                sp.0,
+                sp.1.clone(),
+                "inf_aver.csv",
+                &sig.signatures,
+                &map_opts,
+                p.keep_mt,
+                false,
+                &mut |d, t, l| notify("steps", d, t, Some(l)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(c2l::run::results(&sig, &m, params))
         }
         Params::Tangram(p) => {
             let opts = p.options()?;

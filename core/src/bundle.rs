@@ -51,6 +51,9 @@ pub enum Plot {
     /// The first column's histogram, then one scatter panel of it against
     /// each other column (Tangram's `plot_training_scores`).
     Scatter,
+    /// A 2-D histogram of counts (cell2location's `plot_QC`): rows and
+    /// columns are bins, drawn as an image with a log colour scale.
+    Histogram2d,
 }
 
 /// A table shown as a plot (e.g. neighbourhood-enrichment z-scores).

@@ -62,6 +62,118 @@ pub enum Params {
     Niche(NicheParams),
     /// Joint transcript + protein factorization (`tessera multiomics`).
     Multiomics(MultiomicsParams),
+    /// Reference signatures, then the spatial mapping (`tessera cell2location`).
+    Cell2location(Cell2locationParams),
+}
+
+/// `tessera cell2location signatures` + `map` as one run, with the
+/// command line's defaults (the tutorial's N = 30 cells per spot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell2locationParams {
+    /// The reference's obs column with the cell types.
+    pub labels: String,
+    /// regression or average.
+    pub method: String,
+    /// None: scvi's default, min(20000 / cells x 1000, 1000).
+    pub reference_epochs: Option<usize>,
+    /// filter_genes on the reference (cell_count_cutoff 15,
+    /// cell_percentage_cutoff2 0.05, nonz_mean_cutoff 1.12).
+    pub filter_genes: bool,
+    pub n_cells_per_location: f64,
+    pub detection_alpha: f64,
+    pub epochs: usize,
+    pub lr: f32,
+    pub seed: u64,
+    pub keep_mt: bool,
+}
+
+impl Default for Cell2locationParams {
+    fn default() -> Self {
+        Cell2locationParams {
+            labels: String::new(),
+            method: "regression".into(),
+            reference_epochs: None,
+            filter_genes: true,
+            n_cells_per_location: 30.0,
+            detection_alpha: 20.0,
+            epochs: 30_000,
+            lr: 0.002,
+            seed: 0,
+            keep_mt: false,
+        }
+    }
+}
+
+impl Cell2locationParams {
+    /// Both steps' options for a reference of `cells` cells, or the field
+    /// that is wrong.
+    pub fn options(
+        &self,
+        cells: usize,
+    ) -> Result<
+        (
+            crate::models::cell2location::run::SignatureOptions,
+            crate::models::cell2location::Options,
+        ),
+        String,
+    > {
+        use crate::models::cell2location::{run, Options, Train};
+        use crate::models::regression;
+        need_key(&self.labels)?;
+        let method = run::Method::parse(&self.method)
+            .ok_or_else(|| format!("method '{}': expected regression or average", self.method))?;
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.n_cells_per_location) {
+            return Err(format!(
+                "N_cells_per_location {}: expected a positive number",
+                self.n_cells_per_location
+            ));
+        }
+        if !positive(self.detection_alpha) {
+            return Err(format!(
+                "detection_alpha {}: expected a positive number",
+                self.detection_alpha
+            ));
+        }
+        for (what, n) in [
+            ("epochs", Some(self.epochs)),
+            ("reference epochs", self.reference_epochs),
+        ] {
+            if let Some(n) = n {
+                if !(1..=100_000).contains(&n) {
+                    return Err(format!("{what} {n}: expected 1 to 100000"));
+                }
+            }
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(format!("learning rate {}: expected (0, 1]", self.lr));
+        }
+        let sig = run::SignatureOptions {
+            labels: self.labels.clone(),
+            method,
+            batch: None,
+            covariates: vec![],
+            filter: self
+                .filter_genes
+                .then(crate::prep::filter::FilterGenes::default),
+            train: regression::nb::Train {
+                max_epochs: self
+                    .reference_epochs
+                    .unwrap_or_else(|| regression::default_epochs(cells)),
+                seed: self.seed,
+                ..Default::default()
+            },
+        };
+        let mut map = Options::new(self.n_cells_per_location, self.detection_alpha);
+        map.train = Train {
+            max_epochs: self.epochs,
+            lr: self.lr,
+            seed: self.seed,
+            block_rows: None,
+        };
+        Ok((sig, map))
+    }
 }
 
 /// A neighbour graph from the form's fields (squidpy's `spatial_neighbors`).
@@ -708,6 +820,13 @@ impl Run {
             }
             Params::Niche(p) => {
                 p.graph_options()?;
+            }
+            Params::Cell2location(p) => {
+                check_text("the method", &p.method)?;
+                p.options(1)?;
+                if self.inputs.sc.is_none() {
+                    return Err("cell2location needs a single-cell reference".into());
+                }
             }
             Params::Multiomics(p) => {
                 for t in [

@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use tessera_core::data::Column;
 use tessera_core::io::{self, h5ad_write};
-use tessera_core::models::cell2location::{self as c2l, Options};
+use tessera_core::models::cell2location::{self as c2l, run, Options};
 use tessera_core::models::named::Named;
 use tessera_core::models::regression;
-use tessera_core::prep::filter::{self, FilterGenes};
+use tessera_core::prep::filter::FilterGenes;
 
 use tessera_core::models::regression::nb::Train;
 
@@ -199,115 +198,58 @@ pub fn run(c: Cell2location) -> Result<(), io::Error> {
 
 fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
     let name = a.reference[0].display().to_string();
-    if a.method != "average" && a.method != "regression" {
-        return Err(io::Error::new(
+    let method = run::Method::parse(&a.method).ok_or_else(|| {
+        io::Error::new(
             "tessera cell2location signatures",
             "--method",
             format!(
                 "unknown method {:?}: expected regression or average",
                 a.method
             ),
-        ));
-    }
-    let mut reference = load(&a.reference, &a.table)?.dataset;
-    let x = filter::check_x(&name, &reference, filter::Need::Counts)?;
-    let n0 = reference.n_vars();
-    if !a.no_filter {
-        let f = filter::filter_genes(
-            x,
-            FilterGenes {
-                cell_count_cutoff: a.cell_count_cutoff,
-                cell_percentage_cutoff2: a.cell_percentage_cutoff2,
-                nonz_mean_cutoff: a.nonz_mean_cutoff,
-            },
-        );
-        let mut report = String::from("gene,n_cells,nonz_mean,kept\n");
-        for (g, gene) in reference.var.index.iter().enumerate() {
-            report.push_str(&format!(
-                "{},{},{},{}\n",
-                io::csv_field(gene),
-                f.n_cells[g],
-                f.nonz_mean[g],
-                if f.keep[g] { "True" } else { "False" }
-            ));
-        }
-        mkdir(&a.out)?;
-        write(&a.out.join("filter_genes.csv"), report.as_bytes())?;
-        let kept = f.kept();
-        if kept.is_empty() {
-            return Err(io::Error::new(
-                &name,
-                "X",
-                "filter_genes kept no gene; lower --cell-count-cutoff / --cell-percentage-cutoff2 or pass --no-filter",
-            ));
-        }
-        filter::subset_genes(&mut reference, &kept);
-        reference.var.set(
-            "n_cells",
-            Column::Int(kept.iter().map(|&g| f.n_cells[g] as i64).collect()),
-        );
-        reference.var.set(
-            "nonz_mean",
-            Column::Float(kept.iter().map(|&g| f.nonz_mean[g]).collect()),
-        );
-    }
-    eprintln!("filter_genes kept {} of {n0} genes", reference.n_vars());
-    mkdir(&a.out)?;
-    let named = Named::new(&name, &reference);
-    let s = if a.method == "average" {
-        let s = regression::cluster_averages(named, &a.labels)?;
-        let sc = regression::with_signatures(&reference, &s, "cluster_averages");
-        write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
-        s
-    } else {
-        let dev = device::open(a.device.as_deref())?;
-        let train = Train {
+        )
+    })?;
+    let reference = load(&a.reference, &a.table)?.dataset;
+    let o = run::SignatureOptions {
+        labels: a.labels.clone(),
+        method,
+        batch: a.batch.clone(),
+        covariates: a.covariates.clone(),
+        filter: (!a.no_filter).then_some(FilterGenes {
+            cell_count_cutoff: a.cell_count_cutoff,
+            cell_percentage_cutoff2: a.cell_percentage_cutoff2,
+            nonz_mean_cutoff: a.nonz_mean_cutoff,
+        }),
+        train: Train {
             max_epochs: a
                 .epochs
                 .unwrap_or_else(|| regression::default_epochs(reference.n_obs())),
             batch_size: a.batch_size,
             lr: a.lr,
             seed: a.seed,
-        };
+        },
+    };
+    let dev = device::open(a.device.as_deref())?;
+    if method == run::Method::Regression {
         eprintln!(
             "NB regression on {}: {} epochs",
             dev.name(),
-            train.max_epochs
+            o.train.max_epochs
         );
-        let mut bar = Bar::new("epochs");
-        let r = on_device!(&dev, |d| pollster::block_on(regression::regression(
-            d,
-            named,
-            &a.labels,
-            a.batch.as_deref(),
-            &a.covariates,
-            &train,
-            &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
-        )))?;
-        let mut sc = regression::with_signatures(&reference, &r.means, "means_per_cluster_mu_fg");
-        for (key, v) in [("stds", &r.stds), ("q05", &r.q05), ("q95", &r.q95)] {
-            let s = regression::Signatures {
-                values: v.clone(),
-                ..r.means.clone()
-            };
-            let k = format!("{key}_per_cluster_mu_fg");
-            sc.varm.insert(
-                k.clone(),
-                tessera_core::data::Annotation::Frame(s.to_frame(&format!("{k}_"))),
-            );
-        }
-        write(&a.out.join("sc.h5ad"), &h5ad_write::write(&sc)?)?;
-        let mut h = String::from("epoch,elbo_train\n");
-        for (e, v) in r.elbo_history.iter().enumerate() {
-            h.push_str(&format!("{e},{v}\n"));
-        }
-        write(&a.out.join("elbo_history.csv"), h.as_bytes())?;
-        // plot_QC's data: one row per (observed bin, expected bin) with cells x genes in it.
-        let q = regression::qc_csv(&r.qc_histogram, r.qc_max);
-        write(&a.out.join("qc_reconstruction.csv"), q.as_bytes())?;
-        r.means
-    };
-    write(&a.out.join("inf_aver.csv"), s.to_csv().as_bytes())?;
+    }
+    let mut bar = Bar::new("epochs");
+    let r = on_device!(&dev, |d| pollster::block_on(run::signatures(
+        d,
+        &name,
+        reference,
+        &o,
+        &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
+    )))?;
+    eprintln!("filter_genes kept {} of {} genes", r.genes.0, r.genes.1);
+    mkdir(&a.out)?;
+    for (f, bytes) in &r.files {
+        write(&a.out.join(f), bytes)?;
+    }
+    let s = &r.signatures;
     eprintln!(
         "{} genes x {} cell types ({} cells) -> {}",
         s.genes.len(),
@@ -357,14 +299,7 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
     let text = std::fs::read_to_string(&a.signatures)
         .map_err(|e| io::Error::new(&sig_name, "", e.to_string()))?;
     let sig = c2l::signatures_from_csv(&sig_name, &text)?;
-    let mut sp = load(&a.sp, &a.table)?.dataset;
-    filter::check_x(&name, &sp, filter::Need::Counts)?;
-    if !a.keep_mt {
-        let n = filter::remove_mt_genes(&mut sp);
-        if n > 0 {
-            eprintln!("removed {n} MT- genes (kept in obsm['MT']; --keep-mt keeps them)");
-        }
-    }
+    let sp = load(&a.sp, &a.table)?.dataset;
     let mut opts = Options::new(a.n_cells_per_location, 20.0);
     detection_alpha(&a.detection_alpha, &mut opts)?;
     opts.batch_key = a.batch.clone();
@@ -380,7 +315,6 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         seed: a.seed,
         block_rows: None,
     };
-    mkdir(&a.out)?;
     let dev = device::open(a.device.as_deref())?;
     eprintln!(
         "cell2location on {}: {} spots, {} cell types, {} steps",
@@ -390,38 +324,28 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         a.epochs
     );
     let mut bar = Bar::new("steps");
-    let named = Named::new(&name, &sp);
-    let m = on_device!(&dev, |d| pollster::block_on(c2l::map(
+    let r = on_device!(&dev, |d| pollster::block_on(run::map_spots(
         d,
-        named,
+        &name,
+        sp,
         &sig_name,
         &sig,
         &opts,
+        a.keep_mt,
+        a.expected_per_cell_type,
         &mut |done, total, loss| bar.update_with(done, total, &format!("-ELBO {loss:.1}")),
     )))?;
-    let mut out = c2l::export(&sp, &m);
-    if a.expected_per_cell_type {
-        for (ct, layer) in c2l::expected_per_cell_type(&sp, &m, "q05") {
-            out.layers.insert(ct, layer);
-        }
+    if r.mt_removed > 0 {
+        eprintln!(
+            "removed {} MT- genes (kept in obsm['MT']; --keep-mt keeps them)",
+            r.mt_removed
+        );
     }
-    write(&a.out.join("sp.h5ad"), &h5ad_write::write(&out)?)?;
-    for stat in ["q05", "means"] {
-        write(
-            &a.out.join(format!("{stat}_cell_abundance_w_sf.csv")),
-            c2l::abundance_csv(&m, stat).as_bytes(),
-        )?;
+    mkdir(&a.out)?;
+    for (f, bytes) in &r.files {
+        write(&a.out.join(f), bytes)?;
     }
-    let mut h = String::from("epoch,elbo_train\n");
-    for (e, v) in m.fit.elbo_history.iter().enumerate() {
-        h.push_str(&format!("{e},{v}\n"));
-    }
-    write(&a.out.join("elbo_history.csv"), h.as_bytes())?;
-    write(
-        &a.out.join("qc_reconstruction.csv"),
-        regression::qc_csv(&m.qc_histogram, m.qc_max).as_bytes(),
-    )?;
-    write(&a.out.join("spot_qc.csv"), c2l::spot_qc_csv(&m).as_bytes())?;
+    let m = &r.mapping;
     let total: f64 = m.abundance().means.iter().sum::<f64>() / m.spots.len().max(1) as f64;
     let summary = serde_json::json!({
         "spots": m.spots.len(),

@@ -9,6 +9,7 @@
 
 pub mod colocation;
 pub mod fit;
+pub mod run;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1056,7 +1056,8 @@ fn Density(m: MatrixMeta) -> impl IntoView {
                 <text x=pad y=side + 14.0 font-size="10">{first}</text>
                 <text x=pad + side y=side + 14.0 font-size="10" text-anchor="end">{last}</text>
                 <text x=pad + side / 2.0 y=side + 26.0 font-size="11" text-anchor="middle">"expected"</text>
-                <text x="4" y=side / 2.0 font-size="11">"observed"</text>
+                <text x="14" y=side / 2.0 font-size="11" text-anchor="middle"
+                    transform=format!("rotate(-90 14 {})", side / 2.0)>"observed"</text>
             </svg>
             <figcaption>{format!("{}: colour from 1 to {top:.0} (log scale); the dashed line is observed = expected", m.name)}</figcaption>
         </figure>

@@ -485,6 +485,40 @@ test('once loaded, the page works offline: it reloads and opens the demo', async
   await ctx.close();
 });
 
+test('cell2location on the demo pair in the page matches the command line', async () => {
+  const page = await open();
+  await page.getByTestId('demo-button').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await page.getByTestId('analysis-select').selectOption('cell2location');
+  await page.getByTestId('c2l-label-select').selectOption('cell_type');
+  await page.getByTestId('c2l-method-select').selectOption('average');
+  await fill(page, 'c2l-epochs-input', '300');
+  await page.getByTestId('device-select').selectOption('cpu');
+  await page.waitForFunction(() => /300 steps/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
+  await runWhenReady(page, RUN_TIMEOUT);
+  assert.match(await page.getByTestId('legend').textContent(), /largest of q05_cell_abundance_w_sf/);
+  assert.equal(await page.getByTestId('layer-select').locator('option').count(), 2);
+  assert.equal(await page.getByTestId('qc-histogram').count(), 1, "the mapping's plot_QC");
+  assert.match(await page.getByTestId('result-summary').textContent(), /900 points/);
+  await shot(page, '18-cell2location');
+  const csv = await download(page, 'download-csv', 'q05_cell_abundance_w_sf.csv');
+  const demo = path.join(tmp, 'demo_c2l');
+  execFileSync(bin, ['demo', '--out', demo], { stdio: 'pipe' });
+  const out = path.join(tmp, 'cli_c2l');
+  execFileSync(bin, ['cell2location', 'signatures', '--ref', path.join(demo, 'demo_reference.h5ad'), '--labels', 'cell_type',
+    '--method', 'average', '--out', out], { stdio: 'pipe' });
+  execFileSync(bin, ['cell2location', 'map', '--sp', path.join(demo, 'demo_spatial.h5ad'), '--signatures', path.join(out, 'inf_aver.csv'),
+    '--n-cells-per-location', '30', '--detection-alpha', '20', '--epochs', '300', '--device', 'cpu', '--out', out], { stdio: 'pipe' });
+  const got = parseCsv(fs.readFileSync(csv, 'utf8'));
+  const want = parseCsv(fs.readFileSync(path.join(out, 'q05_cell_abundance_w_sf.csv'), 'utf8'));
+  assert.deepEqual(got.head, want.head);
+  let worst = 0;
+  for (const [spot, w] of want.rows) w.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - got.rows.get(spot)[j]) / Math.max(1, Math.abs(v))); });
+  assert.ok(worst < 1e-3, `q05 abundances differ from the command line's by ${worst} (relative)`);
+  console.log(`cell2location demo: page vs CLI q05 max relative diff ${worst.toExponential(2)}`);
+  await page.close();
+});
+
 test('Stop ends a run and the next run starts', async () => {
   const page = await open();
   await page.getByTestId('demo-button').click();

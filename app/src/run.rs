@@ -484,7 +484,7 @@ pub fn AnalysisPanel(
     Effect::new(move |_| {
         let demo = card(sp_key).and_then(|c| c.card.demo) == Some("demo_transcripts".into());
         if demo && mparams.get_untracked().markers.is_none() {
-            let markers = mo_demo::generate(&mo_demo::BROWSER).markers.to_json();
+            let markers = mo_demo::markers(&mo_demo::BROWSER).to_json();
             mparams.update(|p| {
                 p.markers = Some(markers);
                 p.tx_platform = "MERFISH".into();

@@ -117,18 +117,8 @@ pub fn generate(s: &Spec) -> Demo {
         }
     }
     let ids: Vec<String> = (0..s.cells).map(|i| format!("cell_{i}")).collect();
-    let gene_names: Vec<String> = (0..s.genes).map(|g| format!("Gene_{g}")).collect();
-    let protein_names: Vec<String> = (0..proteins).map(|q| format!("Protein_{q}")).collect();
-    let mut markers = Markers::default();
-    for t in 0..s.types {
-        markers.types.insert(
-            type_name(t),
-            (
-                gene_names[4 * t..4 * t + 4].to_vec(),
-                protein_names[2 * t..2 * t + 2].to_vec(),
-            ),
-        );
-    }
+    let gene_names: Vec<String> = (0..s.genes).map(gene).collect();
+    let protein_names: Vec<String> = (0..proteins).map(protein).collect();
     let mut transcripts = dataset(&ids, &xy, tx, gene_names);
     transcripts.obs.set(
         "cell_type",
@@ -140,8 +130,32 @@ pub fn generate(s: &Spec) -> Demo {
         transcripts,
         proteins: dataset(&ids, &xy, pr, protein_names),
         truth: truth_idx.iter().map(|&t| type_name(t)).collect(),
-        markers,
+        markers: markers(s),
     }
+}
+
+fn gene(g: usize) -> String {
+    format!("Gene_{g}")
+}
+
+fn protein(q: usize) -> String {
+    format!("Protein_{q}")
+}
+
+/// The planted markers: 4 genes and 2 proteins per type, in type order
+/// (without generating the data, for the page's form).
+pub fn markers(s: &Spec) -> Markers {
+    let mut m = Markers::default();
+    for t in 0..s.types {
+        m.types.insert(
+            type_name(t),
+            (
+                (4 * t..4 * t + 4).map(gene).collect(),
+                (2 * t..2 * t + 2).map(protein).collect(),
+            ),
+        );
+    }
+    m
 }
 
 /// Share of cells whose assigned type is their true type.

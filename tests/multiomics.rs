@@ -122,7 +122,11 @@ fn browser_results_hold_the_cli_files_and_an_anndata() {
     use tessera_core::io::{FileSet, TableOptions};
     use tessera_core::models::multiomics::export;
     let d = demo::generate(&demo::BROWSER);
-    assert_eq!(demo::markers(&demo::BROWSER), d.markers, "the page's markers");
+    assert_eq!(
+        demo::markers(&demo::BROWSER),
+        d.markers,
+        "the page's markers"
+    );
     let p = tessera_core::share::MultiomicsParams {
         tx_platform: "MERFISH".into(),
         n_factors: demo::BROWSER.types,

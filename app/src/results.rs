@@ -690,7 +690,7 @@ fn Panel() -> impl IntoView {
 fn Heatmap(m: MatrixMeta) -> impl IntoView {
     let (nr, nc) = (m.rows.len(), m.cols.len());
     let cell = 28.0;
-    let (label_w, label_h) = label_room(&m.rows, &m.cols);
+    let (label_w, label_h, w, h) = grid_frame(&m, cell);
     let finite: Vec<f64> = m.values.iter().copied().filter(|v| v.is_finite()).collect();
     let lim = finite.iter().fold(0f64, |a, v| a.max(v.abs())).max(1e-12);
     let diverging = finite.iter().any(|&v| v < 0.0);
@@ -711,11 +711,6 @@ fn Heatmap(m: MatrixMeta) -> impl IntoView {
             format!("rgb({},{},{})", c[0], c[1], c[2])
         }
     };
-    let (w, h) = (
-        // Room on the right for the last rotated column labels.
-        label_w + cell * nc as f64 + label_h,
-        label_h + cell * nr as f64 + 4.0,
-    );
     let cells = (0..nr)
         .flat_map(|i| (0..nc).map(move |j| (i, j)))
         .map(|(i, j)| {
@@ -817,10 +812,18 @@ fn LinePlots(ms: Vec<MatrixMeta>) -> impl IntoView {
     }
 }
 
-/// Row and column labels' room, from the longest label.
-fn label_room(rows: &[String], cols: &[String]) -> (f64, f64) {
+/// A table drawn as a grid of `cell`-sized squares: the room for row and
+/// column labels (from the longest label) and the figure's width and height
+/// (room on the right for the last rotated column labels).
+fn grid_frame(m: &MatrixMeta, cell: f64) -> (f64, f64, f64, f64) {
     let longest = |v: &[String]| v.iter().map(|r| r.chars().count()).max().unwrap_or(4) as f64;
-    (7.5 * longest(rows) + 10.0, 5.5 * longest(cols) + 14.0)
+    let (label_w, label_h) = (7.5 * longest(&m.rows) + 10.0, 5.5 * longest(&m.cols) + 14.0);
+    (
+        label_w,
+        label_h,
+        label_w + cell * m.cols.len() as f64 + label_h,
+        label_h + cell * m.rows.len() as f64 + 4.0,
+    )
 }
 
 /// A dot plot: each cell's area and colour follow its value (fractions,
@@ -829,7 +832,7 @@ fn label_room(rows: &[String], cols: &[String]) -> (f64, f64) {
 fn DotPlot(m: MatrixMeta) -> impl IntoView {
     let (nr, nc) = (m.rows.len(), m.cols.len());
     let cell = 26.0;
-    let (label_w, label_h) = label_room(&m.rows, &m.cols);
+    let (label_w, label_h, w, h) = grid_frame(&m, cell);
     let top = m
         .values
         .iter()
@@ -837,10 +840,6 @@ fn DotPlot(m: MatrixMeta) -> impl IntoView {
         .filter(|v| v.is_finite())
         .fold(0f64, f64::max)
         .max(1e-12);
-    let (w, h) = (
-        label_w + cell * nc as f64 + label_h,
-        label_h + cell * nr as f64 + 4.0,
-    );
     let dots = (0..nr)
         .flat_map(|i| (0..nc).map(move |j| (i, j)))
         .map(|(i, j)| {

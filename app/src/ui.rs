@@ -267,6 +267,17 @@ fn show_result(state: State, meta: ResultMeta, buffers: &Array) {
         .set(Some(Arc::new(ResultView::new(key, meta, buffers))));
 }
 
+/// Sends a request that opens inputs (files, the demos, a URL); the page
+/// keeps the files to send again with a run.
+fn send_open(state: State, bridge: &SharedBridge, req: Request, files: Vec<File>) {
+    state.pending.update(|p| *p += 1);
+    let mut b = bridge.borrow_mut();
+    for f in &files {
+        b.files.insert(f.name(), f.clone());
+    }
+    b.send(request(&req, &[("files", files)]), Array::new());
+}
+
 /// Reads `#link=...` once at start: fills the form, and replays the run when
 /// its inputs are public (the demo or URLs).
 fn open_link(
@@ -312,12 +323,7 @@ fn open_link(
                     }
                 }
                 crate::run::send_run(state, bridge, link.run.clone());
-                let open = |req: Request| {
-                    state.pending.update(|p| *p += 1);
-                    bridge
-                        .borrow_mut()
-                        .send(request(&req, &[("files", vec![])]), Array::new());
-                };
+                let open = |req: Request| send_open(state, bridge, req, vec![]);
                 let id = || {
                     let id = state.next_id.get_untracked() + 1;
                     state.next_id.set(id);
@@ -379,15 +385,8 @@ fn App() -> impl IntoView {
     let bridge = StoredValue::new_local(bridge);
 
     let send = move |req: Request, files: Vec<File>| {
-        state.pending.update(|p| *p += 1);
         state.errors.set(vec![]);
-        bridge.with_value(|b| {
-            let mut b = b.borrow_mut();
-            for f in &files {
-                b.files.insert(f.name(), f.clone());
-            }
-            b.send(request(&req, &[("files", files)]), Array::new());
-        });
+        bridge.with_value(|b| send_open(state, b, req, files));
     };
     let next = move || {
         let id = state.next_id.get_untracked() + 1;

@@ -436,10 +436,11 @@ async fn run_analysis(
         Role::Spatial
     };
     let (sp_name, sp) = input(scope, &run.inputs.sp, data, sp_role).await?;
-    let (mut r, device, seconds) = analyse(scope, id, run, data, (&sp_name, &sp), &notify).await?;
     // The spots sit on the spatial data's own image, whatever the analysis.
+    let image = bundle::tissue_image(&sp);
+    let (mut r, device, seconds) = analyse(scope, id, run, data, (&sp_name, sp), &notify).await?;
     if r.image.is_none() {
-        r.image = bundle::tissue_image(&sp);
+        r.image = image;
     }
     Ok((r, device, seconds))
 }
@@ -449,7 +450,7 @@ async fn analyse(
     id: u32,
     run: &Run,
     data: &JsValue,
-    (sp_name, sp): (&str, &Dataset),
+    (sp_name, sp): (&str, Dataset),
     notify: &Notify<'_>,
 ) -> Result<(Results, String, f64), String> {
     let multi = matches!(run.params, Params::Multiomics(_));
@@ -465,18 +466,18 @@ async fn analyse(
     };
     match &run.params {
         Params::Nhood(p) => {
-            return on_cpu(export::nhood_results(sp_name, sp, p, params, |done| {
+            return on_cpu(export::nhood_results(sp_name, &sp, p, params, |done| {
                 notify("permutations", done, p.n_perms, None)
             }))
         }
         Params::Cooccurrence(p) => {
             notify("counting pairs over distance", 0, 1, None);
-            return on_cpu(export::cooccurrence_results(sp_name, sp, p, params));
+            return on_cpu(export::cooccurrence_results(sp_name, &sp, p, params));
         }
         Params::Autocorr(p) => {
             return on_cpu(export::autocorr_results(
                 sp_name,
-                sp,
+                &sp,
                 p,
                 params,
                 |done, total| notify("features", done, total, None),
@@ -484,7 +485,7 @@ async fn analyse(
         }
         Params::Niche(p) => {
             notify("building the radius graph", 0, 1, None);
-            return on_cpu(export::niche_results(sp_name, sp, p, params));
+            return on_cpu(export::niche_results(sp_name, &sp, p, params));
         }
         Params::Tangram(_) | Params::Multiomics(_) | Params::Cell2location(_) => {}
     }
@@ -509,7 +510,7 @@ async fn analyse(
     };
     match gpu {
         None => {
-            let r = fit_on(&Cpu, run, (&sc_name, &sc), (sp_name, sp), params, &notify).await?;
+            let r = fit_on(&Cpu, run, (&sc_name, sc), (sp_name, sp), params, &notify).await?;
             Ok((r, "CPU".into(), (now_ms() - t0) / 1e3))
         }
         Some(Ok(gpu)) => {
@@ -524,7 +525,7 @@ async fn analyse(
                     vec![],
                 );
             }
-            let r = fit_on(&gpu, run, (&sc_name, &sc), (sp_name, sp), params, &notify).await?;
+            let r = fit_on(&gpu, run, (&sc_name, sc), (sp_name, sp), params, &notify).await?;
             Ok((r, format!("WebGPU: {name}"), (now_ms() - t0) / 1e3))
         }
         Some(Err(e)) => {
@@ -538,7 +539,7 @@ async fn analyse(
                 },
                 vec![],
             );
-            let r = fit_on(&Cpu, run, (&sc_name, &sc), (sp_name, sp), params, &notify).await?;
+            let r = fit_on(&Cpu, run, (&sc_name, sc), (sp_name, sp), params, &notify).await?;
             Ok((r, "CPU (no WebGPU)".into(), (now_ms() - t0) / 1e3))
         }
     }
@@ -547,8 +548,8 @@ async fn analyse(
 async fn fit_on<D: Device>(
     dev: &D,
     run: &Run,
-    sc: (&str, &Dataset),
-    sp: (&str, &Dataset),
+    sc: (&str, Dataset),
+    sp: (&str, Dataset),
     params: serde_json::Value,
     notify: &Notify<'_>,
 ) -> Result<Results, String> {
@@ -556,16 +557,16 @@ async fn fit_on<D: Device>(
         Params::Multiomics(p) => {
             // sc holds the proteins here, sp the transcripts.
             let (opts, markers) = p.options()?;
-            let out = multiomics::run(dev, sp.1, sc.1, markers.as_ref(), &opts, |done, total| {
+            let out = multiomics::run(dev, &sp.1, &sc.1, markers.as_ref(), &opts, |done, total| {
                 notify("NMF starts", done, total, None)
             })
             .await
             .map_err(|e| format!("{} + {}: {e}", sp.0, sc.0))?;
-            multiomics::export::results(&out, sp.1, params).map_err(|e| e.to_string())
+            multiomics::export::results(&out, &sp.1, params).map_err(|e| e.to_string())
         }
         Params::Cell2location(p) => {
             let (sig_opts, map_opts) = p.options(sc.1.n_obs())?;
-            let sig = c2l::run::signatures(dev, sc.0, sc.1.clone(), &sig_opts, &mut |d, t, l| {
+            let sig = c2l::run::signatures(dev, sc.0, sc.1, &sig_opts, &mut |d, t, l| {
                 notify("reference epochs", d, t, Some(l))
             })
             .await
@@ -574,7 +575,7 @@ async fn fit_on<D: Device>(
             let m = c2l::run::map_spots(
                 dev,
                 sp.0,
-                sp.1.clone(),
+                sp.1,
                 "inf_aver.csv",
                 &sig.signatures,
                 &map_opts,
@@ -590,8 +591,8 @@ async fn fit_on<D: Device>(
             let opts = p.options()?;
             let m = tangram::map_cells_to_space(
                 dev,
-                Named::new(sc.0, sc.1),
-                Named::new(sp.0, sp.1),
+                Named::new(sc.0, &sc.1),
+                Named::new(sp.0, &sp.1),
                 &opts,
                 &mut |done, total, loss| notify("epochs", done, total, Some(loss)),
             )
@@ -603,7 +604,7 @@ async fn fit_on<D: Device>(
                     sc.0
                 ));
             }
-            m.results(sp.1, params).map_err(|e| e.to_string())
+            m.results(&sp.1, params).map_err(|e| e.to_string())
         }
         _ => Err("this analysis runs on the CPU only".into()),
     }

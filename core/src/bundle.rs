@@ -157,6 +157,23 @@ pub fn tissue_image(ds: &crate::data::Dataset) -> Option<Image> {
     })
 }
 
+/// Each row's (x, y) as the plot takes them: `obsm['spatial']`, or a
+/// square grid in row order when the data has no coordinates.
+pub fn points(ds: &crate::data::Dataset) -> Vec<f32> {
+    match ds.spatial() {
+        Some(s) => (0..s.rows)
+            .flat_map(|r| [s.row(r)[0] as f32, s.row(r)[1] as f32])
+            .collect(),
+        None => {
+            let n = ds.n_obs();
+            let side = (n as f64).sqrt().ceil().max(1.0) as usize;
+            (0..n)
+                .flat_map(|r| [(r % side) as f32, (r / side) as f32])
+                .collect()
+        }
+    }
+}
+
 /// Everything a results view needs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Results {
@@ -625,5 +642,80 @@ mod tests {
         assert!(!is_bundle(&bytes));
         let e = read("z.zip", &bytes).unwrap_err().to_string();
         assert!(e.contains("manifest.json") && e.contains("missing"), "{e}");
+        // An image whose bytes do not fill its size, written or read.
+        let mut r = sample();
+        r.image.as_mut().unwrap().rgba.pop();
+        let e = write(&r).unwrap_err().to_string();
+        assert!(e.contains("image.rgba") && e.contains("2 x 1"), "{e}");
+        let good = write(&sample()).unwrap();
+        let mut z = zip::ZipArchive::new(Cursor::new(&good[..])).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for i in 0..z.len() {
+            let mut f = z.by_index(i).unwrap();
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).unwrap();
+            if f.name() == "image.rgba" {
+                v.truncate(3);
+            }
+            out.start_file(f.name(), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(&v).unwrap();
+        }
+        let bytes = out.finish().unwrap().into_inner();
+        let e = read("w.zip", &bytes).unwrap_err().to_string();
+        assert!(
+            e.contains("w.zip") && e.contains("3 bytes for a 2 x 1 image"),
+            "{e}"
+        );
+    }
+
+    /// Images the plot cannot place are left out, floats become bytes.
+    #[test]
+    fn tissue_images_need_a_scale_and_a_plain_shape() {
+        use crate::data::{Dataset, Value};
+        use std::collections::BTreeMap;
+        let with = |img: Value, scalef: Option<f64>| {
+            let mut lib = BTreeMap::from([(
+                "images".to_string(),
+                Value::Dict(BTreeMap::from([("hires".to_string(), img)])),
+            )]);
+            if let Some(f) = scalef {
+                lib.insert(
+                    "scalefactors".into(),
+                    Value::Dict(BTreeMap::from([(
+                        "tissue_hires_scalef".to_string(),
+                        Value::Float(f),
+                    )])),
+                );
+            }
+            let mut d = Dataset::default();
+            d.uns.insert(
+                "spatial".into(),
+                Value::Dict(BTreeMap::from([("lib".to_string(), Value::Dict(lib))])),
+            );
+            tissue_image(&d)
+        };
+        let floats = Value::Floats {
+            shape: vec![1, 2, 3],
+            data: vec![1.0, 0.5, 0.0, 0.0, 0.0, 0.0],
+        };
+        let im = with(floats.clone(), Some(0.5)).expect("a float image");
+        assert_eq!((im.width, im.height, im.scale), (2, 1, 0.5));
+        assert_eq!(im.rgba, vec![255, 128, 0, 255, 0, 0, 0, 255]);
+        assert!(with(floats.clone(), None).is_none(), "no scale factor");
+        assert!(
+            with(floats, Some(-1.0)).is_none(),
+            "a negative scale factor"
+        );
+        let five = Value::Bytes {
+            shape: vec![1, 1, 5],
+            data: vec![1, 2, 3, 4, 5],
+        };
+        assert!(with(five, Some(1.0)).is_none(), "five channels");
+        let flat = Value::Bytes {
+            shape: vec![2, 2, 3],
+            data: vec![7; 12],
+        };
+        assert!(with(flat, Some(1.0)).is_none(), "a one-colour placeholder");
     }
 }

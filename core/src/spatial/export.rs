@@ -135,25 +135,13 @@ pub fn nhood_results(
         ])),
     );
     files.push(("sp_nhood.h5ad".into(), crate::io::h5ad_write::write(&out)?));
-    Ok(Results {
-        analysis: "nhood_enrichment".into(),
-        params,
-        view: serde_json::Value::Null,
-        names: ds.obs.index.clone(),
-        xy: flat(&coords),
-        layers: vec![Layer {
-            name: p.cluster_key.clone(),
-            columns: c.clone(),
-            values: onehot(&l),
-        }],
-        curves: vec![],
-        matrices: vec![
-            Matrix::heatmap("nhood enrichment z-score", c, c, e.zscore.clone()),
-            Matrix::heatmap("neighbour counts", c, c, e.count.clone()),
-        ],
-        files,
-        image: None,
-    })
+    let mut res = by_type("nhood_enrichment", ds, &coords, &p.cluster_key, &l, params);
+    res.matrices = vec![
+        Matrix::heatmap("nhood enrichment z-score", c, c, e.zscore.clone()),
+        Matrix::heatmap("neighbour counts", c, c, e.count.clone()),
+    ];
+    res.files = files;
+    Ok(res)
 }
 
 fn flat(coords: &[[f64; 2]]) -> Vec<f32> {
@@ -177,10 +165,17 @@ pub fn onehot(labels: &Labels) -> Vec<f32> {
 
 /// A one-dataset run's results before the analysis adds its own parts:
 /// the cells coloured by their type.
-fn by_type(analysis: &str, ds: &Dataset, coords: &[[f64; 2]], key: &str, l: &Labels) -> Results {
+fn by_type(
+    analysis: &str,
+    ds: &Dataset,
+    coords: &[[f64; 2]],
+    key: &str,
+    l: &Labels,
+    params: serde_json::Value,
+) -> Results {
     Results {
         analysis: analysis.into(),
-        params: serde_json::Value::Null,
+        params,
         view: serde_json::Value::Null,
         names: ds.obs.index.clone(),
         xy: flat(coords),
@@ -252,8 +247,7 @@ pub fn cooccurrence_results(
     let k = l.n_types();
     let r = co.radii();
     let distances: Vec<String> = co.interval[1..].iter().map(|d| d.to_string()).collect();
-    let mut res = by_type("co_occurrence", ds, &coords, &p.cluster_key, &l);
-    res.params = params;
+    let mut res = by_type("co_occurrence", ds, &coords, &p.cluster_key, &l, params);
     res.matrices = (0..k)
         .map(|a| Matrix {
             name: format!("co-occurrence ratio given {}", l.categories[a]),
@@ -295,37 +289,44 @@ pub fn cooccurrence_results(
     Ok(res)
 }
 
-/// The features autocorrelation is computed on: the named genes, else the
-/// highly variable ones when var marks them, else all.
-pub fn autocorr_features(
-    name: &str,
-    ds: &Dataset,
-    genes: &[String],
-) -> Result<Vec<(String, Vec<f64>)>, Error> {
-    let x =
-        ds.x.as_ref()
-            .ok_or_else(|| Error::new(name, "X", "the dataset has no expression matrix"))?;
-    let cols: Vec<usize> = if genes.is_empty() {
-        match ds.var.column("highly_variable") {
+/// The var columns autocorrelation is computed on: the named genes, else
+/// the highly variable ones when var marks them, else all.
+fn autocorr_columns(name: &str, ds: &Dataset, genes: &[String]) -> Result<Vec<usize>, Error> {
+    if genes.is_empty() {
+        return Ok(match ds.var.column("highly_variable") {
             Some(Column::Bool(hv)) if hv.iter().any(|&b| b) => {
                 (0..hv.len()).filter(|&i| hv[i]).collect()
             }
             _ => (0..ds.n_vars()).collect(),
-        }
-    } else {
-        genes
-            .iter()
-            .map(|g| {
-                ds.var.index.iter().position(|v| v == g).ok_or_else(|| {
-                    Error::new(
-                        name,
-                        "var",
-                        format!("gene {g:?} is not in var_names ({} genes)", ds.n_vars()),
-                    )
-                })
+        });
+    }
+    let mut at = std::collections::HashMap::new();
+    for (i, g) in ds.var.index.iter().enumerate() {
+        at.entry(g.as_str()).or_insert(i);
+    }
+    genes
+        .iter()
+        .map(|g| {
+            at.get(g.as_str()).copied().ok_or_else(|| {
+                Error::new(
+                    name,
+                    "var",
+                    format!("gene {g:?} is not in var_names ({} genes)", ds.n_vars()),
+                )
             })
-            .collect::<Result<_, _>>()?
-    };
+        })
+        .collect()
+}
+
+/// Each column's name and values, densified 256 columns at a time.
+fn dense_features(
+    name: &str,
+    ds: &Dataset,
+    cols: &[usize],
+) -> Result<Vec<(String, Vec<f64>)>, Error> {
+    let x =
+        ds.x.as_ref()
+            .ok_or_else(|| Error::new(name, "X", "the dataset has no expression matrix"))?;
     let n = ds.n_obs();
     Ok(cols
         .chunks(256)
@@ -343,6 +344,16 @@ pub fn autocorr_features(
         .collect())
 }
 
+/// The features autocorrelation is computed on: the named genes, else the
+/// highly variable ones when var marks them, else all.
+pub fn autocorr_features(
+    name: &str,
+    ds: &Dataset,
+    genes: &[String],
+) -> Result<Vec<(String, Vec<f64>)>, Error> {
+    dense_features(name, ds, &autocorr_columns(name, ds, genes)?)
+}
+
 /// How many of the top-scoring features the browser keeps for colouring.
 const SHOWN_FEATURES: usize = 24;
 
@@ -358,7 +369,14 @@ pub fn autocorr_results(
     let (gopts, aopts) = p.options().map_err(|e| Error::new(name, "", e))?;
     let coords = coords(name, ds)?;
     let g = graph::build(&coords, None, &gopts).map_err(|e| Error::new(name, "obsm/spatial", e))?;
-    let features = autocorr_features(name, ds, &p.genes)?;
+    let cols = autocorr_columns(name, ds, &p.genes)?;
+    let features = dense_features(name, ds, &cols)?;
+    // Each scored feature's place in `features` and `cols`.
+    let at: std::collections::HashMap<&str, usize> = features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.0.as_str(), i))
+        .collect();
     let total = features.len();
     let mut progress = progress;
     let rows = autocorr::run(&g, &features, &aopts, |d| progress(d, total))
@@ -375,11 +393,7 @@ pub fn autocorr_results(
     let n = coords.len();
     let mut values = vec![0f32; n * shown.len()];
     for (j, r) in shown.iter().enumerate() {
-        let x = &features
-            .iter()
-            .find(|f| f.0 == r.name)
-            .expect("scored feature")
-            .1;
+        let x = &features[at[r.name.as_str()]].1;
         for i in 0..n {
             values[i * shown.len() + j] = x[i] as f32;
         }
@@ -389,13 +403,6 @@ pub fn autocorr_results(
     // column each (NaN for genes not tested), named like squidpy's frame.
     let mut out = ds.clone();
     let key = file.trim_end_matches(".csv");
-    let at: std::collections::HashMap<&str, usize> = ds
-        .var
-        .index
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.as_str(), i))
-        .collect();
     type Get = fn(&autocorr::Row) -> f64;
     let fields: [(&str, Get); 3] = [
         ("", |r| r.score),
@@ -405,9 +412,7 @@ pub fn autocorr_results(
     for (suffix, get) in fields {
         let mut col = vec![f64::NAN; ds.n_vars()];
         for r in &rows {
-            if let Some(&i) = at.get(r.name.as_str()) {
-                col[i] = get(r);
-            }
+            col[cols[at[r.name.as_str()]]] = get(r);
         }
         out.var
             .columns
@@ -519,8 +524,7 @@ pub fn niche_results(
     let g = graph::build(&coords, None, &opts).map_err(|e| Error::new(name, "obsm/spatial", e))?;
     let ns = niche::niches(&g, &l);
     let scores = niche::colocalization(&g, &l);
-    let mut res = by_type("niche", ds, &coords, &p.cluster_key, &l);
-    res.params = params;
+    let mut res = by_type("niche", ds, &coords, &p.cluster_key, &l, params);
     res.layers.insert(
         0,
         Layer {

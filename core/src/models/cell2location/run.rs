@@ -252,18 +252,7 @@ pub fn qc_matrix(name: &str, hist: &[u64], max: f64) -> Matrix {
 /// where the names meet).
 pub fn results(sig: &SignatureRun, m: &MapRun, params: serde_json::Value) -> Results {
     let map = &m.mapping;
-    let xy = match m.exported.spatial() {
-        Some(s) => (0..s.rows)
-            .flat_map(|r| [s.row(r)[0] as f32, s.row(r)[1] as f32])
-            .collect(),
-        // No coordinates: spots on a square grid, in their order.
-        None => {
-            let side = (map.spots.len() as f64).sqrt().ceil().max(1.0) as usize;
-            (0..map.spots.len())
-                .flat_map(|r| [(r % side) as f32, (r / side) as f32])
-                .collect()
-        }
-    };
+    let xy = crate::bundle::points(&m.exported);
     let s = map.abundance();
     let layer = |name: &str, v: &[f64]| Layer {
         name: name.into(),

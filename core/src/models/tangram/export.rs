@@ -137,19 +137,7 @@ impl Mapping {
         params: serde_json::Value,
     ) -> Result<crate::bundle::Results, crate::io::Error> {
         use crate::bundle::{Curve, Layer, Results};
-        let ns = self.spots.len();
-        let xy: Vec<f32> = match sp.spatial() {
-            Some(s) => (0..ns)
-                .flat_map(|r| [s.data[r * s.cols] as f32, s.data[r * s.cols + 1] as f32])
-                .collect(),
-            // No coordinates: spots on a square grid, in their order.
-            None => {
-                let side = (ns as f64).sqrt().ceil().max(1.0) as usize;
-                (0..ns)
-                    .flat_map(|r| [(r % side) as f32, (r / side) as f32])
-                    .collect()
-            }
-        };
+        let xy = crate::bundle::points(sp);
         let mut layers = Vec::new();
         let mut files = Vec::new();
         if let (Some((names, vals)), Some(csv)) = (&self.ct_pred, self.ct_pred_csv()) {

@@ -627,7 +627,7 @@ fn browser_run_holds_both_steps_files_and_plots() {
     use tessera_core::compute::cpu::Cpu;
     use tessera_core::models::cell2location::run;
     let (sp, sc) = tessera_core::demo::demo_pair(Default::default());
-    let p = tessera_core::share::Cell2locationParams {
+    let p = tessera_core::models::cell2location::analysis::Cell2locationParams {
         labels: "cell_type".into(),
         reference_epochs: Some(20),
         epochs: 200,
@@ -695,12 +695,12 @@ fn browser_run_holds_both_steps_files_and_plots() {
     let pairs = m.mapping.spots.len() * m.mapping.genes.len();
     assert_eq!(qc.values.iter().sum::<f64>() as usize, pairs);
     // Bad values are named before anything runs.
-    let bad = tessera_core::share::Cell2locationParams {
+    let bad = tessera_core::models::cell2location::analysis::Cell2locationParams {
         detection_alpha: 0.0,
         ..p.clone()
     };
     assert!(bad.options(10).unwrap_err().contains("detection_alpha"));
-    let bad = tessera_core::share::Cell2locationParams {
+    let bad = tessera_core::models::cell2location::analysis::Cell2locationParams {
         method: "magic".into(),
         ..p
     };

@@ -127,7 +127,7 @@ fn browser_results_hold_the_cli_files_and_an_anndata() {
         d.markers,
         "the page's markers"
     );
-    let p = tessera_core::share::MultiomicsParams {
+    let p = tessera_core::models::multiomics::analysis::MultiomicsParams {
         tx_platform: "MERFISH".into(),
         n_factors: demo::BROWSER.types,
         markers: Some(d.markers.to_json()),
@@ -191,12 +191,12 @@ fn browser_results_hold_the_cli_files_and_an_anndata() {
         matches!(ad.obsm.get("X_nmf"), Some(Annotation::Array(a)) if a.cols == demo::BROWSER.types)
     );
     // The page's parameters refuse what the command line refuses.
-    let bad = tessera_core::share::MultiomicsParams {
+    let bad = tessera_core::models::multiomics::analysis::MultiomicsParams {
         loss: "kl".into(),
         ..Default::default()
     };
     assert!(bad.options().unwrap_err().contains("needs --solver mu"));
-    let bad = tessera_core::share::MultiomicsParams {
+    let bad = tessera_core::models::multiomics::analysis::MultiomicsParams {
         markers: Some("{\"T\": [".into()),
         ..Default::default()
     };

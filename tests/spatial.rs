@@ -555,12 +555,12 @@ fn nhood_run_for_the_page_matches_squidpy_and_round_trips() {
     )
     .unwrap()
     .dataset;
-    let p = tessera_core::share::NhoodParams {
+    let p = tessera_core::spatial::nhood::analysis::NhoodParams {
         cluster_key: set.labels.into(),
         ..Default::default()
     };
     let mut ticks = 0;
-    let r = tessera_core::spatial::export::nhood_results(
+    let r = tessera_core::spatial::nhood::analysis::results(
         "seqfish",
         &ds,
         &p,
@@ -586,11 +586,11 @@ fn nhood_run_for_the_page_matches_squidpy_and_round_trips() {
     let bytes = tessera_core::bundle::write(&r).unwrap();
     assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
     // A missing cluster key names the columns there are.
-    let bad = tessera_core::share::NhoodParams {
+    let bad = tessera_core::spatial::nhood::analysis::NhoodParams {
         cluster_key: "nope".into(),
         ..Default::default()
     };
-    let err = tessera_core::spatial::export::nhood_results(
+    let err = tessera_core::spatial::nhood::analysis::results(
         "seqfish",
         &ds,
         &bad,
@@ -634,11 +634,11 @@ fn cooccurrence_run_for_the_page_matches_squidpy() {
         return;
     };
     let ds = seqfish(&data);
-    let p = tessera_core::share::CooccurrenceParams {
+    let p = tessera_core::spatial::cooccurrence::analysis::CooccurrenceParams {
         cluster_key: "cell_type".into(),
         ..Default::default()
     };
-    let r = tessera_core::spatial::export::cooccurrence_results(
+    let r = tessera_core::spatial::cooccurrence::analysis::results(
         "seqfish",
         &ds,
         &p,
@@ -678,8 +678,9 @@ fn cooccurrence_run_for_the_page_matches_squidpy() {
     close("h5ad occ", occ, &want, 1e-4);
     let bytes = tessera_core::bundle::write(&r).unwrap();
     assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
-    let bad = tessera_core::share::CooccurrenceParams { interval: 1, ..p };
-    let err = tessera_core::spatial::export::cooccurrence_results(
+    let bad =
+        tessera_core::spatial::cooccurrence::analysis::CooccurrenceParams { interval: 1, ..p };
+    let err = tessera_core::spatial::cooccurrence::analysis::results(
         "seqfish",
         &ds,
         &bad,
@@ -700,12 +701,12 @@ fn autocorr_run_for_the_page_matches_squidpy() {
     };
     let ds = seqfish(&data);
     let genes: Vec<String> = ds.var.index[..5].to_vec();
-    let p = tessera_core::share::AutocorrParams {
+    let p = tessera_core::spatial::autocorr::analysis::AutocorrParams {
         genes: genes.clone(),
         ..Default::default()
     };
     let mut seen = 0;
-    let r = tessera_core::spatial::export::autocorr_results(
+    let r = tessera_core::spatial::autocorr::analysis::results(
         "seqfish",
         &ds,
         &p,
@@ -739,11 +740,11 @@ fn autocorr_run_for_the_page_matches_squidpy() {
     };
     assert!((i[acta2] - 0.32543184150119775).abs() < 1e-6);
     assert_eq!(i.iter().filter(|v| v.is_finite()).count(), 5);
-    let missing = tessera_core::share::AutocorrParams {
+    let missing = tessera_core::spatial::autocorr::analysis::AutocorrParams {
         genes: vec!["NotAGene".into()],
         ..Default::default()
     };
-    let err = tessera_core::spatial::export::autocorr_results(
+    let err = tessera_core::spatial::autocorr::analysis::results(
         "seqfish",
         &ds,
         &missing,
@@ -769,13 +770,17 @@ fn niche_run_for_the_page_is_consistent() {
         return;
     };
     let ds = seqfish(&data);
-    let p = tessera_core::share::NicheParams {
+    let p = tessera_core::spatial::niche::analysis::NicheParams {
         cluster_key: "cell_type".into(),
         radius: 100.0,
     };
-    let r =
-        tessera_core::spatial::export::niche_results("seqfish", &ds, &p, serde_json::Value::Null)
-            .unwrap();
+    let r = tessera_core::spatial::niche::analysis::results(
+        "seqfish",
+        &ds,
+        &p,
+        serde_json::Value::Null,
+    )
+    .unwrap();
     let l = load(&data, &SETS[0]);
     let g = graph::build(
         &l.coords,

@@ -6,7 +6,7 @@ use web_sys::HtmlCanvasElement;
 
 use crate::plot::{self, Camera, Extent};
 
-use crate::ui::CardView;
+use crate::state::CardView;
 use tessera_core::data::Summary;
 
 fn num(v: f64) -> String {

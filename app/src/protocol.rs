@@ -1,11 +1,14 @@
-//! Messages between the page and the worker. Structured parts travel as JSON;
-//! large arrays travel beside it as transferable `ArrayBuffer`s, referred to
-//! by their index in the message's buffer list.
+//! Messages between the page and the worker. Structured parts travel as
+//! structured-clone values (serde-wasm-bindgen, no JSON text); large arrays
+//! travel beside them as transferable `ArrayBuffer`s, referred to by their
+//! index in the message's buffer list.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tessera_core::bundle::Plot;
 use tessera_core::data::Summary;
 use tessera_core::share::Run;
+use wasm_bindgen::JsValue;
 
 /// Page -> worker. Files travel as `File` objects next to this: `files` for
 /// `Open`, `sc_files` / `sp_files` / `prot_files` for a run on local files.
@@ -149,3 +152,14 @@ pub enum Reply {
 }
 
 pub use tessera_core::data::preview::preview;
+
+/// A message as a JS value. Maps become plain objects, so the
+/// `serde_json::Value`s inside (a run's parameters, a view) round-trip.
+pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue, String> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| format!("message could not be encoded: {e}"))
+}
+
+pub fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, String> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| e.to_string())
+}

@@ -3,20 +3,14 @@
 //! results. Files go to the worker untouched; the page only renders what
 //! comes back. A share link in the URL fragment is read once at start.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-use std::sync::Arc;
-
-use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
 use leptos::prelude::*;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use web_sys::{File, FileList, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{File, FileList};
 
-use crate::protocol::{Card, Outcome, Reply, Request, ResultMeta};
-use crate::results::{ResultView, ResultsPanel};
-use crate::run::{AnalysisPanel, Running};
+use crate::protocol::Request;
+use crate::results::ResultsPanel;
+use crate::run::AnalysisPanel;
+use crate::state::{next_id, send_open, send_run, start_worker, Bridge, SharedBridge, State};
+use tessera_core::analysis::Slot;
 use tessera_core::share::{DeviceChoice, Link, Params, Source, View};
 
 pub fn mount() {
@@ -25,257 +19,6 @@ pub fn mount() {
         return;
     }
     leptos::mount::mount_to_body(App);
-}
-
-/// A card plus the preview arrays that came beside it.
-#[derive(Clone, PartialEq)]
-pub struct CardView {
-    pub key: u32,
-    pub card: Card,
-    pub xy: Vec<f32>,
-    pub values: Vec<f32>,
-}
-
-impl CardView {
-    /// Where a run reads this input from.
-    pub fn source(&self) -> Source {
-        if self.card.demo.is_some() {
-            Source::Demo
-        } else if let Some(url) = &self.card.url {
-            Source::Url { url: url.clone() }
-        } else {
-            Source::Local {
-                files: self.card.files.clone(),
-            }
-        }
-    }
-}
-
-/// Everything the page shows, as signals every component can reach.
-#[derive(Clone, Copy)]
-pub struct State {
-    pub cards: RwSignal<Vec<CardView>>,
-    pub errors: RwSignal<Vec<String>>,
-    pub pending: RwSignal<u32>,
-    pub worker_failed: RwSignal<bool>,
-    pub running: RwSignal<Option<Running>>,
-    pub notice: RwSignal<Option<String>>,
-    pub run_error: RwSignal<Option<String>>,
-    pub result: RwSignal<Option<Arc<ResultView>>>,
-    pub view: RwSignal<View>,
-    /// A link's view, applied to the next result.
-    pub pending_view: RwSignal<Option<View>>,
-    pub next_id: RwSignal<u32>,
-}
-
-/// The worker, the messages waiting for it to load, and the files the user
-/// opened (sent again with each run, so a restarted worker needs nothing).
-pub struct Bridge {
-    worker: Option<Worker>,
-    ready: bool,
-    queue: Vec<(JsValue, Array)>,
-    pub files: HashMap<String, File>,
-}
-
-pub type SharedBridge = Rc<RefCell<Bridge>>;
-
-impl Bridge {
-    pub fn send(&mut self, msg: JsValue, transfer: Array) {
-        match (&self.worker, self.ready) {
-            (Some(w), true) => {
-                let _ = w.post_message_with_transfer(&msg, &transfer);
-            }
-            _ => self.queue.push((msg, transfer)),
-        }
-    }
-}
-
-/// A request message: JSON plus named lists of `File`s.
-pub fn request(req: &Request, files: &[(&str, Vec<File>)]) -> JsValue {
-    let msg = Object::new();
-    let _ = Reflect::set(
-        &msg,
-        &"json".into(),
-        &serde_json::to_string(req).unwrap_or_default().into(),
-    );
-    for (key, list) in files {
-        let arr: Array = list.iter().collect();
-        let _ = Reflect::set(&msg, &(*key).into(), &arr);
-    }
-    msg.into()
-}
-
-fn buffer_f32(list: &Array, i: usize) -> Vec<f32> {
-    Float32Array::new(&list.get(i as u32)).to_vec()
-}
-
-pub fn buffer_bytes(list: &Array, i: usize) -> Vec<u8> {
-    Uint8Array::new(&list.get(i as u32)).to_vec()
-}
-
-/// Starts (or restarts) the worker and routes its replies into `state`.
-pub fn start_worker(state: State, bridge: &SharedBridge) {
-    let options = WorkerOptions::new();
-    options.set_type(WorkerType::Classic);
-    let Ok(worker) = Worker::new_with_options("./worker_loader.js", &options) else {
-        state.worker_failed.set(true);
-        return;
-    };
-    let bridge_in = bridge.clone();
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        let data = ev.data();
-        let json = Reflect::get(&data, &"json".into())
-            .ok()
-            .and_then(|j| j.as_string())
-            .unwrap_or_default();
-        let buffers: Array = Reflect::get(&data, &"buffers".into())
-            .map(|b| b.unchecked_into())
-            .unwrap_or_default();
-        match serde_json::from_str::<Reply>(&json) {
-            Ok(Reply::Ready) => {
-                let mut b = bridge_in.borrow_mut();
-                b.ready = true;
-                for (msg, transfer) in std::mem::take(&mut b.queue) {
-                    if let Some(w) = &b.worker {
-                        let _ = w.post_message_with_transfer(&msg, &transfer);
-                    }
-                }
-            }
-            Ok(reply) => on_reply(state, reply, &buffers),
-            Err(e) => state
-                .errors
-                .set(vec![format!("unexpected message from the worker: {e}")]),
-        }
-    });
-    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-        state.worker_failed.set(true);
-        state.running.set(None);
-    });
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    on_message.forget();
-    on_error.forget();
-    let mut b = bridge.borrow_mut();
-    b.worker = Some(worker);
-    b.ready = false;
-}
-
-/// Ends the worker mid-run (the only way to stop a GPU queue at once) and
-/// starts a fresh one; nothing of the stopped run is kept.
-pub fn stop_worker(state: State, bridge: &SharedBridge) {
-    if let Some(w) = bridge.borrow_mut().worker.take() {
-        w.terminate();
-    }
-    bridge.borrow_mut().queue.clear();
-    state.running.set(None);
-    state.pending.set(0);
-    start_worker(state, bridge);
-}
-
-fn on_reply(state: State, reply: Reply, buffers: &Array) {
-    match reply {
-        Reply::Ready => {}
-        Reply::Opened { outcomes, .. } => {
-            let mut new_errors = Vec::new();
-            let mut new_cards = Vec::new();
-            for o in outcomes {
-                match o {
-                    Outcome::Error(e) => new_errors.push(e),
-                    Outcome::Results(meta) => show_result(state, *meta, buffers),
-                    Outcome::Card(card) => {
-                        let (xy, values) = match &card.preview {
-                            Some(p) => (
-                                buffer_f32(buffers, p.xy_buffer),
-                                buffer_f32(buffers, p.value_buffer),
-                            ),
-                            None => (vec![], vec![]),
-                        };
-                        let key = state.next_id.get_untracked() + 1;
-                        state.next_id.set(key);
-                        new_cards.push(CardView {
-                            key,
-                            card: *card,
-                            xy,
-                            values,
-                        });
-                    }
-                }
-            }
-            state.errors.set(new_errors);
-            state.cards.update(|c| {
-                new_cards.reverse();
-                for card in new_cards {
-                    c.insert(0, card);
-                }
-            });
-            state.pending.update(|p| *p = p.saturating_sub(1));
-        }
-        Reply::Notice { text, .. } => state.notice.set(Some(text)),
-        Reply::Progress {
-            id,
-            stage,
-            done,
-            total,
-            loss,
-        } => state.running.update(|r| {
-            if let Some(r) = r.as_mut().filter(|r| r.id == id) {
-                // A new stage (reference, then mapping) starts its own curve
-                // and its own clock for the time left.
-                if r.stage != stage {
-                    r.losses.clear();
-                    r.started_ms = js_sys::Date::now();
-                }
-                r.stage = stage;
-                r.done = done;
-                r.total = total;
-                if let Some(l) = loss {
-                    r.losses.push((done, l));
-                }
-            }
-        }),
-        Reply::Finished { id, result } => {
-            if state.running.get_untracked().is_some_and(|r| r.id == id) {
-                state.running.set(None);
-                show_result(state, *result, buffers);
-            }
-        }
-        Reply::Failed { id, error } => {
-            if state.running.get_untracked().is_some_and(|r| r.id == id) {
-                state.running.set(None);
-            }
-            state.run_error.set(Some(error));
-        }
-    }
-}
-
-fn show_result(state: State, meta: ResultMeta, buffers: &Array) {
-    let stored: Option<View> = serde_json::from_value(meta.view.clone())
-        .ok()
-        .filter(|v: &View| v.validate().is_ok());
-    let view = state
-        .pending_view
-        .get_untracked()
-        .or(stored)
-        .unwrap_or_default();
-    state.pending_view.set(None);
-    let key = state.next_id.get_untracked() + 1;
-    state.next_id.set(key);
-    state.run_error.set(None);
-    state.view.set(view);
-    state
-        .result
-        .set(Some(Arc::new(ResultView::new(key, meta, buffers))));
-}
-
-/// Sends a request that opens inputs (files, the demos, a URL); the page
-/// keeps the files to send again with a run.
-fn send_open(state: State, bridge: &SharedBridge, req: Request, files: Vec<File>) {
-    state.pending.update(|p| *p += 1);
-    let mut b = bridge.borrow_mut();
-    for f in &files {
-        b.files.insert(f.name(), f.clone());
-    }
-    b.send(request(&req, &[("files", files)]), Array::new());
 }
 
 /// Reads `#link=...` once at start: fills the form, and replays the run when
@@ -312,23 +55,37 @@ fn open_link(
                 .collect();
             if sources.iter().all(|s| s.is_public()) {
                 // The inputs' cards too, so the page shows what was run on.
-                let multi = matches!(link.run.params, Params::Multiomics(_));
                 let mut opens = vec![];
-                let mut demo = false;
                 for s in &sources {
-                    match s {
-                        Source::Demo => demo = true,
-                        Source::Url { url } => opens.push(url.clone()),
-                        Source::Local { .. } => {}
+                    if let Source::Url { url } = s {
+                        opens.push(url.clone());
                     }
                 }
-                crate::run::send_run(state, bridge, link.run.clone());
+                // The demo set the analysis' demo inputs come from.
+                let inputs = &link.run.inputs;
+                let demos: Vec<&str> = link
+                    .run
+                    .params
+                    .info()
+                    .inputs
+                    .iter()
+                    .filter(|i| {
+                        let s = match i.slot {
+                            Slot::Spatial => Some(&inputs.sp),
+                            Slot::Reference => inputs.sc.as_ref(),
+                            Slot::Proteins => inputs.prot.as_ref(),
+                        };
+                        s == Some(&Source::Demo)
+                    })
+                    .map(|i| i.demo)
+                    .collect();
+                let demo = !demos.is_empty();
+                let multi = demos
+                    .iter()
+                    .any(|d| matches!(*d, "demo_transcripts" | "demo_proteins"));
+                send_run(state, bridge, link.run.clone());
                 let open = |req: Request| send_open(state, bridge, req, vec![]);
-                let id = || {
-                    let id = state.next_id.get_untracked() + 1;
-                    state.next_id.set(id);
-                    id
-                };
+                let id = || next_id(state);
                 if demo {
                     open(if multi {
                         Request::DemoMultiomics { id: id() }
@@ -373,12 +130,7 @@ fn App() -> impl IntoView {
         next_id: RwSignal::new(0),
     };
     provide_context(state);
-    let bridge: SharedBridge = Rc::new(RefCell::new(Bridge {
-        worker: None,
-        ready: false,
-        queue: vec![],
-        files: HashMap::new(),
-    }));
+    let bridge: SharedBridge = Bridge::shared();
     start_worker(state, &bridge);
     let link_params = RwSignal::new(None::<(Params, DeviceChoice)>);
     open_link(state, &bridge, link_params);
@@ -388,11 +140,7 @@ fn App() -> impl IntoView {
         state.errors.set(vec![]);
         bridge.with_value(|b| send_open(state, b, req, files));
     };
-    let next = move || {
-        let id = state.next_id.get_untracked() + 1;
-        state.next_id.set(id);
-        id
-    };
+    let next = move || next_id(state);
     let open = move |files: Option<FileList>| {
         let list: Vec<File> = files
             .map(|f| (0..f.length()).filter_map(|i| f.item(i)).collect())

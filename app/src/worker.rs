@@ -4,25 +4,22 @@
 //! the page's thread. The page stops a run by ending this worker.
 
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
+use tessera_core::analysis::{Data, Input, Slot};
 use tessera_core::bundle::{self, Results};
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
-use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded, TableOptions};
-use tessera_core::models::cell2location as c2l;
 use tessera_core::models::multiomics;
-use tessera_core::models::tangram::{self, Named};
-use tessera_core::share::{DeviceChoice, Params, Run, Source};
-use tessera_core::spatial::export;
+use tessera_core::share::{DeviceChoice, Run, Source};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, File, MessageEvent, Response};
 
 use crate::protocol::{
-    preview, Card, CurveMeta, ImageMeta, LayerMeta, MatrixMeta, Outcome, PreviewMeta, Reply,
-    Request, ResultMeta,
+    from_js, preview, to_js, Card, CurveMeta, ImageMeta, LayerMeta, MatrixMeta, Outcome,
+    PreviewMeta, Reply, Request, ResultMeta,
 };
 
 /// Installs the message handler and tells the page the worker is ready.
@@ -44,9 +41,15 @@ pub fn start() {
 
 fn post(scope: &DedicatedWorkerGlobalScope, reply: &Reply, buffers: Vec<JsValue>) {
     let msg = Object::new();
-    let json = serde_json::to_string(reply).unwrap_or_default();
+    let value = match to_js(reply) {
+        Ok(v) => v,
+        Err(e) => {
+            web_sys::console::error_1(&format!("tessera worker: {e}").into());
+            return;
+        }
+    };
     let list: Array = buffers.into_iter().collect();
-    let _ = Reflect::set(&msg, &"json".into(), &json.into());
+    let _ = Reflect::set(&msg, &"msg".into(), &value);
     let _ = Reflect::set(&msg, &"buffers".into(), &list);
     if scope.post_message_with_transfer(&msg, &list).is_err() {
         web_sys::console::error_1(&"tessera worker: could not post a reply".into());
@@ -112,10 +115,9 @@ async fn fetch(scope: &DedicatedWorkerGlobalScope, url: &str) -> Result<FileSet,
 }
 
 async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Vec<JsValue>) {
-    let request: Option<Request> = Reflect::get(&data, &"json".into())
+    let request: Option<Request> = Reflect::get(&data, &"msg".into())
         .ok()
-        .and_then(|j| j.as_string())
-        .and_then(|j| serde_json::from_str(&j).ok());
+        .and_then(|m| from_js(m).ok());
     let mut buffers = Vec::new();
     match request {
         Some(Request::Open { id }) => {
@@ -333,23 +335,26 @@ fn result_meta_into(
     })
 }
 
-/// Which input of a run: it picks the demo dataset and the files sent.
-#[derive(Clone, Copy, PartialEq)]
-enum Role {
-    Spatial,
-    Reference,
-    Transcripts,
-    Proteins,
+/// The files the page sends beside a run for each slot.
+fn files_key(slot: Slot) -> &'static str {
+    match slot {
+        Slot::Spatial => "sp_files",
+        Slot::Reference => "sc_files",
+        Slot::Proteins => "prot_files",
+    }
 }
 
-impl Role {
-    fn files_key(self) -> &'static str {
-        match self {
-            Role::Spatial | Role::Transcripts => "sp_files",
-            Role::Reference => "sc_files",
-            Role::Proteins => "prot_files",
-        }
-    }
+/// A demo dataset by the name the analyses' inputs give.
+fn demo(name: &str) -> Result<Dataset, String> {
+    let pair = || tessera_core::demo::demo_pair(Default::default());
+    let multi = || multiomics::demo::generate(&multiomics::demo::BROWSER);
+    Ok(match name {
+        "demo_spatial" => pair().0,
+        "demo_reference" => pair().1,
+        "demo_transcripts" => multi().transcripts,
+        "demo_proteins" => multi().proteins,
+        other => return Err(format!("no demo dataset '{other}'")),
+    })
 }
 
 /// One input of a run, read from wherever it lives.
@@ -357,9 +362,9 @@ async fn input(
     scope: &DedicatedWorkerGlobalScope,
     source: &Source,
     data: &JsValue,
-    role: Role,
+    input: &Input,
 ) -> Result<(String, Dataset), String> {
-    let files_key = role.files_key();
+    let files_key = files_key(input.slot);
     let read = |set: FileSet| -> Result<(String, Dataset), String> {
         let name = set.label();
         io::read(set, &TableOptions::default())
@@ -367,24 +372,7 @@ async fn input(
             .map_err(|e| e.to_string())
     };
     match source {
-        Source::Demo => Ok(match role {
-            Role::Spatial | Role::Reference => {
-                let (sp, sc) = tessera_core::demo::demo_pair(Default::default());
-                if role == Role::Reference {
-                    ("demo_reference".into(), sc)
-                } else {
-                    ("demo_spatial".into(), sp)
-                }
-            }
-            Role::Transcripts | Role::Proteins => {
-                let d = multiomics::demo::generate(&multiomics::demo::BROWSER);
-                if role == Role::Proteins {
-                    ("demo_proteins".into(), d.proteins)
-                } else {
-                    ("demo_transcripts".into(), d.transcripts)
-                }
-            }
-        }),
+        Source::Demo => Ok((input.demo.to_string(), demo(input.demo)?)),
         Source::Url { url } => read(fetch(scope, url).await?),
         Source::Local { files } => {
             let got = files_of(data, files_key);
@@ -401,13 +389,12 @@ async fn input(
     }
 }
 
-/// Posts a progress message: stage, done, total, loss.
-type Notify<'a> = dyn Fn(&str, usize, usize, Option<f64>) + 'a;
-
 fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
+/// Reads the run's inputs, picks the device, and runs the analysis through
+/// the registry.
 async fn run_analysis(
     scope: &DedicatedWorkerGlobalScope,
     id: u32,
@@ -415,7 +402,7 @@ async fn run_analysis(
     data: &JsValue,
 ) -> Result<(Results, String, f64), String> {
     run.validate()?;
-    let notify = |stage: &str, done, total, loss| {
+    let mut notify = |stage: &str, done, total, loss| {
         post(
             scope,
             &Reply::Progress {
@@ -429,183 +416,70 @@ async fn run_analysis(
         )
     };
     notify("reading the inputs", 0, 1, None);
-    let multi = matches!(run.params, Params::Multiomics(_));
-    let sp_role = if multi {
-        Role::Transcripts
-    } else {
-        Role::Spatial
+    let info = run.params.info();
+    let mut inputs = Data {
+        sp: (String::new(), Dataset::default()),
+        sc: None,
+        prot: None,
     };
-    let (sp_name, sp) = input(scope, &run.inputs.sp, data, sp_role).await?;
+    for i in info.inputs {
+        let source = match i.slot {
+            Slot::Spatial => Some(&run.inputs.sp),
+            Slot::Reference => run.inputs.sc.as_ref(),
+            Slot::Proteins => run.inputs.prot.as_ref(),
+        }
+        .ok_or_else(|| format!("{} needs {}", info.name, i.label.to_lowercase()))?;
+        let read = input(scope, source, data, i).await?;
+        match i.slot {
+            Slot::Spatial => inputs.sp = read,
+            Slot::Reference => inputs.sc = Some(read),
+            Slot::Proteins => inputs.prot = Some(read),
+        }
+    }
     // The spots sit on the spatial data's own image, whatever the analysis.
-    let image = bundle::tissue_image(&sp);
-    let (mut r, device, seconds) = analyse(scope, id, run, data, (&sp_name, sp), &notify).await?;
+    let image = bundle::tissue_image(&inputs.sp.1);
+    let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
+    let t0 = now_ms();
+    let seconds = || (now_ms() - t0) / 1e3;
+    let p = &run.params;
+    // Graph statistics are integer and sparse work: the CPU's.
+    let gpu = match (info.gpu, run.device) {
+        (true, DeviceChoice::Webgpu) => {
+            notify("opening the GPU", 0, 1, None);
+            Some(Gpu::new().await)
+        }
+        _ => None,
+    };
+    let (mut r, device) = match gpu {
+        None => (
+            p.run(&Cpu, inputs, params, &mut notify).await?,
+            "CPU".into(),
+        ),
+        Some(Ok(gpu)) => {
+            if gpu.is_software() {
+                notice(scope, id, "This browser's WebGPU is a software emulation (no graphics card is in use), so the run will be slow; Device: CPU is faster here for small runs.".into());
+            }
+            let r = p.run(&gpu, inputs, params, &mut notify).await?;
+            (r, format!("WebGPU: {}", gpu.adapter()))
+        }
+        Some(Err(e)) => {
+            notice(
+                scope,
+                id,
+                format!(
+                    "This browser offers no WebGPU ({e}): the run uses the CPU and will be slower."
+                ),
+            );
+            let r = p.run(&Cpu, inputs, params, &mut notify).await?;
+            (r, "CPU (no WebGPU)".into())
+        }
+    };
     if r.image.is_none() {
         r.image = image;
     }
-    Ok((r, device, seconds))
+    Ok((r, device, seconds()))
 }
 
-async fn analyse(
-    scope: &DedicatedWorkerGlobalScope,
-    id: u32,
-    run: &Run,
-    data: &JsValue,
-    (sp_name, sp): (&str, Dataset),
-    notify: &Notify<'_>,
-) -> Result<(Results, String, f64), String> {
-    let multi = matches!(run.params, Params::Multiomics(_));
-    let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
-    let t0 = now_ms();
-    // Graph statistics are integer and sparse work: the CPU's.
-    let on_cpu = |r: Result<Results, io::Error>| -> Result<(Results, String, f64), String> {
-        Ok((
-            r.map_err(|e| e.to_string())?,
-            "CPU".into(),
-            (now_ms() - t0) / 1e3,
-        ))
-    };
-    match &run.params {
-        Params::Nhood(p) => {
-            return on_cpu(export::nhood_results(sp_name, &sp, p, params, |done| {
-                notify("permutations", done, p.n_perms, None)
-            }))
-        }
-        Params::Cooccurrence(p) => {
-            notify("counting pairs over distance", 0, 1, None);
-            return on_cpu(export::cooccurrence_results(sp_name, &sp, p, params));
-        }
-        Params::Autocorr(p) => {
-            return on_cpu(export::autocorr_results(
-                sp_name,
-                &sp,
-                p,
-                params,
-                |done, total| notify("features", done, total, None),
-            ))
-        }
-        Params::Niche(p) => {
-            notify("building the radius graph", 0, 1, None);
-            return on_cpu(export::niche_results(sp_name, &sp, p, params));
-        }
-        Params::Tangram(_) | Params::Multiomics(_) | Params::Cell2location(_) => {}
-    }
-    let (sc_source, sc_role, missing) = if multi {
-        (
-            &run.inputs.prot,
-            Role::Proteins,
-            "this analysis needs protein data",
-        )
-    } else {
-        (
-            &run.inputs.sc,
-            Role::Reference,
-            "this analysis needs a single-cell reference",
-        )
-    };
-    let (sc_name, sc) = input(scope, sc_source.as_ref().ok_or(missing)?, data, sc_role).await?;
-    notify("opening the GPU", 0, 1, None);
-    let gpu = match run.device {
-        DeviceChoice::Webgpu => Some(Gpu::new().await),
-        DeviceChoice::Cpu => None,
-    };
-    match gpu {
-        None => {
-            let r = fit_on(&Cpu, run, (&sc_name, sc), (sp_name, sp), params, &notify).await?;
-            Ok((r, "CPU".into(), (now_ms() - t0) / 1e3))
-        }
-        Some(Ok(gpu)) => {
-            let name = gpu.adapter();
-            if gpu.is_software() {
-                post(
-                    scope,
-                    &Reply::Notice {
-                        id,
-                        text: "This browser's WebGPU is a software emulation (no graphics card is in use), so the run will be slow; Device: CPU is faster here for small runs.".into(),
-                    },
-                    vec![],
-                );
-            }
-            let r = fit_on(&gpu, run, (&sc_name, sc), (sp_name, sp), params, &notify).await?;
-            Ok((r, format!("WebGPU: {name}"), (now_ms() - t0) / 1e3))
-        }
-        Some(Err(e)) => {
-            post(
-                scope,
-                &Reply::Notice {
-                    id,
-                    text: format!(
-                        "This browser offers no WebGPU ({e}): the run uses the CPU and will be slower."
-                    ),
-                },
-                vec![],
-            );
-            let r = fit_on(&Cpu, run, (&sc_name, sc), (sp_name, sp), params, &notify).await?;
-            Ok((r, "CPU (no WebGPU)".into(), (now_ms() - t0) / 1e3))
-        }
-    }
-}
-
-async fn fit_on<D: Device>(
-    dev: &D,
-    run: &Run,
-    sc: (&str, Dataset),
-    sp: (&str, Dataset),
-    params: serde_json::Value,
-    notify: &Notify<'_>,
-) -> Result<Results, String> {
-    match &run.params {
-        Params::Multiomics(p) => {
-            // sc holds the proteins here, sp the transcripts.
-            let (opts, markers) = p.options()?;
-            let out = multiomics::run(dev, &sp.1, &sc.1, markers.as_ref(), &opts, |done, total| {
-                notify("NMF starts", done, total, None)
-            })
-            .await
-            .map_err(|e| format!("{} + {}: {e}", sp.0, sc.0))?;
-            multiomics::export::results(&out, &sp.1, params).map_err(|e| e.to_string())
-        }
-        Params::Cell2location(p) => {
-            let (sig_opts, map_opts) = p.options(sc.1.n_obs())?;
-            let sig = c2l::run::signatures(dev, sc.0, sc.1, &sig_opts, &mut |d, t, l| {
-                notify("reference epochs", d, t, Some(l))
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            notify("mapping", 0, 1, None);
-            let m = c2l::run::map_spots(
-                dev,
-                sp.0,
-                sp.1,
-                "inf_aver.csv",
-                &sig.signatures,
-                &map_opts,
-                p.keep_mt,
-                false,
-                &mut |d, t, l| notify("steps", d, t, Some(l)),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(c2l::run::results(&sig, &m, params))
-        }
-        Params::Tangram(p) => {
-            let opts = p.options()?;
-            let m = tangram::map_cells_to_space(
-                dev,
-                Named::new(sc.0, &sc.1),
-                Named::new(sp.0, &sp.1),
-                &opts,
-                &mut |done, total, loss| notify("epochs", done, total, Some(loss)),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if m.ct_pred.is_none() {
-                return Err(format!(
-                    "{}: no annotation to project onto the spots; choose an obs column of the reference under 'Annotation'",
-                    sc.0
-                ));
-            }
-            m.results(&sp.1, params).map_err(|e| e.to_string())
-        }
-        _ => Err("this analysis runs on the CPU only".into()),
-    }
+fn notice(scope: &DedicatedWorkerGlobalScope, id: u32, text: String) {
+    post(scope, &Reply::Notice { id, text }, vec![]);
 }

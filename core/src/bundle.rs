@@ -439,6 +439,18 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
             ),
         ));
     }
+    if crate::analysis::find(&m.analysis).is_none() {
+        let known: Vec<&str> = crate::analysis::ALL.iter().map(|f| f().name).collect();
+        return Err(Error::new(
+            source,
+            "manifest.json",
+            format!(
+                "analysis '{}' is not one Tessera runs ({})",
+                m.analysis,
+                known.join(", ")
+            ),
+        ));
+    }
     let n = m.n_points;
     let array = |name: &str, bytes: Vec<u8>, shape: &[usize]| -> Result<Vec<f64>, Error> {
         let (got, v) = npy::read(&format!("{source}/{name}"), &bytes)?;

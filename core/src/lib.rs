@@ -2,6 +2,7 @@
 //! modules) the compute devices and models. Nothing here knows about the
 //! browser; the app and the `tessera` CLI both build on it.
 
+pub mod analysis;
 pub mod bundle;
 pub mod compute;
 pub mod data;

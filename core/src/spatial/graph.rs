@@ -55,6 +55,37 @@ pub struct Options {
     pub percentile: Option<f64>,
 }
 
+impl Options {
+    /// A graph from a form's fields (squidpy's `spatial_neighbors`), or
+    /// what is wrong with one.
+    pub fn from_form(graph: &str, n_neighs: usize, radius: Option<f64>) -> Result<Options, String> {
+        if !(1..=100).contains(&n_neighs) {
+            return Err(format!("n_neighs {n_neighs}: expected 1 to 100"));
+        }
+        let kind = match graph {
+            "knn" => Kind::Knn { k: n_neighs },
+            "delaunay" => Kind::Delaunay,
+            "grid" => Kind::Grid {
+                n_neighs,
+                n_rings: 1,
+            },
+            "radius" => match radius {
+                Some(r) if r.is_finite() && r > 0.0 => Kind::Radius { r },
+                _ => return Err("a radius graph needs a positive radius".into()),
+            },
+            g => {
+                return Err(format!(
+                    "graph '{g}': expected knn, radius, delaunay or grid"
+                ))
+            }
+        };
+        Ok(Options {
+            kind,
+            percentile: None,
+        })
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {

@@ -7,8 +7,8 @@
 pub mod autocorr;
 pub mod centrality;
 pub mod cooccurrence;
-pub mod export;
 pub mod graph;
+pub mod inputs;
 pub mod kdtree;
 pub mod nhood;
 pub mod niche;

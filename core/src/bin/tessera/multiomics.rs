@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use tessera_core::io;
+use tessera_core::models::multiomics::analysis::MultiomicsParams;
 use tessera_core::models::multiomics::{self, annotate, demo, export, Options, Pairing};
-use tessera_core::share::MultiomicsParams;
 
 use crate::device::{self, on_device};
 use crate::progress::Bar;

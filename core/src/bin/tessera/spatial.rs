@@ -7,7 +7,7 @@ use std::time::Instant;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, npz};
 use tessera_core::spatial::{
-    autocorr, centrality, cooccurrence, export, graph, nhood, niche, Graph, Kind, Labels,
+    autocorr, centrality, cooccurrence, graph, inputs, nhood, niche, Graph, Kind, Labels,
 };
 
 use crate::progress::Bar;
@@ -92,7 +92,7 @@ impl Input {
         let loaded = load(&a.data, &a.table)?;
         let name = a.data[0].clone();
         let ds = loaded.dataset;
-        let coords = export::coords(&name.display().to_string(), &ds)?;
+        let coords = inputs::coords(&name.display().to_string(), &ds)?;
         Ok(Input { name, ds, coords })
     }
 
@@ -108,13 +108,13 @@ impl Input {
                 "--labels COL is required: the obs column with the cell types",
             )
         })?;
-        export::cell_types(&self.file(), &self.ds, key)
+        inputs::cell_types(&self.file(), &self.ds, key)
     }
 
     fn libraries(&self, a: &Args) -> Result<Option<Labels>, io::Error> {
         a.library_key
             .as_deref()
-            .map(|key| export::obs_labels(&self.file(), &self.ds, key))
+            .map(|key| inputs::obs_labels(&self.file(), &self.ds, key))
             .transpose()
     }
 
@@ -253,7 +253,7 @@ fn nhood_cmd(a: &Args) -> Result<(), io::Error> {
     mkdir(&a.out)?;
     let c = &labels.categories;
     let scores = centrality::scores(&g, &labels);
-    for (name, text) in export::nhood_tables(c, &e, &scores) {
+    for (name, text) in nhood::analysis::tables(c, &e, &scores) {
         write(&a.out.join(name), text.as_bytes())?;
     }
     summary(
@@ -308,7 +308,7 @@ fn cooccurrence_cmd(a: &Args) -> Result<(), io::Error> {
             )
         })?;
         let k = sub.n_types();
-        for (name, bytes) in export::cooccurrence_files(&tag, &sub, &co) {
+        for (name, bytes) in cooccurrence::analysis::files(&tag, &sub, &co) {
             write(&a.out.join(name), &bytes)?;
         }
         runs_info.push(serde_json::json!({
@@ -345,7 +345,7 @@ fn autocorr_cmd(a: &Args) -> Result<(), io::Error> {
             ))
         }
     };
-    let features = export::autocorr_features(
+    let features = autocorr::analysis::features(
         &input.file(),
         &input.ds,
         a.genes.as_deref().unwrap_or_default(),

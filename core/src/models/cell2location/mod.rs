@@ -7,6 +7,7 @@
 //! reference does: (mean total count per spot / N) / (mean total of a
 //! signature), over all spots or per batch.
 
+pub mod analysis;
 pub mod colocation;
 pub mod fit;
 pub mod run;

@@ -8,8 +8,9 @@ use super::Output;
 use crate::bundle::{Layer, Matrix, Plot, Results};
 use crate::data::{Annotation, Column, Dataset, Dense, Frame, Value};
 use crate::io::{csv_field, list_csv, npy, Error};
-use crate::spatial::export::{colocalization_matrix, niche_dots, onehot};
+use crate::spatial::inputs::onehot;
 use crate::spatial::niche;
+use crate::spatial::niche::analysis::{colocalization_matrix, niche_dots};
 
 /// The factor's column name: its number and the type it was named after.
 fn factor_name(out: &Output, f: usize) -> String {

@@ -3,6 +3,7 @@
 //! jointly, name the factors from markers, label cells by their dominant
 //! factor, then niche composition and co-localization of the labels.
 
+pub mod analysis;
 pub mod annotate;
 pub mod demo;
 pub mod export;

@@ -19,6 +19,7 @@
 //! - the user's data is never modified (the reference lower-cases gene
 //!   names in place) and dense single-cell X works (reference bug #43).
 
+pub mod analysis;
 pub mod export;
 pub mod fit;
 pub mod prep;

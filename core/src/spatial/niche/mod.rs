@@ -11,6 +11,8 @@
 //! conditional form is its code's (P(B | neighbour of A) − P(B)) /
 //! sqrt(P(B) (1 − P(B))).
 
+pub mod analysis;
+
 use super::{Graph, Labels};
 
 /// One cell's neighbourhood.

@@ -4,6 +4,8 @@
 //! shuffled labels. The shuffles replay numpy's `RandomState(seed)`
 //! stream, so a seed gives squidpy's exact permutations.
 
+pub mod analysis;
+
 use super::{Graph, Labels};
 use crate::models::numpy_rng::LegacyNormal;
 

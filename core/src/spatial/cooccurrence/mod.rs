@@ -8,6 +8,8 @@
 //! Pairs are visited once each in x order, stopping at the largest radius,
 //! and only k x k x radii counts are kept: memory O(n + k² R), not O(n²).
 
+pub mod analysis;
+
 use super::Labels;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,8 @@
 //! permutation p-values (the weight rows are shuffled), and
 //! Benjamini–Hochberg corrected p-values.
 
+pub mod analysis;
+
 use super::Graph;
 use crate::compute::special::norm_cdf;
 use crate::models::numpy_rng::LegacyNormal;

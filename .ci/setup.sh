@@ -6,6 +6,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TRUNK_VERSION=0.21.14
+# wasm-opt from npm's binaryen: Debian's (108) breaks the module silently.
+BINARYEN_VERSION=132.0.0
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 export PATH="$CARGO_BIN:$PATH"
 
@@ -82,8 +84,20 @@ ensure_fuzz() {
   rustup toolchain list | grep -q '^nightly' || { say "rustup toolchain install nightly"; rustup toolchain install nightly --profile minimal; }
 }
 
+# wasm-opt for trunk's release build, found on PATH (trunk never downloads).
+ensure_wasm_opt() {
+  command -v npm >/dev/null || apt_install nodejs npm
+  local bin="$ROOT/.tools/node_modules/.bin"
+  if [ "$("$bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
+    say "npm install binaryen@$BINARYEN_VERSION (wasm-opt for the release build)"
+    npm install --prefix "$ROOT/.tools" --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION"
+  fi
+  export PATH="$bin:$PATH"
+}
+
 # Builds the browser app into dist/ (release: what users get).
 build_app() {
   ensure_web_tools
+  ensure_wasm_opt
   (cd "$ROOT" && cargo fetch -q && trunk build --release)
 }

@@ -646,6 +646,14 @@ mod tests {
         let bytes = write(&r).unwrap();
         let e = read("y.zip", &bytes).unwrap_err().to_string();
         assert!(e.contains("is not a plain name"), "{e}");
+        // An analysis the registry does not know.
+        let mut r = sample();
+        r.analysis = "script".into();
+        let e = read("v.zip", &write(&r).unwrap()).unwrap_err().to_string();
+        assert!(
+            e.contains("analysis 'script' is not one Tessera runs") && e.contains("tangram"),
+            "{e}"
+        );
         // A zip without a manifest.
         let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
         z.start_file("other.txt", zip::write::SimpleFileOptions::default())

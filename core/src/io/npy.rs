@@ -1,187 +1,78 @@
-//! NumPy `.npy` (format 1.0–3.0) for dense numeric arrays: a writer, and a
-//! reader of little-endian float/int arrays in C order (returned as f64).
+//! NumPy `.npy` for dense numeric arrays, through ndarray-npy: a writer of
+//! C-order arrays, and a reader of little-endian float/int arrays in C or
+//! Fortran order (returned as f64 in C order). scipy's 3-character sparse
+//! format name (`<U3`), a dtype ndarray-npy does not handle, is the one
+//! array written by hand here.
 
-/// Element types numpy names with a `descr` string.
-pub trait NpyElement: Copy {
-    const DESCR: &'static str;
-    fn put(self, out: &mut Vec<u8>);
-}
-
-impl NpyElement for f32 {
-    const DESCR: &'static str = "<f4";
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl NpyElement for f64 {
-    const DESCR: &'static str = "<f8";
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl NpyElement for i32 {
-    const DESCR: &'static str = "<i4";
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl NpyElement for i64 {
-    const DESCR: &'static str = "<i8";
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 
 /// A 3-character unicode scalar (`<U3`), as scipy stores a sparse format name.
+#[derive(Clone, Copy)]
 pub struct U3(pub [char; 3]);
 
-impl Copy for U3 {}
-impl Clone for U3 {
-    fn clone(&self) -> U3 {
-        *self
-    }
-}
-
-impl NpyElement for U3 {
-    const DESCR: &'static str = "<U3";
-    fn put(self, out: &mut Vec<u8>) {
+impl U3 {
+    /// The 0-d `.npy` holding this name.
+    pub fn npy(self) -> Vec<u8> {
+        let header = "{'descr': '<U3', 'fortran_order': False, 'shape': (), }";
+        // Magic (6) + version (2) + length (2) + header + '\n', padded to 64.
+        let pad = (64 - (10 + header.len() + 1) % 64) % 64;
+        let header = format!("{header}{}\n", " ".repeat(pad));
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
         for c in self.0 {
             out.extend_from_slice(&(c as u32).to_le_bytes());
         }
+        out
     }
 }
 
 /// Encodes a C-order array; `data.len()` must equal the product of `shape`.
-pub fn write<T: NpyElement>(shape: &[usize], data: &[T]) -> Vec<u8> {
-    assert_eq!(
-        shape.iter().product::<usize>(),
-        data.len(),
-        "npy shape does not match data"
-    );
-    let dims = match shape {
-        [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {dims}, }}",
-        T::DESCR
-    );
-    // Magic (6) + version (2) + length (2) + header + '\n' is padded to 64 bytes.
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + std::mem::size_of_val(data));
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for &v in data {
-        v.put(&mut out);
-    }
+pub fn write<T: WritableElement>(shape: &[usize], data: &[T]) -> Vec<u8> {
+    let view = ArrayViewD::from_shape(IxDyn(shape), data).expect("npy shape does not match data");
+    let mut out = Vec::with_capacity(128 + std::mem::size_of_val(data));
+    view.write_npy(&mut out).expect("in-memory .npy");
     out
 }
 
-/// Reorders column-major values to row-major.
-fn to_c_order(shape: &[usize], v: &[f64]) -> Vec<f64> {
-    let mut strides = vec![1usize; shape.len()];
-    for d in 1..shape.len() {
-        strides[d] = strides[d - 1] * shape[d - 1];
+/// One element type tried: None when the file holds another dtype.
+fn read_as<T: ReadableElement + Copy>(
+    bytes: &[u8],
+    to_f64: fn(T) -> f64,
+) -> Result<Option<(Vec<usize>, Vec<f64>)>, ReadNpyError> {
+    match ArrayD::<T>::read_npy(bytes) {
+        // `iter` walks the logical (C) order whatever the memory order.
+        Ok(a) => Ok(Some((
+            a.shape().to_vec(),
+            a.iter().map(|&v| to_f64(v)).collect(),
+        ))),
+        Err(ReadNpyError::WrongDescriptor(_)) => Ok(None),
+        Err(e) => Err(e),
     }
-    let mut idx = vec![0usize; shape.len()];
-    let mut out = Vec::with_capacity(v.len());
-    for _ in 0..v.len() {
-        out.push(v[idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
-        for d in (0..shape.len()).rev() {
-            idx[d] += 1;
-            if idx[d] < shape[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    out
 }
 
-/// Shape and values of a C- or Fortran-order `.npy` holding `<f4`, `<f8`, `<i4` or `<i8`.
+/// Shape and values of a C- or Fortran-order `.npy` holding `<f4`, `<f8`,
+/// `<i4` or `<i8`.
 pub fn read(name: &str, bytes: &[u8]) -> super::Result<(Vec<usize>, Vec<f64>)> {
-    let bad = |m: String| super::Error::new(name, "", m);
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file (no \\x93NUMPY magic)".into()));
-    }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    let bad = |e: ReadNpyError| super::Error::new(name, "", format!("not a readable .npy: {e}"));
+    let found = match read_as::<f64>(bytes, |v| v).map_err(bad)? {
+        Some(r) => Some(r),
+        None => match read_as::<f32>(bytes, f64::from).map_err(bad)? {
+            Some(r) => Some(r),
+            None => match read_as::<i64>(bytes, |v| v as f64).map_err(bad)? {
+                Some(r) => Some(r),
+                None => read_as::<i32>(bytes, f64::from).map_err(bad)?,
+            },
+        },
     };
-    let header = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated or non-text header".into()))?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}':"))? + key.len() + 3;
-        Some(header[at..].trim_start())
-    };
-    let descr = field("descr")
-        .and_then(|s| s.strip_prefix('\''))
-        .and_then(|s| s.split('\'').next())
-        .ok_or_else(|| bad("header has no descr".into()))?;
-    let fortran = field("fortran_order").is_some_and(|s| s.starts_with("True"));
-    let shape_txt = field("shape")
-        .and_then(|s| s.strip_prefix('('))
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("header has no shape".into()))?;
-    let shape: Vec<usize> = shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad(format!("bad shape entry '{s}'")))
-        })
-        .collect::<super::Result<_>>()?;
-    let n: usize = shape.iter().product();
-    let data = &bytes[start + hlen..];
-    let size = match descr {
-        "<f4" | "<i4" => 4,
-        "<f8" | "<i8" => 8,
-        d => {
-            return Err(bad(format!(
-                "dtype {d} is not supported (expected <f4, <f8, <i4 or <i8)"
-            )))
-        }
-    };
-    if data.len() < n * size {
-        return Err(bad(format!(
-            "holds {} bytes of data, shape {shape:?} needs {}",
-            data.len(),
-            n * size
-        )));
-    }
-    let values: Vec<f64> = data[..n * size]
-        .chunks_exact(size)
-        .map(|c| match descr {
-            "<f4" => f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            "<i4" => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            "<f8" => f64::from_le_bytes(c.try_into().expect("8 bytes")),
-            _ => i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64,
-        })
-        .collect();
-    if fortran && shape.len() > 1 {
-        return Ok((shape.clone(), to_c_order(&shape, &values)));
-    }
-    Ok((shape, values))
+    found.ok_or_else(|| {
+        super::Error::new(
+            name,
+            "",
+            "dtype is not supported (expected <f4, <f8, <i4 or <i8)",
+        )
+    })
 }
 
 #[cfg(test)]

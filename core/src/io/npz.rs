@@ -29,7 +29,7 @@ pub fn write_csr(m: &Csr) -> Vec<u8> {
             "indptr.npy",
             npy::write(&[m.indptr.len()], &i32s(&m.indptr)),
         ),
-        ("format.npy", npy::write(&[], &[npy::U3(['c', 's', 'r'])])),
+        ("format.npy", npy::U3(['c', 's', 'r']).npy()),
         (
             "shape.npy",
             npy::write(&[2], &[m.shape[0] as i64, m.shape[1] as i64]),
@@ -148,10 +148,7 @@ mod tests {
             out.finish().unwrap().into_inner()
         };
         let err = |bytes: Vec<u8>| read_csr("g.npz", &bytes).unwrap_err().to_string();
-        let csc = err(with(
-            "format.npy",
-            npy::write(&[], &[npy::U3(['c', 's', 'c'])]),
-        ));
+        let csc = err(with("format.npy", npy::U3(['c', 's', 'c']).npy()));
         assert!(csc.contains("format") && csc.contains("csr"), "{csc}");
         let bad_ptr = err(with("indptr.npy", npy::write(&[4], &[0i32, 2, 1, 3])));
         assert!(bad_ptr.contains("indptr"), "{bad_ptr}");

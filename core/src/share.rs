@@ -7,6 +7,8 @@
 
 use std::io::{Read, Write};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::checks::text as check_text;
@@ -251,35 +253,13 @@ impl Link {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+/// URL-safe base64 without padding (a trailing `=` is tolerated on read).
 fn base64url(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 4 / 3 + 3);
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..=c.len() {
-            s.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    s
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn unbase64url(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
 }
 
 #[cfg(test)]
@@ -338,7 +318,9 @@ mod tests {
     fn links_round_trip() {
         let l = link();
         let s = l.encode();
-        assert!(s.bytes().all(|b| B64.contains(&b)));
+        assert!(s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(Link::decode(&s).unwrap(), l);
         let demo = Link {
             run: Run {

@@ -131,13 +131,17 @@ fn written_h5ad_opens_in_anndata() {
             if let Annotation::Array(d) = a {
                 assert_eq!(
                     v["obsm"][k],
-                    serde_json::json!([d.rows, d.cols]),
+                    serde_json::json!([d.nrows(), d.ncols()]),
                     "{rel}: obsm {k}"
                 );
             }
         }
         if let Some(s) = ds.spatial() {
-            assert_eq!(v["spatial_first"], serde_json::json!(s.row(0)), "{rel}");
+            assert_eq!(
+                v["spatial_first"],
+                serde_json::json!(s.row(0).to_vec()),
+                "{rel}"
+            );
         }
         let uns: Vec<String> = ds.uns.keys().cloned().collect();
         assert_eq!(v["uns"], serde_json::json!(uns), "{rel}: uns keys");

@@ -980,9 +980,10 @@ fn bench_spatial_prints_ratios_against_squidpy() {
         "--json",
     ]);
     assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v["tasks"].as_array().unwrap();
     assert_eq!(rows.len(), 8);
-    for r in &rows {
+    for r in rows {
         assert!(
             r["seconds"].as_f64().unwrap() > 0.0 && r["squidpy_s"].as_f64().unwrap() > 0.0,
             "{r}"
@@ -996,6 +997,15 @@ fn bench_spatial_prints_ratios_against_squidpy() {
     assert_eq!(rows[6]["cells"], 20000);
     assert_eq!(rows[6]["edges"], 120000);
     assert_eq!(rows[7]["squidpy_measured"], false);
+    // The k-d tree against kiddo: both timed; radius queries agree exactly
+    // (kNN may differ only where distances tie).
+    let trees = v["kdtree"].as_array().unwrap();
+    assert_eq!(trees.len(), 2);
+    for t in trees {
+        assert!(t["ours_s"].as_f64().unwrap() > 0.0 && t["kiddo_s"].as_f64().unwrap() > 0.0);
+        assert!(t["rows_differ"].as_u64().unwrap() <= 20000);
+    }
+    assert_eq!(trees[1]["rows_differ"], 0, "{}", trees[1]);
 }
 
 #[test]

@@ -188,7 +188,7 @@ fn browser_results_hold_the_cli_files_and_an_anndata() {
         .collect();
     assert!(demo::accuracy(&assigned, &d.truth) >= 0.9);
     assert!(
-        matches!(ad.obsm.get("X_nmf"), Some(Annotation::Array(a)) if a.cols == demo::BROWSER.types)
+        matches!(ad.obsm.get("X_nmf"), Some(Annotation::Array(a)) if a.ncols() == demo::BROWSER.types)
     );
     // The page's parameters refuse what the command line refuses.
     let bad = tessera_core::models::multiomics::analysis::MultiomicsParams {

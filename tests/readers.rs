@@ -52,8 +52,8 @@ fn assert_same_data(ours: &Dataset, theirs: &Dataset, what: &str) {
     }
     match (ours.spatial(), theirs.spatial()) {
         (Some(s), Some(t)) => {
-            assert_eq!(s.rows, t.rows);
-            for (x, y) in s.data.iter().zip(&t.data) {
+            assert_eq!(s.dim(), t.dim());
+            for (x, y) in s.iter().zip(t.iter()) {
                 assert!(
                     (x - y).abs() <= 1e-6 * y.abs().max(1.0),
                     "{what}: spatial {x} vs {y}"
@@ -245,7 +245,7 @@ fn space_ranger_folder_and_zip() {
         .iter()
         .position(|b| *b == bc)
         .expect("barcode in matrix");
-    assert_eq!(xy.row(i), &[col, row]);
+    assert_eq!(xy.row(i).to_vec(), [col, row]);
 
     // The same folder zipped (as a browser user would drop it).
     let zipped = zip_folder(&dir.join("scanpy_visium_test"), "scanpy_visium_test");

@@ -830,7 +830,9 @@ fn niche_run_for_the_page_is_consistent() {
         l.labels.categories[t as usize].clone()
     });
     assert_eq!(categories[codes[0] as usize], first);
-    assert!(matches!(out.obsm.get("niche_composition"), Some(Annotation::Array(a)) if a.cols == k));
+    assert!(
+        matches!(out.obsm.get("niche_composition"), Some(Annotation::Array(a)) if a.ncols() == k)
+    );
     let bytes = tessera_core::bundle::write(&r).unwrap();
     assert_eq!(tessera_core::bundle::read("b.zip", &bytes).unwrap(), r);
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
-use tessera_core::data::{Column, Dataset, Dense, Frame, Matrix};
+use tessera_core::data::{dense, Column, Dataset, Frame, Matrix};
 use tessera_core::io::{self, npy, FileSet, TableOptions};
 use tessera_core::models::numpy_rng::LegacyNormal;
 use tessera_core::models::tangram::{self, fit, prep, project, Mapping, Mode, Named, Options};
@@ -327,21 +327,17 @@ fn toy() -> (Dataset, Dataset) {
     let mut obs = Frame::with_index(names("cell", cells));
     obs.set("cell_type", Column::Str(labels));
     let sc = Dataset {
-        x: Some(Matrix::Dense(Dense {
-            rows: cells,
-            cols: genes,
-            data: x,
-        })),
+        x: Some(Matrix::Dense(
+            dense(cells, genes, x).expect("rows x cols values"),
+        )),
         obs,
         var: Frame::with_index(names("Gene", genes)),
         ..Dataset::default()
     };
     let sp = Dataset {
-        x: Some(Matrix::Dense(Dense {
-            rows: spots,
-            cols: genes,
-            data: y,
-        })),
+        x: Some(Matrix::Dense(
+            dense(spots, genes, y).expect("rows x cols values"),
+        )),
         obs: Frame::with_index(names("spot", spots)),
         var: Frame::with_index(names("GENE", genes)),
         ..Dataset::default()
@@ -534,7 +530,7 @@ fn bad_inputs_get_named_errors() {
     // Negative values.
     let mut neg = sp.clone();
     if let Some(Matrix::Dense(d)) = &mut neg.x {
-        d.data[3] = -2.0;
+        d[[0, 3]] = -2.0;
     }
     let e = expect_err(&sc, &neg, &o);
     assert!(
@@ -548,11 +544,9 @@ fn bad_inputs_get_named_errors() {
     assert!(e.contains("none of the requested training genes"), "{e}");
     // Too many cells x spots for the device: the size needed, and clusters mode.
     let big = |n: usize, p: &str| Dataset {
-        x: Some(Matrix::Dense(Dense {
-            rows: n,
-            cols: 1,
-            data: vec![1.0; n],
-        })),
+        x: Some(Matrix::Dense(
+            dense(n, 1, vec![1.0; n]).expect("rows x cols values"),
+        )),
         obs: Frame::with_index((0..n).map(|i| format!("{p}{i}")).collect()),
         var: Frame::with_index(vec!["g".into()]),
         ..Dataset::default()
@@ -627,9 +621,7 @@ fn projections_and_cross_validation_on_the_visium_pair() {
     let mut worst = 0f64;
     for (rj, g) in genes.iter().enumerate() {
         let j = lower.iter().position(|x| x == g).unwrap();
-        let col: Vec<f64> = (0..shape[0])
-            .map(|s| x.data[s * x.cols + j] as f64)
-            .collect();
+        let col: Vec<f64> = x.column(j).iter().map(|&v| v as f64).collect();
         let refc: Vec<f64> = (0..shape[0]).map(|s| want[s * shape[1] + rj]).collect();
         worst = worst.max(1.0 - pearson(&col, &refc));
     }

@@ -161,8 +161,10 @@ pub fn tissue_image(ds: &crate::data::Dataset) -> Option<Image> {
 /// square grid in row order when the data has no coordinates.
 pub fn points(ds: &crate::data::Dataset) -> Vec<f32> {
     match ds.spatial() {
-        Some(s) => (0..s.rows)
-            .flat_map(|r| [s.row(r)[0] as f32, s.row(r)[1] as f32])
+        Some(s) => s
+            .rows()
+            .into_iter()
+            .flat_map(|r| [r[0] as f32, r[1] as f32])
             .collect(),
         None => {
             let n = ds.n_obs();

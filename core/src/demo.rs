@@ -7,7 +7,7 @@
 //! a smooth spatial abundance field w_{s,k} (Gaussian bumps); spot counts are
 //! Poisson(d_s * sum_k w_{s,k} g_{k,j}), reference counts Poisson(l_c * g_{k(c),j}).
 
-use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
+use crate::data::{dense, Annotation, Column, Dataset, Frame, Matrix, Sparse, Value};
 
 /// Sizes of the synthetic pair.
 #[derive(Debug, Clone, Copy)]
@@ -180,19 +180,11 @@ pub fn demo_pair(spec: DemoSpec) -> (Dataset, Dataset) {
     };
     spatial.obsm.insert(
         "spatial".into(),
-        Annotation::Array(Dense {
-            rows: n_spots,
-            cols: 2,
-            data: coords,
-        }),
+        Annotation::Array(dense(n_spots, 2, coords).expect("rows x cols values")),
     );
     spatial.obsm.insert(
         "true_cell_abundance".into(),
-        Annotation::Array(Dense {
-            rows: n_spots,
-            cols: k_types,
-            data: truth,
-        }),
+        Annotation::Array(dense(n_spots, k_types, truth).expect("rows x cols values")),
     );
     spatial
         .uns

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
+use crate::data::{dense, Annotation, Column, Dataset, Frame, Matrix, Sparse, Value};
 use crate::io::Error;
 use crate::models::named::{labels, unique, Named};
 use crate::models::numpy_rng::LegacyNormal;
@@ -304,11 +304,14 @@ pub fn visium(reference: Named, label_key: &str, p: &VisiumSim) -> Result<Simula
     };
     spatial.obsm.insert(
         "spatial".into(),
-        Annotation::Array(Dense {
-            rows: p.n_spots,
-            cols: 2,
-            data: coords.iter().flat_map(|&(a, b)| [a, b]).collect(),
-        }),
+        Annotation::Array(
+            dense(
+                p.n_spots,
+                2,
+                coords.iter().flat_map(|&(a, b)| [a, b]).collect(),
+            )
+            .expect("rows x cols values"),
+        ),
     );
     spatial.uns.insert(
         "simulation".into(),

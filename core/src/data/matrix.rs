@@ -1,31 +1,16 @@
-//! X and layers: dense row-major or compressed sparse (CSR / CSC), f32 values.
+//! X and layers: dense (ndarray, row-major) or compressed sparse (CSR /
+//! CSC), f32 values.
 
-/// A dense row-major matrix.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Dense<T> {
-    pub rows: usize,
-    pub cols: usize,
-    pub data: Vec<T>,
-}
+use ndarray::Array2;
 
-impl<T: Copy> Dense<T> {
-    pub fn new(rows: usize, cols: usize, data: Vec<T>) -> Result<Dense<T>, String> {
-        if rows.checked_mul(cols) != Some(data.len()) {
-            return Err(format!(
-                "{} values do not fill a {rows} x {cols} array",
-                data.len()
-            ));
-        }
-        Ok(Dense { rows, cols, data })
-    }
+/// A dense matrix: rows x columns, built row-major by [`dense`].
+pub type Dense<T> = Array2<T>;
 
-    pub fn row(&self, r: usize) -> &[T] {
-        &self.data[r * self.cols..(r + 1) * self.cols]
-    }
-
-    pub fn column(&self, c: usize) -> impl Iterator<Item = T> + '_ {
-        (0..self.rows).map(move |r| self.data[r * self.cols + c])
-    }
+/// A dense matrix from row-major values, or why they do not fit.
+pub fn dense<T>(rows: usize, cols: usize, data: Vec<T>) -> Result<Dense<T>, String> {
+    let n = data.len();
+    Array2::from_shape_vec((rows, cols), data)
+        .map_err(|_| format!("{n} values do not fill a {rows} x {cols} array"))
 }
 
 /// Compressed sparse storage; whether `indptr` runs over rows (CSR) or
@@ -101,7 +86,7 @@ impl ValueCheck {
 impl Matrix {
     pub fn shape(&self) -> (usize, usize) {
         match self {
-            Matrix::Dense(d) => (d.rows, d.cols),
+            Matrix::Dense(d) => d.dim(),
             Matrix::Csr(s) | Matrix::Csc(s) => (s.rows, s.cols),
         }
     }
@@ -114,10 +99,12 @@ impl Matrix {
         }
     }
 
-    /// Stored values (for dense, every entry).
+    /// Stored values in storage order (for dense, every entry).
     pub fn values(&self) -> &[f32] {
         match self {
-            Matrix::Dense(d) => &d.data,
+            Matrix::Dense(d) => d
+                .as_slice_memory_order()
+                .expect("dense matrices are built contiguous"),
             Matrix::Csr(s) | Matrix::Csc(s) => &s.data,
         }
     }
@@ -169,7 +156,7 @@ impl Matrix {
                 .map_or(0.0, |p| s.data[a + p])
         };
         match self {
-            Matrix::Dense(d) => d.data[r * d.cols + c],
+            Matrix::Dense(d) => d[[r, c]],
             Matrix::Csr(s) => find(s, r, c),
             Matrix::Csc(s) => find(s, c, r),
         }
@@ -181,8 +168,8 @@ impl Matrix {
         let mut out = vec![0.0; rows];
         match self {
             Matrix::Dense(d) => {
-                for (r, o) in out.iter_mut().enumerate() {
-                    *o = d.row(r).iter().map(|&v| v as f64).sum();
+                for (o, row) in out.iter_mut().zip(d.rows()) {
+                    *o = row.iter().map(|&v| v as f64).sum();
                 }
             }
             Matrix::Csr(s) => {
@@ -212,8 +199,7 @@ impl Matrix {
         }
         match self {
             Matrix::Dense(d) => {
-                for r in 0..rows {
-                    let row = d.row(r);
+                for (r, row) in d.rows().into_iter().enumerate() {
                     for (j, &c) in cols.iter().enumerate() {
                         out[r * k + j] = row[c];
                     }
@@ -255,14 +241,12 @@ impl Matrix {
 
     /// Σ f(value) over the stored values of each column (f(0) must be 0).
     fn col_fold(&self, f: impl Fn(f32) -> f64) -> Vec<f64> {
-        let (rows, cols) = self.shape();
+        let (_, cols) = self.shape();
         let mut out = vec![0f64; cols];
         match self {
             Matrix::Dense(d) => {
-                for r in 0..rows {
-                    for (o, &v) in out.iter_mut().zip(d.row(r)) {
-                        *o += f(v);
-                    }
+                for (o, col) in out.iter_mut().zip(d.columns()) {
+                    *o = col.iter().map(|&v| f(v)).sum();
                 }
             }
             Matrix::Csr(s) => {
@@ -284,17 +268,7 @@ impl Matrix {
     pub fn take_rows(&self, rows: &[usize]) -> Matrix {
         let (_, cols) = self.shape();
         match self {
-            Matrix::Dense(d) => {
-                let mut data = Vec::with_capacity(rows.len() * cols);
-                for &r in rows {
-                    data.extend_from_slice(d.row(r));
-                }
-                Matrix::Dense(Dense {
-                    rows: rows.len(),
-                    cols,
-                    data,
-                })
-            }
+            Matrix::Dense(d) => Matrix::Dense(d.select(ndarray::Axis(0), rows)),
             Matrix::Csr(s) => {
                 let mut out = Sparse {
                     rows: rows.len(),
@@ -320,13 +294,13 @@ impl Matrix {
             Matrix::Csr(_) => self.clone(),
             Matrix::Dense(d) => {
                 let mut s = Sparse {
-                    rows: d.rows,
-                    cols: d.cols,
+                    rows: d.nrows(),
+                    cols: d.ncols(),
                     indptr: vec![0],
                     ..Sparse::default()
                 };
-                for r in 0..d.rows {
-                    for (c, &v) in d.row(r).iter().enumerate() {
+                for row in d.rows() {
+                    for (c, &v) in row.iter().enumerate() {
                         if v != 0.0 {
                             s.indices.push(c as u32);
                             s.data.push(v);
@@ -377,7 +351,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Dense<f32> {
-        Dense::new(2, 3, vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0]).unwrap()
+        dense(2, 3, vec![1.0, 0.0, 2.0, 0.0, 3.0, 0.0]).unwrap()
     }
 
     #[test]
@@ -402,7 +376,7 @@ mod tests {
 
     #[test]
     fn value_check_flags_non_counts() {
-        let m = Matrix::Dense(Dense::new(1, 4, vec![1.0, -2.0, 0.5, f32::NAN]).unwrap());
+        let m = Matrix::Dense(dense(1, 4, vec![1.0, -2.0, 0.5, f32::NAN]).unwrap());
         let c = m.check_values();
         assert_eq!((c.negative, c.nan, c.non_integer), (1, 1, 1));
         assert!(!c.is_counts());

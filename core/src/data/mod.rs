@@ -13,7 +13,7 @@ mod uns;
 
 pub use frame::{Column, Frame};
 pub use genes::{var_names_make_unique, GeneMatcher};
-pub use matrix::{Dense, Matrix, Sparse, ValueCheck};
+pub use matrix::{dense, Dense, Matrix, Sparse, ValueCheck};
 pub use summary::{ColumnSummary, ImageSummary, SpatialSummary, Summary, XSummary};
 pub use uns::Value;
 
@@ -29,14 +29,14 @@ pub enum Annotation {
 impl Annotation {
     pub fn n_rows(&self) -> usize {
         match self {
-            Annotation::Array(a) => a.rows,
+            Annotation::Array(a) => a.nrows(),
             Annotation::Frame(f) => f.len(),
         }
     }
 
     pub fn n_cols(&self) -> usize {
         match self {
-            Annotation::Array(a) => a.cols,
+            Annotation::Array(a) => a.ncols(),
             Annotation::Frame(f) => f.columns.len(),
         }
     }
@@ -77,7 +77,7 @@ impl Dataset {
     pub fn spatial_key(&self) -> Option<&'static str> {
         SPATIAL_KEYS
             .into_iter()
-            .find(|k| matches!(self.obsm.get(*k), Some(Annotation::Array(a)) if a.cols >= 2))
+            .find(|k| matches!(self.obsm.get(*k), Some(Annotation::Array(a)) if a.ncols() >= 2))
     }
 
     /// The (x, y) columns of the spatial coordinates.

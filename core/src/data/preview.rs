@@ -9,12 +9,12 @@ pub const PREVIEW_POINTS: usize = 50_000;
 /// Thinned coordinates and log1p total counts (or zeros without X).
 pub fn preview(ds: &Dataset) -> Option<(Vec<f32>, Vec<f32>, String)> {
     let sp = ds.spatial()?;
-    let step = sp.rows.div_ceil(PREVIEW_POINTS).max(1);
+    let step = sp.nrows().div_ceil(PREVIEW_POINTS).max(1);
     let totals = ds.x.as_ref().map(Matrix::row_sums);
-    let mut xy = Vec::with_capacity(2 * sp.rows / step + 2);
-    let mut values = Vec::with_capacity(sp.rows / step + 1);
-    for r in (0..sp.rows).step_by(step) {
-        xy.extend([sp.data[r * sp.cols] as f32, sp.data[r * sp.cols + 1] as f32]);
+    let mut xy = Vec::with_capacity(2 * sp.nrows() / step + 2);
+    let mut values = Vec::with_capacity(sp.nrows() / step + 1);
+    for r in (0..sp.nrows()).step_by(step) {
+        xy.extend([sp[[r, 0]] as f32, sp[[r, 1]] as f32]);
         values.push(
             totals
                 .as_ref()

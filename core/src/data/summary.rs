@@ -125,8 +125,8 @@ impl Summary {
                 f64::INFINITY,
                 f64::NEG_INFINITY,
             );
-            for r in 0..a.rows {
-                let (x, y) = (a.data[r * a.cols], a.data[r * a.cols + 1]);
+            for r in 0..a.nrows() {
+                let (x, y) = (a[[r, 0]], a[[r, 1]]);
                 if x.is_finite() && y.is_finite() {
                     x_min = x_min.min(x);
                     x_max = x_max.max(x);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use hdf5_pure::{AttrValue, DType, Datatype, DatatypeByteOrder, File, Group};
 
 use super::error::{Error, Result};
-use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
+use crate::data::{dense, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
 
 /// Reads a whole `.h5ad` held in memory.
 pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
@@ -250,8 +250,7 @@ impl Reader<'_> {
                     }
                 };
                 let dtype = numpy_name(&self.dtype(path)?);
-                let dense =
-                    Dense::new(rows, cols, self.f32s(path)?).map_err(|e| self.err(path, e))?;
+                let dense = dense(rows, cols, self.f32s(path)?).map_err(|e| self.err(path, e))?;
                 Ok((Matrix::Dense(dense), dtype))
             }
             Node::Group => self.sparse(path),
@@ -322,7 +321,7 @@ impl Reader<'_> {
         } else {
             self.f64s(path)?
         };
-        Dense::new(rows, cols, data).map_err(|e| self.err(path, e))
+        dense(rows, cols, data).map_err(|e| self.err(path, e))
     }
 
     fn anndata(&self) -> Result<Dataset> {
@@ -651,11 +650,7 @@ impl Reader<'_> {
                 }
                 out.push((
                     m.name.clone(),
-                    CompoundColumn::Array(Dense {
-                        rows: n,
-                        cols: width,
-                        data,
-                    }),
+                    CompoundColumn::Array(dense(n, width, data).expect("rows x cols values")),
                 ));
                 continue;
             }

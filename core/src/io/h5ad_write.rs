@@ -29,7 +29,12 @@ pub fn write(ds: &Dataset) -> Result<Vec<u8>> {
         dict(&mut root, key, |g| {
             for (k, a) in map {
                 match a {
-                    Annotation::Array(d) => array(g, k, &d.data, &[d.rows as u64, d.cols as u64]),
+                    Annotation::Array(d) => array(
+                        g,
+                        k,
+                        d.as_standard_layout().as_slice().expect("standard layout"),
+                        &[d.nrows() as u64, d.ncols() as u64],
+                    ),
                     Annotation::Frame(f) => frame(g, k, f),
                 }
             }
@@ -127,7 +132,9 @@ fn matrix(s: &mut impl Sink, name: &str, m: &Matrix) {
     match m {
         Matrix::Dense(d) => {
             let ds = s.dataset(name);
-            ds.with_f32_data(&d.data)
+            // Borrowed, not copied: X is built row-major.
+            let d = d.as_standard_layout();
+            ds.with_f32_data(d.as_slice().expect("standard layout"))
                 .with_shape(&[rows as u64, cols as u64]);
             tag(ds, "array", "0.2.0");
         }

@@ -208,17 +208,9 @@ fn attach_cells(ds: &mut Dataset, meta: &Dataset, file: &str) -> Result<()> {
         ds.obs.set(name, col.take(&rows));
     }
     if let Some(sp) = meta.spatial() {
-        let data = rows
-            .iter()
-            .flat_map(|&r| sp.row(r).iter().copied())
-            .collect();
         ds.obsm.insert(
             "spatial".into(),
-            Annotation::Array(crate::data::Dense {
-                rows: rows.len(),
-                cols: sp.cols,
-                data,
-            }),
+            Annotation::Array(sp.select(ndarray::Axis(0), &rows)),
         );
     }
     Ok(())

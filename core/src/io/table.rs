@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
 use super::files::NamedFile;
-use crate::data::{Annotation, Column, Dataset, Dense, Frame, Matrix};
+use crate::data::{dense, Annotation, Column, Dataset, Frame, Matrix};
 
 /// User choices that override detection. Column names are matched exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -634,21 +634,15 @@ fn build(
                 data[r * m + c] = *x as f32;
             }
         }
-        ds.x = Some(Matrix::Dense(Dense {
-            rows: n,
-            cols: m,
-            data,
-        }));
+        ds.x = Some(Matrix::Dense(
+            dense(n, m, data).expect("rows x cols values"),
+        ));
         ds.x_dtype = "float32".into();
     }
     if let Some(s) = spatial {
         ds.obsm.insert(
             "spatial".into(),
-            Annotation::Array(Dense {
-                rows: n,
-                cols: 2,
-                data: s,
-            }),
+            Annotation::Array(dense(n, 2, s).expect("rows x cols values")),
         );
     }
     ds.check_shapes()
@@ -683,7 +677,7 @@ mod tests {
         let ds = read(&[&f], &TableOptions::default()).unwrap();
         assert_eq!(ds.var.index, vec!["CD3", "CD8"]);
         assert_eq!(ds.obs.index, vec!["1", "2", "3", "4"]);
-        assert_eq!(ds.spatial().unwrap().row(1), &[11.0, 21.0]);
+        assert_eq!(ds.spatial().unwrap().row(1).to_vec(), [11.0, 21.0]);
         assert!(matches!(
             ds.obs.column("kind"),
             Some(Column::Categorical { .. })
@@ -702,7 +696,7 @@ mod tests {
         assert_eq!(ds.var.index, vec!["Gad1", "Sst"]);
         assert_eq!(ds.obs.index, vec!["a", "b", "c"]);
         assert_eq!(ds.x.as_ref().unwrap().get(1, 1), 5.0);
-        assert_eq!(ds.spatial().unwrap().row(2), &[3.0, 30.0]);
+        assert_eq!(ds.spatial().unwrap().row(2).to_vec(), [3.0, 30.0]);
     }
 
     #[test]

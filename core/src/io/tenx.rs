@@ -14,7 +14,7 @@ use super::error::{Error, Result};
 use super::files::{FileSet, NamedFile};
 use super::h5ad::{self, Node, Reader};
 use crate::data::{
-    var_names_make_unique, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value,
+    dense, var_names_make_unique, Annotation, Column, Dataset, Frame, Matrix, Sparse, Value,
 };
 
 /// The counts matrix from a 10x HDF5 file (v3 `matrix/` or v2 `<genome>/`).
@@ -340,11 +340,7 @@ pub fn attach_spatial(ds: &mut Dataset, files: &FileSet, library_id: &str) -> Re
     ds.obs.set("array_col", Column::Int(array_col));
     ds.obsm.insert(
         "spatial".into(),
-        Annotation::Array(Dense {
-            rows: n,
-            cols: 2,
-            data: xy,
-        }),
+        Annotation::Array(dense(n, 2, xy).expect("rows x cols values")),
     );
 
     let mut library = BTreeMap::new();

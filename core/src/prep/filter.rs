@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::data::{Annotation, Dataset, Dense, Matrix};
+use crate::data::{dense, Annotation, Dataset, Matrix};
 use crate::io::Error;
 
 /// `cell2location.utils.filtering.filter_genes` thresholds.
@@ -138,11 +138,10 @@ pub fn remove_mt_genes(d: &mut Dataset) -> usize {
     let counts = x.columns_dense(&mt);
     d.obsm.insert(
         "MT".into(),
-        Annotation::Array(Dense {
-            rows,
-            cols: mt.len(),
-            data: counts.iter().map(|&v| v as f64).collect(),
-        }),
+        Annotation::Array(
+            dense(rows, mt.len(), counts.iter().map(|&v| v as f64).collect())
+                .expect("rows x cols values"),
+        ),
     );
     subset_genes(d, &keep);
     mt.len()
@@ -152,11 +151,9 @@ pub fn remove_mt_genes(d: &mut Dataset) -> usize {
 pub fn subset_genes(d: &mut Dataset, cols: &[usize]) {
     if let Some(x) = &d.x {
         let (rows, _) = x.shape();
-        d.x = Some(Matrix::Dense(Dense {
-            rows,
-            cols: cols.len(),
-            data: x.columns_dense(cols),
-        }));
+        d.x = Some(Matrix::Dense(
+            dense(rows, cols.len(), x.columns_dense(cols)).expect("rows x cols values"),
+        ));
     }
     d.var = d.var.take(cols);
     d.varm.clear();
@@ -188,7 +185,9 @@ mod tests {
 
     fn ds(rows: usize, cols: usize, data: Vec<f32>, genes: &[&str]) -> Dataset {
         Dataset {
-            x: Some(Matrix::Dense(Dense { rows, cols, data })),
+            x: Some(Matrix::Dense(
+                dense(rows, cols, data).expect("rows x cols values"),
+            )),
             obs: Frame::with_index((0..rows).map(|i| format!("c{i}")).collect()),
             var: Frame::with_index(genes.iter().map(|s| s.to_string()).collect()),
             ..Dataset::default()
@@ -212,11 +211,7 @@ mod tests {
             x[r * cols + 2] = 1.0;
         }
         let f = filter_genes(
-            &Matrix::Dense(Dense {
-                rows,
-                cols,
-                data: x.clone(),
-            }),
+            &Matrix::Dense(dense(rows, cols, x.clone()).expect("rows x cols values")),
             FilterGenes::default(),
         );
         assert_eq!(f.keep, vec![true, false, true, false]);
@@ -229,11 +224,7 @@ mod tests {
             ..FilterGenes::default()
         };
         let f = filter_genes(
-            &Matrix::Dense(Dense {
-                rows,
-                cols,
-                data: x,
-            }),
+            &Matrix::Dense(dense(rows, cols, x).expect("rows x cols values")),
             strict,
         );
         assert_eq!(f.keep, vec![false, false, false, false]);
@@ -253,7 +244,7 @@ mod tests {
         let Some(Annotation::Array(mt)) = d.obsm.get("MT") else {
             panic!("no obsm MT")
         };
-        assert_eq!(mt.data, vec![2., 3., 5., 6.]);
+        assert_eq!(mt.iter().copied().collect::<Vec<_>>(), vec![2., 3., 5., 6.]);
         let bad = ds(1, 2, vec![1.5, 2.0], &["a", "b"]);
         let e = check_counts("b.h5ad", &bad).unwrap_err().to_string();
         assert!(

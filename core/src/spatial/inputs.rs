@@ -16,14 +16,14 @@ pub fn coords(name: &str, ds: &Dataset) -> Result<Vec<[f64; 2]>, Error> {
             "no spatial coordinates (obsm 'spatial', 'X_spatial' or 'spatial_coords'; x/y columns for tables)",
         )
     })?;
-    if xy.cols < 2 {
+    if xy.ncols() < 2 {
         return Err(Error::new(
             name,
             "obsm/spatial",
-            format!("has {} column(s), expected x and y", xy.cols),
+            format!("has {} column(s), expected x and y", xy.ncols()),
         ));
     }
-    Ok((0..xy.rows).map(|i| [xy.row(i)[0], xy.row(i)[1]]).collect())
+    Ok(xy.rows().into_iter().map(|r| [r[0], r[1]]).collect())
 }
 
 /// An obs column, or an error listing the columns there are.

@@ -49,9 +49,7 @@ fn load(path: &Path, labels: &str, library: Option<&str>) -> Result<Set, io::Err
     let xy = ds
         .spatial()
         .ok_or_else(|| bad(format!("{}: no spatial coordinates", path.display())))?;
-    let coords = (0..ds.n_obs())
-        .map(|i| [xy.row(i)[0], xy.row(i)[1]])
-        .collect();
+    let coords = xy.rows().into_iter().map(|r| [r[0], r[1]]).collect();
     let col = |k: &str| {
         ds.obs
             .column(k)

@@ -542,7 +542,7 @@ fn colocation(a: ColocationArgs) -> Result<(), io::Error> {
 }
 
 fn regions(a: RegionsArgs) -> Result<(), io::Error> {
-    use tessera_core::data::{Annotation, Dense};
+    use tessera_core::data::{dense, Annotation};
     use tessera_core::embed::{knn, leiden, umap};
     use tessera_core::models::cell2location::colocation as coloc;
     let name = a.sp.display().to_string();
@@ -592,11 +592,9 @@ fn regions(a: RegionsArgs) -> Result<(), io::Error> {
     );
     sp.obsm.insert(
         "X_umap".into(),
-        Annotation::Array(Dense {
-            rows: n,
-            cols: 2,
-            data: y.iter().flat_map(|v| [v[0], v[1]]).collect(),
-        }),
+        Annotation::Array(
+            dense(n, 2, y.iter().flat_map(|v| [v[0], v[1]]).collect()).expect("rows x cols values"),
+        ),
     );
     mkdir(&a.out)?;
     let mut csv = String::from("spot,region_cluster,umap_1,umap_2\n");

@@ -167,11 +167,11 @@ pub fn abundance(sp: Named, key: &str) -> Result<(Vec<String>, Vec<f32>), Error>
                 .get("mod")
                 .and_then(|m| m.get("factor_names"))
                 .and_then(|v| match v {
-                    Value::Strings(s) if s.len() == a.cols => Some(s.clone()),
+                    Value::Strings(s) if s.len() == a.ncols() => Some(s.clone()),
                     _ => None,
                 })
-                .unwrap_or_else(|| (0..a.cols).map(|j| format!("type_{j}")).collect());
-            (names, a.rows, a.data.clone())
+                .unwrap_or_else(|| (0..a.ncols()).map(|j| format!("type_{j}")).collect());
+            (names, a.nrows(), a.iter().copied().collect())
         }
     };
     if types.is_empty() || rows == 0 {

@@ -6,7 +6,7 @@
 //! type. With more types than 5 the protein panel grows to 2 per type.
 
 use super::annotate::Markers;
-use crate::data::{Dataset, Dense, Frame, Matrix};
+use crate::data::{dense, Dataset, Frame, Matrix};
 use crate::models::numpy_rng::LegacyNormal;
 use crate::simulate::Rng;
 
@@ -59,9 +59,7 @@ fn dataset(ids: &[String], xy: &[[f64; 2]], values: Vec<f32>, features: Vec<Stri
     let n = ids.len();
     let p = features.len();
     let mut ds = Dataset {
-        x: Some(Matrix::Dense(
-            Dense::new(n, p, values).expect("n x p values"),
-        )),
+        x: Some(Matrix::Dense(dense(n, p, values).expect("n x p values"))),
         obs: Frame::with_index(ids.to_vec()),
         var: Frame::with_index(features),
         ..Default::default()
@@ -69,7 +67,7 @@ fn dataset(ids: &[String], xy: &[[f64; 2]], values: Vec<f32>, features: Vec<Stri
     ds.obsm.insert(
         "spatial".into(),
         crate::data::Annotation::Array(
-            Dense::new(n, 2, xy.iter().flat_map(|p| [p[0], p[1]]).collect()).expect("n x 2"),
+            dense(n, 2, xy.iter().flat_map(|p| [p[0], p[1]]).collect()).expect("n x 2"),
         ),
     );
     ds

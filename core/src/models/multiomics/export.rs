@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::Output;
 use crate::bundle::{Layer, Matrix, Plot, Results};
-use crate::data::{Annotation, Column, Dataset, Dense, Frame, Value};
+use crate::data::{dense, Annotation, Column, Dataset, Frame, Value};
 use crate::io::{csv_field, list_csv, npy, Error};
 use crate::spatial::inputs::onehot;
 use crate::spatial::niche;
@@ -146,12 +146,12 @@ pub fn anndata(out: &Output, tx: &Dataset) -> Dataset {
     let xy: Vec<f64> = out.coords.iter().flat_map(|c| [c[0], c[1]]).collect();
     obsm.insert(
         "spatial".to_string(),
-        Annotation::Array(Dense::new(n, 2, xy).expect("n x 2")),
+        Annotation::Array(dense(n, 2, xy).expect("n x 2")),
     );
     let h: Vec<f64> = j.cell_loadings.iter().map(|&v| v as f64).collect();
     obsm.insert(
         "X_nmf".to_string(),
-        Annotation::Array(Dense::new(n, k, h).expect("n x k")),
+        Annotation::Array(dense(n, k, h).expect("n x k")),
     );
     let factor_names: Vec<String> = (0..k).map(|f| factor_name(out, f)).collect();
     let uns = BTreeMap::from([(

@@ -84,15 +84,13 @@ fn coords(ds: &Dataset, what: &str) -> Result<Vec<[f64; 2]>, String> {
     let xy = ds.spatial().ok_or(format!(
         "{what}: no spatial coordinates (obsm 'spatial' or x/y columns)"
     ))?;
-    if xy.cols < 2 {
+    if xy.ncols() < 2 {
         return Err(format!(
             "{what}: obsm/spatial has {} column(s), expected x and y",
-            xy.cols
+            xy.ncols()
         ));
     }
-    Ok((0..ds.n_obs())
-        .map(|i| [xy.row(i)[0], xy.row(i)[1]])
-        .collect())
+    Ok(xy.rows().into_iter().map(|r| [r[0], r[1]]).collect())
 }
 
 /// X, checked to hold features.

@@ -4,7 +4,7 @@
 //! training genes (`cross_val`) and its summary (`eval_metric`).
 
 use crate::compute::{Csr, Device, Gemm};
-use crate::data::{Column, Dataset, Dense, Frame, Matrix, Value};
+use crate::data::{dense, Column, Dataset, Frame, Matrix, Value};
 use crate::io::Error;
 
 use super::prep::{self, Named};
@@ -162,11 +162,9 @@ pub async fn project_genes<D: Device>(
         ),
     );
     let mut ds = Dataset {
-        x: Some(Matrix::Dense(Dense {
-            rows: ns,
-            cols: gk,
-            data: out,
-        })),
+        x: Some(Matrix::Dense(
+            dense(ns, gk, out).expect("rows x cols values"),
+        )),
         x_dtype: "float32".into(),
         obs: Frame::with_index(sp.data.obs.index.clone()),
         var,

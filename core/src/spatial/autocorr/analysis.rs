@@ -2,6 +2,7 @@
 //! `spatial_autocorr` (Moran's I, Geary's C) on a `spatial_neighbors`
 //! graph, its frame as a table and in `var`, the top features to colour by.
 
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use super::{Mode, Options};
@@ -120,12 +121,15 @@ fn dense_features(
         .chunks(256)
         .flat_map(|chunk| {
             let dense = x.columns_dense(chunk);
+            let block = ArrayView2::from_shape((n, chunk.len()), &dense).expect("n x chunk");
             chunk
                 .iter()
-                .enumerate()
-                .map(|(j, &c)| {
-                    let v = (0..n).map(|i| dense[i * chunk.len() + j] as f64).collect();
-                    (ds.var.index[c].clone(), v)
+                .zip(block.columns())
+                .map(|(&c, v)| {
+                    (
+                        ds.var.index[c].clone(),
+                        v.iter().map(|&x| x as f64).collect(),
+                    )
                 })
                 .collect::<Vec<_>>()
         })

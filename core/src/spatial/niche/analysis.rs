@@ -141,7 +141,7 @@ pub fn results(
     out.obsm.insert(
         "niche_composition".into(),
         crate::data::Annotation::Array(
-            crate::data::Dense::new(coords.len(), l.n_types(), fr).expect("n x k"),
+            crate::data::dense(coords.len(), l.n_types(), fr).expect("n x k"),
         ),
     );
     out.uns.insert(

@@ -963,6 +963,137 @@ fn spatial_commands_write_squidpy_layouts() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `tessera run` reaches the analyses through the registry, as the page
+/// does: the same files as the dedicated subcommands, from parameters or a
+/// share link, and a bundle that names the run.
+#[test]
+fn run_replays_parameters_and_links_through_the_registry() {
+    use tessera_core::share::{Inputs, Link, Params, Run, Source, View, VERSION};
+    let Some(data) = common::data_dir("run_replays_parameters_and_links_through_the_registry")
+    else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tessera-run-{}", std::process::id()));
+    let seqfish = data.join("seqfish_cortex_tasic/derived/seqfish_spatial.h5ad");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    // Niches from JSON parameters against `tessera spatial niche`.
+    let (ok, _, err) = tessera(&[
+        "run",
+        r#"{"analysis": "niche", "cluster_key": "cell_type", "radius": 150}"#,
+        "--sp",
+        &s(&seqfish),
+        "--out",
+        &s(&dir.join("run_niche")),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "niche",
+        &s(&seqfish),
+        "--labels",
+        "cell_type",
+        "--radius",
+        "150",
+        "--out",
+        &s(&dir.join("niche")),
+    ]);
+    assert!(ok, "{err}");
+    for f in ["niche_composition.csv", "co_localization.csv"] {
+        assert_eq!(
+            std::fs::read(dir.join("run_niche").join(f)).unwrap(),
+            std::fs::read(dir.join("niche").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // Enrichment from a share link (the whole address) against `spatial nhood`.
+    let mut p = serde_json::to_value(Params::default_of("nhood").unwrap()).unwrap();
+    p["cluster_key"] = "cell_type".into();
+    p["graph"] = "radius".into();
+    p["radius"] = 100.0.into();
+    p["n_perms"] = 50.into();
+    let link = Link {
+        v: VERSION,
+        run: Run {
+            params: serde_json::from_value(p).unwrap(),
+            inputs: Inputs {
+                sc: None,
+                sp: Source::Url {
+                    url: "https://example.org/seqfish.h5ad".into(),
+                },
+                prot: None,
+            },
+            device: Default::default(),
+        },
+        view: View::default(),
+    };
+    let url = format!("https://tessera.example/#link={}", link.encode());
+    let (ok, _, err) = tessera(&[
+        "run",
+        &url,
+        "--sp",
+        &s(&seqfish),
+        "--out",
+        &s(&dir.join("run_nhood")),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = tessera(&[
+        "spatial",
+        "nhood",
+        &s(&seqfish),
+        "--labels",
+        "cell_type",
+        "--graph",
+        "radius",
+        "--radius",
+        "100",
+        "--n-perms",
+        "50",
+        "--out",
+        &s(&dir.join("nhood")),
+    ]);
+    assert!(ok, "{err}");
+    for f in ["nhood_enrichment_zscore.csv", "centrality_scores.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(dir.join("run_nhood").join(f)).unwrap(),
+            std::fs::read_to_string(dir.join("nhood").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let bytes = std::fs::read(dir.join("run_nhood/tessera_results.zip")).unwrap();
+    let r = tessera_core::bundle::read("tessera_results.zip", &bytes).unwrap();
+    assert_eq!(r.analysis, "nhood");
+    let run: Run = serde_json::from_value(r.params).unwrap();
+    assert_eq!(run.params, link.run.params);
+    assert_eq!(
+        run.inputs.sp,
+        Source::Local {
+            files: vec!["seqfish_spatial.h5ad".into()]
+        }
+    );
+    // Bad input: named, never a panic.
+    let (ok, _, err) = tessera(&[
+        "run",
+        r#"{"analysis": "tangram"}"#,
+        "--sp",
+        &s(&seqfish),
+        "--out",
+        &s(&dir.join("x")),
+    ]);
+    assert!(!ok && err.contains("cluster label"), "{err}");
+    let (ok, _, err) = tessera(&[
+        "run",
+        r#"{"analysis": "tangram", "cluster_label": "cell_type"}"#,
+        "--sp",
+        &s(&seqfish),
+        "--out",
+        &s(&dir.join("x")),
+    ]);
+    assert!(!ok && err.contains("--sc"), "{err}");
+    let (ok, _, err) = tessera(&["run", "#link=%%%", "--sp", &s(&seqfish), "--out", "x"]);
+    assert!(!ok && err.contains("base64url"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn bench_spatial_prints_ratios_against_squidpy() {
     let Some(data) = common::data_dir("bench_spatial_prints_ratios_against_squidpy") else {

@@ -7,6 +7,7 @@ mod cell2location;
 mod device;
 mod multiomics;
 mod progress;
+mod run;
 mod simulate;
 mod spatial;
 mod tangram;
@@ -106,6 +107,8 @@ enum Command {
     },
     /// Map single cells onto space (Tangram): cells, clusters or constrained mode
     Tangram(Box<tangram::TangramArgs>),
+    /// Run any analysis of the page from a share link or its parameters, on local files
+    Run(Box<run::Args>),
     /// Write Tessera's synthetic demo pair (spatial + reference) as .h5ad
     Demo {
         /// Output folder
@@ -346,6 +349,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Simulate { what } => simulate::run(what)?,
         Command::Spatial { what } => spatial::run(what)?,
         Command::Multiomics(args) => multiomics::run(*args)?,
+        Command::Run(args) => run::run(*args)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
             std::fs::create_dir_all(&out)

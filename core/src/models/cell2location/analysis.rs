@@ -14,7 +14,8 @@ use crate::models::regression;
 pub struct Cell2location;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct Cell2locationParams {
     /// The reference's obs column with the cell types.
     pub labels: String,

@@ -18,7 +18,8 @@ const MAX_MARKERS: usize = 32 * 1024;
 
 /// `tessera multiomics`'s options, as its flags spell them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct MultiomicsParams {
     pub tx_platform: String,
     pub prot_platform: String,

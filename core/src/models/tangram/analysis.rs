@@ -14,7 +14,8 @@ pub struct Tangram;
 
 /// `tg.map_cells_to_space`'s parameters as the form shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct TangramParams {
     pub mode: String,
     pub cluster_label: Option<String>,

@@ -18,7 +18,8 @@ pub struct Autocorr;
 
 /// squidpy's `spatial_autocorr` on a `spatial_neighbors` graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct AutocorrParams {
     /// moran or geary.
     pub mode: String,

@@ -18,7 +18,8 @@ pub struct Cooccurrence;
 
 /// squidpy's `co_occurrence` (interval 50 distances).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct CooccurrenceParams {
     pub cluster_key: String,
     pub interval: usize,

@@ -18,7 +18,8 @@ pub struct Nhood;
 
 /// Neighbourhood enrichment as the form shows it (squidpy's defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct NhoodParams {
     pub cluster_key: String,
     pub library_key: Option<String>,

@@ -16,7 +16,8 @@ pub struct Niche;
 
 /// Niches and co-localization on a radius graph (`tessera spatial niche`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Missing fields take the defaults (`tessera run` takes partial JSON).
+#[serde(default, deny_unknown_fields)]
 pub struct NicheParams {
     pub cluster_key: String,
     pub radius: f64,

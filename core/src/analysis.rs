@@ -43,6 +43,16 @@ pub struct Input {
     pub spatial: bool,
 }
 
+/// The one input of the cell-type statistics: cells (or spots) with
+/// coordinates and a cell-type column.
+pub const LABELLED_CELLS: Input = Input {
+    slot: Slot::Spatial,
+    label: "Spatial data",
+    help: "Cells or spots with coordinates and a cell-type column.",
+    demo: "demo_spatial",
+    spatial: true,
+};
+
 /// What the page lists about an analysis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Info {

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use tessera_core::models::tangram::analysis::{Tangram, TangramParams};
 
-use crate::form::{column_options, field, follow_label, PageCtx};
+use crate::form::{choice, column_options, field, follow_label, PageCtx};
 use crate::protocol::CurveMeta;
 
 pub struct Page;
@@ -20,16 +20,9 @@ impl crate::form::Page for Page {
             |p, v| p.cluster_label = v,
         );
         view! {
-            <label title="cells: one row per cell; clusters: one row per cell type (fast, small); constrained: also learns which cells to keep">
-                <span>"Mode"</span>
-                <select data-testid="mode-select" prop:value=move || params.get().mode
-                    on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| p.mode = v); }>
-                    <option value="clusters">"clusters"</option>
-                    <option value="cells">"cells"</option>
-                    <option value="constrained">"constrained"</option>
-                </select>
-                <small>"clusters maps one averaged profile per cell type (tg.map_cells_to_space mode)."</small>
-            </label>
+            {choice(params, "Mode", "clusters maps one averaged profile per cell type (fast, small); cells one row per cell; constrained also learns which cells to keep (tg.map_cells_to_space mode).",
+                "mode-select", &[("clusters", "clusters"), ("cells", "cells"), ("constrained", "constrained")],
+                |p| p.mode.clone(), |p, v| p.mode = v)}
             <label>
                 <span>"Cell-type label"</span>
                 <select data-testid="label-select" prop:value=move || params.get().cluster_label.unwrap_or_default()
@@ -38,16 +31,9 @@ impl crate::form::Page for Page {
                 </select>
                 <small>"obs column of the reference: clusters in clusters mode, and the annotation projected onto the spots (tangram_ct_pred)."</small>
             </label>
-            <label>
-                <span>"Density prior"</span>
-                <select prop:value=move || params.get().density_prior
-                    on:change=move |ev| { let v = event_target_value(&ev); params.update(|p| p.density_prior = v); }>
-                    <option value="rna_count_based">"rna_count_based"</option>
-                    <option value="uniform">"uniform"</option>
-                    <option value="none">"none"</option>
-                </select>
-                <small>"Expected share of cells per spot (default rna_count_based, as Tangram)."</small>
-            </label>
+            {choice(params, "Density prior", "Expected share of cells per spot (default rna_count_based, as Tangram).",
+                "density-select", &[("rna_count_based", "rna_count_based"), ("uniform", "uniform"), ("none", "none")],
+                |p| p.density_prior.clone(), |p, v| p.density_prior = v)}
             {field(params, "Epochs", "Adam steps (Tangram's default 1000).", "epochs-input",
                 |p| p.num_epochs.to_string(), |p, v| p.num_epochs = v.trim().parse().unwrap_or(0))}
             {field(params, "Learning rate", "Adam learning rate (default 0.1).", "lr-input",

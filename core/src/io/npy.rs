@@ -36,11 +36,14 @@ pub fn write<T: WritableElement>(shape: &[usize], data: &[T]) -> Vec<u8> {
     out
 }
 
+/// An array's shape and its values in C order.
+type Shaped = (Vec<usize>, Vec<f64>);
+
 /// One element type tried: None when the file holds another dtype.
 fn read_as<T: ReadableElement + Copy>(
     bytes: &[u8],
     to_f64: fn(T) -> f64,
-) -> Result<Option<(Vec<usize>, Vec<f64>)>, ReadNpyError> {
+) -> Result<Option<Shaped>, ReadNpyError> {
     match ArrayD::<T>::read_npy(bytes) {
         // `iter` walks the logical (C) order whatever the memory order.
         Ok(a) => Ok(Some((
@@ -54,7 +57,7 @@ fn read_as<T: ReadableElement + Copy>(
 
 /// Shape and values of a C- or Fortran-order `.npy` holding `<f4`, `<f8`,
 /// `<i4` or `<i8`.
-pub fn read(name: &str, bytes: &[u8]) -> super::Result<(Vec<usize>, Vec<f64>)> {
+pub fn read(name: &str, bytes: &[u8]) -> super::Result<Shaped> {
     let bad = |e: ReadNpyError| super::Error::new(name, "", format!("not a readable .npy: {e}"));
     let found = match read_as::<f64>(bytes, |v| v).map_err(bad)? {
         Some(r) => Some(r),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{checks, Analysis, Cards, Data, Input, Progress, Slot};
+use crate::analysis::{checks, Analysis, Cards, Data, Input, Progress, LABELLED_CELLS};
 use crate::bundle::{Matrix, Plot, Results};
 use crate::compute::Device;
 use crate::data::{Dataset, Value};
@@ -142,13 +142,7 @@ impl Analysis for Cooccurrence {
     const NAME: &'static str = "cooccurrence";
     const TITLE: &'static str = "Co-occurrence — cell types together over distance (squidpy)";
     const HELP: &'static str = "squidpy's co_occurrence: how much more likely each type is within a distance of another, at 49 distances.";
-    const INPUTS: &'static [Input] = &[Input {
-        slot: Slot::Spatial,
-        label: "Spatial data",
-        help: "Cells or spots with coordinates and a cell-type column.",
-        demo: "demo_spatial",
-        spatial: true,
-    }];
+    const INPUTS: &'static [Input] = &[LABELLED_CELLS];
     const GPU: bool = false;
     type Params = CooccurrenceParams;
 

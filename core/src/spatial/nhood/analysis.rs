@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{checks, Analysis, Cards, Data, Input, Progress, Slot};
+use crate::analysis::{checks, Analysis, Cards, Data, Input, Progress, LABELLED_CELLS};
 use crate::bundle::{Matrix, Results};
 use crate::compute::Device;
 use crate::data::{Dataset, Value};
@@ -142,13 +142,7 @@ impl Analysis for Nhood {
     const TITLE: &'static str =
         "Neighbourhood enrichment — which cell types sit together (squidpy)";
     const HELP: &'static str = "squidpy's nhood_enrichment: neighbour counts between cell types against label permutations (z-scores), with centrality scores.";
-    const INPUTS: &'static [Input] = &[Input {
-        slot: Slot::Spatial,
-        label: "Spatial data",
-        help: "Cells or spots with coordinates and a cell-type column.",
-        demo: "demo_spatial",
-        spatial: true,
-    }];
+    const INPUTS: &'static [Input] = &[LABELLED_CELLS];
     const GPU: bool = false;
     type Params = NhoodParams;
 

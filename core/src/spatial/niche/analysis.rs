@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{checks, Analysis, Cards, Data, Input, Progress, Slot};
+use crate::analysis::{checks, Analysis, Cards, Data, Input, Progress, LABELLED_CELLS};
 use crate::bundle::{Layer, Matrix, Plot, Results};
 use crate::compute::Device;
 use crate::data::{Column, Dataset, Value};
@@ -158,13 +158,7 @@ impl Analysis for Niche {
     const NAME: &'static str = "niche";
     const TITLE: &'static str = "Niches and co-localization — each cell's neighbourhood";
     const HELP: &'static str = "Each cell's neighbours within a radius: their type fractions (niche), the niche type, and a score for every pair of types.";
-    const INPUTS: &'static [Input] = &[Input {
-        slot: Slot::Spatial,
-        label: "Spatial data",
-        help: "Cells with coordinates and a cell-type column.",
-        demo: "demo_spatial",
-        spatial: true,
-    }];
+    const INPUTS: &'static [Input] = &[LABELLED_CELLS];
     const GPU: bool = false;
     type Params = NicheParams;
 

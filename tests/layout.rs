@@ -32,22 +32,52 @@ fn app_imports() -> BTreeMap<String, BTreeSet<String>> {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            let deps = graph.entry(module.clone()).or_default();
-            for line in text.lines() {
-                let code = line.split("//").next().unwrap();
-                for (i, _) in code.match_indices("crate::") {
-                    let name: String = code[i + 7..]
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    if !name.is_empty() && name != module {
-                        deps.insert(name);
-                    }
-                }
-            }
+            let mut deps = imports(&text);
+            deps.remove(&module);
+            graph.entry(module).or_default().extend(deps);
         }
     }
     graph
+}
+
+/// The top-level modules a file names through `crate::`, grouped imports
+/// (`use crate::{a::{b, c}, d}`) included; comments are left out.
+fn imports(text: &str) -> BTreeSet<String> {
+    let code: Vec<&str> = text.lines().map(|l| l.split("//").next().unwrap()).collect();
+    let code = code.join("\n");
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + 7..];
+        let Some(group) = rest.strip_prefix('{') else {
+            out.insert(ident(rest));
+            continue;
+        };
+        // The group's items at depth 0: each one's first segment.
+        let (mut depth, mut start) = (0, 0);
+        for (j, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    out.insert(ident(&group[start..j]));
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.insert(ident(&group[start..j]));
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    out.remove("");
+    out
 }
 
 /// A cycle in the graph, as the path that closes it.
@@ -94,6 +124,13 @@ fn app_modules_import_each_other_without_a_cycle() {
     let state: Vec<&String> = g["state"].iter().collect();
     assert_eq!(state, ["protocol"], "state imports {state:?}");
     assert!(g["protocol"].is_empty() && g["plot"].is_empty());
+}
+
+#[test]
+fn imports_are_read_from_paths_and_groups() {
+    let text = "use crate::{a::{b, c}, d};\nuse crate::e::F; // crate::g\nimpl crate::h::T for X {}\nuse crate::{\n    i,\n    j::k,\n};";
+    let got: Vec<String> = imports(text).into_iter().collect();
+    assert_eq!(got, ["a", "d", "e", "h", "i", "j"]);
 }
 
 #[test]

@@ -16,6 +16,11 @@ pub trait Page {
     /// The form fields below the input pickers.
     fn form(params: RwSignal<<Self::A as Analysis>::Params>, ctx: PageCtx) -> AnyView;
 
+    /// Effects that keep the parameters in step with the chosen datasets
+    /// (a label column guessed, a demo's settings), set up once for the
+    /// page's life, shown or not.
+    fn follow(_params: RwSignal<<Self::A as Analysis>::Params>, _ctx: PageCtx) {}
+
     /// The line under a result's loss curve.
     fn final_score(curves: &[CurveMeta]) -> Option<String> {
         let c = curves.first()?;

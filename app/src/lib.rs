@@ -3,7 +3,7 @@
 //! Web Worker that runs tessera-core). They talk through [`protocol`].
 //!
 //! Modules, from the bottom up (each imports only those above it in this
-//! list; `tests/app_modules.rs` fails on a cycle): `protocol` (messages),
+//! list; `tests/layout.rs` fails on a cycle): `protocol` (messages),
 //! `plot` (WebGPU / Canvas 2D drawing), `state` (signals, worker bridge,
 //! cards and results as held), `figures` (tables drawn), `form` (the page
 //! trait and form widgets), `pages` (one module per analysis), `cards`,

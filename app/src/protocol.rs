@@ -151,6 +151,20 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// The request this answers (0 for `Ready`).
+    pub fn id(&self) -> u32 {
+        match self {
+            Reply::Ready => 0,
+            Reply::Opened { id, .. }
+            | Reply::Notice { id, .. }
+            | Reply::Progress { id, .. }
+            | Reply::Finished { id, .. }
+            | Reply::Failed { id, .. } => *id,
+        }
+    }
+}
+
 pub use tessera_core::data::preview::preview;
 
 /// A message as a JS value. Maps become plain objects, so the

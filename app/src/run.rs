@@ -108,6 +108,7 @@ pub fn AnalysisPanel(
         sc: Signal::derive(move || card(Slot::Reference)),
         prot: Signal::derive(move || card(Slot::Proteins)),
     };
+    forms.follow(ctx);
     let checked = Memo::new(move |_| {
         let p = forms.params(&analysis.get()).ok_or("choose an analysis")?;
         let (sp, sc, prot) = (ctx.sp.get(), ctx.sc.get(), ctx.prot.get());

@@ -208,19 +208,15 @@ pub fn object_url(bytes: &[u8], mime: &str) -> String {
 }
 
 /// A request message: the request as a structured value plus named lists
-/// of `File`s.
-pub fn request(req: &Request, files: &[(&str, Vec<File>)]) -> JsValue {
+/// of `File`s, or why the request cannot be encoded.
+pub fn request(req: &Request, files: &[(&str, Vec<File>)]) -> Result<JsValue, String> {
     let msg = js_sys::Object::new();
-    let _ = Reflect::set(
-        &msg,
-        &"msg".into(),
-        &protocol::to_js(req).unwrap_or(JsValue::NULL),
-    );
+    let _ = Reflect::set(&msg, &"msg".into(), &protocol::to_js(req)?);
     for (key, list) in files {
         let arr: Array = list.iter().collect();
         let _ = Reflect::set(&msg, &(*key).into(), &arr);
     }
-    msg.into()
+    Ok(msg.into())
 }
 
 fn buffer_f32(list: &Array, i: usize) -> Vec<f32> {
@@ -305,10 +301,8 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
                             ),
                             None => (vec![], vec![]),
                         };
-                        let key = state.next_id.get_untracked() + 1;
-                        state.next_id.set(key);
                         new_cards.push(CardView {
-                            key,
+                            key: next_id(state),
                             card: *card,
                             xy,
                             values,
@@ -373,8 +367,7 @@ fn show_result(state: State, meta: ResultMeta, buffers: &Array) {
         .or(stored)
         .unwrap_or_default();
     state.pending_view.set(None);
-    let key = state.next_id.get_untracked() + 1;
-    state.next_id.set(key);
+    let key = next_id(state);
     state.run_error.set(None);
     state.view.set(view);
     state
@@ -385,18 +378,22 @@ fn show_result(state: State, meta: ResultMeta, buffers: &Array) {
 /// Sends a request that opens inputs (files, the demos, a URL); the page
 /// keeps the files to send again with a run.
 pub fn send_open(state: State, bridge: &SharedBridge, req: Request, files: Vec<File>) {
-    state.pending.update(|p| *p += 1);
     let mut b = bridge.borrow_mut();
     for f in &files {
         b.files.insert(f.name(), f.clone());
     }
-    b.send(request(&req, &[("files", files)]), Array::new());
+    match request(&req, &[("files", files)]) {
+        Ok(msg) => {
+            state.pending.update(|p| *p += 1);
+            b.send(msg, Array::new());
+        }
+        Err(e) => state.errors.set(vec![e]),
+    }
 }
 
 /// Sends a run to the worker with the local files it names.
 pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
-    let id = state.next_id.get_untracked() + 1;
-    state.next_id.set(id);
+    let id = next_id(state);
     let pick = |s: &Source| -> Vec<File> {
         match s {
             Source::Local { files } => {
@@ -412,6 +409,16 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
     let sc = run.inputs.sc.as_ref().map(pick).unwrap_or_default();
     let sp = pick(&run.inputs.sp);
     let prot = run.inputs.prot.as_ref().map(pick).unwrap_or_default();
+    let msg = match request(
+        &Request::Run {
+            id,
+            run: Box::new(run),
+        },
+        &[("sc_files", sc), ("sp_files", sp), ("prot_files", prot)],
+    ) {
+        Ok(msg) => msg,
+        Err(e) => return state.run_error.set(Some(e)),
+    };
     state.run_error.set(None);
     state.notice.set(None);
     state.running.set(Some(Running {
@@ -422,13 +429,6 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
         started_ms: js_sys::Date::now(),
         losses: vec![],
     }));
-    let msg = request(
-        &Request::Run {
-            id,
-            run: Box::new(run),
-        },
-        &[("sc_files", sc), ("sp_files", sp), ("prot_files", prot)],
-    );
     bridge.borrow_mut().send(msg, Array::new());
 }
 

@@ -10,7 +10,6 @@ use crate::protocol::Request;
 use crate::results::ResultsPanel;
 use crate::run::AnalysisPanel;
 use crate::state::{next_id, send_open, send_run, start_worker, Bridge, SharedBridge, State};
-use tessera_core::analysis::Slot;
 use tessera_core::share::{DeviceChoice, Link, Params, Source, View};
 
 pub fn mount() {
@@ -69,14 +68,7 @@ fn open_link(
                     .info()
                     .inputs
                     .iter()
-                    .filter(|i| {
-                        let s = match i.slot {
-                            Slot::Spatial => Some(&inputs.sp),
-                            Slot::Reference => inputs.sc.as_ref(),
-                            Slot::Proteins => inputs.prot.as_ref(),
-                        };
-                        s == Some(&Source::Demo)
-                    })
+                    .filter(|i| inputs.get(i.slot) == Some(&Source::Demo))
                     .map(|i| i.demo)
                     .collect();
                 let demo = !demos.is_empty();

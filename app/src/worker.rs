@@ -41,12 +41,19 @@ pub fn start() {
 
 fn post(scope: &DedicatedWorkerGlobalScope, reply: &Reply, buffers: Vec<JsValue>) {
     let msg = Object::new();
+    // A reply that cannot be encoded still answers its request, as an error.
     let value = match to_js(reply) {
         Ok(v) => v,
-        Err(e) => {
-            web_sys::console::error_1(&format!("tessera worker: {e}").into());
-            return;
-        }
+        Err(error) => match to_js(&Reply::Failed {
+            id: reply.id(),
+            error,
+        }) {
+            Ok(v) => v,
+            Err(e) => {
+                web_sys::console::error_1(&format!("tessera worker: {e}").into());
+                return;
+            }
+        },
     };
     let list: Array = buffers.into_iter().collect();
     let _ = Reflect::set(&msg, &"msg".into(), &value);
@@ -423,12 +430,7 @@ async fn run_analysis(
         prot: None,
     };
     for i in info.inputs {
-        let source = match i.slot {
-            Slot::Spatial => Some(&run.inputs.sp),
-            Slot::Reference => run.inputs.sc.as_ref(),
-            Slot::Proteins => run.inputs.prot.as_ref(),
-        }
-        .ok_or_else(|| format!("{} needs {}", info.name, i.label.to_lowercase()))?;
+        let source = run.inputs.get(i.slot).ok_or_else(|| format!("{} needs the {}", info.name, i.label.to_lowercase()))?;
         let read = input(scope, source, data, i).await?;
         match i.slot {
             Slot::Spatial => inputs.sp = read,

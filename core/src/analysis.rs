@@ -80,16 +80,6 @@ pub struct Cards<'a> {
     pub prot: Option<Card<'a>>,
 }
 
-impl<'a> Cards<'a> {
-    pub fn get(&self, slot: Slot) -> Option<Card<'a>> {
-        match slot {
-            Slot::Spatial => self.sp,
-            Slot::Reference => self.sc,
-            Slot::Proteins => self.prot,
-        }
-    }
-}
-
 /// A run's inputs, read: (name for messages, dataset) per slot.
 pub struct Data {
     pub sp: (String, Dataset),

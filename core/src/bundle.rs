@@ -441,6 +441,17 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
             ),
         ));
     }
+    // Bundles from before the registry named the statistics as squidpy's
+    // functions.
+    let mut m = m;
+    if let Some(new) = match m.analysis.as_str() {
+        "nhood_enrichment" => Some("nhood"),
+        "co_occurrence" => Some("cooccurrence"),
+        "spatial_autocorr" => Some("autocorr"),
+        _ => None,
+    } {
+        m.analysis = new.into();
+    }
     if crate::analysis::find(&m.analysis).is_none() {
         let known: Vec<&str> = crate::analysis::ALL.iter().map(|f| f().name).collect();
         return Err(Error::new(
@@ -656,6 +667,10 @@ mod tests {
             e.contains("analysis 'script' is not one Tessera runs") && e.contains("tangram"),
             "{e}"
         );
+        // Bundles written before the registry keep opening, under its names.
+        let mut r = sample();
+        r.analysis = "nhood_enrichment".into();
+        assert_eq!(read("old.zip", &write(&r).unwrap()).unwrap().analysis, "nhood");
         // A zip without a manifest.
         let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
         z.start_file("other.txt", zip::write::SimpleFileOptions::default())

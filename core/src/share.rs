@@ -96,6 +96,17 @@ pub struct Inputs {
     pub prot: Option<Source>,
 }
 
+impl Inputs {
+    /// The source a slot reads from.
+    pub fn get(&self, slot: Slot) -> Option<&Source> {
+        match slot {
+            Slot::Spatial => Some(&self.sp),
+            Slot::Reference => self.sc.as_ref(),
+            Slot::Proteins => self.prot.as_ref(),
+        }
+    }
+}
+
 /// How results are shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,14 +199,9 @@ impl Run {
         self.params.validate()?;
         let info = self.params.info();
         for input in info.inputs {
-            let given = match input.slot {
-                Slot::Spatial => true,
-                Slot::Reference => self.inputs.sc.is_some(),
-                Slot::Proteins => self.inputs.prot.is_some(),
-            };
-            if !given {
+            if self.inputs.get(input.slot).is_none() {
                 return Err(format!(
-                    "{} needs {}",
+                    "{} needs the {}",
                     info.name,
                     input.label.to_lowercase()
                 ));

@@ -12,12 +12,6 @@ impl crate::form::Page for Page {
     type A = Cell2location;
 
     fn form(c2params: RwSignal<Cell2locationParams>, ctx: PageCtx) -> AnyView {
-        follow_label(
-            c2params,
-            ctx.sc,
-            |p| Some(p.labels.clone()),
-            |p, v| p.labels = v.unwrap_or_default(),
-        );
         view! {
             <label>
                 <span>"Cell-type label"</span>
@@ -53,5 +47,14 @@ impl crate::form::Page for Page {
             </label>
         }
         .into_any()
+    }
+
+    fn follow(c2params: RwSignal<Cell2locationParams>, ctx: PageCtx) {
+        follow_label(
+            c2params,
+            ctx.sc,
+            |p| Some(p.labels.clone()),
+            |p, v| p.labels = v.unwrap_or_default(),
+        );
     }
 }

@@ -12,18 +12,21 @@ impl crate::form::Page for Page {
     type A = Cooccurrence;
 
     fn form(cparams: RwSignal<CooccurrenceParams>, ctx: PageCtx) -> AnyView {
-        follow_label(
-            cparams,
-            ctx.sp,
-            |p| Some(p.cluster_key.clone()),
-            |p, v| p.cluster_key = v.unwrap_or_default(),
-        );
         view! {
             {key_select(cparams, ctx.sp, |p| p.cluster_key.clone(), |p, v| p.cluster_key = v)}
             {field(cparams, "interval", "Number of distances (squidpy's default 50: 49 ratios).", "interval-input",
                 |p| p.interval.to_string(), |p, v| p.interval = v.trim().parse().unwrap_or(0))}
         }
         .into_any()
+    }
+
+    fn follow(cparams: RwSignal<CooccurrenceParams>, ctx: PageCtx) {
+        follow_label(
+            cparams,
+            ctx.sp,
+            |p| Some(p.cluster_key.clone()),
+            |p, v| p.cluster_key = v.unwrap_or_default(),
+        );
     }
 
     fn lines_caption() -> &'static str {

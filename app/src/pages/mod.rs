@@ -44,6 +44,11 @@ macro_rules! pages {
                 }
             }
 
+            /// Every page's effects on the chosen datasets, once.
+            pub fn follow(&self, ctx: PageCtx) {
+                $(<$module::Page as Page>::follow(self.$module, ctx);)*
+            }
+
             /// The named analysis' form fields.
             pub fn form(&self, name: &str, ctx: PageCtx) -> AnyView {
                 $(if name == <$ty as Analysis>::NAME {

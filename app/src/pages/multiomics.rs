@@ -12,20 +12,7 @@ pub struct Page;
 impl crate::form::Page for Page {
     type A = Multiomics;
 
-    fn form(mparams: RwSignal<MultiomicsParams>, ctx: PageCtx) -> AnyView {
-        // The multi-omics demo comes with its markers and platform (its cells
-        // share ids across the tables, like MERFISH + CODEX of one section).
-        Effect::new(move |_| {
-            let demo = ctx.sp.get().and_then(|c| c.card.demo) == Some("demo_transcripts".into());
-            if demo && mparams.get_untracked().markers.is_none() {
-                let markers = mo_demo::markers(&mo_demo::BROWSER).to_json();
-                mparams.update(|p| {
-                    p.markers = Some(markers);
-                    p.tx_platform = "MERFISH".into();
-                    p.n_factors = mo_demo::BROWSER.types;
-                });
-            }
-        });
+    fn form(mparams: RwSignal<MultiomicsParams>, _ctx: PageCtx) -> AnyView {
         const TX: [(&str, &str); 5] = [
             ("Visium", "Visium"),
             ("MERFISH", "MERFISH"),
@@ -64,5 +51,21 @@ impl crate::form::Page for Page {
             </label>
         }
         .into_any()
+    }
+
+    fn follow(mparams: RwSignal<MultiomicsParams>, ctx: PageCtx) {
+        // The multi-omics demo comes with its markers and platform (its cells
+        // share ids across the tables, like MERFISH + CODEX of one section).
+        Effect::new(move |_| {
+            let demo = ctx.sp.get().and_then(|c| c.card.demo) == Some("demo_transcripts".into());
+            if demo && mparams.get_untracked().markers.is_none() {
+                let markers = mo_demo::markers(&mo_demo::BROWSER).to_json();
+                mparams.update(|p| {
+                    p.markers = Some(markers);
+                    p.tx_platform = "MERFISH".into();
+                    p.n_factors = mo_demo::BROWSER.types;
+                });
+            }
+        });
     }
 }

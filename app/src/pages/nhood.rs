@@ -12,12 +12,6 @@ impl crate::form::Page for Page {
     type A = Nhood;
 
     fn form(nparams: RwSignal<NhoodParams>, ctx: PageCtx) -> AnyView {
-        follow_label(
-            nparams,
-            ctx.sp,
-            |p| Some(p.cluster_key.clone()),
-            |p, v| p.cluster_key = v.unwrap_or_default(),
-        );
         let sp = ctx.sp;
         view! {
             {key_select(nparams, sp, |p| p.cluster_key.clone(), |p, v| p.cluster_key = v)}
@@ -39,5 +33,14 @@ impl crate::form::Page for Page {
                 |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
         }
         .into_any()
+    }
+
+    fn follow(nparams: RwSignal<NhoodParams>, ctx: PageCtx) {
+        follow_label(
+            nparams,
+            ctx.sp,
+            |p| Some(p.cluster_key.clone()),
+            |p, v| p.cluster_key = v.unwrap_or_default(),
+        );
     }
 }

@@ -11,17 +11,20 @@ impl crate::form::Page for Page {
     type A = Niche;
 
     fn form(niparams: RwSignal<NicheParams>, ctx: PageCtx) -> AnyView {
-        follow_label(
-            niparams,
-            ctx.sp,
-            |p| Some(p.cluster_key.clone()),
-            |p, v| p.cluster_key = v.unwrap_or_default(),
-        );
         view! {
             {key_select(niparams, ctx.sp, |p| p.cluster_key.clone(), |p, v| p.cluster_key = v)}
             {field(niparams, "Radius", "Neighbours are the cells within this distance (coordinate units; default 50).", "radius-input",
                 |p| p.radius.to_string(), |p, v| p.radius = v.trim().parse().unwrap_or(f64::NAN))}
         }
         .into_any()
+    }
+
+    fn follow(niparams: RwSignal<NicheParams>, ctx: PageCtx) {
+        follow_label(
+            niparams,
+            ctx.sp,
+            |p| Some(p.cluster_key.clone()),
+            |p, v| p.cluster_key = v.unwrap_or_default(),
+        );
     }
 }

@@ -13,12 +13,6 @@ impl crate::form::Page for Page {
     type A = Tangram;
 
     fn form(params: RwSignal<TangramParams>, ctx: PageCtx) -> AnyView {
-        follow_label(
-            params,
-            ctx.sc,
-            |p| p.cluster_label.clone(),
-            |p, v| p.cluster_label = v,
-        );
         view! {
             {choice(params, "Mode", "clusters maps one averaged profile per cell type (fast, small); cells one row per cell; constrained also learns which cells to keep (tg.map_cells_to_space mode).",
                 "mode-select", &[("clusters", "clusters"), ("cells", "cells"), ("constrained", "constrained")],
@@ -42,6 +36,15 @@ impl crate::form::Page for Page {
                 |p| p.seed.to_string(), |p, v| p.seed = v.trim().parse().unwrap_or(0))}
         }
         .into_any()
+    }
+
+    fn follow(params: RwSignal<TangramParams>, ctx: PageCtx) {
+        follow_label(
+            params,
+            ctx.sc,
+            |p| p.cluster_label.clone(),
+            |p, v| p.cluster_label = v,
+        );
     }
 
     /// The second curve is the score (mean gene cosine).

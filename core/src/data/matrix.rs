@@ -245,8 +245,11 @@ impl Matrix {
         let mut out = vec![0f64; cols];
         match self {
             Matrix::Dense(d) => {
-                for (o, col) in out.iter_mut().zip(d.columns()) {
-                    *o = col.iter().map(|&v| f(v)).sum();
+                // Row by row: contiguous reads of a row-major matrix.
+                for row in d.rows() {
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o += f(v);
+                    }
                 }
             }
             Matrix::Csr(s) => {

@@ -1,8 +1,8 @@
 //! NumPy `.npy` for dense numeric arrays, through ndarray-npy: a writer of
 //! C-order arrays, and a reader of little-endian float/int arrays in C or
-//! Fortran order (returned as f64 in C order). scipy's 3-character sparse
-//! format name (`<U3`), a dtype ndarray-npy does not handle, is the one
-//! array written by hand here.
+//! Fortran order (returned as f64 in C order). Written by hand here: scipy's
+//! 3-character sparse format name (`<U3`), a dtype ndarray-npy does not
+//! handle, and the header check that runs before ndarray-npy allocates.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
@@ -39,43 +39,77 @@ pub fn write<T: WritableElement>(shape: &[usize], data: &[T]) -> Vec<u8> {
 /// An array's shape and its values in C order.
 type Shaped = (Vec<usize>, Vec<f64>);
 
-/// One element type tried: None when the file holds another dtype.
+/// The dtype and the number of data bytes a header declares, read before
+/// anything is allocated: ndarray-npy sizes its buffer from the shape, so a
+/// small file that claims a huge shape must be refused first.
+fn declared(bytes: &[u8]) -> Result<(String, usize), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("truncated or non-text header")?;
+    let after = |key: &str| {
+        let at = header.find(&format!("'{key}':"))? + key.len() + 3;
+        Some(header[at..].trim_start())
+    };
+    let descr = after("descr")
+        .and_then(|s| s.strip_prefix('\''))
+        .and_then(|s| s.split('\'').next())
+        .ok_or("the header has no descr")?;
+    let size = match descr {
+        "<f4" | "<i4" => 4,
+        "<f8" | "<i8" => 8,
+        d => return Err(format!("dtype {d} is not supported (expected <f4, <f8, <i4 or <i8)")),
+    };
+    let shape = after("shape")
+        .and_then(|s| s.strip_prefix('('))
+        .and_then(|s| s.split(')').next())
+        .ok_or("the header has no shape")?;
+    let n = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .try_fold(size, |acc: usize, d| {
+            let d: usize = d.parse().map_err(|_| format!("bad shape entry '{d}'"))?;
+            acc.checked_mul(d).ok_or_else(|| format!("shape ({shape}) is too large"))
+        })?;
+    let data = bytes.len() - (start + len).min(bytes.len());
+    if data < n {
+        return Err(format!("holds {data} bytes of data, shape ({shape}) needs {n}"));
+    }
+    Ok((descr.to_string(), n))
+}
+
 fn read_as<T: ReadableElement + Copy>(
     bytes: &[u8],
     to_f64: fn(T) -> f64,
-) -> Result<Option<Shaped>, ReadNpyError> {
-    match ArrayD::<T>::read_npy(bytes) {
-        // `iter` walks the logical (C) order whatever the memory order.
-        Ok(a) => Ok(Some((
-            a.shape().to_vec(),
-            a.iter().map(|&v| to_f64(v)).collect(),
-        ))),
-        Err(ReadNpyError::WrongDescriptor(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+) -> Result<Shaped, ReadNpyError> {
+    let a = ArrayD::<T>::read_npy(bytes)?;
+    // `iter` walks the logical (C) order whatever the memory order.
+    Ok((a.shape().to_vec(), a.iter().map(|&v| to_f64(v)).collect()))
 }
 
 /// Shape and values of a C- or Fortran-order `.npy` holding `<f4`, `<f8`,
 /// `<i4` or `<i8`.
 pub fn read(name: &str, bytes: &[u8]) -> super::Result<Shaped> {
-    let bad = |e: ReadNpyError| super::Error::new(name, "", format!("not a readable .npy: {e}"));
-    let found = match read_as::<f64>(bytes, |v| v).map_err(bad)? {
-        Some(r) => Some(r),
-        None => match read_as::<f32>(bytes, f64::from).map_err(bad)? {
-            Some(r) => Some(r),
-            None => match read_as::<i64>(bytes, |v| v as f64).map_err(bad)? {
-                Some(r) => Some(r),
-                None => read_as::<i32>(bytes, f64::from).map_err(bad)?,
-            },
-        },
-    };
-    found.ok_or_else(|| {
-        super::Error::new(
-            name,
-            "",
-            "dtype is not supported (expected <f4, <f8, <i4 or <i8)",
-        )
-    })
+    let (descr, _) = declared(bytes).map_err(|e| super::Error::new(name, "", e))?;
+    match descr.as_str() {
+        "<f8" => read_as::<f64>(bytes, |v| v),
+        "<f4" => read_as::<f32>(bytes, f64::from),
+        "<i8" => read_as::<i64>(bytes, |v| v as f64),
+        _ => read_as::<i32>(bytes, f64::from),
+    }
+    .map_err(|e| super::Error::new(name, "", format!("not a readable .npy: {e}")))
 }
 
 #[cfg(test)]
@@ -103,6 +137,19 @@ mod tests {
         assert_eq!(shape, vec![4]);
         assert!(read("z.npy", &bytes[..40]).is_err());
         assert!(read("z.npy", b"hello world").is_err());
+        // A header that claims more data than the file holds is refused
+        // before anything is allocated for it.
+        let mut huge = write(&[4], &[0f64; 4]);
+        let hlen = u16::from_le_bytes([huge[8], huge[9]]) as usize;
+        let text = String::from_utf8(huge[10..10 + hlen].to_vec())
+            .unwrap()
+            .replace("(4,)", "(9999999999999,)");
+        let text = format!("{:<w$}\n", text.trim_end(), w = hlen - 1);
+        huge.splice(10..10 + hlen, text.bytes());
+        let e = read("h.npy", &huge).unwrap_err().to_string();
+        assert!(e.contains("bytes of data") && e.contains("9999999999999"), "{e}");
+        let e = read("u.npy", &U3(['c', 's', 'r']).npy()).unwrap_err().to_string();
+        assert!(e.contains("<U3 is not supported"), "{e}");
         // A Fortran-order 2x3 array comes back in C order.
         let mut f = bytes.clone();
         let start = 10 + u16::from_le_bytes([f[8], f[9]]) as usize;

@@ -81,6 +81,10 @@ impl Cell2locationParams {
                 }
             }
         }
+        // A link and the page carry numbers as JavaScript does: exact to 2^53.
+        if self.seed >= 1 << 53 {
+            return Err(format!("seed {}: expected 0 to 2^53 - 1", self.seed));
+        }
         if !(self.lr > 0.0 && self.lr <= 1.0) {
             return Err(format!("learning rate {}: expected (0, 1]", self.lr));
         }

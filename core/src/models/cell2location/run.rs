@@ -290,7 +290,7 @@ pub fn results(sig: &SignatureRun, m: &MapRun, params: serde_json::Value) -> Res
         ));
     }
     Results {
-        analysis: "cell2location".into(),
+        analysis: <super::analysis::Cell2location as crate::analysis::Analysis>::NAME.into(),
         params,
         view: serde_json::Value::Null,
         names: map.spots.clone(),

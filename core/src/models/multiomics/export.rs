@@ -214,7 +214,7 @@ pub fn results(out: &Output, tx: &Dataset, params: serde_json::Value) -> Result<
     }
     protein.plot = Plot::Dots;
     Ok(Results {
-        analysis: "multiomics".into(),
+        analysis: <super::analysis::Multiomics as crate::analysis::Analysis>::NAME.into(),
         params,
         view: serde_json::Value::Null,
         names: out.ids.clone(),

@@ -145,9 +145,14 @@ impl Analysis for Tangram {
             "The reference and the spatial data are the same dataset; pick two.",
         )?;
         let opts = p.options()?;
+        // One row per cluster in clusters mode, per cell otherwise (the
+        // label column must exist either way: it is projected).
         let mut rows = sc.summary.n_obs;
         if let Some(l) = &opts.cluster_label {
-            rows = checks::categories(&sc, l)?;
+            let clusters = checks::categories(&sc, l)?;
+            if opts.mode == Mode::Clusters {
+                rows = clusters;
+            }
         }
         if opts.mode == Mode::Clusters && rows == 0 {
             return Err("the cluster label has no categories".into());
@@ -210,5 +215,60 @@ impl Analysis for Tangram {
             ));
         }
         m.results(&sp.1, params).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Card;
+    use crate::io::Loaded;
+
+    #[test]
+    fn the_form_check_sizes_cells_mode_by_cells() {
+        let (sp, sc) = crate::demo::demo_pair(Default::default());
+        let summary = |dataset| {
+            Loaded {
+                dataset,
+                format: "demo".into(),
+                source: "demo".into(),
+            }
+            .summary()
+        };
+        let (s_sp, s_sc) = (summary(sp), summary(sc));
+        let cards = Cards {
+            sp: Some(Card {
+                id: 1,
+                summary: &s_sp,
+            }),
+            sc: Some(Card {
+                id: 2,
+                summary: &s_sc,
+            }),
+            prot: None,
+        };
+        let p = TangramParams {
+            cluster_label: Some("cell_type".into()),
+            ..Default::default()
+        };
+        let clusters = Tangram::check(&p, &cards).unwrap();
+        assert!(clusters.starts_with("6 clusters onto 900 spots"), "{clusters}");
+        let cells = TangramParams {
+            mode: "cells".into(),
+            ..p.clone()
+        };
+        let line = Tangram::check(&cells, &cards).unwrap();
+        assert!(line.starts_with("360 cells onto 900 spots"), "{line}");
+        let missing = TangramParams {
+            cluster_label: Some("nope".into()),
+            ..cells
+        };
+        let e = Tangram::check(&missing, &cards).unwrap_err();
+        assert!(e.contains("no categorical column 'nope'"), "{e}");
+        let same = Cards {
+            sc: cards.sp,
+            ..cards
+        };
+        assert!(Tangram::check(&p, &same).unwrap_err().contains("same dataset"));
     }
 }

@@ -158,7 +158,7 @@ impl Mapping {
             crate::io::h5ad_write::write(&self.mapped(sp))?,
         ));
         Ok(Results {
-            analysis: "tangram".into(),
+            analysis: <super::analysis::Tangram as crate::analysis::Analysis>::NAME.into(),
             params,
             view: serde_json::Value::Null,
             names: self.spots.clone(),

@@ -43,7 +43,10 @@ fn app_imports() -> BTreeMap<String, BTreeSet<String>> {
 /// The top-level modules a file names through `crate::`, grouped imports
 /// (`use crate::{a::{b, c}, d}`) included; comments are left out.
 fn imports(text: &str) -> BTreeSet<String> {
-    let code: Vec<&str> = text.lines().map(|l| l.split("//").next().unwrap()).collect();
+    let code: Vec<&str> = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap())
+        .collect();
     let code = code.join("\n");
     let ident = |s: &str| -> String {
         s.trim_start()

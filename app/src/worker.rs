@@ -430,7 +430,10 @@ async fn run_analysis(
         prot: None,
     };
     for i in info.inputs {
-        let source = run.inputs.get(i.slot).ok_or_else(|| format!("{} needs the {}", info.name, i.label.to_lowercase()))?;
+        let source = run
+            .inputs
+            .get(i.slot)
+            .ok_or_else(|| format!("{} needs the {}", info.name, i.label.to_lowercase()))?;
         let read = input(scope, source, data, i).await?;
         match i.slot {
             Slot::Spatial => inputs.sp = read,

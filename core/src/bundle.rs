@@ -670,7 +670,10 @@ mod tests {
         // Bundles written before the registry keep opening, under its names.
         let mut r = sample();
         r.analysis = "nhood_enrichment".into();
-        assert_eq!(read("old.zip", &write(&r).unwrap()).unwrap().analysis, "nhood");
+        assert_eq!(
+            read("old.zip", &write(&r).unwrap()).unwrap().analysis,
+            "nhood"
+        );
         // A zip without a manifest.
         let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
         z.start_file("other.txt", zip::write::SimpleFileOptions::default())

@@ -46,7 +46,7 @@ fn declared(bytes: &[u8]) -> Result<(String, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (no \\x93NUMPY magic)".into());
     }
-    let (len, start) = match bytes[6] {
+    let (len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
@@ -69,7 +69,11 @@ fn declared(bytes: &[u8]) -> Result<(String, usize), String> {
     let size = match descr {
         "<f4" | "<i4" => 4,
         "<f8" | "<i8" => 8,
-        d => return Err(format!("dtype {d} is not supported (expected <f4, <f8, <i4 or <i8)")),
+        d => {
+            return Err(format!(
+                "dtype {d} is not supported (expected <f4, <f8, <i4 or <i8)"
+            ))
+        }
     };
     let shape = after("shape")
         .and_then(|s| s.strip_prefix('('))
@@ -81,11 +85,14 @@ fn declared(bytes: &[u8]) -> Result<(String, usize), String> {
         .filter(|d| !d.is_empty())
         .try_fold(size, |acc: usize, d| {
             let d: usize = d.parse().map_err(|_| format!("bad shape entry '{d}'"))?;
-            acc.checked_mul(d).ok_or_else(|| format!("shape ({shape}) is too large"))
+            acc.checked_mul(d)
+                .ok_or_else(|| format!("shape ({shape}) is too large"))
         })?;
     let data = bytes.len() - (start + len).min(bytes.len());
     if data < n {
-        return Err(format!("holds {data} bytes of data, shape ({shape}) needs {n}"));
+        return Err(format!(
+            "holds {data} bytes of data, shape ({shape}) needs {n}"
+        ));
     }
     Ok((descr.to_string(), n))
 }
@@ -114,7 +121,7 @@ pub fn read(name: &str, bytes: &[u8]) -> super::Result<Shaped> {
 
 #[cfg(test)]
 mod tests {
-    use super::{read, write};
+    use super::{read, write, U3};
 
     #[test]
     fn header_is_aligned_and_describes_the_array() {
@@ -147,8 +154,13 @@ mod tests {
         let text = format!("{:<w$}\n", text.trim_end(), w = hlen - 1);
         huge.splice(10..10 + hlen, text.bytes());
         let e = read("h.npy", &huge).unwrap_err().to_string();
-        assert!(e.contains("bytes of data") && e.contains("9999999999999"), "{e}");
-        let e = read("u.npy", &U3(['c', 's', 'r']).npy()).unwrap_err().to_string();
+        assert!(
+            e.contains("bytes of data") && e.contains("9999999999999"),
+            "{e}"
+        );
+        let e = read("u.npy", &U3(['c', 's', 'r']).npy())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("<U3 is not supported"), "{e}");
         // A Fortran-order 2x3 array comes back in C order.
         let mut f = bytes.clone();

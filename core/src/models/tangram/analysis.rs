@@ -252,7 +252,10 @@ mod tests {
             ..Default::default()
         };
         let clusters = Tangram::check(&p, &cards).unwrap();
-        assert!(clusters.starts_with("6 clusters onto 900 spots"), "{clusters}");
+        assert!(
+            clusters.starts_with("6 clusters onto 900 spots"),
+            "{clusters}"
+        );
         let cells = TangramParams {
             mode: "cells".into(),
             ..p.clone()
@@ -269,6 +272,8 @@ mod tests {
             sc: cards.sp,
             ..cards
         };
-        assert!(Tangram::check(&p, &same).unwrap_err().contains("same dataset"));
+        assert!(Tangram::check(&p, &same)
+            .unwrap_err()
+            .contains("same dataset"));
     }
 }

@@ -311,6 +311,16 @@ pub mod checks {
         Ok((a, b))
     }
 
+    /// A single-cell reference and spatial data, two different datasets.
+    pub fn reference_pair<'a>(cards: &super::Cards<'a>) -> Result<(Card<'a>, Card<'a>), String> {
+        pair(
+            cards.sc,
+            cards.sp,
+            "Open a spatial dataset and a single-cell reference first (or the demo tissue).",
+            "The reference and the spatial data are the same dataset; pick two.",
+        )
+    }
+
     pub fn fmt_bytes(b: u64) -> String {
         if b >= 1 << 30 {
             format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)

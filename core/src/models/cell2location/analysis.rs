@@ -145,12 +145,7 @@ impl Analysis for Cell2location {
 
     /// Both inputs' raw counts, the label, and the run's size.
     fn check(p: &Cell2locationParams, cards: &Cards) -> Result<String, String> {
-        let (sc, sp) = checks::pair(
-            cards.sc,
-            cards.sp,
-            "Open a spatial dataset and a single-cell reference first (or the demo tissue).",
-            "The reference and the spatial data are the same dataset; pick two.",
-        )?;
+        let (sc, sp) = checks::reference_pair(cards)?;
         let (s_sc, s_sp) = (sc.summary, sp.summary);
         let (_, map) = p.options(s_sc.n_obs)?;
         for s in [s_sc, s_sp] {

@@ -138,12 +138,7 @@ impl Analysis for Tangram {
     }
 
     fn check(p: &TangramParams, cards: &Cards) -> Result<String, String> {
-        let (sc, sp) = checks::pair(
-            cards.sc,
-            cards.sp,
-            "Open a spatial dataset and a single-cell reference first (or the demo tissue).",
-            "The reference and the spatial data are the same dataset; pick two.",
-        )?;
+        let (sc, sp) = checks::reference_pair(cards)?;
         let opts = p.options()?;
         // One row per cluster in clusters mode, per cell otherwise (the
         // label column must exist either way: it is projected).

@@ -160,7 +160,7 @@ fn Panel() -> impl IntoView {
 
     // The data's extent, once per result.
     let extent = Memo::new(move |_| state.result.get().map(|r| plot::Extent::of(&r.xy)));
-    let camera = move |_: &ResultView, v: &View| {
+    let camera = move |v: &View| {
         let e = extent
             .get_untracked()
             .unwrap_or_else(|| plot::Extent::of(&[]));
@@ -205,7 +205,7 @@ fn Panel() -> impl IntoView {
                 });
                 uploaded.set_value(Some(key));
             }
-            rd.draw(&camera(&r, &v), !v.hide_image);
+            rd.draw(&camera(&v), !v.hide_image);
         });
     };
     Effect::new(move |_| {
@@ -234,11 +234,11 @@ fn Panel() -> impl IntoView {
     let drag = StoredValue::new_local(None::<(f64, f64)>);
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
         ev.prevent_default();
-        let Some(r) = state.result.get_untracked() else {
+        if state.result.get_untracked().is_none() {
             return;
-        };
+        }
         let v = state.view.get_untracked();
-        let cam = camera(&r, &v);
+        let cam = camera(&v);
         let (px, py) = (ev.offset_x() as f64, ev.offset_y() as f64);
         let at = cam.to_data(px, py, CANVAS as f64, CANVAS as f64);
         let factor = (-ev.delta_y() / 500.0).exp().clamp(0.5, 2.0);
@@ -263,7 +263,7 @@ fn Panel() -> impl IntoView {
             return;
         };
         let v = state.view.get_untracked();
-        let cam = camera(&r, &v);
+        let cam = camera(&v);
         let (px, py) = (ev.offset_x() as f64, ev.offset_y() as f64);
         if let Some((x0, y0)) = drag.get_value() {
             if ev.buttons() & 1 == 1 {

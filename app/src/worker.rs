@@ -155,19 +155,12 @@ async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Ve
             )
         }
         Some(Request::Demo { id }) => {
-            let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
-            let pair = [(spatial, "demo_spatial"), (reference, "demo_reference")];
-            let outcomes = demo_cards(pair, "Tessera demo tissue", &mut buffers);
+            let outcomes = demo_cards(demo_set(false), "Tessera demo tissue", &mut buffers);
             (Reply::Opened { id, outcomes }, buffers)
         }
         Some(Request::DemoMultiomics { id }) => {
-            let d = multiomics::demo::generate(&multiomics::demo::BROWSER);
-            let pair = [
-                (d.transcripts, "demo_transcripts"),
-                (d.proteins, "demo_proteins"),
-            ];
             let format = "Tessera multi-omics demo (the preprint's synthetic design)";
-            let outcomes = demo_cards(pair, format, &mut buffers);
+            let outcomes = demo_cards(demo_set(true), format, &mut buffers);
             (Reply::Opened { id, outcomes }, buffers)
         }
         Some(Request::Run { id, run }) => match run_analysis(scope, id, &run, &data).await {
@@ -351,17 +344,36 @@ fn files_key(slot: Slot) -> &'static str {
     }
 }
 
-/// A demo dataset by the name the analyses' inputs give.
-fn demo(name: &str) -> Result<Dataset, String> {
-    let pair = || tessera_core::demo::demo_pair(Default::default());
-    let multi = || multiomics::demo::generate(&multiomics::demo::BROWSER);
-    Ok(match name {
-        "demo_spatial" => pair().0,
-        "demo_reference" => pair().1,
-        "demo_transcripts" => multi().transcripts,
-        "demo_proteins" => multi().proteins,
-        other => return Err(format!("no demo dataset '{other}'")),
-    })
+/// A demo set, generated whole: the tissue and its reference, or the
+/// multi-omics pair, each dataset under the name the analyses' inputs give.
+fn demo_set(multi: bool) -> [(Dataset, &'static str); 2] {
+    if multi {
+        let d = multiomics::demo::generate(&multiomics::demo::BROWSER);
+        [
+            (d.transcripts, "demo_transcripts"),
+            (d.proteins, "demo_proteins"),
+        ]
+    } else {
+        let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
+        [(spatial, "demo_spatial"), (reference, "demo_reference")]
+    }
+}
+
+/// A demo dataset by name, from the sets generated so far in this run (a
+/// set is generated once, whichever of its datasets comes first).
+fn demo(name: &str, made: &mut Vec<(Dataset, &'static str)>) -> Result<Dataset, String> {
+    if !made.iter().any(|(_, n)| *n == name) {
+        let multi = matches!(name, "demo_transcripts" | "demo_proteins");
+        if !multi && !matches!(name, "demo_spatial" | "demo_reference") {
+            return Err(format!("no demo dataset '{name}'"));
+        }
+        made.extend(demo_set(multi));
+    }
+    let at = made
+        .iter()
+        .position(|(_, n)| *n == name)
+        .expect("generated");
+    Ok(made.swap_remove(at).0)
 }
 
 /// One input of a run, read from wherever it lives.
@@ -370,6 +382,7 @@ async fn input(
     source: &Source,
     data: &JsValue,
     input: &Input,
+    demos: &mut Vec<(Dataset, &'static str)>,
 ) -> Result<(String, Dataset), String> {
     let files_key = files_key(input.slot);
     let read = |set: FileSet| -> Result<(String, Dataset), String> {
@@ -379,7 +392,7 @@ async fn input(
             .map_err(|e| e.to_string())
     };
     match source {
-        Source::Demo => Ok((input.demo.to_string(), demo(input.demo)?)),
+        Source::Demo => Ok((input.demo.to_string(), demo(input.demo, demos)?)),
         Source::Url { url } => read(fetch(scope, url).await?),
         Source::Local { files } => {
             let got = files_of(data, files_key);
@@ -429,12 +442,13 @@ async fn run_analysis(
         sc: None,
         prot: None,
     };
+    let mut demos = Vec::new();
     for i in info.inputs {
         let source = run
             .inputs
             .get(i.slot)
             .ok_or_else(|| format!("{} needs the {}", info.name, i.label.to_lowercase()))?;
-        let read = input(scope, source, data, i).await?;
+        let read = input(scope, source, data, i, &mut demos).await?;
         match i.slot {
             Slot::Spatial => inputs.sp = read,
             Slot::Reference => inputs.sc = Some(read),

@@ -300,9 +300,13 @@ fn nb_regression_runs_on_the_gpu_like_the_cpu() {
     let batch: Vec<usize> = (0..cells).map(|c| (c / 5) % e).collect();
     let init_mu: Vec<f32> = (0..f * genes).map(|i| 1.0 + (i % 4) as f32).collect();
     let levels: Vec<Vec<usize>> = (0..cells).map(|c| vec![c % 3]).collect();
+    let x = tessera_core::data::dense(cells, genes, x)
+        .map(tessera_core::data::Matrix::Dense)
+        .unwrap();
+    let rows: Vec<usize> = (0..cells).collect();
     let d = RegressionData {
         x: &x,
-        cells,
+        rows: &rows,
         genes,
         label: &label,
         n_labels: f,

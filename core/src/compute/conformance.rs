@@ -473,6 +473,49 @@ async fn likelihood_cases<D: Device>(r: &mut Runner<'_, D>) {
             .await;
         r.compare("nb_grad_theta", shape.clone(), 5e-5, &gt, &gtc)
             .await;
+        // The same counts as groups of rows sharing a mean: group k of rows
+        // k, k + groups, …; only the non-zeros are passed.
+        let groups = rows.div_ceil(3);
+        let (mut seg, mut vals) = (vec![0u32], vec![]);
+        for k in 0..groups {
+            for j in 0..cols {
+                let rs = (k..rows).step_by(groups);
+                vals.extend(rs.map(|i| counts[i * cols + j]).filter(|&v| v != 0.0));
+                seg.push(vals.len() as u32);
+            }
+        }
+        vals.push(0.0);
+        let count: Vec<f32> = (0..groups)
+            .map(|k| (k..rows).step_by(groups).count() as f32)
+            .collect();
+        let (x, xc) = r.both(&vals);
+        let (sg, sgc) = (r.dev.upload_index(&seg), r.cpu.upload_index(&seg));
+        let (nk, nkc) = r.both(&count);
+        let m = groups * cols;
+        let (mu, muc) = r.both(&uniform(m, 0.05, 50.0, 24));
+        let out: [_; 3] = std::array::from_fn(|_| r.dev.zeros(m));
+        let outc: [_; 3] = std::array::from_fn(|_| r.cpu.zeros(m));
+        r.dev
+            .nb_grouped(&x, &sg, &nk, &mu, &th, groups, cols, [&out[0], &out[1], &out[2]]);
+        r.cpu.nb_grouped(
+            &xc,
+            &sgc,
+            &nkc,
+            &muc,
+            &thc,
+            groups,
+            cols,
+            [&outc[0], &outc[1], &outc[2]],
+        );
+        let shape = format!("{groups} groups of {rows}x{cols}");
+        for (name, i, tol) in [
+            ("nb_grouped_ll", 0, 1e-4),
+            ("nb_grouped_mu", 1, 2e-5),
+            ("nb_grouped_theta", 2, 1e-4),
+        ] {
+            r.compare(name, shape.clone(), tol, &out[i], &outc[i])
+                .await;
+        }
         let (ll, llc) = (r.dev.zeros(rows), r.cpu.zeros(rows));
         r.dev.poisson_loglik_grad(&x, &mu, rows, cols, &ll, &gm);
         r.cpu.poisson_loglik_grad(&xc, &muc, rows, cols, &llc, &gmc);

@@ -133,9 +133,43 @@ pub fn host_memory_available() -> Option<u64> {
 /// Γ-Poisson log-pmf and gradients, in f64.
 pub fn nb_terms(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
     let lt = (theta / (theta + mu)).ln();
-    // Small integer counts (most of a count matrix): lgamma and digamma
-    // differences as short sums, ln x! from a table.
-    let (lg, dg, lfact) = if x >= 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
+    let (lg, dg) = lgamma_digamma_shift(x, theta);
+    let ll = lg
+        + theta * lt
+        + if x > 0.0 {
+            x * (mu / (theta + mu)).ln()
+        } else {
+            0.0
+        };
+    let d_mu = x / mu - (x + theta) / (theta + mu);
+    let d_theta = dg + lt + 1.0 - (x + theta) / (theta + mu);
+    (ll, d_mu, d_theta)
+}
+
+/// [`nb_terms`] summed over `n` entries sharing one mean and concentration,
+/// of which `xs` are the non-zero counts and the rest zeros: the terms that
+/// depend on the parameters only are evaluated once.
+pub fn nb_group_terms(xs: &[f32], n: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
+    let inv = 1.0 / (theta + mu);
+    let lt = (theta * inv).ln();
+    let (mut sum_x, mut lg, mut dg) = (0.0, 0.0, 0.0);
+    for &x in xs {
+        let x = x as f64;
+        let (l, d) = lgamma_digamma_shift(x, theta);
+        sum_x += x;
+        lg += l;
+        dg += d;
+    }
+    let lm = if sum_x > 0.0 { (mu * inv).ln() } else { 0.0 };
+    let ll = lg + n * theta * lt + sum_x * lm;
+    let d_mu = sum_x / mu - (sum_x + n * theta) * inv;
+    let d_theta = dg + n * (lt + 1.0) - (sum_x + n * theta) * inv;
+    (ll, d_mu, d_theta)
+}
+
+/// lgamma(x + θ) − lgamma(θ) − ln x! and digamma(x + θ) − digamma(θ).
+fn lgamma_digamma_shift(x: f64, theta: f64) -> (f64, f64) {
+    if x >= 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
         let k = x as usize;
         let (mut prod, mut dg) = (1.0, 0.0);
         for j in 0..k {
@@ -148,24 +182,13 @@ pub fn nb_terms(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
         } else {
             (0..k).map(|j| (theta + j as f64).ln()).sum()
         };
-        (lg, dg, ln_factorial(k))
+        (lg - ln_factorial(k), dg)
     } else {
         (
-            lgamma(x + theta) - lgamma(theta),
+            lgamma(x + theta) - lgamma(theta) - lgamma(x + 1.0),
             digamma(x + theta) - digamma(theta),
-            lgamma(x + 1.0),
         )
-    };
-    let ll = lg - lfact
-        + theta * lt
-        + if x > 0.0 {
-            x * (mu / (theta + mu)).ln()
-        } else {
-            0.0
-        };
-    let d_mu = x / mu - (x + theta) / (theta + mu);
-    let d_theta = dg + lt + 1.0 - (x + theta) / (theta + mu);
-    (ll, d_mu, d_theta)
+    }
 }
 
 /// Counts below this take the summed form in [`nb_terms`].
@@ -548,6 +571,56 @@ impl Device for Cpu {
         ll_rows.set(ll.into_iter().map(|v| v as f32).collect());
     }
 
+    fn nb_grouped(
+        &self,
+        x: &CpuBuf,
+        seg: &Vec<u32>,
+        count: &CpuBuf,
+        mu: &CpuBuf,
+        theta: &CpuBuf,
+        groups: usize,
+        cols: usize,
+        out: [&CpuBuf; 3],
+    ) {
+        let (xv, cv, muv, thv) = (x.view(), count.view(), mu.view(), theta.view());
+        let (x, count, mu, theta): (&[f32], &[f32], &[f32], &[f32]) = (&xv, &cv, &muv, &thv);
+        let n = groups * cols;
+        let [ll, gm, gt] = out.map(|b| b.0.borrow_mut());
+        let (mut ll, mut gm, mut gt) = (ll, gm, gt);
+        assert!(
+            seg.len() > n
+                && seg[n] as usize <= x.len()
+                && count.len() >= groups
+                && mu.len() >= n
+                && [ll.len(), gm.len(), gt.len()].iter().all(|&l| l >= n)
+                && !theta.is_empty(),
+            "nb_grouped: bad lengths"
+        );
+        let work = |r0: usize, ll: &mut [f32], gm: &mut [f32], gt: &mut [f32]| {
+            for (k, ((l, m), t)) in ll.iter_mut().zip(gm).zip(gt).enumerate() {
+                let i = r0 * cols + k;
+                let xs = &x[seg[i] as usize..seg[i + 1] as usize];
+                let n = count[i / cols] as f64;
+                let (a, b, c) = nb_group_terms(xs, n, mu[i] as f64, bcast(theta, i));
+                (*l, *m, *t) = (a as f32, b as f32, c as f32);
+            }
+        };
+        let t = threads();
+        let (ll, gm, gt) = (&mut ll[..n], &mut gm[..n], &mut gt[..n]);
+        if t > 1 && n >= PAR_MIN && groups >= 2 && cfg!(not(target_arch = "wasm32")) {
+            let per = groups.div_ceil(t) * cols;
+            std::thread::scope(|s| {
+                let chunks = ll.chunks_mut(per).zip(gm.chunks_mut(per)).zip(gt.chunks_mut(per));
+                for (i, ((l, m), g)) in chunks.enumerate() {
+                    let work = &work;
+                    s.spawn(move || work(i * per / cols, l, m, g));
+                }
+            });
+        } else {
+            work(0, ll, gm, gt);
+        }
+    }
+
     fn nmf_cd_rows(
         &self,
         w: &CpuBuf,
@@ -804,6 +877,25 @@ mod tests {
                     (d - dt).abs() < 1e-9 * dt.abs().max(1.0),
                     "{x} {mu} {theta}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn nb_grouped_sums_the_terms_of_every_entry_zeros_included() {
+        let xs = [3.0f32, 1.0, 40.5, 17.0];
+        for &(n, mu, theta) in &[(4.0, 0.7, 2.5), (9.0, 30.0, 0.3), (4.0, 2.0, 1e4)] {
+            let got = nb_group_terms(&xs, n + xs.len() as f64, mu, theta);
+            let mut want = nb_terms(0.0, mu, theta);
+            want.0 *= n;
+            want.1 *= n;
+            want.2 *= n;
+            for &x in &xs {
+                let t = nb_terms(x as f64, mu, theta);
+                want = (want.0 + t.0, want.1 + t.1, want.2 + t.2);
+            }
+            for (g, w) in [(got.0, want.0), (got.1, want.1), (got.2, want.2)] {
+                assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{g} vs {w}");
             }
         }
     }

@@ -243,6 +243,26 @@ pub trait Device {
         grad_mu: &Self::Buf,
         grad_theta: &Self::Buf,
     );
+    /// [`nb_loglik_grad`](Device::nb_loglik_grad) summed over groups of rows
+    /// that share a mean, from the non-zero counts only: group k has
+    /// `count[k]` rows, all with mean `mu[k, ·]`; the non-zero counts of its
+    /// column j are `x[seg[k·cols + j] .. seg[k·cols + j + 1]]`, its other
+    /// entries are zeros. Writes per (k, j) into `out` = [ll, grad_mu,
+    /// grad_theta] the summed log-likelihood and gradients. theta
+    /// broadcasts. A sparse count matrix costs one evaluation per group and
+    /// column plus one per non-zero, and is never densified.
+    #[allow(clippy::too_many_arguments)]
+    fn nb_grouped(
+        &self,
+        x: &Self::Buf,
+        seg: &Self::Index,
+        count: &Self::Buf,
+        mu: &Self::Buf,
+        theta: &Self::Buf,
+        groups: usize,
+        cols: usize,
+        out: [&Self::Buf; 3],
+    );
     /// Poisson log-likelihood per row and its gradient w.r.t. the rate.
     #[allow(clippy::too_many_arguments)]
     fn poisson_loglik_grad(

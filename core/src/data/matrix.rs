@@ -267,6 +267,40 @@ impl Matrix {
         out
     }
 
+    /// Calls `f(column, value)` for each stored non-zero of row `r`, in
+    /// column order (a scan of every column for CSC: convert first when
+    /// reading many rows).
+    pub fn for_row(&self, r: usize, mut f: impl FnMut(usize, f32)) {
+        match self {
+            Matrix::Dense(d) => {
+                for (c, &v) in d.row(r).iter().enumerate() {
+                    if v != 0.0 {
+                        f(c, v)
+                    }
+                }
+            }
+            Matrix::Csr(s) => {
+                let span = s.indptr[r] as usize..s.indptr[r + 1] as usize;
+                for (&c, &v) in s.indices[span.clone()].iter().zip(&s.data[span]) {
+                    if v != 0.0 {
+                        f(c as usize, v)
+                    }
+                }
+            }
+            Matrix::Csc(s) => {
+                for c in 0..s.cols {
+                    let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
+                    if let Ok(p) = s.indices[span.clone()].binary_search(&(r as u32)) {
+                        let v = s.data[span.start + p];
+                        if v != 0.0 {
+                            f(c, v)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Row-major copy with rows in `rows` order (used for joins and subsets).
     pub fn take_rows(&self, rows: &[usize]) -> Matrix {
         let (_, cols) = self.shape();

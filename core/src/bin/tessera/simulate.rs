@@ -1,9 +1,11 @@
-//! `tessera simulate visium`: spots with known abundances for benchmarking.
+//! `tessera simulate visium|tutorial`: data with known truth for benchmarks
+//! and accuracy tests.
 
 use std::path::PathBuf;
 
 use tessera_core::io::{self, csv_field, h5ad_write};
 use tessera_core::models::named::Named;
+use tessera_core::simulate::tutorial::{self, TutorialSim};
 use tessera_core::simulate::{self, VisiumSim};
 
 use crate::{load, write, TableArgs};
@@ -12,6 +14,28 @@ use crate::{load, write, TableArgs};
 pub enum Simulate {
     /// Visium-like spots from a labelled single-cell reference (cell2location paper design)
     Visium(Box<VisiumArgs>),
+    /// A reference + spots pair of the cell2location tutorial's shape (or any size), no input needed
+    Tutorial(TutorialArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TutorialArgs {
+    #[arg(long, default_value_t = 73_260)]
+    cells: usize,
+    #[arg(long, default_value_t = 10_237)]
+    genes: usize,
+    #[arg(long, default_value_t = 34)]
+    types: usize,
+    /// Reference samples (batches), obs['Sample']
+    #[arg(long, default_value_t = 4)]
+    samples: usize,
+    #[arg(long, default_value_t = 4_035)]
+    spots: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder: reference.h5ad, sp.h5ad, truth_abundance.csv
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -37,7 +61,66 @@ pub struct VisiumArgs {
 }
 
 pub fn run(s: Simulate) -> Result<(), io::Error> {
-    let Simulate::Visium(a) = s;
+    match s {
+        Simulate::Visium(a) => visium(*a),
+        Simulate::Tutorial(a) => tutorial_pair(a),
+    }
+}
+
+fn mkdir(p: &std::path::Path) -> Result<(), io::Error> {
+    std::fs::create_dir_all(p).map_err(|e| io::Error::new(&p.display().to_string(), "", e.to_string()))
+}
+
+/// Spots x types as CSV, first column the spot.
+fn truth_csv(spots: &[String], types: &[String], abundance: &[f64]) -> String {
+    let t = types.len();
+    let mut csv = String::new();
+    for c in types {
+        csv.push(',');
+        csv.push_str(&csv_field(c));
+    }
+    csv.push('\n');
+    for (s, spot) in spots.iter().enumerate() {
+        csv.push_str(&csv_field(spot));
+        for k in 0..t {
+            csv.push_str(&format!(",{}", abundance[s * t + k]));
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
+fn tutorial_pair(a: TutorialArgs) -> Result<(), io::Error> {
+    let p = TutorialSim {
+        cells: a.cells,
+        genes: a.genes,
+        types: a.types,
+        samples: a.samples,
+        spots: a.spots,
+        seed: a.seed,
+    };
+    let sim = tutorial::tutorial(&p).map_err(|e| io::Error::new("tessera simulate tutorial", "", e))?;
+    mkdir(&a.out)?;
+    let nnz = sim.reference.x.as_ref().map_or(0, |x| x.values().len());
+    write(&a.out.join("reference.h5ad"), &h5ad_write::write(&sim.reference)?)?;
+    write(&a.out.join("sp.h5ad"), &h5ad_write::write(&sim.spatial)?)?;
+    let csv = truth_csv(&sim.spatial.obs.index, &sim.cell_types, &sim.abundance);
+    write(&a.out.join("truth_abundance.csv"), csv.as_bytes())?;
+    eprintln!(
+        "reference {} cells x {} genes ({nnz} non-zeros, {} types, {} samples; labels obs['Subset'], batches obs['Sample']); \
+         {} spots, {:.1} cells per spot -> {}",
+        a.cells,
+        a.genes,
+        a.types,
+        a.samples,
+        a.spots,
+        sim.abundance.iter().sum::<f64>() / a.spots as f64,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn visium(a: VisiumArgs) -> Result<(), io::Error> {
     let name = a.reference[0].display().to_string();
     let reference = load(&a.reference, &a.table)?.dataset;
     let p = VisiumSim {
@@ -47,27 +130,14 @@ pub fn run(s: Simulate) -> Result<(), io::Error> {
         ..VisiumSim::default()
     };
     let sim = simulate::visium(Named::new(&name, &reference), &a.labels, &p)?;
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
+    mkdir(&a.out)?;
     write(&a.out.join("sp.h5ad"), &h5ad_write::write(&sim.spatial)?)?;
     write(
         &a.out.join("reference_train.h5ad"),
         &h5ad_write::write(&sim.training)?,
     )?;
     let t = sim.cell_types.len();
-    let mut csv = String::new();
-    for c in &sim.cell_types {
-        csv.push(',');
-        csv.push_str(&csv_field(c));
-    }
-    csv.push('\n');
-    for (s, spot) in sim.spatial.obs.index.iter().enumerate() {
-        csv.push_str(spot);
-        for k in 0..t {
-            csv.push_str(&format!(",{}", sim.abundance[s * t + k]));
-        }
-        csv.push('\n');
-    }
+    let csv = truth_csv(&sim.spatial.obs.index, &sim.cell_types, &sim.abundance);
     write(&a.out.join("truth_abundance.csv"), csv.as_bytes())?;
     let mut types = String::from("cell_type,zone\n");
     for (c, z) in sim.cell_types.iter().zip(&sim.type_zone) {

@@ -29,7 +29,7 @@ macro_rules! cuda_kernel {
     };
 }
 
-const KERNELS: [(&str, &str); 17] = [
+const KERNELS: [(&str, &str); 18] = [
     cuda_kernel!("unary"),
     cuda_kernel!("binary"),
     cuda_kernel!("reduce"),
@@ -41,6 +41,7 @@ const KERNELS: [(&str, &str); 17] = [
     cuda_kernel!("csr_mm"),
     cuda_kernel!("csr_mm_t"),
     cuda_kernel!("nb_loglik_grad"),
+    cuda_kernel!("nb_grouped"),
     cuda_kernel!("poisson_loglik_grad"),
     cuda_kernel!("log_density"),
     cuda_kernel!("normal_draw"),
@@ -500,6 +501,50 @@ impl Device for Cuda {
         if let Some(cfg) = per_block(rows) {
             check("nb_loglik_grad", unsafe { l.launch(cfg) });
         }
+    }
+
+    fn nb_grouped(
+        &self,
+        x: &CudaBuf,
+        seg: &CudaIndex,
+        count: &CudaBuf,
+        mu: &CudaBuf,
+        theta: &CudaBuf,
+        groups: usize,
+        cols: usize,
+        out: [&CudaBuf; 3],
+    ) {
+        let n = groups * cols;
+        let (xb, cb, mb, tb) = (
+            x.0.borrow(),
+            count.0.borrow(),
+            mu.0.borrow(),
+            theta.0.borrow(),
+        );
+        let [mut lb, mut gm, mut gt] = out.map(|b| b.0.borrow_mut());
+        assert!(
+            seg.0.len() > n
+                && cb.len() >= groups
+                && mb.len() >= n
+                && !tb.is_empty()
+                && [lb.len(), gm.len(), gt.len()].iter().all(|&l| l >= n),
+            "nb_grouped: bad lengths"
+        );
+        let (k, c, nt) = (groups as u32, cols as u32, tb.len() as u32);
+        let f = self.func("nb_grouped");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*xb)
+            .arg(&seg.0)
+            .arg(&*cb)
+            .arg(&*mb)
+            .arg(&*tb)
+            .arg(&mut *lb)
+            .arg(&mut *gm)
+            .arg(&mut *gt)
+            .arg(&k)
+            .arg(&c)
+            .arg(&nt);
+        check("nb_grouped", unsafe { l.launch(one_d(n)) });
     }
 
     fn poisson_loglik_grad(

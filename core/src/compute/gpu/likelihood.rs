@@ -1,7 +1,8 @@
 //! Fused count likelihoods: elementwise terms, gradients and the per-row sum
-//! in one pass over the matrix. WGSL twins: shaders/{nb,poisson}_loglik_grad.wgsl.
+//! in one pass over the matrix, or over the non-zeros of groups of rows.
+//! WGSL twins: shaders/{nb,poisson}_loglik_grad.wgsl, shaders/nb_grouped.wgsl.
 
-use super::{grid, kernel, Gpu, GpuBuf};
+use super::{grid, grid_for, kernel, Gpu, GpuBuf, GpuIndex};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -71,6 +72,61 @@ pub(super) fn poisson(
         bytemuck::bytes_of(&p),
         &bufs,
         grid(rows),
+        None,
+    );
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GroupParams {
+    groups: u32,
+    cols: u32,
+    n_theta: u32,
+    _pad: u32,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn nb_grouped(
+    gpu: &Gpu,
+    x: &GpuBuf,
+    seg: &GpuIndex,
+    count: &GpuBuf,
+    mu: &GpuBuf,
+    theta: &GpuBuf,
+    groups: usize,
+    cols: usize,
+    out: [&GpuBuf; 3],
+) {
+    let n = groups * cols;
+    assert!(
+        seg.len > n
+            && count.len >= groups
+            && mu.len >= n
+            && theta.len > 0
+            && out.iter().all(|b| b.len >= n),
+        "nb_grouped: bad lengths"
+    );
+    let p = GroupParams {
+        groups: groups as u32,
+        cols: cols as u32,
+        n_theta: theta.len as u32,
+        _pad: 0,
+    };
+    let bufs = [
+        &x.buf,
+        &seg.buf,
+        &count.buf,
+        &mu.buf,
+        &theta.buf,
+        &out[0].buf,
+        &out[1].buf,
+        &out[2].buf,
+    ];
+    gpu.dispatch(
+        &kernel!("nb_grouped", "common"),
+        bytemuck::bytes_of(&p),
+        &bufs,
+        grid_for(n),
         None,
     );
 }

@@ -471,6 +471,20 @@ impl Device for Gpu {
         likelihood::nb(self, x, mu, theta, rows, cols, ll_rows, grad_mu, grad_theta);
     }
 
+    fn nb_grouped(
+        &self,
+        x: &GpuBuf,
+        seg: &GpuIndex,
+        count: &GpuBuf,
+        mu: &GpuBuf,
+        theta: &GpuBuf,
+        groups: usize,
+        cols: usize,
+        out: [&GpuBuf; 3],
+    ) {
+        likelihood::nb_grouped(self, x, seg, count, mu, theta, groups, cols, out);
+    }
+
     fn poisson_loglik_grad(
         &self,
         x: &GpuBuf,

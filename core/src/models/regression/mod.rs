@@ -8,7 +8,7 @@
 pub mod nb;
 
 use crate::compute::Device;
-use crate::data::{Column, Dataset, Frame};
+use crate::data::{Column, Dataset, Frame, Matrix};
 use crate::io::{csv_field, Error};
 use crate::models::named::{self as labels_of, Named};
 use crate::prep::filter::{check_x, Need};
@@ -86,24 +86,22 @@ pub fn cluster_averages(reference: Named, labels_key: &str) -> Result<Signatures
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
         .collect();
+    // CSC is read row by row after one conversion; CSR and dense in place.
+    let csr;
+    let x = if let Matrix::Csc(_) = x {
+        csr = x.to_csr();
+        &csr
+    } else {
+        x
+    };
     let mut sums = vec![0f64; g * t];
     let mut n_cells = vec![0usize; t];
-    let all: Vec<usize> = (0..g).collect();
-    // Row blocks keep the dense copy small for large references.
-    for r0 in (0..rows).step_by(4096) {
-        let r1 = (r0 + 4096).min(rows);
-        let block = x
-            .take_rows(&(r0..r1).collect::<Vec<_>>())
-            .columns_dense(&all);
-        for r in r0..r1 {
-            let Some(&c) = of.get(labels[r].as_str()) else {
-                continue;
-            };
-            n_cells[c] += 1;
-            for (gi, &v) in block[(r - r0) * g..(r - r0 + 1) * g].iter().enumerate() {
-                sums[gi * t + c] += v as f64;
-            }
-        }
+    for (r, label) in labels.iter().enumerate().take(rows) {
+        let Some(&c) = of.get(label.as_str()) else {
+            continue;
+        };
+        n_cells[c] += 1;
+        x.for_row(r, |gi, v| sums[gi * t + c] += v as f64);
     }
     let values = sums
         .iter()
@@ -225,16 +223,21 @@ pub async fn regression<D: Device>(
         n_levels += names.len();
     }
     let g = avg.genes.len();
-    let all: Vec<usize> = (0..g).collect();
-    let dense = x.take_rows(&keep).columns_dense(&all);
+    let csr;
+    let x = if let Matrix::Csc(_) = x {
+        csr = x.to_csr();
+        &csr
+    } else {
+        x
+    };
     let t = avg.cell_types.len();
     // μ is labels x genes on the device; the averages are genes x labels.
     let init_mu: Vec<f32> = (0..t * g)
         .map(|i| avg.values[(i % g) * t + i / g] as f32)
         .collect();
     let data = nb::RegressionData {
-        x: &dense,
-        cells: keep.len(),
+        x,
+        rows: &keep,
         genes: g,
         label: &label,
         n_labels: t,
@@ -255,8 +258,13 @@ pub async fn regression<D: Device>(
         };
         (fit.means[lf * g + j] + fit.s_eg[b * g + j]) * fit.detection_y_e[b] * factor
     };
-    let (qc_histogram, qc_max) =
-        qc_histogram((0..keep.len() * g).map(|i| (dense[i] as f64, expected(i / g, i % g))));
+    // One cell's row at a time: the reference is never densified.
+    let pairs = keep.iter().enumerate().flat_map(|(c, &r)| {
+        let mut row = vec![0f64; g];
+        x.for_row(r, |j, v| row[j] = v as f64);
+        (0..g).map(move |j| (row[j], expected(c, j)))
+    });
+    let (qc_histogram, qc_max) = qc_histogram(pairs);
     let to_genes_by_types =
         |v: &[f64]| -> Vec<f64> { (0..g * t).map(|i| v[(i % t) * g + i / t]).collect() };
     Ok(RegressionSignatures {

@@ -29,15 +29,21 @@
 //! Posterior summaries are the guide's lognormal moments and quantiles in
 //! closed form (cell2location estimates the same numbers from 1000 draws).
 
+use std::collections::HashMap;
+
 use crate::compute::special::{digamma, lgamma};
+use crate::data::Matrix;
 use crate::compute::{philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
 use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Summary, Tally};
 
-/// The data of one fit: dense counts and each cell's label and batch.
+/// The data of one fit: raw counts and each cell's label and batch.
 pub struct RegressionData<'a> {
-    /// cells x genes raw counts, row-major.
-    pub x: &'a [f32],
-    pub cells: usize,
+    /// Raw counts, cells x genes, CSR or dense (CSC is read by scanning
+    /// every column for each row: convert it first). Only the rows in
+    /// `rows` are read, and never densified.
+    pub x: &'a Matrix,
+    /// The row of `x` of each cell of the fit.
+    pub rows: &'a [usize],
     pub genes: usize,
     /// Label index of each cell (0..n_labels).
     pub label: &'a [usize],
@@ -51,6 +57,81 @@ pub struct RegressionData<'a> {
     /// into 0..n_levels, one per covariate); empty when there are none.
     pub levels: &'a [Vec<usize>],
     pub n_levels: usize,
+}
+
+/// One minibatch on the device, its cells grouped by what their expected
+/// counts depend on (label, batch, covariate levels): the likelihood costs
+/// one evaluation per group and gene plus one per non-zero count
+/// ([`Device::nb_grouped`]), and the counts stay sparse.
+struct Batch<D: Device> {
+    cells: Vec<usize>,
+    groups: usize,
+    x: D::Buf,
+    seg: D::Index,
+    count: D::Buf,
+    oh_f: D::Buf,
+    oh_e: D::Buf,
+    oh_t: Option<D::Buf>,
+}
+
+impl<D: Device> Batch<D> {
+    fn new(dev: &D, d: &RegressionData, cells: &[usize]) -> Batch<D> {
+        let (g, f, e, nt) = (d.genes, d.n_labels, d.n_batches, d.n_levels);
+        let no_levels: &[usize] = &[];
+        let mut index: HashMap<(usize, usize, &[usize]), usize> = HashMap::new();
+        let mut keys = vec![];
+        let group: Vec<usize> = cells
+            .iter()
+            .map(|&c| {
+                let lv = d.levels.get(c).map_or(no_levels, |v| v.as_slice());
+                let key = (d.label[c], d.batch[c], lv);
+                *index.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    keys.len() - 1
+                })
+            })
+            .collect();
+        let k = keys.len();
+        // Counting sort of the non-zeros by (group, gene).
+        let mut seg = vec![0u32; k * g + 1];
+        for (i, &c) in cells.iter().enumerate() {
+            d.x.for_row(d.rows[c], |j, _| seg[group[i] * g + j + 1] += 1);
+        }
+        for i in 0..k * g {
+            seg[i + 1] += seg[i];
+        }
+        let mut next = seg.clone();
+        let mut x = vec![0f32; (seg[k * g] as usize).max(1)];
+        for (i, &c) in cells.iter().enumerate() {
+            d.x.for_row(d.rows[c], |j, v| {
+                let p = &mut next[group[i] * g + j];
+                x[*p as usize] = v;
+                *p += 1;
+            });
+        }
+        let mut count = vec![0f32; k];
+        for &gi in &group {
+            count[gi] += 1.0;
+        }
+        let (mut oh_f, mut oh_e, mut oh_t) = (vec![0f32; k * f], vec![0f32; k * e], vec![0f32; k * nt]);
+        for (r, &(label, batch, levels)) in keys.iter().enumerate() {
+            oh_f[r * f + label] = 1.0;
+            oh_e[r * e + batch] = 1.0;
+            for &l in levels {
+                oh_t[r * nt + l] += 1.0;
+            }
+        }
+        Batch {
+            cells: cells.to_vec(),
+            groups: k,
+            x: dev.upload(&x),
+            seg: dev.upload_index(&seg),
+            count: dev.upload(&count),
+            oh_f: dev.upload(&oh_f),
+            oh_e: dev.upload(&oh_e),
+            oh_t: (nt > 0).then(|| dev.upload(&oh_t)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,7 +212,7 @@ pub async fn fit<D: Device>(
     progress: &mut dyn FnMut(usize, usize, f64),
     mut probe: Option<&mut dyn FnMut(&Probe)>,
 ) -> RegressionFit {
-    let (n, g, f, e) = (data.cells, data.genes, data.n_labels, data.n_batches);
+    let (n, g, f, e) = (data.rows.len(), data.genes, data.n_labels, data.n_batches);
     let c = Consts::new(dev);
     let mu0: Vec<f32> = data.init_mu.iter().map(|v| v + 1e-4).collect();
     let mu = Site::new(dev, 1, &mu0);
@@ -154,56 +235,22 @@ pub async fn fit<D: Device>(
         let j = (philox::uniform(train.seed, 7, i) as f64 * (i + 1) as f64) as usize;
         order.swap(i, j.min(i));
     }
-    struct Batch<D: Device> {
-        cells: Vec<usize>,
-        b: usize,
-        x: D::Buf,
-        oh_f: D::Buf,
-        oh_e: D::Buf,
-        oh_t: Option<D::Buf>,
-    }
-    let batches: Vec<Batch<D>> = order
-        .chunks(bs)
-        .map(|cells| {
-            let b = cells.len();
-            let mut x = Vec::with_capacity(b * g);
-            let (mut oh_f, mut oh_e) = (vec![0f32; b * f], vec![0f32; b * e]);
-            let mut oh_t = vec![0f32; b * nt];
-            for (r, &cidx) in cells.iter().enumerate() {
-                x.extend_from_slice(&data.x[cidx * g..(cidx + 1) * g]);
-                oh_f[r * f + data.label[cidx]] = 1.0;
-                oh_e[r * e + data.batch[cidx]] = 1.0;
-                if nt > 0 {
-                    for &l in &data.levels[cidx] {
-                        oh_t[r * nt + l] += 1.0;
-                    }
-                }
-            }
-            Batch {
-                cells: cells.to_vec(),
-                b,
-                x: dev.upload(&x),
-                oh_f: dev.upload(&oh_f),
-                oh_e: dev.upload(&oh_e),
-                oh_t: (nt > 0).then(|| dev.upload(&oh_t)),
-            }
-        })
-        .collect();
-    let max_b = batches.iter().map(|b| b.b).max().unwrap_or(1);
+    let batches: Vec<Batch<D>> = order.chunks(bs).map(|cells| Batch::new(dev, data, cells)).collect();
+    let max_k = batches.iter().map(|b| b.groups).max().unwrap_or(1);
     let z = |len: usize| dev.zeros(len);
     let (m1, m2, mean, gm, gt, w) = (
-        z(max_b * g),
-        z(max_b * g),
-        z(max_b * g),
-        z(max_b * g),
-        z(max_b * g),
-        z(max_b * g),
+        z(max_k * g),
+        z(max_k * g),
+        z(max_k * g),
+        z(max_k * g),
+        z(max_k * g),
+        z(max_k * g),
     );
-    let (ll, yc, rows, theta, sq, colsum) = (z(max_b), z(max_b), z(max_b), z(g), z(g), z(g));
+    let (ll, yc, rows, theta, sq, colsum) = (z(max_k * g), z(max_k), z(max_k), z(g), z(g), z(g));
     let (ye_buf, eg_stats, sums) = (z(e), z(e * g), z(e.max(1)));
     let mut tally = Tally::new(dev, &[1, 1, 1, 1, 1, 1, 1, 1, e, e, e]);
     let (t1, t2) = (z(f * g), z(e * g));
-    let (tm, wt) = (z(max_b * g), z(max_b * g));
+    let (tm, wt) = (z(max_k * g), z(max_k * g));
     let (yt_a, yt_b, yt_c) = (z(nt * g), z(nt * g), z(nt * g));
     let mut history = Vec::new();
     let mut step_no = 0u64;
@@ -211,7 +258,7 @@ pub async fn fit<D: Device>(
         let mut epoch_loss = 0.0;
         for bt in &batches {
             step_no += 1;
-            let (b, scale) = (bt.b, n as f64 / bt.b as f64);
+            let (b, scale) = (bt.groups, n as f64 / bt.cells.len() as f64);
             tally.reset(dev);
             for s in [&mu, &seg, &ainv].into_iter().chain(&ytg) {
                 s.draw(dev, train.seed, step_no, &tally, GUIDE);
@@ -245,7 +292,7 @@ pub async fn fit<D: Device>(
             dev.binary_rows(Binary::Mul, w_full, &yc, b, g, &mean);
             dev.binary(Binary::Mul, &ainv.z, &ainv.z, &sq);
             dev.binary(Binary::Div, &ainv.ones, &sq, &theta);
-            dev.nb_loglik_grad(&bt.x, &mean, &theta, b, g, &ll, &gm, &gt);
+            dev.nb_grouped(&bt.x, &bt.seg, &bt.count, &mean, &theta, b, g, [&ll, &gm, &gt]);
             // μ and s gradients: scale · OHᵀ (gm ∘ y_c), plus their priors.
             dev.binary_rows(Binary::Mul, &gm, &yc, b, g, &m1);
             let tn = |m: usize, k: usize| Gemm {
@@ -311,7 +358,7 @@ pub async fn fit<D: Device>(
             dev.reduce(Reduce::Sum, Axis::Rows, &seg.z, e, g, &sums);
             tally.add(dev, &sums, Slot::S as usize);
             tally.sum(dev, &ainv.z, g, Slot::Ainv as usize);
-            tally.sum(dev, &ll, b, Slot::LogLik as usize);
+            tally.sum(dev, &ll, b * g, Slot::LogLik as usize);
             tally.sum(dev, &mu.z, f * g, Slot::Mu as usize);
             if let Some(y) = &ytg {
                 dev.unary(Unary::Log, &y.z, &yt_a);
@@ -434,7 +481,7 @@ mod tests {
                 let factor: f64 = d.levels[c].iter().map(|&t| ytg[t * g + j]).sum();
                 let mean = (mu[f * g + j] + s[b * g + j]) * y[b] * factor;
                 let theta = 1.0 / (ainv[j] * ainv[j]);
-                lj += scale * nb_terms(d.x[c * g + j] as f64, mean, theta).0;
+                lj += scale * nb_terms(d.x.get(d.rows[c], j) as f64, mean, theta).0;
             }
         }
         lj += mu.iter().map(|v| -v).sum::<f64>() + y.iter().map(|v| -v).sum::<f64>();
@@ -459,9 +506,11 @@ mod tests {
         let init_mu: Vec<f32> = (0..f * genes).map(|i| 0.5 + (i % 5) as f32).collect();
         // Two covariates with two levels each (indices 0-1 and 2-3).
         let levels: Vec<Vec<usize>> = (0..cells).map(|c| vec![c % 2, 2 + (c / 2) % 2]).collect();
+        let x = crate::data::dense(cells, genes, x).map(Matrix::Dense).unwrap();
+        let rows: Vec<usize> = (0..cells).collect();
         let d = RegressionData {
             x: &x,
-            cells,
+            rows: &rows,
             genes,
             label: &label,
             n_labels: f,

@@ -9,6 +9,8 @@
 //!
 //! Everything random comes from one seed (MT19937, numpy's legacy stream).
 
+pub mod tutorial;
+
 use std::collections::HashMap;
 
 use crate::data::{dense, Annotation, Column, Dataset, Frame, Matrix, Sparse, Value};

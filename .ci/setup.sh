@@ -10,6 +10,9 @@ TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 export PATH="$CARGO_BIN:$PATH"
+# Every wasm build (the app, its worker, the browser op tests) uses WebAssembly
+# SIMD: every browser with WebGPU runs it, and the CPU device's loops vectorise.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
 
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 

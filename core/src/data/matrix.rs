@@ -267,6 +267,72 @@ impl Matrix {
         out
     }
 
+    /// Keeps the distinct columns `cols`, in that order, in the same
+    /// storage: a sparse matrix stays sparse, and CSR is compacted in place
+    /// (no second copy of a large reference).
+    pub fn into_columns(self, cols: &[usize]) -> Matrix {
+        match self {
+            Matrix::Dense(d) => Matrix::Dense(d.select(ndarray::Axis(1), cols)),
+            Matrix::Csr(mut s) => {
+                let mut new_of = vec![u32::MAX; s.cols];
+                for (i, &c) in cols.iter().enumerate() {
+                    new_of[c] = i as u32;
+                }
+                let (mut w, mut start) = (0, 0);
+                for r in 0..s.rows {
+                    let end = s.indptr[r + 1] as usize;
+                    for p in start..end {
+                        let c = new_of[s.indices[p] as usize];
+                        if c != u32::MAX {
+                            s.indices[w] = c;
+                            s.data[w] = s.data[p];
+                            w += 1;
+                        }
+                    }
+                    start = end;
+                    s.indptr[r + 1] = w as u64;
+                }
+                s.indices.truncate(w);
+                s.data.truncate(w);
+                s.indices.shrink_to_fit();
+                s.data.shrink_to_fit();
+                s.cols = cols.len();
+                if cols.windows(2).any(|p| p[0] > p[1]) {
+                    // Reordered columns: each row's indices sorted again.
+                    for r in 0..s.rows {
+                        let span = s.indptr[r] as usize..s.indptr[r + 1] as usize;
+                        let mut row: Vec<(u32, f32)> = s.indices[span.clone()]
+                            .iter()
+                            .copied()
+                            .zip(s.data[span.clone()].iter().copied())
+                            .collect();
+                        row.sort_unstable_by_key(|e| e.0);
+                        for (k, (c, v)) in row.into_iter().enumerate() {
+                            s.indices[span.start + k] = c;
+                            s.data[span.start + k] = v;
+                        }
+                    }
+                }
+                Matrix::Csr(s)
+            }
+            Matrix::Csc(s) => {
+                let mut out = Sparse {
+                    rows: s.rows,
+                    cols: cols.len(),
+                    indptr: vec![0],
+                    ..Sparse::default()
+                };
+                for &c in cols {
+                    let span = s.indptr[c] as usize..s.indptr[c + 1] as usize;
+                    out.indices.extend_from_slice(&s.indices[span.clone()]);
+                    out.data.extend_from_slice(&s.data[span]);
+                    out.indptr.push(out.data.len() as u64);
+                }
+                Matrix::Csc(out)
+            }
+        }
+    }
+
     /// Calls `f(column, value)` for each stored non-zero of row `r`, in
     /// column order (a scan of every column for CSC: convert first when
     /// reading many rows).
@@ -409,6 +475,32 @@ mod tests {
         assert_eq!(csc.to_csr(), csr);
         assert_eq!(csc.row_sums(), vec![3.0, 3.0]);
         assert_eq!(csr.take_rows(&[1, 0]).get(0, 1), 3.0);
+    }
+
+    #[test]
+    fn column_subsets_keep_the_storage_and_the_values() {
+        let d = Matrix::Dense(sample());
+        let csr = d.to_csr();
+        let Matrix::Csr(s) = &csr else { panic!() };
+        let csc = Matrix::Csc(transpose_compressed(s, 2, 3));
+        for cols in [vec![2, 0], vec![1], vec![0, 1, 2]] {
+            let want = d.columns_dense(&cols);
+            for m in [&d, &csr, &csc] {
+                let kind = m.kind();
+                let sub = m.clone().into_columns(&cols);
+                assert_eq!((sub.kind(), sub.shape()), (kind, (2, cols.len())));
+                assert_eq!(sub.columns_dense(&(0..cols.len()).collect::<Vec<_>>()), want);
+                let mut rows = vec![];
+                for r in 0..2 {
+                    sub.for_row(r, |c, v| rows.push((r, c, v)));
+                }
+                let nz: Vec<_> = (0..2 * cols.len())
+                    .filter(|&i| want[i] != 0.0)
+                    .map(|i| (i / cols.len(), i % cols.len(), want[i]))
+                    .collect();
+                assert_eq!(rows, nz, "{kind} {cols:?}");
+            }
+        }
     }
 
     #[test]

@@ -149,12 +149,7 @@ pub fn remove_mt_genes(d: &mut Dataset) -> usize {
 
 /// Keeps the genes `cols` (in that order) in X, var and varm.
 pub fn subset_genes(d: &mut Dataset, cols: &[usize]) {
-    if let Some(x) = &d.x {
-        let (rows, _) = x.shape();
-        d.x = Some(Matrix::Dense(
-            dense(rows, cols.len(), x.columns_dense(cols)).expect("rows x cols values"),
-        ));
-    }
+    d.x = d.x.take().map(|x| x.into_columns(cols));
     d.var = d.var.take(cols);
     d.varm.clear();
     d.raw_x = None;

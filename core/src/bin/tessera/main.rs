@@ -3,6 +3,7 @@
 mod bench_cell2location;
 mod bench_spatial;
 mod bench_tangram;
+mod bench_tutorial;
 mod cell2location;
 mod device;
 mod multiomics;
@@ -169,6 +170,14 @@ enum BenchWhat {
         /// Print a JSON array instead of a table
         #[arg(long)]
         json: bool,
+        /// reference (the two sizes above) or tutorial: both fits of the
+        /// lymph-node tutorial at full size on a generated pair, per epoch
+        /// and per step, with peak memory and the ratio to this machine's floor
+        #[arg(long, default_value = "reference")]
+        size: String,
+        /// Regression epochs timed at --size tutorial
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
     },
     /// Neighbourhood enrichment and co-occurrence vs squidpy's recorded times (100,000 cells)
     Spatial {
@@ -316,13 +325,33 @@ fn run(cli: Cli) -> Result<(), io::Error> {
             what:
                 BenchWhat::Cell2location {
                     device,
+                    lymph_steps,
+                    quick,
+                    json,
+                    size,
+                    epochs,
+                    ..
+                },
+        } if size == "tutorial" => bench_tutorial::run(bench_tutorial::Args {
+            devices: device,
+            epochs,
+            steps: lymph_steps,
+            quick,
+            json,
+        })?,
+        Command::Bench {
+            what:
+                BenchWhat::Cell2location {
+                    device,
                     data,
                     steps,
                     lymph_steps,
                     quick,
                     json,
+                    size,
+                    ..
                 },
-        } => bench_cell2location::run(bench_cell2location::Args {
+        } if size == "reference" => bench_cell2location::run(bench_cell2location::Args {
             devices: device,
             data,
             steps,
@@ -330,6 +359,15 @@ fn run(cli: Cli) -> Result<(), io::Error> {
             quick,
             json,
         })?,
+        Command::Bench {
+            what: BenchWhat::Cell2location { size, .. },
+        } => {
+            return Err(io::Error::new(
+                "tessera bench cell2location",
+                "--size",
+                format!("unknown size {size:?}: expected reference or tutorial"),
+            ))
+        }
         Command::Bench {
             what:
                 BenchWhat::Spatial {

@@ -109,7 +109,7 @@ pub async fn signatures<D: Device>(
     let (signatures, elbo, qc) = match o.method {
         Method::Average => {
             let s = regression::cluster_averages(named, &o.labels)?;
-            let sc = regression::with_signatures(&reference, &s, "cluster_averages");
+            let sc = regression::with_signatures(reference, &s, "cluster_averages");
             files.push(("sc.h5ad".into(), h5ad_write::write(&sc)?));
             (s, vec![], None)
         }
@@ -125,7 +125,7 @@ pub async fn signatures<D: Device>(
             )
             .await?;
             let mut sc =
-                regression::with_signatures(&reference, &r.means, "means_per_cluster_mu_fg");
+                regression::with_signatures(reference, &r.means, "means_per_cluster_mu_fg");
             for (key, v) in [("stds", &r.stds), ("q05", &r.q05), ("q95", &r.q95)] {
                 let s = Signatures {
                     values: v.clone(),

@@ -116,9 +116,10 @@ pub fn cluster_averages(reference: Named, labels_key: &str) -> Result<Signatures
     })
 }
 
-/// The reference with its signatures in `varm`, ready to write as `sc.h5ad`.
-pub fn with_signatures(reference: &Dataset, s: &Signatures, key: &str) -> Dataset {
-    let mut d = reference.clone();
+/// The reference with its signatures in `varm`, ready to write as `sc.h5ad`
+/// (taken, not copied: a reference can be most of the memory in use).
+pub fn with_signatures(reference: Dataset, s: &Signatures, key: &str) -> Dataset {
+    let mut d = reference;
     d.varm.insert(
         key.into(),
         crate::data::Annotation::Frame(s.to_frame(&format!("{key}_"))),

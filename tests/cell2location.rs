@@ -713,3 +713,86 @@ fn browser_run_holds_both_steps_files_and_plots() {
         .unwrap_err()
         .contains("regression or average"));
 }
+
+/// The tutorial's whole path on its generated shape (small): NB regression
+/// with batches on the sparse reference, then the mapping; the signatures
+/// track the generator's μ_tg and the abundances its truth.
+#[test]
+fn tutorial_shaped_pair_recovers_its_signatures_and_abundances() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::models::cell2location::{self as c2l, Options};
+    use tessera_core::models::regression::nb::Train;
+    use tessera_core::simulate::tutorial::{tutorial, TutorialSim};
+    let p = TutorialSim {
+        cells: 3000,
+        genes: 400,
+        types: 6,
+        samples: 3,
+        spots: 300,
+        seed: 2,
+    };
+    let sim = tutorial(&p).unwrap();
+    let train = Train {
+        max_epochs: 60,
+        batch_size: 500,
+        ..Train::default()
+    };
+    let r = pollster::block_on(regression::regression(
+        &Cpu,
+        Named::new("reference", &sim.reference),
+        "Subset",
+        Some("Sample"),
+        &[],
+        &train,
+        &mut |_, _, _| {},
+    ))
+    .unwrap();
+    let s = &r.means;
+    assert_eq!((s.genes.len(), s.cell_types.len()), (400, 6));
+    // Signatures (genes x types) against the generator's μ_tg (types x genes),
+    // on the log scale; the batch's detection factor is not identifiable
+    // from μ, so the comparison is a correlation.
+    let pairs: Vec<(f64, f64)> = (0..400 * 6)
+        .map(|i| {
+            let (g, t) = (i / 6, i % 6);
+            (
+                (s.values[i] + 1e-3).ln(),
+                (sim.signatures[t * 400 + g] + 1e-3).ln(),
+            )
+        })
+        .collect();
+    let (a, b): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    let sig_r = pearson(&a, &b);
+    assert!(sig_r > 0.95, "signature correlation {sig_r}");
+    let n_cells = sim.abundance.iter().sum::<f64>() / 300.0;
+    let mut opts = Options::new(n_cells.round().max(1.0), 20.0);
+    opts.train.max_epochs = 1500;
+    opts.train.lr = 0.01;
+    opts.num_samples = 20;
+    let m = pollster::block_on(c2l::map(
+        &Cpu,
+        Named::new("sp", &sim.spatial),
+        "signatures",
+        s,
+        &opts,
+        &mut |_, _, _| {},
+    ))
+    .unwrap();
+    let est = &m.abundance().means;
+    let f = m.cell_types.len();
+    let pairs: Vec<(f64, f64)> = (0..300 * 6)
+        .map(|i| {
+            let (sp, t) = (i / 6, i % 6);
+            let col = m
+                .cell_types
+                .iter()
+                .position(|c| c == &sim.cell_types[t])
+                .unwrap();
+            (est[sp * f + col], sim.abundance[i])
+        })
+        .collect();
+    let (a, b): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    let ab_r = pearson(&a, &b);
+    eprintln!("tutorial-shaped: signatures r {sig_r:.3}, abundances r {ab_r:.3}");
+    assert!(ab_r > 0.85, "abundance correlation {ab_r}");
+}

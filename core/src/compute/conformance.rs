@@ -495,8 +495,16 @@ async fn likelihood_cases<D: Device>(r: &mut Runner<'_, D>) {
         let (mu, muc) = r.both(&uniform(m, 0.05, 50.0, 24));
         let out: [_; 3] = std::array::from_fn(|_| r.dev.zeros(m));
         let outc: [_; 3] = std::array::from_fn(|_| r.cpu.zeros(m));
-        r.dev
-            .nb_grouped(&x, &sg, &nk, &mu, &th, groups, cols, [&out[0], &out[1], &out[2]]);
+        r.dev.nb_grouped(
+            &x,
+            &sg,
+            &nk,
+            &mu,
+            &th,
+            groups,
+            cols,
+            [&out[0], &out[1], &out[2]],
+        );
         r.cpu.nb_grouped(
             &xc,
             &sgc,
@@ -513,8 +521,7 @@ async fn likelihood_cases<D: Device>(r: &mut Runner<'_, D>) {
             ("nb_grouped_mu", 1, 2e-5),
             ("nb_grouped_theta", 2, 1e-4),
         ] {
-            r.compare(name, shape.clone(), tol, &out[i], &outc[i])
-                .await;
+            r.compare(name, shape.clone(), tol, &out[i], &outc[i]).await;
         }
         let (ll, llc) = (r.dev.zeros(rows), r.cpu.zeros(rows));
         r.dev.poisson_loglik_grad(&x, &mu, rows, cols, &ll, &gm);

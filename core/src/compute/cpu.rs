@@ -610,7 +610,10 @@ impl Device for Cpu {
         if t > 1 && n >= PAR_MIN && groups >= 2 && cfg!(not(target_arch = "wasm32")) {
             let per = groups.div_ceil(t) * cols;
             std::thread::scope(|s| {
-                let chunks = ll.chunks_mut(per).zip(gm.chunks_mut(per)).zip(gt.chunks_mut(per));
+                let chunks = ll
+                    .chunks_mut(per)
+                    .zip(gm.chunks_mut(per))
+                    .zip(gt.chunks_mut(per));
                 for (i, ((l, m), g)) in chunks.enumerate() {
                     let work = &work;
                     s.spawn(move || work(i * per / cols, l, m, g));

@@ -489,7 +489,10 @@ mod tests {
                 let kind = m.kind();
                 let sub = m.clone().into_columns(&cols);
                 assert_eq!((sub.kind(), sub.shape()), (kind, (2, cols.len())));
-                assert_eq!(sub.columns_dense(&(0..cols.len()).collect::<Vec<_>>()), want);
+                assert_eq!(
+                    sub.columns_dense(&(0..cols.len()).collect::<Vec<_>>()),
+                    want
+                );
                 let mut rows = vec![];
                 for r in 0..2 {
                     sub.for_row(r, |c, v| rows.push((r, c, v)));

@@ -101,11 +101,7 @@ impl Rng {
 
 /// Runs `f(block)` for every block of `n` rows on the available threads and
 /// appends their rows to one CSR in block order.
-fn csr_blocks(
-    n: usize,
-    cols: usize,
-    f: impl Fn(usize) -> Vec<Vec<(u32, f32)>> + Sync,
-) -> Sparse {
+fn csr_blocks(n: usize, cols: usize, f: impl Fn(usize) -> Vec<Vec<(u32, f32)>> + Sync) -> Sparse {
     let mut s = Sparse {
         rows: n,
         cols,
@@ -191,7 +187,9 @@ pub fn tutorial(p: &TutorialSim) -> Result<Tutorial, String> {
     let cell_types: Vec<String> = (0..t).map(|k| format!("Type{:02}", k + 1)).collect();
     let genes: Vec<String> = (0..g).map(|j| format!("Gene{:05}", j + 1)).collect();
     let labels: Vec<String> = (0..n).map(|c| cell_types[type_of(c)].clone()).collect();
-    let samples: Vec<String> = (0..n).map(|c| format!("sample{}", sample_of(c) + 1)).collect();
+    let samples: Vec<String> = (0..n)
+        .map(|c| format!("sample{}", sample_of(c) + 1))
+        .collect();
     // Each sample was made with one of two chemistries, as in the tutorial.
     let methods: Vec<String> = (0..n)
         .map(|c| ["3GEX", "5GEX"][sample_of(c) * 2 / e.max(2)].to_string())
@@ -226,7 +224,10 @@ pub fn tutorial(p: &TutorialSim) -> Result<Tutorial, String> {
         coords.push(row as f64 * 86.6);
     }
     let abundance_of = |s: usize, r: &mut Rng| -> Vec<f64> {
-        let (u, v) = (coords[2 * s] / (width as f64 * 100.0), coords[2 * s + 1] / (height * 100.0));
+        let (u, v) = (
+            coords[2 * s] / (width as f64 * 100.0),
+            coords[2 * s + 1] / (height * 100.0),
+        );
         zones
             .iter()
             .map(|&(cx, cy, w, peak)| {
@@ -237,7 +238,9 @@ pub fn tutorial(p: &TutorialSim) -> Result<Tutorial, String> {
     };
     // Abundances first (one stream), then counts in parallel blocks.
     let mut ra = stream(p.seed, 3, 0);
-    let abundance: Vec<f64> = (0..p.spots).flat_map(|s| abundance_of(s, &mut ra)).collect();
+    let abundance: Vec<f64> = (0..p.spots)
+        .flat_map(|s| abundance_of(s, &mut ra))
+        .collect();
     let spatial_x = csr_blocks(p.spots, g, |b| {
         let mut r = stream(p.seed, 4, b);
         (b * BLOCK..((b + 1) * BLOCK).min(p.spots))
@@ -332,7 +335,11 @@ mod tests {
         assert!(total > 0.0);
         let cells_per_spot = a.abundance.iter().sum::<f64>() / 400.0;
         assert!((2.0..40.0).contains(&cells_per_spot), "{cells_per_spot}");
-        assert!(tutorial(&TutorialSim { types: 1, ..small() }).is_err());
+        assert!(tutorial(&TutorialSim {
+            types: 1,
+            ..small()
+        })
+        .is_err());
     }
 
     #[test]
@@ -346,7 +353,12 @@ mod tests {
         }
         // Correlation of log mean counts with log signatures, over all types.
         let pairs: Vec<(f64, f64)> = (0..t * g)
-            .map(|i| ((sums[i] / (5000.0 / t as f64) + 0.01).ln(), (a.signatures[i] + 0.01).ln()))
+            .map(|i| {
+                (
+                    (sums[i] / (5000.0 / t as f64) + 0.01).ln(),
+                    (a.signatures[i] + 0.01).ln(),
+                )
+            })
             .collect();
         let n = pairs.len() as f64;
         let (ma, mb) = (

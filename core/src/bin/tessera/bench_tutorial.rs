@@ -94,9 +94,7 @@ fn machine() -> Machine {
         }
         acc.iter().map(|&v| v as f64).sum()
     };
-    let bw = (0..3)
-        .map(|_| time(&sum).0)
-        .fold(f64::INFINITY, f64::min);
+    let bw = (0..3).map(|_| time(&sum).0).fold(f64::INFINITY, f64::min);
     let logs = 1 << 24;
     let ln = |c: &[f32]| -> f64 {
         c[..logs / t]
@@ -106,7 +104,11 @@ fn machine() -> Machine {
     };
     let lt = (0..3).map(|_| time(&ln).0).fold(f64::INFINITY, f64::min);
     let m = 1024;
-    let (a, b, c) = (Cpu.upload(&data[..m * m]), Cpu.upload(&data[m..m + m * m]), Cpu.zeros(m * m));
+    let (a, b, c) = (
+        Cpu.upload(&data[..m * m]),
+        Cpu.upload(&data[m..m + m * m]),
+        Cpu.zeros(m * m),
+    );
     let g = Gemm::new(m, m, m);
     Cpu.gemm(g, &a, &b, &c);
     let t0 = Instant::now();
@@ -241,7 +243,10 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     }
     if a.json {
         let out = serde_json::json!({ "machine": m, "csr_gib": csr_gib, "rows": rows });
-        println!("{}", serde_json::to_string_pretty(&out).expect("rows serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("rows serialise")
+        );
         return Ok(());
     }
     println!(

@@ -68,7 +68,8 @@ pub fn run(s: Simulate) -> Result<(), io::Error> {
 }
 
 fn mkdir(p: &std::path::Path) -> Result<(), io::Error> {
-    std::fs::create_dir_all(p).map_err(|e| io::Error::new(&p.display().to_string(), "", e.to_string()))
+    std::fs::create_dir_all(p)
+        .map_err(|e| io::Error::new(&p.display().to_string(), "", e.to_string()))
 }
 
 /// Spots x types as CSV, first column the spot.
@@ -99,10 +100,14 @@ fn tutorial_pair(a: TutorialArgs) -> Result<(), io::Error> {
         spots: a.spots,
         seed: a.seed,
     };
-    let sim = tutorial::tutorial(&p).map_err(|e| io::Error::new("tessera simulate tutorial", "", e))?;
+    let sim =
+        tutorial::tutorial(&p).map_err(|e| io::Error::new("tessera simulate tutorial", "", e))?;
     mkdir(&a.out)?;
     let nnz = sim.reference.x.as_ref().map_or(0, |x| x.values().len());
-    write(&a.out.join("reference.h5ad"), &h5ad_write::write(&sim.reference)?)?;
+    write(
+        &a.out.join("reference.h5ad"),
+        &h5ad_write::write(&sim.reference)?,
+    )?;
     write(&a.out.join("sp.h5ad"), &h5ad_write::write(&sim.spatial)?)?;
     let csv = truth_csv(&sim.spatial.obs.index, &sim.cell_types, &sim.abundance);
     write(&a.out.join("truth_abundance.csv"), csv.as_bytes())?;

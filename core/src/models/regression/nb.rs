@@ -32,8 +32,8 @@
 use std::collections::HashMap;
 
 use crate::compute::special::{digamma, lgamma};
-use crate::data::Matrix;
 use crate::compute::{philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
+use crate::data::Matrix;
 use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Summary, Tally};
 
 /// The data of one fit: raw counts and each cell's label and batch.
@@ -113,7 +113,8 @@ impl<D: Device> Batch<D> {
         for &gi in &group {
             count[gi] += 1.0;
         }
-        let (mut oh_f, mut oh_e, mut oh_t) = (vec![0f32; k * f], vec![0f32; k * e], vec![0f32; k * nt]);
+        let (mut oh_f, mut oh_e, mut oh_t) =
+            (vec![0f32; k * f], vec![0f32; k * e], vec![0f32; k * nt]);
         for (r, &(label, batch, levels)) in keys.iter().enumerate() {
             oh_f[r * f + label] = 1.0;
             oh_e[r * e + batch] = 1.0;
@@ -235,7 +236,10 @@ pub async fn fit<D: Device>(
         let j = (philox::uniform(train.seed, 7, i) as f64 * (i + 1) as f64) as usize;
         order.swap(i, j.min(i));
     }
-    let batches: Vec<Batch<D>> = order.chunks(bs).map(|cells| Batch::new(dev, data, cells)).collect();
+    let batches: Vec<Batch<D>> = order
+        .chunks(bs)
+        .map(|cells| Batch::new(dev, data, cells))
+        .collect();
     let max_k = batches.iter().map(|b| b.groups).max().unwrap_or(1);
     let z = |len: usize| dev.zeros(len);
     let (m1, m2, mean, gm, gt, w) = (
@@ -292,7 +296,16 @@ pub async fn fit<D: Device>(
             dev.binary_rows(Binary::Mul, w_full, &yc, b, g, &mean);
             dev.binary(Binary::Mul, &ainv.z, &ainv.z, &sq);
             dev.binary(Binary::Div, &ainv.ones, &sq, &theta);
-            dev.nb_grouped(&bt.x, &bt.seg, &bt.count, &mean, &theta, b, g, [&ll, &gm, &gt]);
+            dev.nb_grouped(
+                &bt.x,
+                &bt.seg,
+                &bt.count,
+                &mean,
+                &theta,
+                b,
+                g,
+                [&ll, &gm, &gt],
+            );
             // μ and s gradients: scale · OHᵀ (gm ∘ y_c), plus their priors.
             dev.binary_rows(Binary::Mul, &gm, &yc, b, g, &m1);
             let tn = |m: usize, k: usize| Gemm {
@@ -506,7 +519,9 @@ mod tests {
         let init_mu: Vec<f32> = (0..f * genes).map(|i| 0.5 + (i % 5) as f32).collect();
         // Two covariates with two levels each (indices 0-1 and 2-3).
         let levels: Vec<Vec<usize>> = (0..cells).map(|c| vec![c % 2, 2 + (c / 2) % 2]).collect();
-        let x = crate::data::dense(cells, genes, x).map(Matrix::Dense).unwrap();
+        let x = crate::data::dense(cells, genes, x)
+            .map(Matrix::Dense)
+            .unwrap();
         let rows: Vec<usize> = (0..cells).collect();
         let d = RegressionData {
             x: &x,

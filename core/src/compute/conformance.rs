@@ -488,28 +488,28 @@ async fn likelihood_cases<D: Device>(r: &mut Runner<'_, D>) {
         let count: Vec<f32> = (0..groups)
             .map(|k| (k..rows).step_by(groups).count() as f32)
             .collect();
-        let (x, xc) = r.both(&vals);
+        let (gx, gxc) = r.both(&vals);
         let (sg, sgc) = (r.dev.upload_index(&seg), r.cpu.upload_index(&seg));
         let (nk, nkc) = r.both(&count);
         let m = groups * cols;
-        let (mu, muc) = r.both(&uniform(m, 0.05, 50.0, 24));
+        let (gmu, gmuc) = r.both(&uniform(m, 0.05, 50.0, 24));
         let out: [_; 3] = std::array::from_fn(|_| r.dev.zeros(m));
         let outc: [_; 3] = std::array::from_fn(|_| r.cpu.zeros(m));
         r.dev.nb_grouped(
-            &x,
+            &gx,
             &sg,
             &nk,
-            &mu,
+            &gmu,
             &th,
             groups,
             cols,
             [&out[0], &out[1], &out[2]],
         );
         r.cpu.nb_grouped(
-            &xc,
+            &gxc,
             &sgc,
             &nkc,
-            &muc,
+            &gmuc,
             &thc,
             groups,
             cols,

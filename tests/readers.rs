@@ -77,6 +77,25 @@ fn every_h5ad_matches_the_data_summary() {
         let rel = rel.strip_prefix("data/").unwrap();
         let loaded = read(&dir, &[rel]);
         let s = loaded.summary();
+        if rel.ends_with(".h5ad") {
+            // From disk as decoded, and the backed-mode summary (X scanned in
+            // blocks): the same as from the bytes.
+            let path = dir.join(rel);
+            assert_eq!(
+                io::h5ad::read_file(&path).unwrap(),
+                loaded.dataset,
+                "{rel}: read from disk"
+            );
+            let backed = io::h5ad::summary_of_file(&path).unwrap();
+            assert_eq!(
+                Summary {
+                    source: s.source.clone(),
+                    ..backed
+                },
+                s,
+                "{rel}: summary without loading X"
+            );
+        }
         let shape: Vec<usize> = serde_json::from_value(want["shape"].clone()).unwrap();
         assert_eq!(vec![s.n_obs, s.n_vars], shape, "{rel}: shape");
         let cats: BTreeMap<String, usize> =
@@ -461,6 +480,20 @@ fn bad_inputs_get_named_errors() {
         let e = err("cut.h5ad", real[..cut].to_vec());
         assert_eq!(e.file, "cut.h5ad", "{e}");
     }
+    // The same cuts read from disk (the CLI's path): errors, never a panic.
+    let tmp = std::env::temp_dir().join(format!("tessera-cut-{}.h5ad", std::process::id()));
+    for cut in [10, 1000, real.len() / 2, real.len() - 10] {
+        std::fs::write(&tmp, &real[..cut]).unwrap();
+        let name = tmp.display().to_string();
+        let e = io::h5ad::read_file(&tmp).unwrap_err();
+        assert_eq!(e.file, name, "{e}");
+        let e = io::h5ad::summary_of_file(&tmp).unwrap_err();
+        assert_eq!(e.file, name, "{e}");
+    }
+    std::fs::write(&tmp, b"this is not hdf5 at all").unwrap();
+    let e = io::h5ad::summary_of_file(&tmp).unwrap_err();
+    assert!(e.message.contains("not an HDF5 file"), "{e}");
+    std::fs::remove_file(&tmp).unwrap();
     let e = err("notes.h5ad", b"this is not hdf5 at all".to_vec());
     assert!(e.message.contains("not an HDF5 file"), "{e}");
     // An h5ad whose X was removed.

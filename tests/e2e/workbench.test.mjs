@@ -519,6 +519,30 @@ test('cell2location on the demo pair in the page matches the command line', asyn
   await page.close();
 });
 
+test('a tutorial-shaped pair dropped on the page runs cell2location with batches to a result', async () => {
+  // The lymph-node tutorial's shape, scaled down for CI: 34 types, 4 samples,
+  // NB counts (the full size runs in `tessera bench cell2location --size tutorial`).
+  const dir = path.join(tmp, 'tutorial');
+  execFileSync(bin, ['simulate', 'tutorial', '--cells', '3400', '--genes', '800', '--spots', '200', '--seed', '3', '--out', dir], { stdio: 'pipe' });
+  const page = await open();
+  await page.getByTestId('file-input').setInputFiles([path.join(dir, 'reference.h5ad'), path.join(dir, 'sp.h5ad')]);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
+  await page.getByTestId('analysis-select').selectOption('cell2location');
+  await page.getByTestId('c2l-label-select').selectOption('Subset');
+  await page.getByTestId('c2l-batch-select').selectOption('Sample');
+  await page.getByTestId('c2l-method-select').selectOption('regression');
+  await fill(page, 'ref-epochs-input', '3');
+  await fill(page, 'c2l-epochs-input', '100');
+  await page.getByTestId('device-select').selectOption('cpu');
+  await page.waitForFunction(() => /34 cell types from 3400 reference cells/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
+  await runWhenReady(page, RUN_TIMEOUT);
+  assert.equal(await page.getByTestId('error').count(), 0);
+  assert.match(await page.getByTestId('result-summary').textContent(), /200 points/);
+  assert.match(await page.getByTestId('legend').textContent(), /q05_cell_abundance_w_sf/);
+  await shot(page, '19-cell2location-tutorial-shape');
+  await page.close();
+});
+
 test('Stop ends a run and the next run starts', async () => {
   const page = await open();
   await page.getByTestId('demo-button').click();

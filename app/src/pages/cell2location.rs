@@ -21,6 +21,15 @@ impl crate::form::Page for Page {
                 </select>
                 <small>"labels_key: the reference's obs column with the cell types."</small>
             </label>
+            <label>
+                <span>"Batch"</span>
+                <select data-testid="c2l-batch-select" prop:value=move || c2params.get().batch.unwrap_or_default()
+                    on:change=move |ev| { let v = event_target_value(&ev); c2params.update(|p| p.batch = (!v.is_empty()).then_some(v)); }>
+                    <option value="">"none (one batch)"</option>
+                    {move || column_options(ctx.sc)}
+                </select>
+                <small>"batch_key: the reference's obs column with its samples (the tutorial's Sample)."</small>
+            </label>
             {choice(c2params, "Signatures", "regression: cell2location's NB model (slower, the tutorial's); average: per-cluster mean counts.",
                 "c2l-method-select", &[("regression", "NB regression"), ("average", "cluster averages")],
                 |p| p.method.clone(), |p, v| p.method = v)}

@@ -77,6 +77,46 @@ pub struct ValueCheck {
 }
 
 impl ValueCheck {
+    /// A scan with nothing seen yet; feed it with [`add`](Self::add) (one
+    /// block at a time for a matrix read in blocks).
+    pub fn start() -> ValueCheck {
+        ValueCheck {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            ..ValueCheck::default()
+        }
+    }
+
+    pub fn add(&mut self, values: &[f32]) {
+        for &v in values {
+            if v.is_nan() {
+                self.nan += 1;
+                continue;
+            }
+            self.min = self.min.min(v as f64);
+            self.max = self.max.max(v as f64);
+            if v < 0.0 {
+                self.negative += 1;
+            }
+            if v.fract() != 0.0 || !v.is_finite() {
+                self.non_integer += 1;
+            }
+        }
+    }
+
+    /// Ends a scan of `stored` values of a matrix of `entries`: the implicit
+    /// zeros of a sparse matrix count towards the range.
+    pub fn finish(mut self, stored: u64, entries: u64) -> ValueCheck {
+        if stored < entries {
+            self.min = self.min.min(0.0);
+            self.max = self.max.max(0.0);
+        }
+        if self.min > self.max {
+            (self.min, self.max) = (0.0, 0.0);
+        }
+        self
+    }
+
     /// Raw counts: finite, non-negative whole numbers only.
     pub fn is_counts(&self) -> bool {
         self.negative == 0 && self.nan == 0 && self.non_integer == 0
@@ -114,36 +154,11 @@ impl Matrix {
     }
 
     pub fn check_values(&self) -> ValueCheck {
-        let mut c = ValueCheck {
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            ..ValueCheck::default()
-        };
+        let mut c = ValueCheck::start();
         let values = self.values();
-        for &v in values {
-            if v.is_nan() {
-                c.nan += 1;
-                continue;
-            }
-            c.min = c.min.min(v as f64);
-            c.max = c.max.max(v as f64);
-            if v < 0.0 {
-                c.negative += 1;
-            }
-            if v.fract() != 0.0 || !v.is_finite() {
-                c.non_integer += 1;
-            }
-        }
-        // Implicit zeros of a sparse matrix count towards the range.
+        c.add(values);
         let (r, k) = self.shape();
-        if values.len() < r * k {
-            c.min = c.min.min(0.0);
-            c.max = c.max.max(0.0);
-        }
-        if c.min > c.max {
-            (c.min, c.max) = (0.0, 0.0);
-        }
-        c
+        c.finish(values.len() as u64, (r * k) as u64)
     }
 
     /// The value at (r, c); O(row length) for sparse storage.

@@ -82,9 +82,24 @@ const HEAD: usize = 5;
 
 impl Summary {
     pub fn of(ds: &Dataset, source: &str, format: &str) -> Summary {
-        let mut warnings = Vec::new();
         let x = ds.x.as_ref().map(|m| {
             let values = m.check_values();
+            XSummary {
+                kind: m.kind().to_string(),
+                dtype: ds.x_dtype.clone(),
+                nnz: m.nnz(),
+                values,
+                raw_counts: values.is_counts(),
+            }
+        });
+        Summary::with_x(ds, x, source, format)
+    }
+
+    /// The summary of a dataset whose X was not loaded, with X's summary
+    /// computed elsewhere (a scan of the file in blocks).
+    pub fn with_x(ds: &Dataset, x: Option<XSummary>, source: &str, format: &str) -> Summary {
+        let mut warnings = Vec::new();
+        if let Some(XSummary { values, .. }) = &x {
             if values.negative > 0 {
                 warnings.push(format!(
                     "X has {} negative values; count models (cell2location, Tangram's count-based density) need raw counts",
@@ -100,15 +115,8 @@ impl Summary {
                     values.non_integer
                 ));
             }
-            XSummary {
-                kind: m.kind().to_string(),
-                dtype: ds.x_dtype.clone(),
-                nnz: m.nnz(),
-                values,
-                raw_counts: values.is_counts(),
-            }
-        });
-        if ds.x.is_none() {
+        }
+        if x.is_none() {
             warnings.push("no X: this file has coordinates and annotations only".into());
         }
         if let Some(Value::Strings(notes)) = ds.uns.get(super::NOTES_KEY) {

@@ -11,12 +11,87 @@ use std::collections::BTreeMap;
 use hdf5_pure::{AttrValue, DType, Datatype, DatatypeByteOrder, File, Group};
 
 use super::error::{Error, Result};
-use crate::data::{dense, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
+use crate::data::{
+    dense, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Summary, Value, ValueCheck,
+    XSummary,
+};
 
 /// Reads a whole `.h5ad` held in memory.
 pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
     let file = open(name, bytes)?;
-    Reader { name, file: &file }.anndata()
+    Reader { name, file: &file }.anndata(true)
+}
+
+/// Reads an `.h5ad` from disk, decoding each array as it is read: the file
+/// is never held in memory next to its contents.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_file(path: &std::path::Path) -> Result<Dataset> {
+    let name = path.display().to_string();
+    let file = open_path(path, &name)?;
+    Reader {
+        name: &name,
+        file: &file,
+    }
+    .anndata(true)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn open_path(path: &std::path::Path, name: &str) -> Result<File> {
+    // The signature sits at 0, 512, 1024, 2048… (after a user block).
+    let mut head = Vec::with_capacity(4096);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| Error::new(name, "", e.to_string()))?,
+            4096,
+        ),
+        &mut head,
+    )
+    .map_err(|e| Error::new(name, "", e.to_string()))?;
+    if !hdf5_pure::is_hdf5_bytes(&head) {
+        return Err(Error::new(
+            name,
+            "",
+            "not an HDF5 file (expected the HDF5 signature at the start of the file)",
+        ));
+    }
+    File::open_streaming(path).map_err(|e| {
+        Error::new(
+            name,
+            "",
+            format!("unreadable HDF5: {e} (is the file truncated?)"),
+        )
+    })
+}
+
+/// Describes an `.h5ad` on disk as anndata's backed mode would, without
+/// loading X: obs, var, obsm, varm and uns are read; X's values are scanned
+/// in blocks (for the counts check) and never held whole; layers and raw
+/// are named only. Memory stays near one block plus the annotations.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn summary_of_file(path: &std::path::Path) -> Result<Summary> {
+    let name = path.display().to_string();
+    let file = open_path(path, &name)?;
+    let r = Reader {
+        name: &name,
+        file: &file,
+    };
+    let mut ds = r.anndata(false)?;
+    let x = match r.node("X") {
+        Node::Missing => None,
+        _ => {
+            let (x, dtype) = r.matrix_summary("X")?;
+            ds.x_dtype = dtype;
+            Some(x)
+        }
+    };
+    if x.is_some() && ds.n_vars() == 0 {
+        return Err(r.err("var", "X has columns but var has no index"));
+    }
+    let mut s = Summary::with_x(&ds, x, &name, "h5ad");
+    if r.node("layers") == Node::Group {
+        s.layers = r.members("layers")?;
+    }
+    Ok(s)
 }
 
 /// Opens HDF5 bytes with a message that says what went wrong in user terms.
@@ -324,7 +399,84 @@ impl Reader<'_> {
         dense(rows, cols, data).map_err(|e| self.err(path, e))
     }
 
-    fn anndata(&self) -> Result<Dataset> {
+    /// X's kind, shape check, dtype and a scan of its stored values, read
+    /// `BLOCK` values at a time.
+    fn matrix_summary(&self, path: &str) -> Result<(XSummary, String)> {
+        const BLOCK: u64 = 1 << 20;
+        let (kind, values_path, rows, cols) = match self.node(path) {
+            Node::Dataset => {
+                let shape = self.shape(path)?;
+                let (r, c) = match shape[..] {
+                    [r, c] => (r, c),
+                    [r] => (r, 1),
+                    _ => {
+                        return Err(
+                            self.err(path, format!("expected a 2-D array, found shape {shape:?}"))
+                        )
+                    }
+                };
+                ("dense", path.to_string(), r, c)
+            }
+            Node::Group => {
+                let attrs = self.attrs(path)?;
+                let format = attr_str(&attrs, "encoding-type")
+                    .or_else(|| attr_str(&attrs, "h5sparse_format"))
+                    .unwrap_or_default();
+                let kind = match format.as_str() {
+                    "csr_matrix" | "csr" => "csr",
+                    "csc_matrix" | "csc" => "csc",
+                    other => {
+                        return Err(self.err(
+                            path,
+                            format!("expected encoding-type csr_matrix or csc_matrix, found {other:?}"),
+                        ))
+                    }
+                };
+                let shape = attrs
+                    .get("shape")
+                    .or_else(|| attrs.get("h5sparse_shape"))
+                    .and_then(attr_ints)
+                    .ok_or_else(|| self.err(path, "sparse matrix without a `shape` attribute"))?;
+                let [r, c] = shape[..] else {
+                    return Err(self.err(path, format!("expected a 2-D shape, found {shape:?}")));
+                };
+                let dim = |v: i64| usize::try_from(v).map_err(|_| self.err(path, "negative shape"));
+                (kind, join(path, "data"), dim(r)?, dim(c)?)
+            }
+            Node::Missing => return Err(self.err(path, "missing")),
+        };
+        let ds = self.data(&values_path)?;
+        let dims = self.h5(&values_path, ds.shape())?;
+        let first = dims.first().copied().unwrap_or(0);
+        let per_row: u64 = dims.iter().skip(1).product();
+        let step = (BLOCK / per_row.max(1)).max(1);
+        let (mut check, mut nnz, mut stored) = (ValueCheck::start(), 0u64, 0u64);
+        for start in (0..first).step_by(step as usize) {
+            let block = self.h5(&values_path, ds.read_f32_rows(start, step))?;
+            check.add(&block);
+            nnz += block.iter().filter(|v| **v != 0.0).count() as u64;
+            stored += block.len() as u64;
+        }
+        if kind == "dense" && stored != (rows * cols) as u64 {
+            return Err(self.err(path, format!("{stored} values do not fill a {rows} x {cols} array")));
+        }
+        let values = check.finish(stored, (rows * cols) as u64);
+        let dtype = numpy_name(&self.dtype(&values_path)?);
+        Ok((
+            XSummary {
+                kind: kind.into(),
+                dtype: dtype.clone(),
+                nnz,
+                values,
+                raw_counts: values.is_counts(),
+            },
+            dtype,
+        ))
+    }
+
+    /// The dataset; without `matrices`, X, layers and raw are left out
+    /// (the annotations alone, for a summary).
+    fn anndata(&self, matrices: bool) -> Result<Dataset> {
         let mut ds = Dataset {
             obs: self.frame("obs")?,
             var: self.frame("var")?,
@@ -337,7 +489,9 @@ impl Reader<'_> {
             for m in self.members(key)? {
                 let path = join(key, &m);
                 if key == "layers" {
-                    ds.layers.insert(m, self.matrix(&path)?.0);
+                    if matrices {
+                        ds.layers.insert(m, self.matrix(&path)?.0);
+                    }
                 } else if let Some(a) = self.annotation(&path)? {
                     let target = if key == "obsm" {
                         &mut ds.obsm
@@ -364,6 +518,7 @@ impl Reader<'_> {
             }
         }
         match self.node("X") {
+            _ if !matrices => {}
             Node::Missing if ds.n_vars() == 0 || !ds.layers.is_empty() => {}
             Node::Missing => {
                 return Err(self.err(
@@ -378,7 +533,7 @@ impl Reader<'_> {
             }
         }
         for raw in ["raw/X", "raw.X"] {
-            if self.node(raw) != Node::Missing {
+            if matrices && self.node(raw) != Node::Missing {
                 ds.raw_x = Some(self.matrix(raw)?.0);
                 break;
             }

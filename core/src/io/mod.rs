@@ -85,7 +85,7 @@ pub fn read(files: FileSet, opts: &TableOptions) -> Result<Loaded> {
         .files
         .iter()
         .any(|f| f.path.to_lowercase().ends_with(".zip"));
-    let files = files.expand_zips()?;
+    let mut files = files.expand_zips()?;
     let loaded = |dataset, format: &str| {
         Ok(Loaded {
             dataset,
@@ -119,7 +119,16 @@ pub fn read(files: FileSet, opts: &TableOptions) -> Result<Loaded> {
             .collect();
         match h5ads.as_slice() {
             [] => {}
-            [one] => return loaded(h5ad::read(&one.path, one.bytes.clone())?, "h5ad"),
+            [_] => {
+                // Taken, not copied: the bytes can be most of a tab's memory.
+                let one = files
+                    .files
+                    .iter_mut()
+                    .find(|f| f.path.to_lowercase().ends_with(".h5ad"))
+                    .expect("one .h5ad");
+                let bytes = std::mem::take(&mut one.bytes);
+                return loaded(h5ad::read(&one.path, bytes)?, "h5ad");
+            }
             many => {
                 return Err(Error::new(
                     &source,

@@ -262,7 +262,29 @@ fn cuda_bench(
     Err("this tessera was built without CUDA: cargo build --release --features cli,cuda".into())
 }
 
+/// A single `.h5ad` file given by path.
+fn one_h5ad(paths: &[PathBuf]) -> Option<&Path> {
+    match paths {
+        [one] if one.is_file()
+            && one
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("h5ad")) =>
+        {
+            Some(one)
+        }
+        _ => None,
+    }
+}
+
 pub fn load(paths: &[PathBuf], table: &TableArgs) -> Result<io::Loaded, io::Error> {
+    // An .h5ad is read from disk as it is decoded, never held whole first.
+    if let Some(p) = one_h5ad(paths) {
+        return Ok(io::Loaded {
+            dataset: io::h5ad::read_file(p)?,
+            format: "h5ad".into(),
+            source: p.display().to_string(),
+        });
+    }
     let mut set = FileSet::default();
     for p in paths {
         set.files.extend(FileSet::from_path(p)?.files);
@@ -281,7 +303,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), io::Error> {
 fn run(cli: Cli) -> Result<(), io::Error> {
     match cli.command {
         Command::Info { paths, json, table } => {
-            let summary = load(&paths, &table)?.summary();
+            // anndata's backed mode: the annotations, and X scanned in blocks.
+            let summary = match one_h5ad(&paths) {
+                Some(p) => io::h5ad::summary_of_file(p)?,
+                None => load(&paths, &table)?.summary(),
+            };
             if json {
                 println!(
                     "{}",

@@ -21,6 +21,9 @@ pub struct Cell2locationParams {
     pub labels: String,
     /// regression or average.
     pub method: String,
+    /// The reference's obs column with its batches (the tutorial's
+    /// `Sample`); None: one batch.
+    pub batch: Option<String>,
     /// None: scvi's default, min(20000 / cells x 1000, 1000).
     pub reference_epochs: Option<usize>,
     /// filter_genes on the reference (cell_count_cutoff 15,
@@ -39,6 +42,7 @@ impl Default for Cell2locationParams {
         Cell2locationParams {
             labels: String::new(),
             method: "regression".into(),
+            batch: None,
             reference_epochs: None,
             filter_genes: true,
             n_cells_per_location: 30.0,
@@ -56,6 +60,9 @@ impl Cell2locationParams {
     /// that is wrong.
     pub fn options(&self, cells: usize) -> Result<(run::SignatureOptions, Options), String> {
         checks::key(&self.labels)?;
+        if let Some(b) = &self.batch {
+            checks::key(b)?;
+        }
         let method = run::Method::parse(&self.method)
             .ok_or_else(|| format!("method '{}': expected regression or average", self.method))?;
         let positive = |v: f64| v.is_finite() && v > 0.0;
@@ -91,7 +98,7 @@ impl Cell2locationParams {
         let sig = run::SignatureOptions {
             labels: self.labels.clone(),
             method,
-            batch: None,
+            batch: self.batch.clone(),
             covariates: vec![],
             filter: self
                 .filter_genes
@@ -161,18 +168,25 @@ impl Analysis for Cell2location {
             }
         }
         let types = checks::categories(&sc, &p.labels)?;
+        if let Some(b) = &p.batch {
+            checks::categories(&sc, b)?;
+        }
         let genes = s_sc.n_vars.min(s_sp.n_vars) as u64;
-        let (spots, cells, f) = (s_sp.n_obs as u64, s_sc.n_obs.min(2500) as u64, types as u64);
-        // f32 spots x genes arrays (counts, rates, gradients), the reference's
-        // minibatch, and per-type tables: never spots x types x genes.
-        let need = 4 * (8 * spots * genes + 6 * cells * genes + 8 * f * genes + 16 * spots * f);
+        let (spots, f) = (s_sp.n_obs as u64, types as u64);
+        let ref_nnz = s_sc.x.as_ref().map_or(0, |x| x.nnz);
+        // f32 spots x genes arrays (counts, rates, gradients) and per-type
+        // tables, never spots x types x genes; the reference's non-zeros
+        // three times (its CSR, the grouped minibatches on the device,
+        // sc.h5ad's bytes), about 20 bytes each.
+        let need = 4 * (8 * spots * genes + 8 * f * genes + 16 * spots * f) + 20 * ref_nnz;
         if need > TAB_BUDGET {
             return Err(format!(
-                "This run needs about {} of GPU memory and a browser tab gets about {}. Run it with the command line: tessera cell2location signatures --ref {} --labels {} --out c2l/ && tessera cell2location map --sp {} --signatures c2l/inf_aver.csv --n-cells-per-location {} --detection-alpha {} --out c2l/",
+                "This run needs about {} of memory and a browser tab gets about {}. Run it with the command line: tessera cell2location signatures --ref {} --labels {}{} --out c2l/ && tessera cell2location map --sp {} --signatures c2l/inf_aver.csv --n-cells-per-location {} --detection-alpha {} --out c2l/",
                 fmt_bytes(need),
                 fmt_bytes(TAB_BUDGET),
                 s_sc.source,
                 p.labels,
+                p.batch.as_ref().map_or(String::new(), |b| format!(" --batch {b}")),
                 s_sp.source,
                 p.n_cells_per_location,
                 p.detection_alpha

@@ -7,6 +7,8 @@
 
 pub mod nb;
 
+use std::collections::HashMap;
+
 use crate::compute::Device;
 use crate::data::{Column, Dataset, Frame, Matrix};
 use crate::io::{csv_field, Error};
@@ -146,15 +148,23 @@ pub const QC_BINS: usize = 50;
 
 /// 2-D histogram of log10(1 + observed) against log10(1 + expected).
 pub fn qc_histogram(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> (Vec<u64>, f64) {
+    qc_histogram_weighted(pairs.map(|(o, e)| (o, e, 1)))
+}
+
+/// [`qc_histogram`] of (observed, expected, how many such pairs).
+pub fn qc_histogram_weighted(
+    pairs: impl Iterator<Item = (f64, f64, u64)> + Clone,
+) -> (Vec<u64>, f64) {
     let max = pairs
         .clone()
-        .map(|(o, e)| (1.0 + o).log10().max((1.0 + e).log10()))
+        .filter(|p| p.2 > 0)
+        .map(|(o, e, _)| (1.0 + o).log10().max((1.0 + e).log10()))
         .fold(0.0f64, f64::max)
         .max(1e-9);
     let mut h = vec![0u64; QC_BINS * QC_BINS];
     let bin = |v: f64| (((1.0 + v).log10() / max * QC_BINS as f64) as usize).min(QC_BINS - 1);
-    for (o, e) in pairs {
-        h[bin(o) * QC_BINS + bin(e)] += 1;
+    for (o, e, n) in pairs {
+        h[bin(o) * QC_BINS + bin(e)] += n;
     }
     (h, max)
 }
@@ -249,23 +259,55 @@ pub async fn regression<D: Device>(
         n_levels,
     };
     let fit = nb::fit(dev, &data, train, progress, None).await;
-    // Expected counts at the posterior means, for the reconstruction QC.
-    let expected = |c: usize, j: usize| {
-        let (lf, b) = (label[c], batch[c]);
-        let factor: f64 = if n_levels == 0 {
-            1.0
-        } else {
-            levels[c].iter().map(|&t| fit.y_tg[t * g + j]).sum()
-        };
-        (fit.means[lf * g + j] + fit.s_eg[b * g + j]) * fit.detection_y_e[b] * factor
-    };
-    // One cell's row at a time: the reference is never densified.
-    let pairs = keep.iter().enumerate().flat_map(|(c, &r)| {
-        let mut row = vec![0f64; g];
-        x.for_row(r, |j, v| row[j] = v as f64);
-        (0..g).map(move |j| (row[j], expected(c, j)))
+    // The reconstruction QC at the posterior means. Expected counts depend
+    // on a cell's label, batch and levels only: one per group and gene, and
+    // each group's zeros are binned at once (the reference stays sparse).
+    let mut group_of: HashMap<(usize, usize, &[usize]), usize> = HashMap::new();
+    let mut keys = vec![];
+    let group: Vec<usize> = (0..keep.len())
+        .map(|c| {
+            let key = (label[c], batch[c], levels[c].as_slice());
+            *group_of.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
+    let k = keys.len();
+    let expected: Vec<f64> = keys
+        .iter()
+        .flat_map(|&(lf, b, lv)| {
+            let fit = &fit;
+            (0..g).map(move |j| {
+                let factor: f64 = if lv.is_empty() {
+                    1.0
+                } else {
+                    lv.iter().map(|&t| fit.y_tg[t * g + j]).sum()
+                };
+                (fit.means[lf * g + j] + fit.s_eg[b * g + j]) * fit.detection_y_e[b] * factor
+            })
+        })
+        .collect();
+    let mut zeros = vec![0u64; k * g];
+    for &gi in &group {
+        for z in &mut zeros[gi * g..(gi + 1) * g] {
+            *z += 1;
+        }
+    }
+    for (c, &r) in keep.iter().enumerate() {
+        x.for_row(r, |j, _| zeros[group[c] * g + j] -= 1);
+    }
+    let (expected, group) = (&expected, &group);
+    let stored = keep.iter().enumerate().flat_map(move |(c, &r)| {
+        let mut row = vec![];
+        x.for_row(r, |j, v| row.push((v as f64, expected[group[c] * g + j], 1)));
+        row
     });
-    let (qc_histogram, qc_max) = qc_histogram(pairs);
+    let (qc_histogram, qc_max) = qc_histogram_weighted(
+        (0..k * g)
+            .map(|i| (0.0, expected[i], zeros[i]))
+            .chain(stored),
+    );
     let to_genes_by_types =
         |v: &[f64]| -> Vec<f64> { (0..g * t).map(|i| v[(i % t) * g + i / t]).collect() };
     Ok(RegressionSignatures {

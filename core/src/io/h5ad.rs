@@ -84,9 +84,6 @@ pub fn summary_of_file(path: &std::path::Path) -> Result<Summary> {
             Some(x)
         }
     };
-    if x.is_some() && ds.n_vars() == 0 {
-        return Err(r.err("var", "X has columns but var has no index"));
-    }
     let mut s = Summary::with_x(&ds, x, &name, "h5ad");
     if r.node("layers") == Node::Group {
         s.layers = r.members("layers")?;
@@ -422,16 +419,17 @@ impl Reader<'_> {
                 let format = attr_str(&attrs, "encoding-type")
                     .or_else(|| attr_str(&attrs, "h5sparse_format"))
                     .unwrap_or_default();
-                let kind = match format.as_str() {
-                    "csr_matrix" | "csr" => "csr",
-                    "csc_matrix" | "csc" => "csc",
-                    other => {
-                        return Err(self.err(
+                let kind =
+                    match format.as_str() {
+                        "csr_matrix" | "csr" => "csr",
+                        "csc_matrix" | "csc" => "csc",
+                        other => return Err(self.err(
                             path,
-                            format!("expected encoding-type csr_matrix or csc_matrix, found {other:?}"),
-                        ))
-                    }
-                };
+                            format!(
+                                "expected encoding-type csr_matrix or csc_matrix, found {other:?}"
+                            ),
+                        )),
+                    };
                 let shape = attrs
                     .get("shape")
                     .or_else(|| attrs.get("h5sparse_shape"))
@@ -458,7 +456,10 @@ impl Reader<'_> {
             stored += block.len() as u64;
         }
         if kind == "dense" && stored != (rows * cols) as u64 {
-            return Err(self.err(path, format!("{stored} values do not fill a {rows} x {cols} array")));
+            return Err(self.err(
+                path,
+                format!("{stored} values do not fill a {rows} x {cols} array"),
+            ));
         }
         let values = check.finish(stored, (rows * cols) as u64);
         let dtype = numpy_name(&self.dtype(&values_path)?);

@@ -265,10 +265,11 @@ fn cuda_bench(
 /// A single `.h5ad` file given by path.
 fn one_h5ad(paths: &[PathBuf]) -> Option<&Path> {
     match paths {
-        [one] if one.is_file()
-            && one
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("h5ad")) =>
+        [one]
+            if one.is_file()
+                && one
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("h5ad")) =>
         {
             Some(one)
         }

@@ -300,7 +300,9 @@ pub async fn regression<D: Device>(
     let (expected, group) = (&expected, &group);
     let stored = keep.iter().enumerate().flat_map(move |(c, &r)| {
         let mut row = vec![];
-        x.for_row(r, |j, v| row.push((v as f64, expected[group[c] * g + j], 1)));
+        x.for_row(r, |j, v| {
+            row.push((v as f64, expected[group[c] * g + j], 1))
+        });
         row
     });
     let (qc_histogram, qc_max) = qc_histogram_weighted(

@@ -419,17 +419,18 @@ impl Reader<'_> {
                 let format = attr_str(&attrs, "encoding-type")
                     .or_else(|| attr_str(&attrs, "h5sparse_format"))
                     .unwrap_or_default();
-                let kind =
-                    match format.as_str() {
-                        "csr_matrix" | "csr" => "csr",
-                        "csc_matrix" | "csc" => "csc",
-                        other => return Err(self.err(
+                let kind = match format.as_str() {
+                    "csr_matrix" | "csr" => "csr",
+                    "csc_matrix" | "csc" => "csc",
+                    other => {
+                        return Err(self.err(
                             path,
                             format!(
                                 "expected encoding-type csr_matrix or csc_matrix, found {other:?}"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 let shape = attrs
                     .get("shape")
                     .or_else(|| attrs.get("h5sparse_shape"))

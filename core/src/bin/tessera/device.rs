@@ -51,10 +51,22 @@ pub fn open(name: Option<&str>) -> Result<Dev, io::Error> {
         "cpu" => Ok(Dev::Cpu(Cpu)),
         "gpu" => gpu().map_err(fail),
         "cuda" => cuda().map_err(fail),
-        "auto" => Ok(cuda().or_else(|_| gpu()).unwrap_or_else(|e| {
-            eprintln!("note: {e}; using the CPU");
-            Dev::Cpu(Cpu)
-        })),
+        "auto" => Ok(match cuda().or_else(|_| gpu()) {
+            // A CPU-emulated GPU (lavapipe, SwiftShader) is slower than the
+            // CPU device on the same cores.
+            Ok(d) if d.is_software_gpu() => {
+                eprintln!(
+                    "note: the only GPU is emulated on the CPU ({}); using the CPU device, which is faster",
+                    d.name()
+                );
+                Dev::Cpu(Cpu)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("note: {e}; using the CPU");
+                Dev::Cpu(Cpu)
+            }
+        }),
         other => Err(fail(format!(
             "unknown device {other:?}: expected cpu, gpu, cuda or auto"
         ))),

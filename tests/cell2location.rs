@@ -663,7 +663,7 @@ fn browser_run_holds_both_steps_files_and_plots() {
         &mut |_, _, _| {},
     ))
     .unwrap();
-    let r = run::results(&sig, &m, serde_json::Value::Null);
+    let r = run::results(&sig, &m, serde_json::Value::Null).unwrap();
     let names: Vec<&str> = r.files.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(names[0], "q05_cell_abundance_w_sf.csv");
     for f in [

@@ -132,18 +132,32 @@ pub fn host_memory_available() -> Option<u64> {
 
 /// Γ-Poisson log-pmf and gradients, in f64.
 pub fn nb_terms(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
-    let lt = (theta / (theta + mu)).ln();
+    let inv = 1.0 / (theta + mu);
+    let lt = (theta * inv).ln();
+    let d_mu = x / mu - (x + theta) * inv;
+    let rest = lt + 1.0 - (x + theta) * inv;
+    if x == 0.0 {
+        return (theta * lt, d_mu, rest);
+    }
+    // Small whole counts: lgamma(x+θ) − lgamma(θ) + x ln(μ/(θ+μ)) as the log
+    // of one product, Π (θ + j) μ/(θ+μ), and digamma's difference as a
+    // short sum; two logarithms per entry where the general form takes five
+    // transcendental calls.
+    if x > 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
+        let k = x as usize;
+        let q = mu * inv;
+        let (mut prod, mut dg) = (1.0, 0.0);
+        for j in 0..k {
+            let v = theta + j as f64;
+            prod *= v * q;
+            dg += 1.0 / v;
+        }
+        if prod.is_finite() && prod > 0.0 {
+            return (prod.ln() - ln_factorial(k) + theta * lt, d_mu, dg + rest);
+        }
+    }
     let (lg, dg) = lgamma_digamma_shift(x, theta);
-    let ll = lg
-        + theta * lt
-        + if x > 0.0 {
-            x * (mu / (theta + mu)).ln()
-        } else {
-            0.0
-        };
-    let d_mu = x / mu - (x + theta) / (theta + mu);
-    let d_theta = dg + lt + 1.0 - (x + theta) / (theta + mu);
-    (ll, d_mu, d_theta)
+    (lg + theta * lt + x * (mu * inv).ln(), d_mu, dg + rest)
 }
 
 /// [`nb_terms`] summed over `n` entries sharing one mean and concentration,
@@ -357,8 +371,37 @@ impl Device for Cpu {
         let (a, b): (&[f32], &[f32]) = (&a, &b);
         let mut o = out.0.borrow_mut();
         assert!(o.len() >= a.len() && !b.is_empty(), "binary: bad lengths");
-        let nb = b.len();
-        par_map(&mut o[..a.len()], |i| apply(op, a[i], b[i % nb]));
+        let (n, nb) = (a.len(), b.len());
+        let o = &mut o[..n];
+        macro_rules! each {
+            ($f:expr) => {{
+                let f = $f;
+                if nb == n {
+                    par_map(o, |i| f(a[i], b[i]))
+                } else if nb == 1 {
+                    par_map(o, |i| f(a[i], b[0]))
+                } else if n % nb == 0 {
+                    // b repeats along rows of its own length.
+                    par_rows(o, nb, |r0, chunk| {
+                        for (rr, row) in chunk.chunks_exact_mut(nb).enumerate() {
+                            let ar = &a[(r0 + rr) * nb..(r0 + rr + 1) * nb];
+                            for ((x, &u), &v) in row.iter_mut().zip(ar).zip(b) {
+                                *x = f(u, v);
+                            }
+                        }
+                    })
+                } else {
+                    par_map(o, |i| f(a[i], b[i % nb]))
+                }
+            }};
+        }
+        match op {
+            Binary::Add => each!(|x: f32, y: f32| x + y),
+            Binary::Sub => each!(|x: f32, y: f32| x - y),
+            Binary::Mul => each!(|x: f32, y: f32| x * y),
+            Binary::Div => each!(|x: f32, y: f32| x / y),
+            Binary::Max => each!(|x: f32, y: f32| x.max(y)),
+        }
     }
 
     fn binary_rows(
@@ -378,9 +421,11 @@ impl Device for Cpu {
             "binary_rows: bad lengths"
         );
         par_rows(&mut o[..rows * cols], cols.max(1), |r0, chunk| {
-            for (k, x) in chunk.iter_mut().enumerate() {
-                let i = r0 * cols + k;
-                *x = apply(op, a[i], v[i / cols]);
+            for (rr, row) in chunk.chunks_exact_mut(cols.max(1)).enumerate() {
+                let (r, ar) = (r0 + rr, &a[(r0 + rr) * cols..(r0 + rr + 1) * cols]);
+                for (x, &u) in row.iter_mut().zip(ar) {
+                    *x = apply(op, u, v[r]);
+                }
             }
         });
     }
@@ -542,13 +587,30 @@ impl Device for Cpu {
             "nb_loglik_grad: bad lengths"
         );
         let mut ll = vec![0f64; rows];
+        let nt = theta.len();
         let work = |r0: usize, ll: &mut [f64], gm: &mut [f32], gt: &mut [f32]| {
-            for (k, (m, t)) in gm.iter_mut().zip(gt.iter_mut()).enumerate() {
-                let i = r0 * cols + k;
-                let (l, dm, dt) = nb_terms(x[i] as f64, mu[i] as f64, bcast(theta, i));
-                ll[k / cols] += l;
-                *m = dm as f32;
-                *t = dt as f32;
+            let rows = gm
+                .chunks_exact_mut(cols.max(1))
+                .zip(gt.chunks_exact_mut(cols.max(1)));
+            for (rr, (gm, gt)) in rows.enumerate() {
+                let base = (r0 + rr) * cols;
+                // theta per column (the common case) or per entry: no modulo.
+                let th_row = if nt == cols {
+                    Some(theta)
+                } else if nt >= base + cols {
+                    Some(&theta[base..base + cols])
+                } else {
+                    None
+                };
+                let mut acc = 0.0;
+                for k in 0..cols {
+                    let th = th_row.map_or_else(|| bcast(theta, base + k), |t| t[k] as f64);
+                    let (l, dm, dt) = nb_terms(x[base + k] as f64, mu[base + k] as f64, th);
+                    acc += l;
+                    gm[k] = dm as f32;
+                    gt[k] = dt as f32;
+                }
+                ll[rr] = acc;
             }
         };
         let t = threads();

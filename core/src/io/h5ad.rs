@@ -11,10 +11,9 @@ use std::collections::BTreeMap;
 use hdf5_pure::{AttrValue, DType, Datatype, DatatypeByteOrder, File, Group};
 
 use super::error::{Error, Result};
-use crate::data::{
-    dense, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Summary, Value, ValueCheck,
-    XSummary,
-};
+use crate::data::{dense, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::data::{Summary, ValueCheck, XSummary};
 
 /// Reads a whole `.h5ad` held in memory.
 pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
@@ -274,10 +273,40 @@ impl Reader<'_> {
 
     /// Integer datasets that must not be negative (indices, pointers).
     pub fn indices<T: TryFrom<i64>>(&self, path: &str) -> Result<Vec<T>> {
-        self.i64s(path)?
-            .into_iter()
-            .map(|v| T::try_from(v).map_err(|_| self.err(path, format!("invalid index {v}"))))
-            .collect()
+        self.blocked(path, |d, start, n| {
+            d.read_i64_rows(start, n).map(|v| {
+                v.into_iter()
+                    .map(|v| T::try_from(v).map_err(|_| v))
+                    .collect::<Vec<_>>()
+            })
+        })?
+        .into_iter()
+        .map(|v| v.map_err(|v| self.err(path, format!("invalid index {v}"))))
+        .collect()
+    }
+
+    /// A 1-D dataset read a block at a time into one vector: one decoded
+    /// block is the only transient copy (a whole read holds the file's bytes
+    /// and the decoded values at once, twice the memory for a large X).
+    fn blocked<T>(
+        &self,
+        path: &str,
+        read: impl Fn(&hdf5_pure::Dataset, u64, u64) -> std::result::Result<Vec<T>, hdf5_pure::Error>,
+    ) -> Result<Vec<T>> {
+        const BLOCK: u64 = 1 << 20;
+        let ds = self.data(path)?;
+        let shape = self.h5(path, ds.shape())?;
+        let n = match shape[..] {
+            [n] => n,
+            [] => 1,
+            _ => return Err(self.err(path, format!("expected a 1-D array, found shape {shape:?}"))),
+        };
+        // n is bounded by the file's size (see `data`).
+        let mut out = Vec::with_capacity(n as usize);
+        for start in (0..n).step_by(BLOCK as usize) {
+            out.extend(self.h5(path, read(&ds, start, BLOCK))?);
+        }
+        Ok(out)
     }
 
     pub fn raw(&self, path: &str) -> Result<(Datatype, Vec<u8>)> {
@@ -353,7 +382,7 @@ impl Reader<'_> {
             cols,
             indptr: self.indices(&join(path, "indptr"))?,
             indices: self.indices(&join(path, "indices"))?,
-            data: self.f32s(&data_path)?,
+            data: self.blocked(&data_path, |d, start, n| d.read_f32_rows(start, n))?,
         };
         let dtype = numpy_name(&self.dtype(&data_path)?);
         let (m, major, minor) = match format.as_str() {
@@ -398,6 +427,7 @@ impl Reader<'_> {
 
     /// X's kind, shape check, dtype and a scan of its stored values, read
     /// `BLOCK` values at a time.
+    #[cfg(not(target_arch = "wasm32"))]
     fn matrix_summary(&self, path: &str) -> Result<(XSummary, String)> {
         const BLOCK: u64 = 1 << 20;
         let (kind, values_path, rows, cols) = match self.node(path) {

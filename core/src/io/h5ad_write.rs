@@ -11,6 +11,25 @@ use crate::data::{Annotation, Column, Dataset, Frame, Matrix, Value};
 
 /// Serialises a dataset to `.h5ad` bytes.
 pub fn write(ds: &Dataset) -> Result<Vec<u8>> {
+    build(ds)?
+        .finish()
+        .map_err(|e| Error::new("(output)", "", format!("could not encode HDF5: {e}")))
+}
+
+/// Writes a dataset to an `.h5ad` file, streamed: the encoded file is never
+/// held in memory (only the arrays the HDF5 builder stages).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_file(ds: &Dataset, path: &std::path::Path) -> Result<()> {
+    build(ds)?.write(path).map_err(|e| {
+        Error::new(
+            &path.display().to_string(),
+            "",
+            format!("could not write HDF5: {e}"),
+        )
+    })
+}
+
+fn build(ds: &Dataset) -> Result<FileBuilder> {
     ds.check_shapes()
         .map_err(|e| Error::new("(output)", "", e))?;
     let mut root = FileBuilder::new();
@@ -62,8 +81,7 @@ pub fn write(ds: &Dataset) -> Result<Vec<u8>> {
         dict(&mut g, "varm", |_| {});
         root.add_group(g.finish());
     }
-    root.finish()
-        .map_err(|e| Error::new("(output)", "", format!("could not encode HDF5: {e}")))
+    Ok(root)
 }
 
 /// Where elements can be written: the file root or a group.

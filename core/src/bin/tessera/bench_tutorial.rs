@@ -164,7 +164,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     for dev in device::bench_devices(&a.devices)? {
         let name = dev.name();
         eprintln!("regression ({} epochs) on {name}...", a.epochs);
-        // The whole CLI path: filter, fit, QC and sc.h5ad's bytes.
+        // The whole CLI path: filter, fit, QC and sc.h5ad written.
         let opts = run::SignatureOptions {
             labels: "Subset".into(),
             method: run::Method::Regression,
@@ -187,6 +187,10 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             &opts,
             &mut |_, _, _| stamps.push(t0.elapsed().as_secs_f64()),
         )))?;
+        let sc_path =
+            std::env::temp_dir().join(format!("tessera-bench-{}.h5ad", std::process::id()));
+        io::h5ad_write::write_file(&sig.sc, &sc_path)?;
+        let _ = std::fs::remove_file(&sc_path);
         let peak = status_gib("VmHWM:") - base;
         let (per, first) = intervals(&stamps);
         let genes = sig.signatures.genes.len();

@@ -249,6 +249,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
     for (f, bytes) in &r.files {
         write(&a.out.join(f), bytes)?;
     }
+    h5ad_write::write_file(&r.sc, &a.out.join("sc.h5ad"))?;
     let s = &r.signatures;
     eprintln!(
         "{} genes x {} cell types ({} cells) -> {}",

@@ -229,6 +229,6 @@ impl Analysis for Cell2location {
         )
         .await
         .map_err(|e| e.to_string())?;
-        Ok(run::results(&sig, &m, params))
+        run::results(&sig, &m, params).map_err(|e| e.to_string())
     }
 }

@@ -43,9 +43,12 @@ pub struct SignatureOptions {
 /// Signatures and the files that go with them.
 pub struct SignatureRun {
     pub signatures: Signatures,
-    /// `filter_genes.csv` (when filtered), `sc.h5ad`, `inf_aver.csv`, and
-    /// for the regression `elbo_history.csv` and `qc_reconstruction.csv`.
+    /// `filter_genes.csv` (when filtered), `inf_aver.csv`, and for the
+    /// regression `elbo_history.csv` and `qc_reconstruction.csv`.
     pub files: Vec<(String, Vec<u8>)>,
+    /// `sc.h5ad`: the reference with its signatures in varm, kept as a
+    /// dataset so the command line can stream it to disk.
+    pub sc: Dataset,
     /// The regression's -ELBO per epoch (empty for averages).
     pub elbo: Vec<f64>,
     /// `plot_QC`'s histogram and its range (regression only).
@@ -106,12 +109,11 @@ pub async fn signatures<D: Device>(
     }
     let genes = (reference.n_vars(), n0);
     let named = Named::new(name, &reference);
-    let (signatures, elbo, qc) = match o.method {
+    let (signatures, sc, elbo, qc) = match o.method {
         Method::Average => {
             let s = regression::cluster_averages(named, &o.labels)?;
             let sc = regression::with_signatures(reference, &s, "cluster_averages");
-            files.push(("sc.h5ad".into(), h5ad_write::write(&sc)?));
-            (s, vec![], None)
+            (s, sc, vec![], None)
         }
         Method::Regression => {
             let r = regression::regression(
@@ -137,7 +139,6 @@ pub async fn signatures<D: Device>(
                     crate::data::Annotation::Frame(s.to_frame(&format!("{k}_"))),
                 );
             }
-            files.push(("sc.h5ad".into(), h5ad_write::write(&sc)?));
             files.push((
                 "elbo_history.csv".into(),
                 elbo_csv(&r.elbo_history).into_bytes(),
@@ -147,13 +148,19 @@ pub async fn signatures<D: Device>(
                 "qc_reconstruction.csv".into(),
                 regression::qc_csv(&r.qc_histogram, r.qc_max).into_bytes(),
             ));
-            (r.means, r.elbo_history, Some((r.qc_histogram, r.qc_max)))
+            (
+                r.means,
+                sc,
+                r.elbo_history,
+                Some((r.qc_histogram, r.qc_max)),
+            )
         }
     };
     files.push(("inf_aver.csv".into(), signatures.to_csv().into_bytes()));
     Ok(SignatureRun {
         signatures,
         files,
+        sc,
         elbo,
         qc,
         genes,
@@ -250,7 +257,11 @@ pub fn qc_matrix(name: &str, hist: &[u64], max: f64) -> Matrix {
 /// the tutorial plots them), the -ELBO curves, the QC histograms, and every
 /// file of both steps (the mapping's first; the reference's prefixed `ref_`
 /// where the names meet).
-pub fn results(sig: &SignatureRun, m: &MapRun, params: serde_json::Value) -> Results {
+pub fn results(
+    sig: &SignatureRun,
+    m: &MapRun,
+    params: serde_json::Value,
+) -> Result<Results, Error> {
     let map = &m.mapping;
     let xy = crate::bundle::points(&m.exported);
     let s = map.abundance();
@@ -282,14 +293,15 @@ pub fn results(sig: &SignatureRun, m: &MapRun, params: serde_json::Value) -> Res
         ));
     }
     let mut files = m.files.clone();
-    for (n, b) in &sig.files {
+    let sc = ("sc.h5ad".to_string(), h5ad_write::write(&sig.sc)?);
+    for (n, b) in sig.files.iter().chain([&sc]) {
         let taken = files.iter().any(|(f, _)| f == n);
         files.push((
             if taken { format!("ref_{n}") } else { n.clone() },
             b.clone(),
         ));
     }
-    Results {
+    Ok(Results {
         analysis: <super::analysis::Cell2location as crate::analysis::Analysis>::NAME.into(),
         params,
         view: serde_json::Value::Null,
@@ -303,5 +315,5 @@ pub fn results(sig: &SignatureRun, m: &MapRun, params: serde_json::Value) -> Res
         matrices,
         files,
         image: None,
-    }
+    })
 }

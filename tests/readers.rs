@@ -557,3 +557,23 @@ fn bad_inputs_get_named_errors() {
     let e = err("cells.csv", b"cell_id,CD3\na,1\na,2\n".to_vec());
     assert!(e.message.contains("duplicate cell id \"a\""), "{e}");
 }
+
+#[test]
+fn h5ad_streamed_to_disk_is_the_same_file() {
+    let Some(dir) = common::data_dir("h5ad_streamed_to_disk_is_the_same_file") else {
+        return;
+    };
+    for rel in [
+        "rctd_visium_hippocampus/derived/reference.h5ad",
+        "rctd_visium_hippocampus/derived/spatial.h5ad",
+    ] {
+        let ds = read(&dir, &[rel]).dataset;
+        let bytes = io::h5ad_write::write(&ds).unwrap();
+        let tmp = std::env::temp_dir().join(format!("tessera-stream-{}.h5ad", std::process::id()));
+        io::h5ad_write::write_file(ds.clone(), &tmp).unwrap();
+        assert_eq!(std::fs::read(&tmp).unwrap(), bytes, "{rel}");
+        let back = io::h5ad::read_file(&tmp).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{ds:?}"), "{rel}");
+        std::fs::remove_file(&tmp).unwrap();
+    }
+}

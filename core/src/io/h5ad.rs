@@ -274,15 +274,11 @@ impl Reader<'_> {
     /// Integer datasets that must not be negative (indices, pointers).
     pub fn indices<T: TryFrom<i64>>(&self, path: &str) -> Result<Vec<T>> {
         self.blocked(path, |d, start, n| {
-            d.read_i64_rows(start, n).map(|v| {
-                v.into_iter()
-                    .map(|v| T::try_from(v).map_err(|_| v))
-                    .collect::<Vec<_>>()
-            })
-        })?
-        .into_iter()
-        .map(|v| v.map_err(|v| self.err(path, format!("invalid index {v}"))))
-        .collect()
+            self.h5(path, d.read_i64_rows(start, n))?
+                .into_iter()
+                .map(|v| T::try_from(v).map_err(|_| self.err(path, format!("invalid index {v}"))))
+                .collect()
+        })
     }
 
     /// A 1-D dataset read a block at a time into one vector: one decoded
@@ -291,7 +287,7 @@ impl Reader<'_> {
     fn blocked<T>(
         &self,
         path: &str,
-        read: impl Fn(&hdf5_pure::Dataset, u64, u64) -> std::result::Result<Vec<T>, hdf5_pure::Error>,
+        read: impl Fn(&hdf5_pure::Dataset, u64, u64) -> Result<Vec<T>>,
     ) -> Result<Vec<T>> {
         const BLOCK: u64 = 1 << 20;
         let ds = self.data(path)?;
@@ -304,7 +300,7 @@ impl Reader<'_> {
         // n is bounded by the file's size (see `data`).
         let mut out = Vec::with_capacity(n as usize);
         for start in (0..n).step_by(BLOCK as usize) {
-            out.extend(self.h5(path, read(&ds, start, BLOCK))?);
+            out.extend(read(&ds, start, BLOCK)?);
         }
         Ok(out)
     }
@@ -382,7 +378,9 @@ impl Reader<'_> {
             cols,
             indptr: self.indices(&join(path, "indptr"))?,
             indices: self.indices(&join(path, "indices"))?,
-            data: self.blocked(&data_path, |d, start, n| d.read_f32_rows(start, n))?,
+            data: self.blocked(&data_path, |d, start, n| {
+                self.h5(&data_path, d.read_f32_rows(start, n))
+            })?,
         };
         let dtype = numpy_name(&self.dtype(&data_path)?);
         let (m, major, minor) = match format.as_str() {

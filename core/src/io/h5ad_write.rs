@@ -11,16 +11,42 @@ use crate::data::{Annotation, Column, Dataset, Frame, Matrix, Value};
 
 /// Serialises a dataset to `.h5ad` bytes.
 pub fn write(ds: &Dataset) -> Result<Vec<u8>> {
-    build(ds)?
-        .finish()
-        .map_err(|e| Error::new("(output)", "", format!("could not encode HDF5: {e}")))
+    build(ds, |root| {
+        if let Some(x) = &ds.x {
+            matrix(root, "X", x);
+        }
+    })?
+    .finish()
+    .map_err(|e| Error::new("(output)", "", format!("could not encode HDF5: {e}")))
 }
 
 /// Writes a dataset to an `.h5ad` file, streamed: the encoded file is never
-/// held in memory (only the arrays the HDF5 builder stages).
+/// held in memory, and X's arrays are released as the HDF5 builder stages
+/// its copy of each, so a large reference costs one array more, not two.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn write_file(ds: &Dataset, path: &std::path::Path) -> Result<()> {
-    build(ds)?.write(path).map_err(|e| {
+pub fn write_file(mut ds: Dataset, path: &std::path::Path) -> Result<()> {
+    let x = ds.x.take();
+    let shape = x.as_ref().map(|m| m.shape());
+    if let Some((r, c)) = shape {
+        if r != ds.n_obs() || c != ds.n_vars() {
+            return Err(Error::new(
+                "(output)",
+                "X",
+                format!(
+                    "is {r} x {c} but obs x var is {} x {}",
+                    ds.n_obs(),
+                    ds.n_vars()
+                ),
+            ));
+        }
+    }
+    build(&ds, move |root| {
+        if let Some(x) = x {
+            matrix_owned(root, "X", x);
+        }
+    })?
+    .write(path)
+    .map_err(|e| {
         Error::new(
             &path.display().to_string(),
             "",
@@ -29,14 +55,12 @@ pub fn write_file(ds: &Dataset, path: &std::path::Path) -> Result<()> {
     })
 }
 
-fn build(ds: &Dataset) -> Result<FileBuilder> {
+fn build(ds: &Dataset, put_x: impl FnOnce(&mut FileBuilder)) -> Result<FileBuilder> {
     ds.check_shapes()
         .map_err(|e| Error::new("(output)", "", e))?;
     let mut root = FileBuilder::new();
     encode(&mut root, "anndata", "0.1.0");
-    if let Some(x) = &ds.x {
-        matrix(&mut root, "X", x);
-    }
+    put_x(&mut root);
     frame(&mut root, "obs", &ds.obs);
     frame(&mut root, "var", &ds.var);
     dict(&mut root, "layers", |g| {
@@ -143,6 +167,35 @@ fn strings(s: &mut impl Sink, name: &str, values: &[String]) {
     let d = s.dataset(name);
     d.with_vlen_strings(&refs);
     tag(d, "string-array", "0.2.0");
+}
+
+/// [`matrix`] that frees each of a sparse matrix's arrays once staged.
+#[cfg(not(target_arch = "wasm32"))]
+fn matrix_owned(s: &mut impl Sink, name: &str, m: Matrix) {
+    let (rows, cols) = m.shape();
+    let (kind, sp) = match m {
+        Matrix::Dense(_) => return matrix(s, name, &m),
+        Matrix::Csr(sp) => ("csr_matrix", sp),
+        Matrix::Csc(sp) => ("csc_matrix", sp),
+    };
+    let mut g = s.group(name);
+    encode(&mut g, kind, "0.1.0");
+    g.set_attr("shape", AttrValue::I64Array(vec![rows as i64, cols as i64]));
+    let crate::data::Sparse {
+        data,
+        indices,
+        indptr,
+        ..
+    } = sp;
+    g.create_dataset("data").with_f32_data(&data);
+    drop(data);
+    // In place: u32 and i32 share a layout (indices are below 2^31).
+    let idx: Vec<i32> = indices.into_iter().map(|i| i as i32).collect();
+    g.create_dataset("indices").with_i32_data(&idx);
+    drop(idx);
+    let ptr: Vec<i64> = indptr.into_iter().map(|p| p as i64).collect();
+    g.create_dataset("indptr").with_i64_data(&ptr);
+    s.add(g.finish());
 }
 
 fn matrix(s: &mut impl Sink, name: &str, m: &Matrix) {

@@ -189,11 +189,12 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         )))?;
         let sc_path =
             std::env::temp_dir().join(format!("tessera-bench-{}.h5ad", std::process::id()));
-        io::h5ad_write::write_file(&sig.sc, &sc_path)?;
+        let genes = sig.signatures.genes.len();
+        let signatures = sig.signatures;
+        io::h5ad_write::write_file(sig.sc, &sc_path)?;
         let _ = std::fs::remove_file(&sc_path);
         let peak = status_gib("VmHWM:") - base;
         let (per, first) = intervals(&stamps);
-        let genes = sig.signatures.genes.len();
         let kept_nnz = nnz as f64 * genes as f64 / sim.genes as f64;
         let groups = (sim.types * sim.samples) as f64;
         let batches = sim.cells.div_ceil(2500) as f64;
@@ -222,7 +223,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             d,
             Named::new("sp.h5ad", &pair.spatial),
             "signatures",
-            &sig.signatures,
+            &signatures,
             &o,
             &mut |_, _, _| stamps.push(t0.elapsed().as_secs_f64()),
         )))?;

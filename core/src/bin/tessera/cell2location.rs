@@ -249,15 +249,16 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
     for (f, bytes) in &r.files {
         write(&a.out.join(f), bytes)?;
     }
-    h5ad_write::write_file(&r.sc, &a.out.join("sc.h5ad"))?;
     let s = &r.signatures;
-    eprintln!(
+    let summary = format!(
         "{} genes x {} cell types ({} cells) -> {}",
         s.genes.len(),
         s.cell_types.len(),
         s.n_cells.iter().sum::<usize>(),
         a.out.display()
     );
+    h5ad_write::write_file(r.sc, &a.out.join("sc.h5ad"))?;
+    eprintln!("{summary}");
     Ok(())
 }
 

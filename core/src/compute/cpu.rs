@@ -132,50 +132,118 @@ pub fn host_memory_available() -> Option<u64> {
 
 /// Γ-Poisson log-pmf and gradients, in f64.
 pub fn nb_terms(x: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
+    let (l, p, d_mu, d_theta) = nb_entry(x, mu, theta);
+    (if p == 1.0 { l } else { l + p.ln() }, d_mu, d_theta)
+}
+
+/// One entry of [`nb_terms`] with its log-pmf split as `l + ln(p)`, so that
+/// the products of many entries share one logarithm ([`LogSum`]): a small
+/// whole count's lgamma(x+θ) − lgamma(θ) − ln x! + x ln(μ/(θ+μ)) is the log
+/// of Π (θ+j) q/(j+1), q = μ/(θ+μ), and digamma's difference a short sum.
+/// Entries then cost the one logarithm of ln(θ/(θ+μ)).
+#[inline]
+fn nb_entry(x: f64, mu: f64, theta: f64) -> (f64, f64, f64, f64) {
     let inv = 1.0 / (theta + mu);
     let lt = (theta * inv).ln();
     let d_mu = x / mu - (x + theta) * inv;
     let rest = lt + 1.0 - (x + theta) * inv;
     if x == 0.0 {
-        return (theta * lt, d_mu, rest);
+        return (theta * lt, 1.0, d_mu, rest);
     }
-    // Small whole counts: lgamma(x+θ) − lgamma(θ) + x ln(μ/(θ+μ)) as the log
-    // of one product, Π (θ + j) μ/(θ+μ), and digamma's difference as a
-    // short sum; two logarithms per entry where the general form takes five
-    // transcendental calls.
     if x > 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
-        let k = x as usize;
-        let q = mu * inv;
-        let (mut prod, mut dg) = (1.0, 0.0);
-        for j in 0..k {
-            let v = theta + j as f64;
-            prod *= v * q;
-            dg += 1.0 / v;
-        }
-        if prod.is_finite() && prod > 0.0 {
-            return (prod.ln() - ln_factorial(k) + theta * lt, d_mu, dg + rest);
+        let (p, dg) = small_count(x as usize, theta, mu * inv);
+        if p.is_finite() && p > 0.0 {
+            return (theta * lt, p, d_mu, dg + rest);
         }
     }
     let (lg, dg) = lgamma_digamma_shift(x, theta);
-    (lg + theta * lt + x * (mu * inv).ln(), d_mu, dg + rest)
+    (lg + theta * lt + x * (mu * inv).ln(), 1.0, d_mu, dg + rest)
+}
+
+/// Π_{j<k} (θ+j) q/(j+1) and Σ_{j<k} 1/(θ+j), for a whole count k.
+#[inline]
+fn small_count(k: usize, theta: f64, q: f64) -> (f64, f64) {
+    const INV: [f64; SMALL_COUNT] = [
+        1.0,
+        1.0 / 2.0,
+        1.0 / 3.0,
+        1.0 / 4.0,
+        1.0 / 5.0,
+        1.0 / 6.0,
+        1.0 / 7.0,
+        1.0 / 8.0,
+        1.0 / 9.0,
+        1.0 / 10.0,
+        1.0 / 11.0,
+        1.0 / 12.0,
+        1.0 / 13.0,
+        1.0 / 14.0,
+        1.0 / 15.0,
+        1.0 / 16.0,
+    ];
+    let (mut p, mut dg) = (1.0, 0.0);
+    for (j, inv_j) in INV.iter().enumerate().take(k) {
+        let v = theta + j as f64;
+        p *= v * q * inv_j;
+        dg += 1.0 / v;
+    }
+    (p, dg)
+}
+
+/// A sum of logarithms kept as a running product, with one logarithm each
+/// time the product leaves [1e-250, 1e250].
+struct LogSum {
+    prod: f64,
+    sum: f64,
+}
+
+impl LogSum {
+    fn new() -> LogSum {
+        LogSum {
+            prod: 1.0,
+            sum: 0.0,
+        }
+    }
+
+    #[inline]
+    fn mul(&mut self, p: f64) {
+        self.prod *= p;
+        if !(1e-250..=1e250).contains(&self.prod) {
+            self.sum += self.prod.ln();
+            self.prod = 1.0;
+        }
+    }
+
+    fn ln(&self) -> f64 {
+        self.sum + self.prod.ln()
+    }
 }
 
 /// [`nb_terms`] summed over `n` entries sharing one mean and concentration,
 /// of which `xs` are the non-zero counts and the rest zeros: the terms that
-/// depend on the parameters only are evaluated once.
+/// depend on the parameters only are evaluated once, and the counts' own
+/// terms share logarithms.
 pub fn nb_group_terms(xs: &[f32], n: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
     let inv = 1.0 / (theta + mu);
     let lt = (theta * inv).ln();
-    let (mut sum_x, mut lg, mut dg) = (0.0, 0.0, 0.0);
+    let (mut sum_x, mut lg, mut dg, mut lp) = (0.0, 0.0, 0.0, LogSum::new());
     for &x in xs {
         let x = x as f64;
-        let (l, d) = lgamma_digamma_shift(x, theta);
         sum_x += x;
+        if x > 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
+            let (p, d) = small_count(x as usize, theta, 1.0);
+            if p.is_finite() && p > 0.0 {
+                lp.mul(p);
+                dg += d;
+                continue;
+            }
+        }
+        let (l, d) = lgamma_digamma_shift(x, theta);
         lg += l;
         dg += d;
     }
     let lm = if sum_x > 0.0 { (mu * inv).ln() } else { 0.0 };
-    let ll = lg + n * theta * lt + sum_x * lm;
+    let ll = lg + lp.ln() + n * theta * lt + sum_x * lm;
     let d_mu = sum_x / mu - (sum_x + n * theta) * inv;
     let d_theta = dg + n * (lt + 1.0) - (sum_x + n * theta) * inv;
     (ll, d_mu, d_theta)
@@ -602,15 +670,18 @@ impl Device for Cpu {
                 } else {
                     None
                 };
-                let mut acc = 0.0;
+                let (mut acc, mut lp) = (0.0, LogSum::new());
                 for k in 0..cols {
                     let th = th_row.map_or_else(|| bcast(theta, base + k), |t| t[k] as f64);
-                    let (l, dm, dt) = nb_terms(x[base + k] as f64, mu[base + k] as f64, th);
+                    let (l, p, dm, dt) = nb_entry(x[base + k] as f64, mu[base + k] as f64, th);
                     acc += l;
+                    if p != 1.0 {
+                        lp.mul(p);
+                    }
                     gm[k] = dm as f32;
                     gt[k] = dt as f32;
                 }
-                ll[rr] = acc;
+                ll[rr] = acc + lp.ln();
             }
         };
         let t = threads();

@@ -221,17 +221,30 @@ impl LogSum {
 
 /// [`nb_terms`] summed over `n` entries sharing one mean and concentration,
 /// of which `xs` are the non-zero counts and the rest zeros: the terms that
-/// depend on the parameters only are evaluated once, and the counts' own
-/// terms share logarithms.
-pub fn nb_group_terms(xs: &[f32], n: f64, mu: f64, theta: f64) -> (f64, f64, f64) {
+/// depend on the parameters only are evaluated once, a small count's terms
+/// come from a table built up to the largest count seen, and the counts
+/// share logarithms: two per group and gene.
+pub fn nb_group_terms(xs: &[f32], n: f64, mu: f64, theta: f64, ln_theta: f64) -> (f64, f64, f64) {
     let inv = 1.0 / (theta + mu);
-    let lt = (theta * inv).ln();
+    let ln_sum = (theta + mu).ln();
+    let lt = ln_theta - ln_sum;
+    // table[k] = (Π_{j<k} (θ+j) μ/(j+1), Σ_{j<k} 1/(θ+j)); ln of the first
+    // is lgamma(k+θ) − lgamma(θ) − ln k! + k ln μ.
+    let mut table = [(1.0, 0.0); SMALL_COUNT];
+    let mut built = 1;
     let (mut sum_x, mut lg, mut dg, mut lp) = (0.0, 0.0, 0.0, LogSum::new());
     for &x in xs {
         let x = x as f64;
         sum_x += x;
         if x > 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
-            let (p, d) = small_count(x as usize, theta, 1.0);
+            let k = x as usize;
+            while built <= k {
+                let (p, d) = table[built - 1];
+                let v = theta + (built - 1) as f64;
+                table[built] = (p * v * mu / built as f64, d + 1.0 / v);
+                built += 1;
+            }
+            let (p, d) = table[k];
             if p.is_finite() && p > 0.0 {
                 lp.mul(p);
                 dg += d;
@@ -239,11 +252,11 @@ pub fn nb_group_terms(xs: &[f32], n: f64, mu: f64, theta: f64) -> (f64, f64, f64
             }
         }
         let (l, d) = lgamma_digamma_shift(x, theta);
-        lg += l;
+        lg += l + x * mu.ln();
         dg += d;
     }
-    let lm = if sum_x > 0.0 { (mu * inv).ln() } else { 0.0 };
-    let ll = lg + lp.ln() + n * theta * lt + sum_x * lm;
+    // Σ x ln(μ/(θ+μ)): the ln μ part rode in the products.
+    let ll = lg + lp.ln() + n * theta * lt - sum_x * ln_sum;
     let d_mu = sum_x / mu - (sum_x + n * theta) * inv;
     let d_theta = dg + n * (lt + 1.0) - (sum_x + n * theta) * inv;
     (ll, d_mu, d_theta)
@@ -729,13 +742,22 @@ impl Device for Cpu {
                 && !theta.is_empty(),
             "nb_grouped: bad lengths"
         );
+        let ln_theta: Vec<f64> = theta.iter().map(|&t| (t as f64).ln()).collect();
+        let nt = theta.len();
         let work = |r0: usize, ll: &mut [f32], gm: &mut [f32], gt: &mut [f32]| {
-            for (k, ((l, m), t)) in ll.iter_mut().zip(gm).zip(gt).enumerate() {
-                let i = r0 * cols + k;
-                let xs = &x[seg[i] as usize..seg[i + 1] as usize];
-                let n = count[i / cols] as f64;
-                let (a, b, c) = nb_group_terms(xs, n, mu[i] as f64, bcast(theta, i));
-                (*l, *m, *t) = (a as f32, b as f32, c as f32);
+            let c = cols.max(1);
+            let rows = ll.chunks_mut(c).zip(gm.chunks_mut(c)).zip(gt.chunks_mut(c));
+            for (rr, ((ll, gm), gt)) in rows.enumerate() {
+                let n = count[r0 + rr] as f64;
+                for j in 0..ll.len() {
+                    let i = (r0 + rr) * cols + j;
+                    let xs = &x[seg[i] as usize..seg[i + 1] as usize];
+                    // theta per column in practice: an index, not a modulo.
+                    let ti = if nt == cols { j } else { i % nt };
+                    let th = theta[ti] as f64;
+                    let (a, b, d) = nb_group_terms(xs, n, mu[i] as f64, th, ln_theta[ti]);
+                    (ll[j], gm[j], gt[j]) = (a as f32, b as f32, d as f32);
+                }
             }
         };
         let t = threads();
@@ -1021,7 +1043,7 @@ mod tests {
     fn nb_grouped_sums_the_terms_of_every_entry_zeros_included() {
         let xs = [3.0f32, 1.0, 40.5, 17.0];
         for &(n, mu, theta) in &[(4.0, 0.7, 2.5), (9.0, 30.0, 0.3), (4.0, 2.0, 1e4)] {
-            let got = nb_group_terms(&xs, n + xs.len() as f64, mu, theta);
+            let got = nb_group_terms(&xs, n + xs.len() as f64, mu, theta, theta.ln());
             let mut want = nb_terms(0.0, mu, theta);
             want.0 *= n;
             want.1 *= n;

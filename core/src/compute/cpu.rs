@@ -207,9 +207,12 @@ impl LogSum {
 
     #[inline]
     fn mul(&mut self, p: f64) {
-        self.prod *= p;
-        if !(1e-250..=1e250).contains(&self.prod) {
-            self.sum += self.prod.ln();
+        let next = self.prod * p;
+        if (1e-250..=1e250).contains(&next) {
+            self.prod = next;
+        } else {
+            // Each factor's logarithm on its own: their product may not be finite.
+            self.sum += self.prod.ln() + p.ln();
             self.prod = 1.0;
         }
     }
@@ -1037,6 +1040,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn grouped_products_stay_finite_where_each_factor_is_huge() {
+        // μ^x grows past 1e58 per entry: the running product must not overflow.
+        let xs = vec![15.0f32; 40];
+        let (mu, theta) = (2000.0f64, 30.0f64);
+        let got = nb_group_terms(&xs, 40.0, mu, theta, theta.ln());
+        let want: f64 = xs.iter().map(|&x| nb_terms(x as f64, mu, theta).0).sum();
+        assert!(
+            got.0.is_finite() && (got.0 - want).abs() < 1e-9 * want.abs(),
+            "{} vs {want}",
+            got.0
+        );
     }
 
     #[test]

@@ -361,11 +361,23 @@ impl Matrix {
                 }
             }
             Matrix::Csr(s) => {
+                // A non-canonical row may store a column twice: scipy sums
+                // them, and so does this (adjacent ones, as sorted rows have).
                 let span = s.indptr[r] as usize..s.indptr[r + 1] as usize;
+                let mut run: Option<(u32, f32)> = None;
                 for (&c, &v) in s.indices[span.clone()].iter().zip(&s.data[span]) {
-                    if v != 0.0 {
-                        f(c as usize, v)
+                    match &mut run {
+                        Some((rc, rv)) if *rc == c => *rv += v,
+                        _ => {
+                            if let Some((rc, rv)) = run.filter(|e| e.1 != 0.0) {
+                                f(rc as usize, rv)
+                            }
+                            run = Some((c, v));
+                        }
                     }
+                }
+                if let Some((rc, rv)) = run.filter(|e| e.1 != 0.0) {
+                    f(rc as usize, rv)
                 }
             }
             Matrix::Csc(s) => {
@@ -519,6 +531,20 @@ mod tests {
                 assert_eq!(rows, nz, "{kind} {cols:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_column_stored_twice_in_a_row_is_summed_as_scipy_does() {
+        let m = Matrix::Csr(Sparse {
+            rows: 1,
+            cols: 3,
+            indptr: vec![0, 4],
+            indices: vec![0, 1, 1, 2],
+            data: vec![1.0, 2.0, 3.0, 0.0],
+        });
+        let mut seen = vec![];
+        m.for_row(0, |c, v| seen.push((c, v)));
+        assert_eq!(seen, vec![(0, 1.0), (1, 5.0)]);
     }
 
     #[test]

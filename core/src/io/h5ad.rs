@@ -78,7 +78,7 @@ pub fn summary_of_file(path: &std::path::Path) -> Result<Summary> {
     let x = match r.node("X") {
         Node::Missing => None,
         _ => {
-            let (x, dtype) = r.matrix_summary("X")?;
+            let (x, dtype) = r.matrix_summary("X", (ds.n_obs(), ds.n_vars()))?;
             ds.x_dtype = dtype;
             Some(x)
         }
@@ -426,7 +426,7 @@ impl Reader<'_> {
     /// X's kind, shape check, dtype and a scan of its stored values, read
     /// `BLOCK` values at a time.
     #[cfg(not(target_arch = "wasm32"))]
-    fn matrix_summary(&self, path: &str) -> Result<(XSummary, String)> {
+    fn matrix_summary(&self, path: &str, obs_var: (usize, usize)) -> Result<(XSummary, String)> {
         const BLOCK: u64 = 1 << 20;
         let (kind, values_path, rows, cols) = match self.node(path) {
             Node::Dataset => {
@@ -472,6 +472,15 @@ impl Reader<'_> {
             }
             Node::Missing => return Err(self.err(path, "missing")),
         };
+        if (rows, cols) != obs_var {
+            return Err(self.err(
+                path,
+                format!(
+                    "is {rows} x {cols} but obs x var is {} x {}",
+                    obs_var.0, obs_var.1
+                ),
+            ));
+        }
         let ds = self.data(&values_path)?;
         let dims = self.h5(&values_path, ds.shape())?;
         let first = dims.first().copied().unwrap_or(0);

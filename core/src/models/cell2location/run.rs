@@ -293,13 +293,15 @@ pub fn results(
         ));
     }
     let mut files = m.files.clone();
-    let sc = ("sc.h5ad".to_string(), h5ad_write::write(&sig.sc)?);
-    for (n, b) in sig.files.iter().chain([&sc]) {
-        let taken = files.iter().any(|(f, _)| f == n);
-        files.push((
-            if taken { format!("ref_{n}") } else { n.clone() },
-            b.clone(),
-        ));
+    let sc = h5ad_write::write(&sig.sc)?;
+    let named = sig
+        .files
+        .iter()
+        .map(|(n, b)| (n.clone(), b.clone()))
+        .chain([("sc.h5ad".to_string(), sc)]);
+    for (n, b) in named {
+        let taken = files.iter().any(|(f, _)| *f == n);
+        files.push((if taken { format!("ref_{n}") } else { n }, b));
     }
     Ok(Results {
         analysis: <super::analysis::Cell2location as crate::analysis::Analysis>::NAME.into(),

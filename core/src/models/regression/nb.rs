@@ -230,7 +230,11 @@ pub async fn fit<D: Device>(
 
     // Minibatches: a fixed split of a seeded permutation (the reference
     // reshuffles each epoch; the gradient is unbiased either way).
-    let bs = train.batch_size.clamp(1, n.max(1));
+    // A minibatch's non-zeros are indexed by u32 (every device's index type).
+    let bs = train
+        .batch_size
+        .clamp(1, n.max(1))
+        .min((u32::MAX as usize / g.max(1)).max(1));
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = (philox::uniform(train.seed, 7, i) as f64 * (i + 1) as f64) as usize;

@@ -281,9 +281,10 @@ impl Reader<'_> {
         })
     }
 
-    /// A 1-D dataset read a block at a time into one vector: one decoded
-    /// block is the only transient copy (a whole read holds the file's bytes
-    /// and the decoded values at once, twice the memory for a large X).
+    /// A dataset read a block of rows at a time into one vector (row-major):
+    /// one decoded block is the only transient copy (a whole read holds the
+    /// raw bytes and the decoded values at once, twice the memory of a
+    /// large X). `read(dataset, first row, rows)` decodes one block.
     fn blocked<T>(
         &self,
         path: &str,
@@ -292,15 +293,13 @@ impl Reader<'_> {
         const BLOCK: u64 = 1 << 20;
         let ds = self.data(path)?;
         let shape = self.h5(path, ds.shape())?;
-        let n = match shape[..] {
-            [n] => n,
-            [] => 1,
-            _ => return Err(self.err(path, format!("expected a 1-D array, found shape {shape:?}"))),
-        };
-        // n is bounded by the file's size (see `data`).
-        let mut out = Vec::with_capacity(n as usize);
-        for start in (0..n).step_by(BLOCK as usize) {
-            out.extend(read(&ds, start, BLOCK)?);
+        let rows = shape.first().copied().unwrap_or(1);
+        let per_row: u64 = shape.iter().skip(1).product();
+        let step = (BLOCK / per_row.max(1)).max(1);
+        // The total is bounded by the file's size (see `data`).
+        let mut out = Vec::with_capacity((rows * per_row) as usize);
+        for start in (0..rows).step_by(step as usize) {
+            out.extend(read(&ds, start, step)?);
         }
         Ok(out)
     }
@@ -347,7 +346,9 @@ impl Reader<'_> {
                     }
                 };
                 let dtype = numpy_name(&self.dtype(path)?);
-                let dense = dense(rows, cols, self.f32s(path)?).map_err(|e| self.err(path, e))?;
+                let values =
+                    self.blocked(path, |d, start, n| self.h5(path, d.read_f32_rows(start, n)))?;
+                let dense = dense(rows, cols, values).map_err(|e| self.err(path, e))?;
                 Ok((Matrix::Dense(dense), dtype))
             }
             Node::Group => self.sparse(path),

@@ -1,6 +1,7 @@
 // NB log-likelihood and gradients summed over groups of rows that share a
 // mean, from the non-zero counts only (Device::nb_grouped); one thread per
-// (group, column). Params twin: core/src/compute/gpu/likelihood.rs (GroupParams).
+// (group, column). Params twin: core/src/compute/gpu/likelihood.rs (LikParams,
+// rows = groups).
 
 struct Params { groups: u32, cols: u32, n_theta: u32, _pad: u32 }
 

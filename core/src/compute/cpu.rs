@@ -269,18 +269,15 @@ pub fn nb_group_terms(xs: &[f32], n: f64, mu: f64, theta: f64, ln_theta: f64) ->
 fn lgamma_digamma_shift(x: f64, theta: f64) -> (f64, f64) {
     if x >= 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
         let k = x as usize;
-        let (mut prod, mut dg) = (1.0, 0.0);
-        for j in 0..k {
-            let v = theta + j as f64;
-            prod *= v;
-            dg += 1.0 / v;
-        }
-        let lg = if prod.is_finite() && prod > 0.0 {
-            prod.ln()
+        let (p, dg) = small_count(k, theta, 1.0);
+        let lg = if p.is_finite() && p > 0.0 {
+            p.ln()
         } else {
-            (0..k).map(|j| (theta + j as f64).ln()).sum()
+            (0..k)
+                .map(|j| ((theta + j as f64) / (j + 1) as f64).ln())
+                .sum()
         };
-        (lg - ln_factorial(k), dg)
+        (lg, dg)
     } else {
         (
             lgamma(x + theta) - lgamma(theta) - lgamma(x + 1.0),
@@ -291,17 +288,6 @@ fn lgamma_digamma_shift(x: f64, theta: f64) -> (f64, f64) {
 
 /// Counts below this take the summed form in [`nb_terms`].
 const SMALL_COUNT: usize = 16;
-
-fn ln_factorial(k: usize) -> f64 {
-    static TABLE: std::sync::OnceLock<[f64; SMALL_COUNT]> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = [0.0; SMALL_COUNT];
-        for i in 1..SMALL_COUNT {
-            t[i] = t[i - 1] + (i as f64).ln();
-        }
-        t
-    })[k]
-}
 
 pub fn log_density_term(d: Density, x: f64, p1: f64, p2: f64) -> f64 {
     match d {
@@ -734,8 +720,7 @@ impl Device for Cpu {
         let (xv, cv, muv, thv) = (x.view(), count.view(), mu.view(), theta.view());
         let (x, count, mu, theta): (&[f32], &[f32], &[f32], &[f32]) = (&xv, &cv, &muv, &thv);
         let n = groups * cols;
-        let [ll, gm, gt] = out.map(|b| b.0.borrow_mut());
-        let (mut ll, mut gm, mut gt) = (ll, gm, gt);
+        let [mut ll, mut gm, mut gt] = out.map(|b| b.0.borrow_mut());
         assert!(
             seg.len() > n
                 && seg[n] as usize <= x.len()

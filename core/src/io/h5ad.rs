@@ -46,19 +46,8 @@ fn open_path(path: &std::path::Path, name: &str) -> Result<File> {
         &mut head,
     )
     .map_err(|e| Error::new(name, "", e.to_string()))?;
-    if !hdf5_pure::is_hdf5_bytes(&head) {
-        return Err(Error::new(
-            name,
-            "",
-            "not an HDF5 file (expected the HDF5 signature at the start of the file)",
-        ));
-    }
-    File::open_streaming(path).map_err(|e| {
-        Error::new(
-            name,
-            "",
-            format!("unreadable HDF5: {e} (is the file truncated?)"),
-        )
+    opened(name, hdf5_pure::is_hdf5_bytes(&head), || {
+        File::open_streaming(path)
     })
 }
 
@@ -92,14 +81,26 @@ pub fn summary_of_file(path: &std::path::Path) -> Result<Summary> {
 
 /// Opens HDF5 bytes with a message that says what went wrong in user terms.
 pub(crate) fn open(name: &str, bytes: Vec<u8>) -> Result<File> {
-    if !hdf5_pure::is_hdf5_bytes(&bytes) {
+    opened(name, hdf5_pure::is_hdf5_bytes(&bytes), || {
+        File::from_bytes(bytes)
+    })
+}
+
+/// The file `open` gives, or why not in user terms (`signed`: the HDF5
+/// signature was found).
+fn opened(
+    name: &str,
+    signed: bool,
+    open: impl FnOnce() -> std::result::Result<File, hdf5_pure::Error>,
+) -> Result<File> {
+    if !signed {
         return Err(Error::new(
             name,
             "",
             "not an HDF5 file (expected the HDF5 signature at the start of the file)",
         ));
     }
-    File::from_bytes(bytes).map_err(|e| {
+    open().map_err(|e| {
         Error::new(
             name,
             "",
@@ -333,6 +334,35 @@ impl Reader<'_> {
 
     /// A matrix at `path`: a dense 2-D dataset or a compressed sparse group.
     pub fn matrix(&self, path: &str) -> Result<(Matrix, String)> {
+        let (kind, values_path, rows, cols) = self.matrix_header(path)?;
+        let dtype = numpy_name(&self.dtype(&values_path)?);
+        let values = self.blocked(&values_path, |d, start, n| {
+            self.h5(&values_path, d.read_f32_rows(start, n))
+        })?;
+        if kind == "dense" {
+            let dense = dense(rows, cols, values).map_err(|e| self.err(path, e))?;
+            return Ok((Matrix::Dense(dense), dtype));
+        }
+        let s = Sparse {
+            rows,
+            cols,
+            indptr: self.indices(&join(path, "indptr"))?,
+            indices: self.indices(&join(path, "indices"))?,
+            data: values,
+        };
+        // indptr runs over rows for CSR, over columns for CSC.
+        if kind == "csr" {
+            s.check(rows, cols).map_err(|e| self.err(path, e))?;
+            Ok((Matrix::Csr(s), dtype))
+        } else {
+            s.check(cols, rows).map_err(|e| self.err(path, e))?;
+            Ok((Matrix::Csc(s), dtype))
+        }
+    }
+
+    /// A matrix's storage ("dense", "csr" or "csc"), the dataset holding its
+    /// values, and its shape, from the header alone.
+    fn matrix_header(&self, path: &str) -> Result<(&'static str, String, usize, usize)> {
         match self.node(path) {
             Node::Dataset => {
                 let shape = self.shape(path)?;
@@ -345,62 +375,38 @@ impl Reader<'_> {
                         )
                     }
                 };
-                let dtype = numpy_name(&self.dtype(path)?);
-                let values =
-                    self.blocked(path, |d, start, n| self.h5(path, d.read_f32_rows(start, n)))?;
-                let dense = dense(rows, cols, values).map_err(|e| self.err(path, e))?;
-                Ok((Matrix::Dense(dense), dtype))
+                Ok(("dense", path.to_string(), rows, cols))
             }
-            Node::Group => self.sparse(path),
+            Node::Group => {
+                let attrs = self.attrs(path)?;
+                let format = attr_str(&attrs, "encoding-type")
+                    .or_else(|| attr_str(&attrs, "h5sparse_format"))
+                    .unwrap_or_default();
+                let kind = match format.as_str() {
+                    "csr_matrix" | "csr" => "csr",
+                    "csc_matrix" | "csc" => "csc",
+                    other => {
+                        return Err(self.err(
+                            path,
+                            format!(
+                                "expected encoding-type csr_matrix or csc_matrix, found {other:?}"
+                            ),
+                        ))
+                    }
+                };
+                let shape = attrs
+                    .get("shape")
+                    .or_else(|| attrs.get("h5sparse_shape"))
+                    .and_then(attr_ints)
+                    .ok_or_else(|| self.err(path, "sparse matrix without a `shape` attribute"))?;
+                let [r, c] = shape[..] else {
+                    return Err(self.err(path, format!("expected a 2-D shape, found {shape:?}")));
+                };
+                let dim = |v: i64| usize::try_from(v).map_err(|_| self.err(path, "negative shape"));
+                Ok((kind, join(path, "data"), dim(r)?, dim(c)?))
+            }
             Node::Missing => Err(self.err(path, "missing")),
         }
-    }
-
-    fn sparse(&self, path: &str) -> Result<(Matrix, String)> {
-        let attrs = self.attrs(path)?;
-        let format = attr_str(&attrs, "encoding-type")
-            .or_else(|| attr_str(&attrs, "h5sparse_format"))
-            .unwrap_or_default();
-        let shape = attrs
-            .get("shape")
-            .or_else(|| attrs.get("h5sparse_shape"))
-            .and_then(attr_ints)
-            .ok_or_else(|| self.err(path, "sparse matrix without a `shape` attribute"))?;
-        let [rows, cols] = shape[..] else {
-            return Err(self.err(path, format!("expected a 2-D shape, found {shape:?}")));
-        };
-        let (rows, cols) = (
-            usize::try_from(rows).map_err(|_| self.err(path, "negative shape"))?,
-            usize::try_from(cols).map_err(|_| self.err(path, "negative shape"))?,
-        );
-        let data_path = join(path, "data");
-        let s = Sparse {
-            rows,
-            cols,
-            indptr: self.indices(&join(path, "indptr"))?,
-            indices: self.indices(&join(path, "indices"))?,
-            data: self.blocked(&data_path, |d, start, n| {
-                self.h5(&data_path, d.read_f32_rows(start, n))
-            })?,
-        };
-        let dtype = numpy_name(&self.dtype(&data_path)?);
-        let (m, major, minor) = match format.as_str() {
-            "csr_matrix" | "csr" => (Matrix::Csr(s), rows, cols),
-            "csc_matrix" | "csc" => (Matrix::Csc(s), cols, rows),
-            other => {
-                return Err(self.err(
-                    path,
-                    format!("expected encoding-type csr_matrix or csc_matrix, found {other:?}"),
-                ))
-            }
-        };
-        match &m {
-            Matrix::Csr(s) | Matrix::Csc(s) => {
-                s.check(major, minor).map_err(|e| self.err(path, e))?
-            }
-            Matrix::Dense(_) => {}
-        }
-        Ok((m, dtype))
     }
 
     /// A 2-D numeric array as f64 (1-D arrays become one column).
@@ -429,50 +435,7 @@ impl Reader<'_> {
     #[cfg(not(target_arch = "wasm32"))]
     fn matrix_summary(&self, path: &str, obs_var: (usize, usize)) -> Result<(XSummary, String)> {
         const BLOCK: u64 = 1 << 20;
-        let (kind, values_path, rows, cols) = match self.node(path) {
-            Node::Dataset => {
-                let shape = self.shape(path)?;
-                let (r, c) = match shape[..] {
-                    [r, c] => (r, c),
-                    [r] => (r, 1),
-                    _ => {
-                        return Err(
-                            self.err(path, format!("expected a 2-D array, found shape {shape:?}"))
-                        )
-                    }
-                };
-                ("dense", path.to_string(), r, c)
-            }
-            Node::Group => {
-                let attrs = self.attrs(path)?;
-                let format = attr_str(&attrs, "encoding-type")
-                    .or_else(|| attr_str(&attrs, "h5sparse_format"))
-                    .unwrap_or_default();
-                let kind = match format.as_str() {
-                    "csr_matrix" | "csr" => "csr",
-                    "csc_matrix" | "csc" => "csc",
-                    other => {
-                        return Err(self.err(
-                            path,
-                            format!(
-                                "expected encoding-type csr_matrix or csc_matrix, found {other:?}"
-                            ),
-                        ))
-                    }
-                };
-                let shape = attrs
-                    .get("shape")
-                    .or_else(|| attrs.get("h5sparse_shape"))
-                    .and_then(attr_ints)
-                    .ok_or_else(|| self.err(path, "sparse matrix without a `shape` attribute"))?;
-                let [r, c] = shape[..] else {
-                    return Err(self.err(path, format!("expected a 2-D shape, found {shape:?}")));
-                };
-                let dim = |v: i64| usize::try_from(v).map_err(|_| self.err(path, "negative shape"));
-                (kind, join(path, "data"), dim(r)?, dim(c)?)
-            }
-            Node::Missing => return Err(self.err(path, "missing")),
-        };
+        let (kind, values_path, rows, cols) = self.matrix_header(path)?;
         if (rows, cols) != obs_var {
             return Err(self.err(
                 path,

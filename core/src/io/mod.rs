@@ -40,6 +40,31 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
+/// A rows x columns table as CSV from row-major `values`: a header of
+/// `corner` and the column names, then each row's name and its values.
+pub fn table_csv<V: std::fmt::Display>(
+    corner: &str,
+    columns: &[String],
+    rows: &[String],
+    values: &[V],
+) -> String {
+    let mut out = csv_field(corner);
+    for c in columns {
+        out.push(',');
+        out.push_str(&csv_field(c));
+    }
+    out.push('\n');
+    let k = columns.len();
+    for (r, name) in rows.iter().enumerate() {
+        out.push_str(&csv_field(name));
+        for v in &values[r * k..(r + 1) * k] {
+            out.push_str(&format!(",{v}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A one-column CSV with a header.
 pub fn list_csv(head: &str, values: &[String]) -> String {
     let mut s = format!("{head}\n");

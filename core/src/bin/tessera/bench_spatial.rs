@@ -232,7 +232,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         speedup: theirs / secs,
     });
     // The tasks' peak, before the tree comparison holds every neighbour list twice.
-    let peak = peak_rss_kib();
+    let peak = crate::rss::status_kib("VmHWM:");
     let trees = kdtrees(&big.coords, &g);
     if a.json {
         println!(
@@ -367,11 +367,4 @@ fn kdtrees(coords: &[[f64; 2]], g: &graph::Graph) -> Vec<TreeRow> {
             rows_differ: differ(&ours_r, &kiddo_r),
         },
     ]
-}
-
-/// The process's peak resident memory (Linux).
-fn peak_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -22,6 +22,7 @@ use tessera_core::prep::filter::FilterGenes;
 use tessera_core::simulate::tutorial::{self, TutorialSim};
 
 use crate::device::{self, on_device};
+use crate::rss;
 
 #[derive(Serialize)]
 pub struct Row {
@@ -50,25 +51,6 @@ pub struct Machine {
 
 fn bad(m: String) -> io::Error {
     io::Error::new("tessera bench cell2location --size tutorial", "", m)
-}
-
-/// Resets the peak-RSS counter (Linux 4.0+) and returns the resident GiB
-/// now, so the peak of what follows can be told apart from the data
-/// already in memory.
-fn reset_peak() -> f64 {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    status_gib("VmRSS:")
-}
-
-fn status_gib(key: &str) -> f64 {
-    let kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with(key))?.to_string();
-            l.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .unwrap_or(f64::NAN);
-    kib / (1u64 << 20) as f64
 }
 
 /// Read bandwidth, logarithm rate (all threads) and GEMM rate of this machine.
@@ -177,7 +159,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             },
         };
         let reference = pair.reference.clone();
-        let base = reset_peak();
+        let base = rss::reset_peak();
         let t0 = Instant::now();
         let mut stamps = vec![];
         let sig = on_device!(&dev, |d| pollster::block_on(run::signatures(
@@ -193,7 +175,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         let signatures = sig.signatures;
         io::h5ad_write::write_file(sig.sc, &sc_path)?;
         let _ = std::fs::remove_file(&sc_path);
-        let peak = status_gib("VmHWM:") - base;
+        let peak = rss::gib(rss::status_kib("VmHWM:")) - rss::gib(base);
         let (per, first) = intervals(&stamps);
         let kept_nnz = nnz as f64 * genes as f64 / sim.genes as f64;
         let groups = (sim.types * sim.samples) as f64;
@@ -216,7 +198,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         let mut o = Options::new(30.0, 20.0);
         o.train.max_epochs = a.steps;
         o.num_samples = 2;
-        let base = reset_peak();
+        let base = rss::reset_peak();
         let t0 = Instant::now();
         let mut stamps = vec![];
         let mp = on_device!(&dev, |d| pollster::block_on(c2l::map(
@@ -227,7 +209,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             &o,
             &mut |_, _, _| stamps.push(t0.elapsed().as_secs_f64()),
         )))?;
-        let peak = status_gib("VmHWM:") - base;
+        let peak = rss::gib(rss::status_kib("VmHWM:")) - rss::gib(base);
         let (per, first) = intervals(&stamps);
         let (s, g, f) = (mp.spots.len(), mp.genes.len(), mp.cell_types.len());
         let sg = (s * g) as f64;

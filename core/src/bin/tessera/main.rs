@@ -8,6 +8,7 @@ mod cell2location;
 mod device;
 mod multiomics;
 mod progress;
+mod rss;
 mod run;
 mod simulate;
 mod spatial;

@@ -72,25 +72,6 @@ fn mkdir(p: &std::path::Path) -> Result<(), io::Error> {
         .map_err(|e| io::Error::new(&p.display().to_string(), "", e.to_string()))
 }
 
-/// Spots x types as CSV, first column the spot.
-fn truth_csv(spots: &[String], types: &[String], abundance: &[f64]) -> String {
-    let t = types.len();
-    let mut csv = String::new();
-    for c in types {
-        csv.push(',');
-        csv.push_str(&csv_field(c));
-    }
-    csv.push('\n');
-    for (s, spot) in spots.iter().enumerate() {
-        csv.push_str(&csv_field(spot));
-        for k in 0..t {
-            csv.push_str(&format!(",{}", abundance[s * t + k]));
-        }
-        csv.push('\n');
-    }
-    csv
-}
-
 fn tutorial_pair(a: TutorialArgs) -> Result<(), io::Error> {
     let p = TutorialSim {
         cells: a.cells,
@@ -109,7 +90,7 @@ fn tutorial_pair(a: TutorialArgs) -> Result<(), io::Error> {
         &h5ad_write::write(&sim.reference)?,
     )?;
     write(&a.out.join("sp.h5ad"), &h5ad_write::write(&sim.spatial)?)?;
-    let csv = truth_csv(&sim.spatial.obs.index, &sim.cell_types, &sim.abundance);
+    let csv = io::table_csv("", &sim.cell_types, &sim.spatial.obs.index, &sim.abundance);
     write(&a.out.join("truth_abundance.csv"), csv.as_bytes())?;
     eprintln!(
         "reference {} cells x {} genes ({nnz} non-zeros, {} types, {} samples; labels obs['Subset'], batches obs['Sample']); \
@@ -142,7 +123,7 @@ fn visium(a: VisiumArgs) -> Result<(), io::Error> {
         &h5ad_write::write(&sim.training)?,
     )?;
     let t = sim.cell_types.len();
-    let csv = truth_csv(&sim.spatial.obs.index, &sim.cell_types, &sim.abundance);
+    let csv = io::table_csv("", &sim.cell_types, &sim.spatial.obs.index, &sim.abundance);
     write(&a.out.join("truth_abundance.csv"), csv.as_bytes())?;
     let mut types = String::from("cell_type,zone\n");
     for (c, z) in sim.cell_types.iter().zip(&sim.type_zone) {

@@ -76,15 +76,6 @@ pub(super) fn poisson(
     );
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GroupParams {
-    groups: u32,
-    cols: u32,
-    n_theta: u32,
-    _pad: u32,
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(super) fn nb_grouped(
     gpu: &Gpu,
@@ -106,8 +97,9 @@ pub(super) fn nb_grouped(
             && out.iter().all(|b| b.len >= n),
         "nb_grouped: bad lengths"
     );
-    let p = GroupParams {
-        groups: groups as u32,
+    // Rows of the group means: the same parameters as the dense kernel's.
+    let p = LikParams {
+        rows: groups as u32,
         cols: cols as u32,
         n_theta: theta.len as u32,
         _pad: 0,

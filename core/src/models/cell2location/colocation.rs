@@ -226,40 +226,18 @@ pub fn annotate(sp: &mut Dataset, g: &Groups, cell_types: &[String]) {
 
 /// `cell_type_fractions_mean/n_fact{k}.csv`: types x factors.
 pub fn fractions_csv(g: &Groups, cell_types: &[String]) -> String {
-    let k = g.n_fact;
-    let mut out = String::new();
-    for r in 0..k {
-        out.push_str(&format!(",mean_cell_type_factorsfact_{r}"));
-    }
-    out.push('\n');
-    let frac = g.cell_type_fractions();
-    for (t, ct) in cell_types.iter().enumerate() {
-        out.push_str(&csv_field(ct));
-        for v in &frac[t * k..(t + 1) * k] {
-            out.push_str(&format!(",{v}"));
-        }
-        out.push('\n');
-    }
-    out
+    let columns: Vec<String> = (0..g.n_fact)
+        .map(|r| format!("mean_cell_type_factorsfact_{r}"))
+        .collect();
+    crate::io::table_csv("", &columns, cell_types, &g.cell_type_fractions())
 }
 
 /// `location_factors_mean/n_fact{k}.csv`: spots x factors (nUMI factors).
 pub fn locations_csv(g: &Groups, spots: &[String]) -> String {
-    let k = g.n_fact;
-    let numi = g.numi_factors();
-    let mut out = String::new();
-    for r in 0..k {
-        out.push_str(&format!(",mean_nUMI_factorsfact_{r}"));
-    }
-    out.push('\n');
-    for (s, name) in spots.iter().enumerate() {
-        out.push_str(&csv_field(name));
-        for v in &numi[s * k..(s + 1) * k] {
-            out.push_str(&format!(",{v}"));
-        }
-        out.push('\n');
-    }
-    out
+    let columns: Vec<String> = (0..g.n_fact)
+        .map(|r| format!("mean_nUMI_factorsfact_{r}"))
+        .collect();
+    crate::io::table_csv("", &columns, spots, &g.numi_factors())
 }
 
 /// `factor_markers/n_fact{k}.csv`: per factor, the cell types with the

@@ -544,7 +544,6 @@ pub fn spot_qc_csv(m: &Mapping) -> String {
 /// One summary of the abundances as CSV (spots x types, like the
 /// reference's `q05_cell_abundance_w_sf` table).
 pub fn abundance_csv(m: &Mapping, stat: &str) -> String {
-    let f = m.cell_types.len();
     let s = m.abundance();
     let v = match stat {
         "means" => &s.means,
@@ -552,20 +551,7 @@ pub fn abundance_csv(m: &Mapping, stat: &str) -> String {
         "q95" => &s.q95,
         _ => &s.q05,
     };
-    let mut out = String::from("spot");
-    for ct in &m.cell_types {
-        out.push(',');
-        out.push_str(&crate::io::csv_field(ct));
-    }
-    out.push('\n');
-    for (i, name) in m.spots.iter().enumerate() {
-        out.push_str(&crate::io::csv_field(name));
-        for t in 0..f {
-            out.push_str(&format!(",{}", v[i * f + t]));
-        }
-        out.push('\n');
-    }
-    out
+    crate::io::table_csv("spot", &m.cell_types, &m.spots, v)
 }
 
 #[cfg(test)]

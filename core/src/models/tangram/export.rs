@@ -19,21 +19,7 @@ impl Mapping {
     /// annotation was projected).
     pub fn ct_pred_csv(&self) -> Option<String> {
         let (names, vals) = self.ct_pred.as_ref()?;
-        let t = names.len();
-        let mut csv = String::new();
-        for n in names {
-            csv.push(',');
-            csv.push_str(&csv_field(n));
-        }
-        csv.push('\n');
-        for (s, spot) in self.spots.iter().enumerate() {
-            csv.push_str(&csv_field(spot));
-            for v in &vals[s * t..(s + 1) * t] {
-                csv.push_str(&format!(",{v}"));
-            }
-            csv.push('\n');
-        }
-        Some(csv)
+        Some(crate::io::table_csv("", names, &self.spots, vals))
     }
 
     /// `uns['train_genes_df']`.

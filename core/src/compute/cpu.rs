@@ -6,7 +6,9 @@
 
 use std::cell::{Ref, RefCell};
 
-use super::special::{digamma, lgamma, sigmoid, softplus};
+use multiversion::multiversion;
+
+use super::special::{digamma, lgamma, ln_poly, sigmoid, softplus};
 use super::{philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -86,10 +88,20 @@ pub fn threads() -> usize {
 /// Runs `f(first_row, rows_chunk)` over `out` split into whole rows of
 /// `row_len`, on several threads when the matrix is large.
 fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    par_rows_work(out, row_len, out.len(), f)
+}
+
+/// [`par_rows`] for passes whose `work` (elements read) exceeds `out`.
+fn par_rows_work(
+    out: &mut [f32],
+    row_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
     let rows = out.len().checked_div(row_len).unwrap_or(0);
     let t = threads();
     #[cfg(not(target_arch = "wasm32"))]
-    if t > 1 && out.len() >= PAR_MIN && rows >= 2 {
+    if t > 1 && work >= PAR_MIN && rows >= 2 {
         let per = rows.div_ceil(t);
         std::thread::scope(|s| {
             for (i, chunk) in out.chunks_mut(per * row_len).enumerate() {
@@ -99,7 +111,7 @@ fn par_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
         });
         return;
     }
-    let _ = (t, rows);
+    let _ = (t, rows, work);
     f(0, out);
 }
 
@@ -147,42 +159,166 @@ fn nb_entry(x: f64, mu: f64, theta: f64) -> (f64, f64, f64, f64) {
     let lt = (theta * inv).ln();
     let d_mu = x / mu - (x + theta) * inv;
     let rest = lt + 1.0 - (x + theta) * inv;
+    let (l, p, dg) = nb_count_terms(x, mu, theta, inv);
+    (theta * lt + l, p, d_mu, dg + rest)
+}
+
+/// What a count x adds to a zero count's terms (θ ln(θ/(θ+μ)) and its
+/// gradients): the log-pmf's rest as `l + ln(p)`, and digamma's difference.
+#[inline]
+fn nb_count_terms(x: f64, mu: f64, theta: f64, inv: f64) -> (f64, f64, f64) {
     if x == 0.0 {
-        return (theta * lt, 1.0, d_mu, rest);
+        return (0.0, 1.0, 0.0);
     }
     if x > 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
         let (p, dg) = small_count(x as usize, theta, mu * inv);
         if p.is_finite() && p > 0.0 {
-            return (theta * lt, p, d_mu, dg + rest);
+            return (0.0, p, dg);
         }
     }
     let (lg, dg) = lgamma_digamma_shift(x, theta);
-    (lg + theta * lt + x * (mu * inv).ln(), 1.0, d_mu, dg + rest)
+    (lg + x * (mu * inv).ln(), 1.0, dg)
 }
+
+/// lgamma(k+θ) − lgamma(θ) − ln k! and digamma(k+θ) − digamma(θ) for
+/// each θ and each count k below [`SMALL_COUNT`]: the part of a small
+/// count's terms that does not depend on the mean.
+struct SmallCounts {
+    lg: Vec<[f64; SMALL_COUNT]>,
+    dg: Vec<[f64; SMALL_COUNT]>,
+}
+
+impl SmallCounts {
+    fn new(theta: &[f32]) -> SmallCounts {
+        let (mut lg, mut dg) = (vec![], vec![]);
+        for &t in theta {
+            let (mut l, mut d) = ([0f64; SMALL_COUNT], [0f64; SMALL_COUNT]);
+            for k in 1..SMALL_COUNT {
+                let v = t as f64 + (k - 1) as f64;
+                l[k] = l[k - 1] + (v / k as f64).ln();
+                d[k] = d[k - 1] + 1.0 / v;
+            }
+            lg.push(l);
+            dg.push(d);
+        }
+        SmallCounts { lg, dg }
+    }
+}
+
+/// One row of [`Device::nb_loglik_grad`] with θ per column: zero and small
+/// whole counts in one vectorised pass, then the entries it leaves (large
+/// or fractional counts, values outside ln_poly's range) one at a time.
+/// Returns the row's log-likelihood.
+fn nb_row(
+    x: &[f32],
+    mu: &[f32],
+    th: &[f32],
+    tab: &SmallCounts,
+    gm: &mut [f32],
+    gt: &mut [f32],
+    scratch: &mut (Vec<f64>, Vec<bool>),
+) -> f64 {
+    let (ll, left) = scratch;
+    // The tables go as slices: the compiler then knows nothing writes them.
+    nb_small_counts(x, mu, th, &tab.lg, &tab.dg, gm, gt, ll, left);
+    let mut acc = sum8(&ll[..]);
+    let mut lp = LogSum::new();
+    for k in 0..x.len() {
+        if left[k] {
+            let (l, p, dm, dt) = nb_entry(x[k] as f64, mu[k] as f64, th[k] as f64);
+            acc += l;
+            if p != 1.0 {
+                lp.mul(p);
+            }
+            gm[k] = dm as f32;
+            gt[k] = dt as f32;
+        }
+    }
+    acc + lp.ln()
+}
+
+/// Σ v in f64 over eight running sums, so that the loop vectorises.
+fn sum8<T: Copy + Into<f64>>(v: &[T]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&x| x.into()).sum();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += c[l].into();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// [`nb_entry`] for every count that is 0 or a whole number below
+/// [`SMALL_COUNT`], the count's own terms from `tab` and the logarithms by
+/// [`ln_poly`]: straight-line code the compiler vectorises. Writes each
+/// entry's log-pmf to `ll`; other entries are marked in `left` (ll 0).
+#[multiversion(targets("x86_64+avx+avx2+fma+avx512f+avx512dq+avx512vl", "x86_64+avx+avx2+fma"))]
+#[allow(clippy::too_many_arguments)]
+fn nb_small_counts(
+    x: &[f32],
+    mu: &[f32],
+    th: &[f32],
+    lg: &[[f64; SMALL_COUNT]],
+    dg: &[[f64; SMALL_COUNT]],
+    gm: &mut [f32],
+    gt: &mut [f32],
+    ll: &mut Vec<f64>,
+    left: &mut Vec<bool>,
+) {
+    let n = x.len();
+    ll.resize(n, 0.0);
+    left.resize(n, false);
+    let (mu, th, lgt, dgt) = (&mu[..n], &th[..n], &lg[..n], &dg[..n]);
+    let (gm, gt, ll, left) = (&mut gm[..n], &mut gt[..n], &mut ll[..n], &mut left[..n]);
+    for k in 0..n {
+        let (x, m, t) = (x[k] as f64, mu[k] as f64, th[k] as f64);
+        let small = x >= 0.0 && x < SMALL_COUNT as f64 && x.trunc() == x;
+        let c = if small {
+            x as usize & (SMALL_COUNT - 1)
+        } else {
+            0
+        };
+        let inv = 1.0 / (t + m);
+        let lt = ln_poly(t * inv);
+        let lq = if x == 0.0 { 0.0 } else { x * ln_poly(m * inv) };
+        let xt = (x + t) * inv;
+        let l = lgt[k][c] + t * lt + lq;
+        let dt = dgt[k][c] + lt + 1.0 - xt;
+        let ok = small && l.is_finite() && dt.is_finite();
+        gm[k] = (x / m - xt) as f32;
+        gt[k] = dt as f32;
+        ll[k] = if ok { l } else { 0.0 };
+        left[k] = !ok;
+    }
+}
+
+/// 1/(j+1) for the small counts' products.
+const SMALL_INV: [f64; SMALL_COUNT] = [
+    1.0,
+    1.0 / 2.0,
+    1.0 / 3.0,
+    1.0 / 4.0,
+    1.0 / 5.0,
+    1.0 / 6.0,
+    1.0 / 7.0,
+    1.0 / 8.0,
+    1.0 / 9.0,
+    1.0 / 10.0,
+    1.0 / 11.0,
+    1.0 / 12.0,
+    1.0 / 13.0,
+    1.0 / 14.0,
+    1.0 / 15.0,
+    1.0 / 16.0,
+];
 
 /// Π_{j<k} (θ+j) q/(j+1) and Σ_{j<k} 1/(θ+j), for a whole count k.
 #[inline]
 fn small_count(k: usize, theta: f64, q: f64) -> (f64, f64) {
-    const INV: [f64; SMALL_COUNT] = [
-        1.0,
-        1.0 / 2.0,
-        1.0 / 3.0,
-        1.0 / 4.0,
-        1.0 / 5.0,
-        1.0 / 6.0,
-        1.0 / 7.0,
-        1.0 / 8.0,
-        1.0 / 9.0,
-        1.0 / 10.0,
-        1.0 / 11.0,
-        1.0 / 12.0,
-        1.0 / 13.0,
-        1.0 / 14.0,
-        1.0 / 15.0,
-        1.0 / 16.0,
-    ];
     let (mut p, mut dg) = (1.0, 0.0);
-    for (j, inv_j) in INV.iter().enumerate().take(k) {
+    for (j, inv_j) in SMALL_INV.iter().enumerate().take(k) {
         let v = theta + j as f64;
         p *= v * q * inv_j;
         dg += 1.0 / v;
@@ -313,6 +449,75 @@ fn apply(op: Binary, x: f32, y: f32) -> f32 {
 /// torch's clamp on each norm in cosine_similarity.
 pub const COSINE_EPS: f64 = 1e-8;
 
+/// Output rows below which [`gemm_few_rows`] replaces matrixmultiply.
+const FEW_ROWS: usize = 4;
+
+/// C = α op(A) B + β C for a C of a few rows over a tall row-major B (the
+/// per-batch sums of the models' gradients): one pass over B, in f64,
+/// columns split across threads; matrixmultiply would copy all of B first.
+fn gemm_few_rows(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let a_at = |i: usize, kk: usize| {
+        (if g.trans_a {
+            a[kk * m + i]
+        } else {
+            a[i * k + kk]
+        }) as f64
+    };
+    let block = |j0: usize, j1: usize| {
+        let w = j1 - j0;
+        let mut acc = vec![0f64; m * w];
+        for kk in 0..k {
+            let row = &b[kk * n + j0..kk * n + j1];
+            for i in 0..m {
+                let v = a_at(i, kk);
+                if v != 0.0 {
+                    for (s, &x) in acc[i * w..(i + 1) * w].iter_mut().zip(row) {
+                        *s += v * x as f64;
+                    }
+                }
+            }
+        }
+        acc
+    };
+    let t = if k * n >= PAR_MIN && n >= 2 * threads() {
+        threads()
+    } else {
+        1
+    };
+    let per = n.div_ceil(t);
+    let parts: Vec<(usize, Vec<f64>)> = if t > 1 && cfg!(not(target_arch = "wasm32")) {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..n)
+                .step_by(per)
+                .map(|j0| {
+                    let block = &block;
+                    s.spawn(move || (j0, block(j0, (j0 + per).min(n))))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("gemm thread"))
+                .collect()
+        })
+    } else {
+        vec![(0, block(0, n))]
+    };
+    for (j0, acc) in parts {
+        let w = acc.len() / m.max(1);
+        for i in 0..m {
+            for (jj, &v) in acc[i * w..(i + 1) * w].iter().enumerate() {
+                let o = &mut c[i * n + j0 + jj];
+                *o = (g.alpha as f64 * v
+                    + if g.beta == 0.0 {
+                        0.0
+                    } else {
+                        g.beta as f64 * *o as f64
+                    }) as f32;
+            }
+        }
+    }
+}
+
 impl Device for Cpu {
     type Buf = CpuBuf;
     type Index = Vec<u32>;
@@ -362,6 +567,10 @@ impl Device for Cpu {
             let c = &mut out[t * g.m * g.n..(t + 1) * g.m * g.n];
             if g.k == 0 {
                 c.iter_mut().for_each(|v| *v *= g.beta);
+                continue;
+            }
+            if g.m <= FEW_ROWS && !g.trans_b {
+                gemm_few_rows(&g, a, b, c);
                 continue;
             }
             // SAFETY: the asserts above keep every index of the strided
@@ -503,6 +712,15 @@ impl Device for Cpu {
     fn reduce(&self, op: Reduce, axis: Axis, x: &CpuBuf, rows: usize, cols: usize, out: &CpuBuf) {
         let x = input(x, out);
         let r: Vec<f32> = match axis {
+            Axis::Rows if op == Reduce::Sum => {
+                let (mut r, x): (_, &[f32]) = (vec![0f32; rows], &x);
+                par_rows_work(&mut r, 1, rows * cols, |r0, o| {
+                    for (i, v) in o.iter_mut().enumerate() {
+                        *v = sum8(&x[(r0 + i) * cols..(r0 + i + 1) * cols]) as f32;
+                    }
+                });
+                r
+            }
             Axis::Rows => (0..rows)
                 .map(|i| reduce_slice(op, x[i * cols..(i + 1) * cols].iter().copied()))
                 .collect(),
@@ -657,25 +875,24 @@ impl Device for Cpu {
             "nb_loglik_grad: bad lengths"
         );
         let mut ll = vec![0f64; rows];
-        let nt = theta.len();
+        // θ per column, the models' case, shares its small-count terms.
+        let tab = (theta.len() == cols).then(|| SmallCounts::new(theta));
         let work = |r0: usize, ll: &mut [f64], gm: &mut [f32], gt: &mut [f32]| {
             let rows = gm
                 .chunks_exact_mut(cols.max(1))
                 .zip(gt.chunks_exact_mut(cols.max(1)));
+            let mut scratch = (vec![], vec![]);
             for (rr, (gm, gt)) in rows.enumerate() {
                 let base = (r0 + rr) * cols;
-                // theta per column (the common case) or per entry: no modulo.
-                let th_row = if nt == cols {
-                    Some(theta)
-                } else if nt >= base + cols {
-                    Some(&theta[base..base + cols])
-                } else {
-                    None
-                };
+                let (x, mu) = (&x[base..base + cols], &mu[base..base + cols]);
+                if let Some(tab) = &tab {
+                    ll[rr] = nb_row(x, mu, &theta[..cols], tab, gm, gt, &mut scratch);
+                    continue;
+                }
                 let (mut acc, mut lp) = (0.0, LogSum::new());
                 for k in 0..cols {
-                    let th = th_row.map_or_else(|| bcast(theta, base + k), |t| t[k] as f64);
-                    let (l, p, dm, dt) = nb_entry(x[base + k] as f64, mu[base + k] as f64, th);
+                    let (l, p, dm, dt) =
+                        nb_entry(x[k] as f64, mu[k] as f64, bcast(theta, base + k));
                     acc += l;
                     if p != 1.0 {
                         lp.mul(p);
@@ -1028,6 +1245,77 @@ mod tests {
     }
 
     #[test]
+    fn nb_rows_match_the_entrywise_terms_over_every_kind_of_entry() {
+        let d = Cpu;
+        // 3 rows of 13 (a whole vector of 8 and a tail): zero, small, large
+        // and fractional counts; a zero θ and an infinite μ leave ln_poly's range.
+        let (rows, cols) = (3, 13);
+        let xs = [
+            0.0f32, 1.0, 3.0, 15.0, 16.0, 40.5, 200.0, 0.0, 2.0, 0.0, 7.0, 0.0, 1.0,
+        ];
+        let mus = [
+            0.3f32,
+            4.0,
+            60.0,
+            3.0,
+            2000.0,
+            0.01,
+            150.0,
+            7.0,
+            1e-3,
+            5.0,
+            9.0,
+            f32::INFINITY,
+            2.0,
+        ];
+        let ths = [
+            0.05f32, 2.0, 900.0, 1e5, 30.0, 0.3, 12.0, 0.0, 1.0, 3.0, 1e-30, 4.0, 6.0,
+        ];
+        let x: Vec<f32> = (0..rows * cols).map(|i| xs[(i * 5) % cols]).collect();
+        let mu: Vec<f32> = (0..rows * cols).map(|i| mus[i % cols]).collect();
+        for per_entry in [false, true] {
+            let th: Vec<f32> = if per_entry {
+                (0..rows * cols).map(|i| ths[(i * 7) % cols]).collect()
+            } else {
+                ths.to_vec()
+            };
+            let (ll, gm, gt) = (d.zeros(rows), d.zeros(rows * cols), d.zeros(rows * cols));
+            d.nb_loglik_grad(
+                &d.upload(&x),
+                &d.upload(&mu),
+                &d.upload(&th),
+                rows,
+                cols,
+                &ll,
+                &gm,
+                &gt,
+            );
+            let (ll, gm, gt) = (run(d.read(&ll)), run(d.read(&gm)), run(d.read(&gt)));
+            let same = |a: f32, b: f64| {
+                (a.is_nan() && b.is_nan())
+                    || a as f64 == b
+                    || (a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0)
+            };
+            for (r, &got) in ll.iter().enumerate() {
+                let mut want = 0.0;
+                for k in 0..cols {
+                    let i = r * cols + k;
+                    let t = th[if per_entry { i } else { k }] as f64;
+                    let (l, dm, dt) = nb_terms(x[i] as f64, mu[i] as f64, t);
+                    want += l;
+                    assert!(
+                        same(gm[i], dm) && same(gt[i], dt),
+                        "entry {i}: {} {}, want {dm} {dt}",
+                        gm[i],
+                        gt[i]
+                    );
+                }
+                assert!(same(got, want), "row {r}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
     fn grouped_products_stay_finite_where_each_factor_is_huge() {
         // μ^x grows past 1e58 per entry: the running product must not overflow.
         let xs = vec![15.0f32; 40];
@@ -1075,6 +1363,63 @@ mod tests {
             assert!(
                 (fd - g).abs() < 1e-3 * g.abs().max(1.0),
                 "x {x}, mu {mu}: {g} vs {fd}"
+            );
+        }
+    }
+
+    #[test]
+    fn few_row_gemms_and_large_row_sums_match_plain_loops() {
+        let d = Cpu;
+        let val = |i: usize| ((i * 37 % 101) as f32 - 50.0) / 7.0;
+        // Large enough for threads: k·n ≥ PAR_MIN.
+        let (k, n) = (300, 400);
+        for (m, trans_a, alpha, beta) in [
+            (1, true, 1.0, 0.0),
+            (3, false, 0.5, 1.0),
+            (4, true, 2.0, 0.25),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(val).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| val(i + 11)).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| val(i + 5)).collect();
+            let c = d.upload(&c0);
+            let g = Gemm {
+                trans_a,
+                alpha,
+                beta,
+                ..Gemm::new(m, n, k)
+            };
+            d.gemm(g, &d.upload(&a), &d.upload(&b), &c);
+            let got = run(d.read(&c));
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k)
+                        .map(|kk| {
+                            let av = if trans_a {
+                                a[kk * m + i]
+                            } else {
+                                a[i * k + kk]
+                            };
+                            av as f64 * b[kk * n + j] as f64
+                        })
+                        .sum();
+                    let want = alpha as f64 * dot + beta as f64 * c0[i * n + j] as f64;
+                    assert!(
+                        (got[i * n + j] as f64 - want).abs() < 1e-4 * want.abs().max(1.0),
+                        "{m} {i} {j}"
+                    );
+                }
+            }
+        }
+        let (rows, cols) = (700, 123);
+        let x: Vec<f32> = (0..rows * cols).map(val).collect();
+        let out = d.zeros(rows);
+        d.reduce(Reduce::Sum, Axis::Rows, &d.upload(&x), rows, cols, &out);
+        let got = run(d.read(&out));
+        for r in 0..rows {
+            let want: f64 = x[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).sum();
+            assert!(
+                (got[r] as f64 - want).abs() < 1e-5 * want.abs().max(1.0),
+                "row {r}"
             );
         }
     }

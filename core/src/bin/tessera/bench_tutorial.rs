@@ -18,11 +18,14 @@ use tessera_core::io;
 use tessera_core::models::cell2location::{self as c2l, run, Options};
 use tessera_core::models::named::Named;
 use tessera_core::models::regression::nb::Train;
-use tessera_core::prep::filter::FilterGenes;
+use tessera_core::prep::filter::{subset_genes, FilterGenes};
 use tessera_core::simulate::tutorial::{self, TutorialSim};
 
 use crate::device::{self, on_device};
 use crate::rss;
+
+/// Genes the tutorial's mapping fits: its Visium section and signatures share 5,905.
+const TUTORIAL_MAP_GENES: usize = 5_905;
 
 #[derive(Serialize)]
 pub struct Row {
@@ -194,6 +197,23 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             projected_s: 250.0 * per,
         });
 
+        // The generated spots have every gene: keep the tutorial's share.
+        let pos: std::collections::HashMap<&str, usize> = pair
+            .spatial
+            .var
+            .index
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.as_str(), i))
+            .collect();
+        let shared: Vec<usize> = signatures
+            .genes
+            .iter()
+            .filter_map(|g| pos.get(g.as_str()).copied())
+            .take(TUTORIAL_MAP_GENES)
+            .collect();
+        let mut spatial = pair.spatial.clone();
+        subset_genes(&mut spatial, &shared);
         eprintln!("mapping ({} steps) on {name}...", a.steps);
         let mut o = Options::new(30.0, 20.0);
         o.train.max_epochs = a.steps;
@@ -203,7 +223,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         let mut stamps = vec![];
         let mp = on_device!(&dev, |d| pollster::block_on(c2l::map(
             d,
-            Named::new("sp.h5ad", &pair.spatial),
+            Named::new("sp.h5ad", &spatial),
             "signatures",
             &signatures,
             &o,

@@ -115,6 +115,22 @@ fn par_rows_work(
     f(0, out);
 }
 
+/// Runs `f` on each job, the jobs on threads of their own (one thread in
+/// wasm32): for work the caller has already split evenly.
+pub fn par_jobs<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if jobs.len() > 1 {
+        std::thread::scope(|s| {
+            for job in jobs {
+                let f = &f;
+                s.spawn(move || f(job));
+            }
+        });
+        return;
+    }
+    jobs.into_iter().for_each(f);
+}
+
 /// Elementwise pass out[i] = f(i) over chunks (threads when large).
 fn par_map(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync) {
     let chunk = out.len().div_ceil(threads()).max(1);
@@ -534,6 +550,14 @@ impl Device for Cpu {
         data.to_vec()
     }
 
+    fn upload_owned(&self, data: Vec<f32>) -> CpuBuf {
+        CpuBuf(RefCell::new(data))
+    }
+
+    fn upload_index_owned(&self, data: Vec<u32>) -> Vec<u32> {
+        data
+    }
+
     fn zeros(&self, len: usize) -> CpuBuf {
         CpuBuf(RefCell::new(vec![0.0; len]))
     }
@@ -544,6 +568,10 @@ impl Device for Cpu {
 
     fn memory_budget(&self) -> Option<u64> {
         host_memory_available()
+    }
+
+    fn shares_host_memory(&self) -> bool {
+        true
     }
 
     async fn read(&self, buf: &CpuBuf) -> Vec<f32> {

@@ -146,6 +146,14 @@ pub trait Device {
     fn name(&self) -> String;
     fn upload(&self, data: &[f32]) -> Self::Buf;
     fn upload_index(&self, data: &[u32]) -> Self::Index;
+    /// [`Device::upload`] of data the caller is done with (the CPU device
+    /// keeps it rather than copying).
+    fn upload_owned(&self, data: Vec<f32>) -> Self::Buf {
+        self.upload(&data)
+    }
+    fn upload_index_owned(&self, data: Vec<u32>) -> Self::Index {
+        self.upload_index(&data)
+    }
     fn zeros(&self, len: usize) -> Self::Buf;
     fn len(&self, buf: &Self::Buf) -> usize;
     /// The most f32 values one buffer may hold on this device; models split
@@ -156,6 +164,12 @@ pub trait Device {
     /// Bytes a model may allocate on this device, when the device can tell.
     fn memory_budget(&self) -> Option<u64> {
         None
+    }
+    /// True when buffers are host memory (the CPU device): an input a model
+    /// can rebuild each step from data it holds anyway is cheaper rebuilt
+    /// than kept as a second copy.
+    fn shares_host_memory(&self) -> bool {
+        false
     }
     /// Blocks until queued work has finished (native; benchmarks use it).
     fn sync(&self) {}

@@ -169,6 +169,25 @@ fn strings(s: &mut impl Sink, name: &str, values: &[String]) {
     tag(d, "string-array", "0.2.0");
 }
 
+/// A large array as the little-endian bytes the HDF5 builder takes, with
+/// one block more in memory rather than a second copy: the bytes go into
+/// pages the kernel maps as they are written, and the array gives its pages
+/// back as it shrinks from the end (realloc to a smaller size unmaps them).
+#[cfg(not(target_arch = "wasm32"))]
+fn le_bytes<T: Copy>(mut v: Vec<T>, le: impl Fn(T) -> [u8; 4]) -> Vec<u8> {
+    const BLOCK: usize = 1 << 22;
+    let mut out = vec![0u8; 4 * v.len()];
+    while !v.is_empty() {
+        let from = v.len().saturating_sub(BLOCK);
+        for (o, &x) in out[4 * from..].chunks_exact_mut(4).zip(&v[from..]) {
+            o.copy_from_slice(&le(x));
+        }
+        v.truncate(from);
+        v.shrink_to_fit();
+    }
+    out
+}
+
 /// [`matrix`] that frees each of a sparse matrix's arrays once staged.
 #[cfg(not(target_arch = "wasm32"))]
 fn matrix_owned(s: &mut impl Sink, name: &str, m: Matrix) {
@@ -187,12 +206,15 @@ fn matrix_owned(s: &mut impl Sink, name: &str, m: Matrix) {
         indptr,
         ..
     } = sp;
-    g.create_dataset("data").with_f32_data(&data);
-    drop(data);
-    // In place: u32 and i32 share a layout (indices are below 2^31).
-    let idx: Vec<i32> = indices.into_iter().map(|i| i as i32).collect();
-    g.create_dataset("indices").with_i32_data(&idx);
-    drop(idx);
+    let n = data.len() as u64;
+    let bytes = le_bytes(data, f32::to_le_bytes);
+    g.create_dataset("data")
+        .with_raw_data(hdf5_pure::make_f32_type(), bytes, n);
+    // Indices are below 2^31, where u32 and i32 share their bytes.
+    let n = indices.len() as u64;
+    let bytes = le_bytes(indices, u32::to_le_bytes);
+    g.create_dataset("indices")
+        .with_raw_data(hdf5_pure::make_i32_type(), bytes, n);
     let ptr: Vec<i64> = indptr.into_iter().map(|p| p as i64).collect();
     g.create_dataset("indptr").with_i64_data(&ptr);
     s.add(g.finish());
@@ -342,4 +364,17 @@ fn uns_entries(g: &mut GroupBuilder, entries: &std::collections::BTreeMap<String
 
 fn dims(shape: &[usize]) -> Vec<u64> {
     shape.iter().map(|&d| d as u64).collect()
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    #[test]
+    fn le_bytes_over_several_blocks_is_the_plain_encoding() {
+        let v: Vec<u32> = (0..(1u32 << 22) * 5 / 2)
+            .map(|i| i.wrapping_mul(2654435761))
+            .collect();
+        let want: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(super::le_bytes(v, u32::to_le_bytes), want);
+        assert!(super::le_bytes(Vec::<f32>::new(), f32::to_le_bytes).is_empty());
+    }
 }

@@ -178,19 +178,15 @@ impl Analysis for Cell2location {
                 x.nnz
             }
         });
-        let batches = match &p.batch {
-            Some(b) => checks::categories(&sc, b)? as u64,
-            None => 1,
-        };
-        // Each minibatch's segment offsets: groups x genes u32.
-        let minibatches = (s_sc.n_obs as u64).div_ceil(2500);
-        let segments = 4 * minibatches * (f * batches).min(2500) * genes;
+        if let Some(b) = &p.batch {
+            checks::categories(&sc, b)?;
+        }
         // f32 spots x genes arrays (counts, rates, gradients) and per-type
         // tables, never spots x types x genes; the reference's non-zeros
-        // three times (its CSR, the grouped minibatches on the device,
-        // sc.h5ad's bytes), about 20 bytes each.
-        let need =
-            4 * (8 * spots * genes + 8 * f * genes + 16 * spots * f) + 20 * ref_stored + segments;
+        // twice (its CSR and sc.h5ad's bytes), about 16 bytes each. The
+        // regression's minibatches are on the GPU, or on the CPU device one
+        // at a time.
+        let need = 4 * (8 * spots * genes + 8 * f * genes + 16 * spots * f) + 16 * ref_stored;
         if need > TAB_BUDGET {
             return Err(format!(
                 "This run needs about {} of memory and a browser tab gets about {}. Run it with the command line: tessera cell2location signatures --ref {} --labels {}{} --out c2l/ && tessera cell2location map --sp {} --signatures c2l/inf_aver.csv --n-cells-per-location {} --detection-alpha {} --out c2l/",

@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 
 use crate::compute::special::{digamma, lgamma};
-use crate::compute::{philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
+use crate::compute::{cpu, philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
 use crate::data::Matrix;
 use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Summary, Tally};
 
@@ -74,41 +74,92 @@ struct Batch<D: Device> {
     oh_t: Option<D::Buf>,
 }
 
+/// Each cell's group (what its expected counts depend on: label, batch,
+/// covariate levels) and the groups' keys, in order of first appearance.
+type GroupKey<'a> = (usize, usize, &'a [usize]);
+fn groups<'a>(d: &'a RegressionData, cells: &[usize]) -> (Vec<usize>, Vec<GroupKey<'a>>) {
+    let no_levels: &[usize] = &[];
+    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    let mut keys = vec![];
+    let group = cells
+        .iter()
+        .map(|&c| {
+            let lv = d.levels.get(c).map_or(no_levels, |v| v.as_slice());
+            let key = (d.label[c], d.batch[c], lv);
+            *index.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
+    (group, keys)
+}
+
 impl<D: Device> Batch<D> {
     fn new(dev: &D, d: &RegressionData, cells: &[usize]) -> Batch<D> {
         let (g, f, e, nt) = (d.genes, d.n_labels, d.n_batches, d.n_levels);
-        let no_levels: &[usize] = &[];
-        let mut index: HashMap<(usize, usize, &[usize]), usize> = HashMap::new();
-        let mut keys = vec![];
-        let group: Vec<usize> = cells
-            .iter()
-            .map(|&c| {
-                let lv = d.levels.get(c).map_or(no_levels, |v| v.as_slice());
-                let key = (d.label[c], d.batch[c], lv);
-                *index.entry(key).or_insert_with(|| {
-                    keys.push(key);
-                    keys.len() - 1
-                })
-            })
-            .collect();
+        let (group, keys) = groups(d, cells);
         let k = keys.len();
-        // Counting sort of the non-zeros by (group, gene).
-        let mut seg = vec![0u32; k * g + 1];
+        // Counting sort of the non-zeros by (group, gene), one group at a
+        // time: each pass then touches one group's offsets and values, which
+        // fit in cache where the batch's whole table does not. Threads take
+        // runs of groups of about equal numbers of cells.
+        let mut members: Vec<Vec<usize>> = vec![vec![]; k];
         for (i, &c) in cells.iter().enumerate() {
-            d.x.for_row(d.rows[c], |j, _| seg[group[i] * g + j + 1] += 1);
+            members[group[i]].push(d.rows[c]);
         }
+        let parts = cpu::threads().clamp(1, k.max(1));
+        let mut bounds = vec![0];
+        let mut seen = 0;
+        for (gi, m) in members.iter().enumerate() {
+            seen += m.len();
+            if bounds.len() < parts && seen * parts >= cells.len() * bounds.len() {
+                bounds.push(gi + 1);
+            }
+        }
+        if bounds.last() != Some(&k) {
+            bounds.push(k);
+        }
+        let mut seg = vec![0u32; k * g + 1];
+        let mut jobs = vec![];
+        let mut rest = &mut seg[1..];
+        for w in bounds.windows(2) {
+            let (counts, r) = rest.split_at_mut((w[1] - w[0]) * g);
+            jobs.push((w[0], counts));
+            rest = r;
+        }
+        cpu::par_jobs(jobs, |(g0, counts)| {
+            for (rows, c) in members[g0..].iter().zip(counts.chunks_mut(g.max(1))) {
+                for &r in rows {
+                    d.x.for_row(r, |j, _| c[j] += 1);
+                }
+            }
+        });
         for i in 0..k * g {
             seg[i + 1] += seg[i];
         }
-        let mut next = seg.clone();
         let mut x = vec![0f32; (seg[k * g] as usize).max(1)];
-        for (i, &c) in cells.iter().enumerate() {
-            d.x.for_row(d.rows[c], |j, v| {
-                let p = &mut next[group[i] * g + j];
-                x[*p as usize] = v;
-                *p += 1;
-            });
+        let mut jobs = vec![];
+        let mut rest = &mut x[..];
+        for w in bounds.windows(2) {
+            let (base, end) = (seg[w[0] * g], seg[w[1] * g]);
+            let (xs, r) = rest.split_at_mut((end - base) as usize);
+            jobs.push((w[0]..w[1], base, xs));
+            rest = r;
         }
+        let seg_ref = &seg;
+        cpu::par_jobs(jobs, |(run, base, xs)| {
+            let mut next = vec![0u32; g];
+            for gi in run {
+                next.copy_from_slice(&seg_ref[gi * g..(gi + 1) * g]);
+                for &r in &members[gi] {
+                    d.x.for_row(r, |j, v| {
+                        xs[(next[j] - base) as usize] = v;
+                        next[j] += 1;
+                    });
+                }
+            }
+        });
         let mut count = vec![0f32; k];
         for &gi in &group {
             count[gi] += 1.0;
@@ -125,8 +176,8 @@ impl<D: Device> Batch<D> {
         Batch {
             cells: cells.to_vec(),
             groups: k,
-            x: dev.upload(&x),
-            seg: dev.upload_index(&seg),
+            x: dev.upload_owned(x),
+            seg: dev.upload_index_owned(seg),
             count: dev.upload(&count),
             oh_f: dev.upload(&oh_f),
             oh_e: dev.upload(&oh_e),
@@ -240,11 +291,21 @@ pub async fn fit<D: Device>(
         let j = (philox::uniform(train.seed, 7, i) as f64 * (i + 1) as f64) as usize;
         order.swap(i, j.min(i));
     }
-    let batches: Vec<Batch<D>> = order
-        .chunks(bs)
-        .map(|cells| Batch::new(dev, data, cells))
-        .collect();
-    let max_k = batches.iter().map(|b| b.groups).max().unwrap_or(1);
+    let splits: Vec<&[usize]> = order.chunks(bs).collect();
+    // Kept on a GPU; on the CPU device a second copy of the counts would
+    // cost half the reference's memory, and a minibatch is rebuilt each step
+    // in a fraction of the step's time.
+    let kept: Option<Vec<Batch<D>>> = (!dev.shares_host_memory()).then(|| {
+        splits
+            .iter()
+            .map(|cells| Batch::new(dev, data, cells))
+            .collect()
+    });
+    let max_k = splits
+        .iter()
+        .map(|cells| groups(data, cells).1.len())
+        .max()
+        .unwrap_or(1);
     let z = |len: usize| dev.zeros(len);
     let (m1, m2, mean, gm, gt, w) = (
         z(max_k * g),
@@ -264,8 +325,16 @@ pub async fn fit<D: Device>(
     let mut step_no = 0u64;
     for epoch in 0..train.max_epochs {
         let mut epoch_loss = 0.0;
-        for bt in &batches {
+        for (i, cells) in splits.iter().enumerate() {
             step_no += 1;
+            let built;
+            let bt = match &kept {
+                Some(kept) => &kept[i],
+                None => {
+                    built = Batch::new(dev, data, cells);
+                    &built
+                }
+            };
             let (b, scale) = (bt.groups, n as f64 / bt.cells.len() as f64);
             tally.reset(dev);
             for s in [&mu, &seg, &ainv].into_iter().chain(&ytg) {
@@ -454,7 +523,7 @@ pub async fn fit<D: Device>(
             let n_params = (f * g + e * g + g + nt * g + 3 * e + 2) as f64;
             let q_const = 0.5 * (2.0 * std::f64::consts::PI).ln() * n_params;
             let elbo = ll_sum + lp + mu_prior + ytg_prior + guide + q_const;
-            epoch_loss += -elbo / batches.len() as f64;
+            epoch_loss += -elbo / splits.len() as f64;
         }
         history.push(epoch_loss);
         progress(epoch + 1, train.max_epochs, epoch_loss);

@@ -199,14 +199,19 @@ fn nb_count_terms(x: f64, mu: f64, theta: f64, inv: f64) -> (f64, f64, f64) {
 /// lgamma(k+θ) − lgamma(θ) − ln k! and digamma(k+θ) − digamma(θ) for
 /// each θ and each count k below [`SMALL_COUNT`]: the part of a small
 /// count's terms that does not depend on the mean.
+/// With them, lgamma(θ) and digamma(θ) for the large counts.
 struct SmallCounts {
     lg: Vec<[f64; SMALL_COUNT]>,
     dg: Vec<[f64; SMALL_COUNT]>,
+    lg_theta: Vec<f64>,
+    dg_theta: Vec<f64>,
 }
 
 impl SmallCounts {
     fn new(theta: &[f32]) -> SmallCounts {
         let (mut lg, mut dg) = (vec![], vec![]);
+        let lg_theta = theta.iter().map(|&t| lgamma(t as f64)).collect();
+        let dg_theta = theta.iter().map(|&t| digamma(t as f64)).collect();
         for &t in theta {
             let (mut l, mut d) = ([0f64; SMALL_COUNT], [0f64; SMALL_COUNT]);
             for k in 1..SMALL_COUNT {
@@ -217,14 +222,20 @@ impl SmallCounts {
             lg.push(l);
             dg.push(d);
         }
-        SmallCounts { lg, dg }
+        SmallCounts {
+            lg,
+            dg,
+            lg_theta,
+            dg_theta,
+        }
     }
 }
 
 /// One row of [`Device::nb_loglik_grad`] with θ per column: zero and small
-/// whole counts in one vectorised pass, then the entries it leaves (large
-/// or fractional counts, values outside ln_poly's range) one at a time.
-/// Returns the row's log-likelihood.
+/// whole counts in one vectorised pass, counts of [`SMALL_COUNT`] or more
+/// in a second over their positions, then what those leave (values outside
+/// ln_poly's range or the series') one at a time. Returns the row's
+/// log-likelihood.
 fn nb_row(
     x: &[f32],
     mu: &[f32],
@@ -232,11 +243,28 @@ fn nb_row(
     tab: &SmallCounts,
     gm: &mut [f32],
     gt: &mut [f32],
-    scratch: &mut (Vec<f64>, Vec<bool>),
+    scratch: &mut NbScratch,
 ) -> f64 {
-    let (ll, left) = scratch;
+    let NbScratch {
+        ll,
+        left,
+        large,
+        out,
+    } = scratch;
     // The tables go as slices: the compiler then knows nothing writes them.
     nb_small_counts(x, mu, th, &tab.lg, &tab.dg, gm, gt, ll, left);
+    large.clear();
+    large.extend(
+        (0..x.len() as u32).filter(|&k| left[k as usize] && x[k as usize] >= SMALL_COUNT as f32),
+    );
+    out.resize(large.len(), [0.0; 3]);
+    nb_large_counts(large, x, mu, th, &tab.lg_theta, &tab.dg_theta, out);
+    for (&k, &[l, dm, dt]) in large.iter().zip(out.iter()) {
+        let k = k as usize;
+        if l.is_finite() && dm.is_finite() && dt.is_finite() {
+            (ll[k], gm[k], gt[k], left[k]) = (l, dm as f32, dt as f32, false);
+        }
+    }
     let mut acc = sum8(&ll[..]);
     let mut lp = LogSum::new();
     for k in 0..x.len() {
@@ -251,6 +279,65 @@ fn nb_row(
         }
     }
     acc + lp.ln()
+}
+
+#[derive(Default)]
+struct NbScratch {
+    ll: Vec<f64>,
+    left: Vec<bool>,
+    large: Vec<u32>,
+    out: Vec<[f64; 3]>,
+}
+
+/// [`nb_entry`] at the positions `at` (counts of [`SMALL_COUNT`] or more,
+/// so x + θ and x + 1 are past 16): lgamma and digamma of them by their
+/// asymptotic series (terms below 1e-16 at 16 left out), of θ from the
+/// tables. Straight-line code over gathered entries, each one's log-pmf
+/// and gradients in `out` (not finite where the scalar path must take it).
+#[multiversion(targets("x86_64+avx+avx2+fma+avx512f+avx512dq+avx512vl", "x86_64+avx+avx2+fma"))]
+fn nb_large_counts(
+    at: &[u32],
+    x: &[f32],
+    mu: &[f32],
+    th: &[f32],
+    lg_theta: &[f64],
+    dg_theta: &[f64],
+    out: &mut [[f64; 3]],
+) {
+    // lgamma(z) − (z − ½) ln z + z − ½ ln 2π, and digamma(z) − ln z + 1/(2z),
+    // in powers of r = 1/z.
+    let lg_series = |r: f64| {
+        let r2 = r * r;
+        r * (1.0 / 12.0
+            - r2 * (1.0 / 360.0
+                - r2 * (1.0 / 1260.0
+                    - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * (691.0 / 360_360.0))))))
+    };
+    let dg_series = |r: f64| {
+        let r2 = r * r;
+        -r2 * (1.0 / 12.0
+            - r2 * (1.0 / 120.0
+                - r2 * (1.0 / 252.0
+                    - r2 * (1.0 / 240.0 - r2 * (1.0 / 132.0 - r2 * (691.0 / 32_760.0))))))
+    };
+    for (&k, o) in at.iter().zip(out.iter_mut()) {
+        let k = k as usize;
+        let (xv, m, t) = (x[k] as f64, mu[k] as f64, th[k] as f64);
+        let (z, w) = (xv + t, xv + 1.0);
+        let (lz, lw) = (ln_poly(z), ln_poly(w));
+        // lgamma(x+θ) − lgamma(x+1), the ½ ln 2π cancelling.
+        let lg_diff =
+            (z - 0.5) * lz - z + lg_series(1.0 / z) - ((w - 0.5) * lw - w + lg_series(1.0 / w));
+        let dg_z = lz - 0.5 / z + dg_series(1.0 / z);
+        let inv = 1.0 / (t + m);
+        let lt = ln_poly(t * inv);
+        let xt = (xv + t) * inv;
+        *o = [
+            lg_diff - lg_theta[k] + t * lt + xv * ln_poly(m * inv),
+            xv / m - xt,
+            dg_z - dg_theta[k] + lt + 1.0 - xt,
+        ];
+    }
 }
 
 /// Σ v in f64 over eight running sums, so that the loop vectorises.
@@ -909,7 +996,7 @@ impl Device for Cpu {
             let rows = gm
                 .chunks_exact_mut(cols.max(1))
                 .zip(gt.chunks_exact_mut(cols.max(1)));
-            let mut scratch = (vec![], vec![]);
+            let mut scratch = NbScratch::default();
             for (rr, (gm, gt)) in rows.enumerate() {
                 let base = (r0 + rr) * cols;
                 let (x, mu) = (&x[base..base + cols], &mu[base..base + cols]);
@@ -1140,17 +1227,18 @@ impl Device for Cpu {
 
     fn random(&self, normal: bool, seed: u64, offset: u32, out: &CpuBuf) {
         let n = self.len(out);
-        out.set(
-            (0..n)
-                .map(|i| {
-                    if normal {
-                        philox::normal(seed, offset, i)
-                    } else {
-                        philox::uniform(seed, offset, i)
-                    }
-                })
-                .collect(),
-        );
+        // A block of four values per Philox call (the per-element form
+        // would compute each block four times).
+        let mut v = Vec::with_capacity(n.next_multiple_of(4));
+        for b in 0..n.div_ceil(4) {
+            v.extend(if normal {
+                philox::normal4(seed, offset, b)
+            } else {
+                philox::uniform4(seed, offset, b)
+            });
+        }
+        v.truncate(n);
+        out.set(v);
     }
 }
 
@@ -1246,6 +1334,33 @@ mod tests {
             .map(|x| nb_terms(x as f64, 7.0, 1.5).0.exp())
             .sum();
         assert!((total - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn large_counts_by_their_series_match_lanczos_lgamma() {
+        // Whole and fractional counts from 16 up, small to huge θ and μ.
+        let x = [16.0f32, 17.0, 40.5, 200.0, 5000.0, 1e6, 33.0, 16.0];
+        let mu = [3.0f32, 2000.0, 0.01, 150.0, 4800.0, 1e6, 1e-4, 16.0];
+        let th = [1e-3f32, 0.3, 12.0, 1e5, 2.0, 50.0, 7.0, 1e-30];
+        let tab = SmallCounts::new(&th);
+        let mut out = vec![[f64::NAN; 3]; 8];
+        let at: Vec<u32> = (0..8).collect();
+        nb_large_counts(&at, &x, &mu, &th, &tab.lg_theta, &tab.dg_theta, &mut out);
+        for k in 0..8 {
+            let [got, gm, gt] = out[k];
+            let (l, p, dm, dt) = nb_entry(x[k] as f64, mu[k] as f64, th[k] as f64);
+            let want = l + p.ln();
+            let tol = 1e-12 * (1.0 + want.abs() + (x[k] as f64) * (x[k] as f64).ln());
+            assert!((got - want).abs() <= tol, "{k}: {got} vs {want}");
+            assert!(
+                (gm - dm).abs() <= 1e-12 * dm.abs().max(1.0),
+                "{k}: {gm} vs {dm}"
+            );
+            assert!(
+                (gt - dt).abs() <= 1e-10 * dt.abs().max(1.0),
+                "{k}: {gt} vs {dt}"
+            );
+        }
     }
 
     #[test]

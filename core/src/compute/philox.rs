@@ -38,8 +38,7 @@ pub fn to_uniform(x: u32) -> f32 {
 
 /// Element `i` of the uniform stream.
 pub fn uniform(seed: u64, offset: u32, i: usize) -> f32 {
-    let block = philox4x32([(i / 4) as u32 + offset, 0, 0, 0], key(seed));
-    to_uniform(block[i % 4])
+    uniform4(seed, offset, i / 4)[i % 4]
 }
 
 /// (sin, cos) of 2π·u for u in [0, 1): quadrant reduction and Taylor series
@@ -70,16 +69,27 @@ pub fn sincos_turn(u: f32) -> (f32, f32) {
 
 /// Element `i` of the standard-normal stream.
 pub fn normal(seed: u64, offset: u32, i: usize) -> f32 {
-    let block = philox4x32([(i / 4) as u32 + offset, 0, 0, 0], key(seed));
-    let pair = (i % 4) / 2;
-    let (u1, u2) = (to_uniform(block[2 * pair]), to_uniform(block[2 * pair + 1]));
-    let r = (-2.0 * u1.ln()).sqrt();
-    let (sin, cos) = sincos_turn(u2);
-    if i.is_multiple_of(2) {
-        r * cos
-    } else {
-        r * sin
+    normal4(seed, offset, i / 4)[i % 4]
+}
+
+/// Elements 4b..4b+4 of the standard-normal stream: one Philox block, two
+/// Box–Muller pairs (cosine for even elements, sine for odd).
+pub fn normal4(seed: u64, offset: u32, b: usize) -> [f32; 4] {
+    let block = philox4x32([b as u32 + offset, 0, 0, 0], key(seed));
+    let mut out = [0.0; 4];
+    for pair in 0..2 {
+        let (u1, u2) = (to_uniform(block[2 * pair]), to_uniform(block[2 * pair + 1]));
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (sin, cos) = sincos_turn(u2);
+        out[2 * pair] = r * cos;
+        out[2 * pair + 1] = r * sin;
     }
+    out
+}
+
+/// Elements 4b..4b+4 of the uniform stream.
+pub fn uniform4(seed: u64, offset: u32, b: usize) -> [f32; 4] {
+    philox4x32([b as u32 + offset, 0, 0, 0], key(seed)).map(to_uniform)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ async function pageSeconds(page, steps) {
   const epochs = page.getByTestId('c2l-epochs-input');
   await epochs.fill(String(steps));
   await epochs.dispatchEvent('change');
-  await page.waitForFunction((n) => new RegExp(`${n} steps`).test(document.querySelector('[data-testid=run-check]').textContent), steps);
+  await page.waitForFunction((n) => new RegExp(`\\b${n} steps`).test(document.querySelector('[data-testid=run-check]').textContent), steps);
   await page.waitForFunction(() => !document.querySelector('[data-testid=run-button]').disabled);
   // The previous run's result is on the page: this run is over once its
   // progress bar has come and gone.
@@ -35,8 +35,10 @@ async function pageSeconds(page, steps) {
   await page.getByTestId('run-button').click();
   await page.waitForFunction(() => {
     const s = document.querySelector('[data-testid=result-summary]');
-    return window.benchRan && s && s.textContent.length > 0 && !document.querySelector('[data-testid=progress]');
+    const over = window.benchRan && !document.querySelector('[data-testid=progress]');
+    return document.querySelector('[data-testid=error]') || (over && s && s.textContent.length > 0);
   }, null, { timeout: 3_600_000, polling: 50 });
+  if (await page.getByTestId('error').count()) throw new Error(`the page's run failed: ${await page.getByTestId('error').textContent()}`);
   return (performance.now() - t0) / 1000;
 }
 

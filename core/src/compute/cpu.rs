@@ -70,7 +70,7 @@ fn bcast(p: &[f32], i: usize) -> f64 {
 
 /// Below this many elements a pass stays on one thread.
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-const PAR_MIN: usize = 1 << 16;
+pub const PAR_MIN: usize = 1 << 16;
 
 pub fn threads() -> usize {
     #[cfg(target_arch = "wasm32")]
@@ -525,8 +525,10 @@ fn lgamma_digamma_shift(x: f64, theta: f64) -> (f64, f64) {
     }
 }
 
-/// Counts below this take the summed form in [`nb_terms`].
+/// Counts below this take the summed form in [`nb_terms`]; a power of two,
+/// so that the vector pass can mask a count into its table.
 const SMALL_COUNT: usize = 16;
+const _: () = assert!(SMALL_COUNT.is_power_of_two());
 
 pub fn log_density_term(d: Density, x: f64, p1: f64, p2: f64) -> f64 {
     match d {
@@ -573,11 +575,10 @@ fn gemm_few_rows(g: &Gemm, a: &[f32], b: &[f32], c: &mut [f32]) {
         for kk in 0..k {
             let row = &b[kk * n + j0..kk * n + j1];
             for i in 0..m {
+                // No skipping zeros of A: 0 · ∞ must stay NaN, as on a GPU.
                 let v = a_at(i, kk);
-                if v != 0.0 {
-                    for (s, &x) in acc[i * w..(i + 1) * w].iter_mut().zip(row) {
-                        *s += v * x as f64;
-                    }
+                for (s, &x) in acc[i * w..(i + 1) * w].iter_mut().zip(row) {
+                    *s += v * x as f64;
                 }
             }
         }
@@ -1415,10 +1416,25 @@ mod tests {
             0.05f32, 2.0, 900.0, 1e5, 30.0, 0.3, 12.0, 0.0, 1.0, 3.0, 1e-30, 4.0, 6.0,
         ];
         let x: Vec<f32> = (0..rows * cols).map(|i| xs[(i * 5) % cols]).collect();
-        let mu: Vec<f32> = (0..rows * cols).map(|i| mus[i % cols]).collect();
-        for per_entry in [false, true] {
+        // μ = ∞ only in row 0 and, where `tame`, θ = 0 only there too: the
+        // other rows' sums are then finite, and checked.
+        let off_row0 = |i: usize, v: f32, instead: f32| {
+            if i >= cols && (v.is_infinite() || v == 0.0) {
+                instead
+            } else {
+                v
+            }
+        };
+        let mu: Vec<f32> = (0..rows * cols)
+            .map(|i| off_row0(i, mus[i % cols], 5.0))
+            .collect();
+        for (per_entry, tame) in [(false, false), (false, true), (true, true)] {
             let th: Vec<f32> = if per_entry {
-                (0..rows * cols).map(|i| ths[(i * 7) % cols]).collect()
+                (0..rows * cols)
+                    .map(|i| off_row0(i, ths[(i * 7) % cols], 0.5))
+                    .collect()
+            } else if tame {
+                ths.map(|t| if t == 0.0 { 0.5 } else { t }).to_vec()
             } else {
                 ths.to_vec()
             };
@@ -1454,6 +1470,7 @@ mod tests {
                     );
                 }
                 assert!(same(got, want), "row {r}: {got} vs {want}");
+                assert!(!tame || r == 0 || got.is_finite(), "row {r}: {got}");
             }
         }
     }

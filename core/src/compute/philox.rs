@@ -69,13 +69,22 @@ pub fn sincos_turn(u: f32) -> (f32, f32) {
 
 /// Element `i` of the standard-normal stream.
 pub fn normal(seed: u64, offset: u32, i: usize) -> f32 {
-    normal4(seed, offset, i / 4)[i % 4]
+    let block = philox4x32([((i / 4) as u32).wrapping_add(offset), 0, 0, 0], key(seed));
+    let pair = (i % 4) / 2;
+    let (u1, u2) = (to_uniform(block[2 * pair]), to_uniform(block[2 * pair + 1]));
+    let r = (-2.0 * u1.ln()).sqrt();
+    let (sin, cos) = sincos_turn(u2);
+    if i.is_multiple_of(2) {
+        r * cos
+    } else {
+        r * sin
+    }
 }
 
 /// Elements 4b..4b+4 of the standard-normal stream: one Philox block, two
 /// Box–Muller pairs (cosine for even elements, sine for odd).
 pub fn normal4(seed: u64, offset: u32, b: usize) -> [f32; 4] {
-    let block = philox4x32([b as u32 + offset, 0, 0, 0], key(seed));
+    let block = philox4x32([(b as u32).wrapping_add(offset), 0, 0, 0], key(seed));
     let mut out = [0.0; 4];
     for pair in 0..2 {
         let (u1, u2) = (to_uniform(block[2 * pair]), to_uniform(block[2 * pair + 1]));
@@ -89,12 +98,25 @@ pub fn normal4(seed: u64, offset: u32, b: usize) -> [f32; 4] {
 
 /// Elements 4b..4b+4 of the uniform stream.
 pub fn uniform4(seed: u64, offset: u32, b: usize) -> [f32; 4] {
-    philox4x32([b as u32 + offset, 0, 0, 0], key(seed)).map(to_uniform)
+    philox4x32([(b as u32).wrapping_add(offset), 0, 0, 0], key(seed)).map(to_uniform)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_of_four_are_the_per_element_streams() {
+        for (seed, offset) in [(7u64, 0u32), (1 << 40, 5), (3, u32::MAX - 2)] {
+            for b in [0usize, 1, 17, 1 << 20] {
+                let (n, u) = (normal4(seed, offset, b), uniform4(seed, offset, b));
+                for j in 0..4 {
+                    assert_eq!(n[j].to_bits(), normal(seed, offset, 4 * b + j).to_bits());
+                    assert_eq!(u[j].to_bits(), uniform(seed, offset, 4 * b + j).to_bits());
+                }
+            }
+        }
+    }
 
     #[test]
     fn matches_the_random123_known_answer() {

@@ -170,9 +170,10 @@ fn strings(s: &mut impl Sink, name: &str, values: &[String]) {
 }
 
 /// A large array as the little-endian bytes the HDF5 builder takes, with
-/// one block more in memory rather than a second copy: the bytes go into
-/// pages the kernel maps as they are written, and the array gives its pages
-/// back as it shrinks from the end (realloc to a smaller size unmaps them).
+/// one block more in memory rather than a second copy (with glibc: the
+/// zeroed bytes are fresh pages the kernel maps as they are written, and
+/// the array gives its pages back as it shrinks from the end, realloc to a
+/// smaller size being an in-place mremap).
 #[cfg(not(target_arch = "wasm32"))]
 fn le_bytes<T: Copy>(mut v: Vec<T>, le: impl Fn(T) -> [u8; 4]) -> Vec<u8> {
     const BLOCK: usize = 1 << 22;

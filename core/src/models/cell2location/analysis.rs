@@ -178,15 +178,21 @@ impl Analysis for Cell2location {
                 x.nnz
             }
         });
-        if let Some(b) = &p.batch {
-            checks::categories(&sc, b)?;
-        }
+        let batches = match &p.batch {
+            Some(b) => checks::categories(&sc, b)? as u64,
+            None => 1,
+        };
         // f32 spots x genes arrays (counts, rates, gradients) and per-type
         // tables, never spots x types x genes; the reference's non-zeros
-        // twice (its CSR and sc.h5ad's bytes), about 16 bytes each. The
-        // regression's minibatches are on the GPU, or on the CPU device one
-        // at a time.
-        let need = 4 * (8 * spots * genes + 8 * f * genes + 16 * spots * f) + 16 * ref_stored;
+        // three times, about 24 bytes each (its CSR, the HDF5 builder's
+        // copy and the encoded sc.h5ad, all there while the file is
+        // finished); and the regression's eleven groups x genes scratch
+        // arrays. Its minibatches are on the GPU, or on the CPU device one at
+        // a time.
+        let groups = (f * batches).min(2500);
+        let need = 4 * (8 * spots * genes + 8 * f * genes + 16 * spots * f)
+            + 24 * ref_stored
+            + 44 * groups * genes;
         if need > TAB_BUDGET {
             return Err(format!(
                 "This run needs about {} of memory and a browser tab gets about {}. Run it with the command line: tessera cell2location signatures --ref {} --labels {}{} --out c2l/ && tessera cell2location map --sp {} --signatures c2l/inf_aver.csv --n-cells-per-location {} --detection-alpha {} --out c2l/",

@@ -108,7 +108,11 @@ impl<D: Device> Batch<D> {
         for (i, &c) in cells.iter().enumerate() {
             members[group[i]].push(d.rows[c]);
         }
-        let parts = cpu::threads().clamp(1, k.max(1));
+        let parts = if cells.len() * g < cpu::PAR_MIN {
+            1
+        } else {
+            cpu::threads().clamp(1, k.max(1))
+        };
         let mut bounds = vec![0];
         let mut seen = 0;
         for (gi, m) in members.iter().enumerate() {

@@ -4,6 +4,7 @@ pub mod cell2location;
 pub mod multiomics;
 pub mod named;
 pub mod nmf;
+pub mod nsf;
 pub mod numpy_rng;
 pub mod regression;
 pub mod svi;

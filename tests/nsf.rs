@@ -6,7 +6,7 @@ mod common;
 
 use tessera_core::data::{Annotation, Dataset, Matrix};
 use tessera_core::io;
-use tessera_core::models::nsf::{fit, prep};
+use tessera_core::models::nsf::{fit, inducing, prep};
 
 fn s1(dir: &std::path::Path) -> Dataset {
     io::h5ad::read_file(&dir.join("nsf_simulations/S1.h5ad")).unwrap()
@@ -69,6 +69,18 @@ fn the_true_means_give_the_published_deviance_and_the_box_is_the_papers() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
     assert!(worst < 1e-5, "rescaled coordinates move by {worst}");
+    // M = 1296 asks for more than the 1,231 training locations: all of them,
+    // as the published "M1296" rows used; fewer are k-means centres.
+    let train_xy = &flat[..train.end * 2];
+    assert_eq!(inducing::inducing_points(train_xy, 1296, 0).len(), 2 * 1231);
+    let z = inducing::inducing_points(train_xy, 100, 0);
+    assert_eq!(z.len(), 200);
+    assert!(z.iter().all(|v| v.abs() <= 2.0), "centres outside the box");
+    assert_eq!(
+        inducing::unique_locations(&z).len(),
+        200,
+        "two centres coincide"
+    );
 
     // Every gene is expressed; the deviance ranks the 200 in a total order.
     let sz = prep::size_factors(counts, prep::SizeFactors::Mean);

@@ -8,7 +8,7 @@ use std::cell::{Ref, RefCell};
 
 use multiversion::multiversion;
 
-use super::special::{digamma, lgamma, ln_poly, sigmoid, softplus};
+use super::special::{digamma, digamma_asymptotic, lgamma, ln_poly, sigmoid, softplus};
 use super::{philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -175,25 +175,17 @@ fn nb_entry(x: f64, mu: f64, theta: f64) -> (f64, f64, f64, f64) {
     let lt = (theta * inv).ln();
     let d_mu = x / mu - (x + theta) * inv;
     let rest = lt + 1.0 - (x + theta) * inv;
-    let (l, p, dg) = nb_count_terms(x, mu, theta, inv);
-    (theta * lt + l, p, d_mu, dg + rest)
-}
-
-/// What a count x adds to a zero count's terms (θ ln(θ/(θ+μ)) and its
-/// gradients): the log-pmf's rest as `l + ln(p)`, and digamma's difference.
-#[inline]
-fn nb_count_terms(x: f64, mu: f64, theta: f64, inv: f64) -> (f64, f64, f64) {
     if x == 0.0 {
-        return (0.0, 1.0, 0.0);
+        return (theta * lt, 1.0, d_mu, rest);
     }
     if x > 0.0 && x < SMALL_COUNT as f64 && x.fract() == 0.0 {
         let (p, dg) = small_count(x as usize, theta, mu * inv);
         if p.is_finite() && p > 0.0 {
-            return (0.0, p, dg);
+            return (theta * lt, p, d_mu, dg + rest);
         }
     }
     let (lg, dg) = lgamma_digamma_shift(x, theta);
-    (lg + x * (mu * inv).ln(), 1.0, dg)
+    (lg + theta * lt + x * (mu * inv).ln(), 1.0, d_mu, dg + rest)
 }
 
 /// lgamma(k+θ) − lgamma(θ) − ln k! and digamma(k+θ) − digamma(θ) for
@@ -304,21 +296,13 @@ fn nb_large_counts(
     dg_theta: &[f64],
     out: &mut [[f64; 3]],
 ) {
-    // lgamma(z) − (z − ½) ln z + z − ½ ln 2π, and digamma(z) − ln z + 1/(2z),
-    // in powers of r = 1/z.
+    // lgamma(z) − (z − ½) ln z + z − ½ ln 2π in powers of r = 1/z.
     let lg_series = |r: f64| {
         let r2 = r * r;
         r * (1.0 / 12.0
             - r2 * (1.0 / 360.0
                 - r2 * (1.0 / 1260.0
                     - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * (691.0 / 360_360.0))))))
-    };
-    let dg_series = |r: f64| {
-        let r2 = r * r;
-        -r2 * (1.0 / 12.0
-            - r2 * (1.0 / 120.0
-                - r2 * (1.0 / 252.0
-                    - r2 * (1.0 / 240.0 - r2 * (1.0 / 132.0 - r2 * (691.0 / 32_760.0))))))
     };
     for (&k, o) in at.iter().zip(out.iter_mut()) {
         let k = k as usize;
@@ -328,7 +312,7 @@ fn nb_large_counts(
         // lgamma(x+θ) − lgamma(x+1), the ½ ln 2π cancelling.
         let lg_diff =
             (z - 0.5) * lz - z + lg_series(1.0 / z) - ((w - 0.5) * lw - w + lg_series(1.0 / w));
-        let dg_z = lz - 0.5 / z + dg_series(1.0 / z);
+        let dg_z = digamma_asymptotic(z, lz);
         let inv = 1.0 / (t + m);
         let lt = ln_poly(t * inv);
         let xt = (xv + t) * inv;

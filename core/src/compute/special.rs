@@ -85,9 +85,15 @@ pub fn digamma(mut x: f64) -> f64 {
         acc -= 1.0 / x;
         x += 1.0;
     }
+    acc + digamma_asymptotic(x, x.ln())
+}
+
+/// ψ(x) by its asymptotic series, given ln x (callers with a vectorisable
+/// logarithm pass their own); accurate to f64 for x ≥ 10.
+#[inline(always)]
+pub fn digamma_asymptotic(x: f64, ln_x: f64) -> f64 {
     let f = 1.0 / (x * x);
-    acc + x.ln()
-        - 0.5 / x
+    ln_x - 0.5 / x
         - f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f / 132.0))))
 }
 

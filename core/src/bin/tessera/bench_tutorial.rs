@@ -18,7 +18,7 @@ use tessera_core::io;
 use tessera_core::models::cell2location::{self as c2l, run, Options};
 use tessera_core::models::named::Named;
 use tessera_core::models::regression::nb::Train;
-use tessera_core::prep::filter::{subset_genes, FilterGenes};
+use tessera_core::prep::filter::{shared_genes, subset_genes, FilterGenes};
 use tessera_core::simulate::tutorial::{self, TutorialSim};
 
 use crate::device::{self, on_device};
@@ -176,6 +176,12 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             std::env::temp_dir().join(format!("tessera-bench-{}.h5ad", std::process::id()));
         let genes = sig.signatures.genes.len();
         let signatures = sig.signatures;
+        // The generated spots have every gene: map the tutorial's share.
+        let shared: Vec<usize> = shared_genes(&sig.sc, &pair.spatial)
+            .into_iter()
+            .map(|(_, j)| j)
+            .take(TUTORIAL_MAP_GENES)
+            .collect();
         io::h5ad_write::write_file(sig.sc, &sc_path)?;
         let _ = std::fs::remove_file(&sc_path);
         let peak = rss::gib(rss::status_kib("VmHWM:")) - rss::gib(base);
@@ -197,21 +203,6 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             projected_s: 250.0 * per,
         });
 
-        // The generated spots have every gene: keep the tutorial's share.
-        let pos: std::collections::HashMap<&str, usize> = pair
-            .spatial
-            .var
-            .index
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.as_str(), i))
-            .collect();
-        let shared: Vec<usize> = signatures
-            .genes
-            .iter()
-            .filter_map(|g| pos.get(g.as_str()).copied())
-            .take(TUTORIAL_MAP_GENES)
-            .collect();
         let mut spatial = pair.spatial.clone();
         subset_genes(&mut spatial, &shared);
         eprintln!("mapping ({} steps) on {name}...", a.steps);

@@ -126,7 +126,77 @@ async fn run_checks<D: Device>(dev: &D, large: bool) -> Vec<Check> {
     likelihood_cases(&mut r).await;
     random_cases(&mut r).await;
     nmf_cases(&mut r).await;
+    linalg_cases(&mut r).await;
     r.out
+}
+
+/// A symmetric positive-definite n×n matrix per batch entry: a Gram
+/// matrix of uniform rows plus a ridge, conditioned like a GP kernel
+/// matrix with a nugget.
+fn spd(n: usize, batch: usize, seed: u64) -> Vec<f32> {
+    let g = uniform(batch * n * n, -0.5, 0.5, seed);
+    let mut a = vec![0f32; batch * n * n];
+    for t in 0..batch {
+        let g = &g[t * n * n..];
+        for i in 0..n {
+            for j in 0..n {
+                let s: f64 = (0..n).map(|q| (g[i * n + q] * g[j * n + q]) as f64).sum();
+                a[t * n * n + i * n + j] = (s + if i == j { 0.05 * n as f64 } else { 0.0 }) as f32;
+            }
+        }
+    }
+    a
+}
+
+async fn linalg_cases<D: Device>(r: &mut Runner<'_, D>) {
+    for &(n, k, batch) in &[
+        (1usize, 1usize, 1usize),
+        (7, 3, 2),
+        (65, 70, 3),
+        (300, 5, 1),
+    ] {
+        let a = spd(n, batch, 101 + n as u64);
+        let (f, fc) = r.both(&a);
+        let (info, infoc) = (r.dev.zeros(batch), r.cpu.zeros(batch));
+        r.dev.cholesky(&f, n, batch, &info);
+        r.cpu.cholesky(&fc, n, batch, &infoc);
+        r.compare("cholesky", format!("{batch}x{n}x{n}"), 1e-4, &f, &fc)
+            .await;
+        r.compare(
+            "cholesky",
+            format!("{batch}x{n}x{n} info"),
+            0.0,
+            &info,
+            &infoc,
+        )
+        .await;
+        for transpose in [false, true] {
+            let rhs = uniform(batch * n * k, -1.0, 1.0, 107);
+            let (x, xc) = r.both(&rhs);
+            r.dev.trsm(&f, &x, n, k, batch, transpose);
+            r.cpu.trsm(&fc, &xc, n, k, batch, transpose);
+            let t = if transpose { "T" } else { "" };
+            r.compare("trsm", format!("{batch}x{n}x{k}{t}"), 1e-4, &x, &xc)
+                .await;
+        }
+    }
+    // The second matrix of the batch is indefinite at its third column.
+    let mut a = spd(4, 2, 5);
+    a[16 + 2 * 4 + 2] = -1.0;
+    let (f, fc) = r.both(&a);
+    let (info, infoc) = (r.dev.zeros(2), r.cpu.zeros(2));
+    r.dev.cholesky(&f, 4, 2, &info);
+    r.cpu.cholesky(&fc, 4, 2, &infoc);
+    r.compare(
+        "cholesky",
+        "2x4x4 indefinite info".into(),
+        0.0,
+        &info,
+        &infoc,
+    )
+    .await;
+    r.compare("cholesky", "2x4x4 indefinite".into(), 1e-4, &f, &fc)
+        .await;
 }
 
 async fn nmf_cases<D: Device>(r: &mut Runner<'_, D>) {

@@ -1119,6 +1119,35 @@ impl Device for Cpu {
         violation.set(viol);
     }
 
+    fn cholesky(&self, a: &CpuBuf, n: usize, batch: usize, info: &CpuBuf) {
+        let mut av = a.0.borrow_mut();
+        assert!(av.len() >= batch * n * n, "cholesky: bad lengths");
+        let mut codes = vec![0f32; batch];
+        for (t, c) in codes.iter_mut().enumerate() {
+            *c = super::linalg::cholesky(&mut av[t * n * n..(t + 1) * n * n], n) as f32;
+        }
+        drop(av);
+        info.set(codes);
+    }
+
+    fn trsm(&self, l: &CpuBuf, b: &CpuBuf, n: usize, k: usize, batch: usize, transpose: bool) {
+        let l = input(l, b);
+        let mut bv = b.0.borrow_mut();
+        assert!(
+            l.len() >= batch * n * n && bv.len() >= batch * n * k,
+            "trsm: bad lengths"
+        );
+        for t in 0..batch {
+            super::linalg::trsm(
+                &l[t * n * n..],
+                &mut bv[t * n * k..(t + 1) * n * k],
+                n,
+                k,
+                transpose,
+            );
+        }
+    }
+
     fn poisson_loglik_grad(
         &self,
         x: &CpuBuf,

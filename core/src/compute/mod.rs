@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod cuda;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod linalg;
 pub mod philox;
 pub mod special;
 
@@ -318,6 +319,16 @@ pub trait Device {
     );
     /// Philox uniform (0, 1) or standard normal stream into `out`.
     fn random(&self, normal: bool, seed: u64, offset: u32, out: &Self::Buf);
+    /// Lower Cholesky factors of `batch` symmetric n×n matrices stored one
+    /// after another in `a`, in place (the upper triangles are zeroed).
+    /// `info[b]` is 0, or the 1-based column of matrix b whose pivot was not
+    /// positive; that factor continues with NaN, so every device reports the
+    /// same column.
+    fn cholesky(&self, a: &Self::Buf, n: usize, batch: usize, info: &Self::Buf);
+    /// Solves L X = B (Lᵀ X = B when `transpose`) in place in `b` for
+    /// `batch` lower-triangular n×n factors L and n×k right-hand sides B,
+    /// both stored one after another.
+    fn trsm(&self, l: &Self::Buf, b: &Self::Buf, n: usize, k: usize, batch: usize, transpose: bool);
     /// One coordinate-descent sweep of NMF (scikit-learn's `cd` solver) over
     /// each row i of w (rows×k), in place: for t in 0..k,
     /// grad = −xht[i,t] + Σ_r hht[t,r] w[i,r] and

@@ -29,7 +29,7 @@ macro_rules! cuda_kernel {
     };
 }
 
-const KERNELS: [(&str, &str); 18] = [
+const KERNELS: [(&str, &str); 20] = [
     cuda_kernel!("unary"),
     cuda_kernel!("binary"),
     cuda_kernel!("reduce"),
@@ -48,6 +48,8 @@ const KERNELS: [(&str, &str); 18] = [
     cuda_kernel!("philox_fill"),
     cuda_kernel!("adam"),
     cuda_kernel!("nmf_cd"),
+    cuda_kernel!("cholesky"),
+    cuda_kernel!("trsm"),
 ];
 
 const WG: u32 = 256;
@@ -369,6 +371,42 @@ impl Device for Cuda {
         l.arg(&*xb).arg(&mut *ob).arg(&r).arg(&c);
         if let Some(cfg) = per_block(rows) {
             check("softmax_rows", unsafe { l.launch(cfg) });
+        }
+    }
+
+    fn cholesky(&self, a: &CudaBuf, n: usize, batch: usize, info: &CudaBuf) {
+        let (mut ab, mut ib) = (a.0.borrow_mut(), info.0.borrow_mut());
+        assert!(
+            ab.len() >= batch * n * n && ib.len() >= batch,
+            "cholesky: bad lengths"
+        );
+        let (nn, bb) = (n as u32, batch as u32);
+        let f = self.func("cholesky");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&mut *ab).arg(&mut *ib).arg(&nn).arg(&bb);
+        if let Some(cfg) = per_block(if n == 0 { 0 } else { batch }) {
+            check("cholesky", unsafe { l.launch(cfg) });
+        }
+    }
+
+    fn trsm(&self, l: &CudaBuf, b: &CudaBuf, n: usize, k: usize, batch: usize, transpose: bool) {
+        let (lb, mut bb) = (l.0.borrow(), b.0.borrow_mut());
+        assert!(
+            lb.len() >= batch * n * n && bb.len() >= batch * n * k,
+            "trsm: bad lengths"
+        );
+        let (nn, kk, ba, tr) = (n as u32, k as u32, batch as u32, transpose as u32);
+        let f = self.func("trsm");
+        let mut launch = self.stream.launch_builder(&f);
+        launch
+            .arg(&*lb)
+            .arg(&mut *bb)
+            .arg(&nn)
+            .arg(&kk)
+            .arg(&ba)
+            .arg(&tr);
+        if n > 0 && batch * k > 0 {
+            check("trsm", unsafe { launch.launch(one_d(batch * k)) });
         }
     }
 

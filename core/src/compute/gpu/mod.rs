@@ -9,6 +9,7 @@ mod csr_mm;
 mod elementwise;
 mod gemm;
 mod likelihood;
+mod linalg;
 mod optim;
 mod random;
 mod reduce;
@@ -413,6 +414,14 @@ impl Device for Gpu {
 
     fn softmax_rows(&self, x: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
         reduce::softmax_rows(self, x, rows, cols, out);
+    }
+
+    fn cholesky(&self, a: &GpuBuf, n: usize, batch: usize, info: &GpuBuf) {
+        linalg::cholesky(self, a, n, batch, info);
+    }
+
+    fn trsm(&self, l: &GpuBuf, b: &GpuBuf, n: usize, k: usize, batch: usize, transpose: bool) {
+        linalg::trsm(self, l, b, n, k, batch, transpose);
     }
 
     fn nmf_cd_rows(

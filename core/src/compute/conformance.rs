@@ -4,7 +4,10 @@
 //! `tessera bench ops` for its error column.
 
 use super::cpu::Cpu;
-use super::{philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
+use super::{
+    philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce,
+    Unary,
+};
 
 /// One op on one shape: the largest error against the oracle, scaled by
 /// max(1, |oracle|), and the tolerance it must meet.
@@ -149,6 +152,28 @@ fn spd(n: usize, batch: usize, seed: u64) -> Vec<f32> {
 }
 
 async fn linalg_cases<D: Device>(r: &mut Runner<'_, D>) {
+    let (d, dc) = r.both(&uniform(1000, 0.0, 3.0, 111));
+    let (a, ac) = r.both(&[1.0, 0.5, 2.0]);
+    let (l, lc) = r.both(&[0.1, 1.0, 0.7]);
+    for kernel in [GpKernel::Matern32, GpKernel::Rbf] {
+        for part in [
+            KernelPart::Value,
+            KernelPart::Amplitude,
+            KernelPart::LengthScale,
+        ] {
+            let (o, oc) = (r.dev.zeros(3000), r.cpu.zeros(3000));
+            r.dev.gp_kernel(kernel, part, &d, &a, &l, 3, &o);
+            r.cpu.gp_kernel(kernel, part, &dc, &ac, &lc, 3, &oc);
+            r.compare(
+                "gp_kernel",
+                format!("3x1000 {kernel:?} {part:?}"),
+                1e-5,
+                &o,
+                &oc,
+            )
+            .await;
+        }
+    }
     for &(n, k, batch) in &[
         (1usize, 1usize, 1usize),
         (7, 3, 2),

@@ -9,7 +9,10 @@ use std::cell::{Ref, RefCell};
 use multiversion::multiversion;
 
 use super::special::{digamma, digamma_asymptotic, lgamma, ln_poly, sigmoid, softplus};
-use super::{philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
+use super::{
+    philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce,
+    Unary,
+};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cpu;
@@ -1117,6 +1120,31 @@ impl Device for Cpu {
         }
         drop(wv);
         violation.set(viol);
+    }
+
+    fn gp_kernel(
+        &self,
+        kernel: GpKernel,
+        part: KernelPart,
+        dist: &CpuBuf,
+        amp: &CpuBuf,
+        ls: &CpuBuf,
+        batch: usize,
+        out: &CpuBuf,
+    ) {
+        let (d, a, l) = (dist.get(), amp.get(), ls.get());
+        assert!(
+            a.len() >= batch && l.len() >= batch,
+            "gp_kernel: bad lengths"
+        );
+        let n = d.len();
+        let mut o = vec![0f32; batch * n];
+        par_map(&mut o, |i| {
+            let b = i / n;
+            super::special::gp_kernel(kernel, part, d[i % n] as f64, a[b] as f64, l[b] as f64)
+                as f32
+        });
+        out.set(o);
     }
 
     fn cholesky(&self, a: &CpuBuf, n: usize, batch: usize, info: &CpuBuf) {

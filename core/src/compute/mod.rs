@@ -91,6 +91,23 @@ pub enum Axis {
     Cols,
 }
 
+/// Stationary GP kernels of a distance d, amplitude a and length scale ℓ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpKernel {
+    /// a² (1 + t) e^{−t}, t = √3 d/ℓ.
+    Matern32,
+    /// a² exp(−d²/2ℓ²) (the exponentiated quadratic).
+    Rbf,
+}
+
+/// What [`Device::gp_kernel`] writes: the kernel or a partial derivative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelPart {
+    Value,
+    Amplitude,
+    LengthScale,
+}
+
 /// Log-densities with (p1, p2): Gamma(shape, rate), Exponential(rate, unused), Normal(loc, scale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Density {
@@ -319,6 +336,20 @@ pub trait Device {
     );
     /// Philox uniform (0, 1) or standard normal stream into `out`.
     fn random(&self, normal: bool, seed: u64, offset: u32, out: &Self::Buf);
+    /// Kernel matrices of `batch` factors over one distance matrix:
+    /// out[b·n + i] = k(dist[i]; amp[b], ls[b]) (or its derivative `part`),
+    /// n = dist's length.
+    #[allow(clippy::too_many_arguments)]
+    fn gp_kernel(
+        &self,
+        kernel: GpKernel,
+        part: KernelPart,
+        dist: &Self::Buf,
+        amp: &Self::Buf,
+        ls: &Self::Buf,
+        batch: usize,
+        out: &Self::Buf,
+    );
     /// Lower Cholesky factors of `batch` symmetric n×n matrices stored one
     /// after another in `a`, in place (the upper triangles are zeroed).
     /// `info[b]` is 0, or the 1-based column of matrix b whose pivot was not

@@ -237,3 +237,26 @@ mod tests {
         assert!(sigmoid(-800.0) >= 0.0 && sigmoid(800.0) <= 1.0);
     }
 }
+
+/// The GP kernels of [`super::Device::gp_kernel`] in f64 (the WGSL and
+/// CUDA twins are in shaders/{,cuda/}gp_kernel).
+pub fn gp_kernel(kernel: super::GpKernel, part: super::KernelPart, d: f64, a: f64, l: f64) -> f64 {
+    use super::{GpKernel, KernelPart};
+    let (k, dk_dl) = match kernel {
+        GpKernel::Matern32 => {
+            let t = 3f64.sqrt() * d / l;
+            let e = (-t).exp();
+            ((1.0 + t) * e, t * t * e / l)
+        }
+        GpKernel::Rbf => {
+            let z2 = (d / l).powi(2);
+            let k = (-0.5 * z2).exp();
+            (k, k * z2 / l)
+        }
+    };
+    match part {
+        KernelPart::Value => a * a * k,
+        KernelPart::Amplitude => 2.0 * a * k,
+        KernelPart::LengthScale => a * a * dk_dl,
+    }
+}

@@ -16,7 +16,9 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
-use super::{AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
+use super::{
+    AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce, Unary,
+};
 
 const COMMON: &str = include_str!("../../../../shaders/cuda/common.cuh");
 
@@ -29,7 +31,7 @@ macro_rules! cuda_kernel {
     };
 }
 
-const KERNELS: [(&str, &str); 20] = [
+const KERNELS: [(&str, &str); 21] = [
     cuda_kernel!("unary"),
     cuda_kernel!("binary"),
     cuda_kernel!("reduce"),
@@ -50,6 +52,7 @@ const KERNELS: [(&str, &str); 20] = [
     cuda_kernel!("nmf_cd"),
     cuda_kernel!("cholesky"),
     cuda_kernel!("trsm"),
+    cuda_kernel!("gp_kernel"),
 ];
 
 const WG: u32 = 256;
@@ -371,6 +374,43 @@ impl Device for Cuda {
         l.arg(&*xb).arg(&mut *ob).arg(&r).arg(&c);
         if let Some(cfg) = per_block(rows) {
             check("softmax_rows", unsafe { l.launch(cfg) });
+        }
+    }
+
+    fn gp_kernel(
+        &self,
+        kernel: GpKernel,
+        part: KernelPart,
+        dist: &CudaBuf,
+        amp: &CudaBuf,
+        ls: &CudaBuf,
+        batch: usize,
+        out: &CudaBuf,
+    ) {
+        let (db, ab, lb, mut ob) = (
+            dist.0.borrow(),
+            amp.0.borrow(),
+            ls.0.borrow(),
+            out.0.borrow_mut(),
+        );
+        let n = db.len();
+        assert!(
+            ab.len() >= batch && lb.len() >= batch && ob.len() >= batch * n,
+            "gp_kernel: bad lengths"
+        );
+        let (nn, bb, kk, pp) = (n as u32, batch as u32, kernel as u32, part as u32);
+        let f = self.func("gp_kernel");
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*db)
+            .arg(&*ab)
+            .arg(&*lb)
+            .arg(&mut *ob)
+            .arg(&nn)
+            .arg(&bb)
+            .arg(&kk)
+            .arg(&pp);
+        if n * batch > 0 {
+            check("gp_kernel", unsafe { l.launch(one_d(n * batch)) });
         }
     }
 

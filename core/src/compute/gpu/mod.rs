@@ -19,7 +19,9 @@ use std::collections::HashMap;
 
 use wgpu::util::DeviceExt;
 
-use super::{AdamParams, Axis, Binary, Csr, Density, Device, Gemm, Reduce, Unary};
+use super::{
+    AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce, Unary,
+};
 
 /// A WGSL kernel: its helpers concatenated in front of the kernel file.
 pub(crate) struct Kernel {
@@ -414,6 +416,19 @@ impl Device for Gpu {
 
     fn softmax_rows(&self, x: &GpuBuf, rows: usize, cols: usize, out: &GpuBuf) {
         reduce::softmax_rows(self, x, rows, cols, out);
+    }
+
+    fn gp_kernel(
+        &self,
+        kernel: GpKernel,
+        part: KernelPart,
+        dist: &GpuBuf,
+        amp: &GpuBuf,
+        ls: &GpuBuf,
+        batch: usize,
+        out: &GpuBuf,
+    ) {
+        linalg::gp_kernel(self, kernel, part, dist, amp, ls, batch, out);
     }
 
     fn cholesky(&self, a: &GpuBuf, n: usize, batch: usize, info: &GpuBuf) {

@@ -32,4 +32,5 @@
 
 pub mod fit;
 pub mod inducing;
+pub mod model;
 pub mod prep;

@@ -4,9 +4,10 @@
 
 mod common;
 
+use tessera_core::compute::cpu::Cpu;
 use tessera_core::data::{Annotation, Dataset, Matrix};
 use tessera_core::io;
-use tessera_core::models::nsf::{fit, inducing, prep};
+use tessera_core::models::nsf::{fit, inducing, prep, run};
 
 fn s1(dir: &std::path::Path) -> Dataset {
     io::h5ad::read_file(&dir.join("nsf_simulations/S1.h5ad")).unwrap()
@@ -101,4 +102,83 @@ fn the_true_means_give_the_published_deviance_and_the_box_is_the_papers() {
         let s: f64 = it.loadings[j * l..(j + 1) * l].iter().sum();
         assert!((s - 1.0).abs() < 1e-9, "gene {j}'s loadings sum to {s}");
     }
+}
+
+/// Mean over true factors of the best |Pearson| with any fitted factor, on
+/// the training observations (`compare_to_truth`'s factors_pearson).
+fn factors_pearson(
+    truth: &tessera_core::data::Dense<f64>,
+    f: &[f64],
+    l: usize,
+    rows: std::ops::Range<usize>,
+) -> f64 {
+    let lt = truth.ncols();
+    (0..lt)
+        .map(|a| {
+            let x: Vec<f64> = rows.clone().map(|i| truth[[i, a]]).collect();
+            (0..l)
+                .map(|c| {
+                    let y: Vec<f64> = rows.clone().map(|i| f[i * l + c]).collect();
+                    common::pearson(&x, &y).abs()
+                })
+                .fold(0.0, f64::max)
+        })
+        .sum::<f64>()
+        / lt as f64
+}
+
+fn fit_simulation(file: &str, model: run::Model) -> (run::Fitted, Dataset) {
+    let dir = common::data_dir(file).expect("data");
+    let d = io::h5ad::read_file(&dir.join(format!("nsf_simulations/{file}.h5ad"))).unwrap();
+    let opts = run::Options {
+        model,
+        factors: 4,
+        inducing: 1296,
+        shuffle: false,
+        flip_y: false,
+        epochs: std::env::var("NSF_EPOCHS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10000),
+        ..run::Options::default()
+    };
+    let t0 = std::time::Instant::now();
+    let f = pollster::block_on(run::run(&Cpu, file, &d, &opts, &mut |e, _, loss| {
+        if e % 100 == 0 {
+            eprintln!(
+                "{file} {model:?} epoch {e}: {loss:.4} ({:.0} s)",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        true
+    }))
+    .unwrap();
+    (f, d)
+}
+
+/// Published limits (bm_sp_benchmark_results.csv, V5/L4/poi_sz-constant):
+/// validation deviance mean + 2 % and factors_pearson − 0.02.
+fn check_against_published(file: &str, model: run::Model, max_dev: f64, min_pearson: f64) {
+    let (f, d) = fit_simulation(file, model);
+    let truth = array(d.obsm.get("spfac"));
+    let p = factors_pearson(truth, &f.factors, 4, f.train.clone());
+    let dv = f.deviance_validation.clone().unwrap();
+    eprintln!(
+        "{file} {model:?}: {} epochs, converged {}, restarts {:?}, validation deviance {:.4} (limit {max_dev}), factors_pearson {p:.4} (limit {min_pearson})",
+        f.history.loss.len(),
+        f.history.converged,
+        f.history.restarts,
+        dv.mean
+    );
+    assert!(
+        dv.mean <= max_dev,
+        "{file} {model:?}: validation deviance {}",
+        dv.mean
+    );
+    assert!(p >= min_pearson, "{file} {model:?}: factors_pearson {p}");
+}
+
+#[test]
+fn nsf_on_s1_is_as_good_as_the_published_fit() {
+    check_against_published("S1", run::Model::Nsf, 5.710, 0.975);
 }

@@ -92,7 +92,8 @@ pub enum Axis {
 }
 
 /// Stationary GP kernels of a distance d, amplitude a and length scale ℓ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GpKernel {
     /// a² (1 + t) e^{−t}, t = √3 d/ℓ.
     Matern32,

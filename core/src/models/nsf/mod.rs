@@ -32,5 +32,8 @@
 
 pub mod fit;
 pub mod inducing;
+pub mod init;
 pub mod model;
 pub mod prep;
+pub mod run;
+pub mod train;

@@ -228,7 +228,8 @@ pub struct Objective<'d, D: Device> {
     gtheta: D::Buf,
     ll: D::Buf,
     consts: Consts<D>,
-    /// Has `refresh` run since the kernel changed.
+    /// Has `refresh` filled the kernel cache (it is then kept, stale, until
+    /// the next refresh, as the paper's cached factorisation is).
     fresh: bool,
 }
 
@@ -515,40 +516,40 @@ impl<'d, D: Device> Objective<'d, D> {
         loss
     }
 
-    /// Ω from its raws, the GP's marginals at the data and the S draws
-    /// e = exp(μ̃ + √Σ̃ ε), plus W repeated per draw.
-    fn spatial_forward(&self, sp: &Spatial<D>, eps_f: &D::Buf) {
+    /// Ω = strict lower part of the raws + softplus of their diagonal + 1e-5,
+    /// into `sp.om`; returns the diagonal.
+    fn omega_matrix(&self, sp: &Spatial<D>) -> D::Buf {
         let (dev, c) = (self.dev, &self.consts);
-        let Shape { n, j, t, m, s, .. } = self.shape;
+        let Shape { t, m, .. } = self.shape;
         let (dr, dsp, od) = (dev.zeros(t * m), dev.zeros(t * m), dev.zeros(t * m));
         dev.gather(&sp.omega.x, &sp.diag, &dr);
         dev.unary(Unary::Softplus, &dr, &dsp);
         self.bin(Binary::Add, &dsp, &c.diag_shift, &od);
         self.bin(Binary::Mul, &sp.omega.x, &sp.mask, &sp.om);
         dev.scatter_add(&od, &sp.diag, &sp.om);
-        // Means at Z and at X, r = δ − m(Z), μ̃ = m(X) + αᵀ r.
-        let (mz0, mz, mx0, mx, mu0) = (
-            dev.zeros(t * m),
-            dev.zeros(t * m),
-            dev.zeros(t * n),
-            dev.zeros(t * n),
-            dev.zeros(t * n),
-        );
-        self.g(
-            gm(t, m, 2, false, true, 1.0, 0.0, 1),
-            &sp.beta.x,
-            &sp.z,
-            &mz0,
-        );
-        dev.binary_rows(Binary::Add, &mz0, &sp.beta0.x, t, m, &mz);
-        self.g(
-            gm(t, n, 2, false, true, 1.0, 0.0, 1),
-            &sp.beta.x,
-            &sp.x,
-            &mx0,
-        );
-        dev.binary_rows(Binary::Add, &mx0, &sp.beta0.x, t, n, &mx);
+        od
+    }
+
+    /// The GP means β0 + βᵀx at the `rows` points of `x` (rows×2), T×rows.
+    fn gp_mean(&self, sp: &Spatial<D>, x: &D::Buf, rows: usize) -> D::Buf {
+        let (dev, t) = (self.dev, self.shape.t);
+        let (m0, m1) = (dev.zeros(t * rows), dev.zeros(t * rows));
+        self.g(gm(t, rows, 2, false, true, 1.0, 0.0, 1), &sp.beta.x, x, &m0);
+        dev.binary_rows(Binary::Add, &m0, &sp.beta0.x, t, rows, &m1);
+        m1
+    }
+
+    /// Ω from its raws, the GP's marginals at the data and the S draws
+    /// e = exp(μ̃ + √Σ̃ ε), plus W repeated per draw.
+    fn spatial_forward(&self, sp: &Spatial<D>, eps_f: &D::Buf) {
+        let (dev, c) = (self.dev, &self.consts);
+        let Shape { n, j, t, m, s, .. } = self.shape;
+        self.omega_matrix(sp);
+        // r = δ − m(Z), μ̃ = m(X) + αᵀ r.
+        let mz = self.gp_mean(sp, &sp.z, m);
+        let mx = self.gp_mean(sp, &sp.x, n);
         self.bin(Binary::Sub, &sp.delta.x, &mz, &sp.r);
+        let mu0 = dev.zeros(t * n);
         self.g(gm(n, 1, m, false, false, 1.0, 0.0, t), &sp.a, &sp.r, &mu0);
         let mu = dev.zeros(t * n);
         self.bin(Binary::Add, &mu0, &mx, &mu);
@@ -890,7 +891,6 @@ impl<'d, D: Device> Objective<'d, D> {
             if kernel {
                 adam(lr_kernel, &sp.amp);
                 adam(lr_kernel, &sp.ls);
-                self.fresh = false;
             }
         }
         if let Some(ns) = &self.ns {
@@ -958,4 +958,110 @@ impl<'d, D: Device> Objective<'d, D> {
         }
         p
     }
+
+    fn vars(&self) -> Vec<&Var<D>> {
+        let mut v = vec![];
+        if let Some(sp) = &self.sp {
+            v.extend([
+                &sp.delta, &sp.omega, &sp.beta0, &sp.beta, &sp.amp, &sp.ls, &sp.w,
+            ]);
+        }
+        if let Some(ns) = &self.ns {
+            v.extend([&ns.qloc, &ns.qscale, &ns.ploc, &ns.pscale, &ns.v]);
+        }
+        v.extend(self.disp.as_ref());
+        v
+    }
+
+    /// A device-side copy of every parameter and its Adam moments.
+    pub fn snapshot(&self) -> Snapshot<D> {
+        let dev = self.dev;
+        let copy = |b: &D::Buf| {
+            let out = dev.zeros(dev.len(b));
+            dev.binary(Binary::Add, b, &self.consts.zero, &out);
+            out
+        };
+        Snapshot(
+            self.vars()
+                .into_iter()
+                .flat_map(|v| [copy(&v.x), copy(&v.m), copy(&v.v)])
+                .collect(),
+        )
+    }
+
+    /// Puts a snapshot back (the kernel cache must be refreshed after).
+    pub fn restore(&mut self, snap: &Snapshot<D>) {
+        let (dev, zero) = (self.dev, &self.consts.zero);
+        for (v, b) in self.vars().into_iter().zip(snap.0.chunks_exact(3)) {
+            dev.binary(Binary::Add, &b[0], zero, &v.x);
+            dev.binary(Binary::Add, &b[1], zero, &v.m);
+            dev.binary(Binary::Add, &b[2], zero, &v.v);
+        }
+        self.fresh = false;
+    }
+
+    /// The spatial factors' posterior means and variances (T×rows each) at
+    /// the points `x`, from the current parameters (the cache is refreshed).
+    pub async fn latent_at(
+        &mut self,
+        x: &[[f64; 2]],
+    ) -> Result<(Vec<f32>, Vec<f32>), NotPositiveDefinite> {
+        self.refresh().await?;
+        let dev = self.dev;
+        let Shape { t, m, .. } = self.shape;
+        let sp = self.sp.as_ref().expect("spatial part");
+        let rows = x.len();
+        let z: Vec<[f64; 2]> = {
+            let zf = dev.read(&sp.z).await;
+            zf.chunks_exact(2)
+                .map(|q| [q[0] as f64, q[1] as f64])
+                .collect()
+        };
+        let xb = dev.upload(
+            &x.iter()
+                .flat_map(|q| [q[0] as f32, q[1] as f32])
+                .collect::<Vec<_>>(),
+        );
+        let dxz = dev.upload_owned(distances(x, &z));
+        let (amp, ls) = (dev.zeros(t), dev.zeros(t));
+        dev.unary(Unary::Softplus, &sp.amp.x, &amp);
+        dev.unary(Unary::Softplus, &sp.ls.x, &ls);
+        let big = || dev.zeros(t * rows * m);
+        let (kfu, a, prod) = (big(), big(), big());
+        dev.gp_kernel(self.kernel, KernelPart::Value, &dxz, &amp, &ls, t, &kfu);
+        self.g(
+            gm(rows, m, m, false, false, 1.0, 0.0, t),
+            &kfu,
+            &sp.kinv,
+            &a,
+        );
+        self.omega_matrix(sp);
+        let mz = self.gp_mean(sp, &sp.z, m);
+        let mx = self.gp_mean(sp, &xb, rows);
+        let r = dev.zeros(t * m);
+        self.bin(Binary::Sub, &sp.delta.x, &mz, &r);
+        let small = || dev.zeros(t * rows);
+        let (mu0, mu, q0, q, a2) = (small(), small(), small(), small(), dev.zeros(t));
+        self.g(gm(rows, 1, m, false, false, 1.0, 0.0, t), &a, &r, &mu0);
+        self.bin(Binary::Add, &mu0, &mx, &mu);
+        self.bin(Binary::Mul, &a, &kfu, &prod);
+        dev.reduce(Reduce::Sum, Axis::Rows, &prod, t * rows, m, &q0);
+        self.g(gm(rows, m, m, false, false, 1.0, 0.0, t), &a, &sp.om, &kfu);
+        self.bin(Binary::Mul, &kfu, &kfu, &prod);
+        dev.reduce(Reduce::Sum, Axis::Rows, &prod, t * rows, m, &q);
+        self.bin(Binary::Mul, &amp, &amp, &a2);
+        let (mu, q0, q, a2) = (
+            dev.read(&mu).await,
+            dev.read(&q0).await,
+            dev.read(&q).await,
+            dev.read(&a2).await,
+        );
+        let var = (0..t * rows)
+            .map(|i| a2[i / rows] + NUGGET - q0[i] + q[i])
+            .collect();
+        Ok((mu, var))
+    }
 }
+
+/// Parameters and Adam moments copied on the device (a checkpoint).
+pub struct Snapshot<D: Device>(Vec<D::Buf>);

@@ -1,0 +1,455 @@
+//! One fit of the family from a dataset, as the paper's scripts run it:
+//! counts checked, genes expressed nowhere dropped and the rest ranked by
+//! Poisson deviance, size factors, coordinates into the box, the split,
+//! inducing points, NMF starting values, training, then the posterior
+//! summaries and the goodness of fit on both sides of the split.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::fit::{deviance_published, summarise, DevianceSummary};
+use super::inducing::inducing_points;
+use super::init::{initial_params, InitInput};
+use super::model::{Data, Likelihood, Objective, Shape};
+use super::prep::{poisson_deviance, rescale_coords, size_factors, split, top_genes, SizeFactors};
+use super::train::{train, History, Schedule};
+use crate::compute::{philox, Device, GpKernel};
+use crate::data::{Dataset, Matrix};
+use crate::io::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// Spatial factors only.
+    Nsf,
+    /// T spatial and L − T nonspatial factors.
+    Nsfh,
+    /// Nonspatial factors only.
+    Pnmf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    pub model: Model,
+    pub factors: usize,
+    /// NSFH's spatial factors (default ⌈L/2⌉).
+    pub spatial: Option<usize>,
+    pub likelihood: Likelihood,
+    pub kernel: GpKernel,
+    pub inducing: usize,
+    pub genes: usize,
+    pub size_factors: SizeFactors,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Percent of the observations held out (the last ones after the shuffle).
+    pub validation_pct: f64,
+    /// Shuffle the observations before the split (the paper's data files
+    /// are stored shuffled; its simulations are read in stored order).
+    pub shuffle: bool,
+    pub flip_y: bool,
+    pub shrinkage: f64,
+    pub draws: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            model: Model::Nsf,
+            factors: 10,
+            spatial: None,
+            likelihood: Likelihood::Poisson,
+            kernel: GpKernel::Matern32,
+            inducing: 500,
+            genes: 2000,
+            size_factors: SizeFactors::Constant,
+            epochs: 5000,
+            seed: 0,
+            validation_pct: 5.0,
+            shuffle: true,
+            flip_y: true,
+            shrinkage: 0.3,
+            draws: 3,
+        }
+    }
+}
+
+impl Options {
+    /// Spatial factors T of the L.
+    pub fn spatial_factors(&self) -> usize {
+        match self.model {
+            Model::Nsf => self.factors,
+            Model::Pnmf => 0,
+            Model::Nsfh => self.spatial.unwrap_or(self.factors.div_ceil(2)),
+        }
+    }
+}
+
+/// The fit and what the paper reports about it.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub options: Options,
+    /// Observation names in the order of the rows below (after the shuffle).
+    pub obs: Vec<String>,
+    /// Rows of the original dataset, in that order.
+    pub rows: Vec<usize>,
+    pub genes: Vec<String>,
+    pub train: Range<usize>,
+    pub validation: Range<usize>,
+    /// Spatial factors T of the L columns (they come first).
+    pub t: usize,
+    /// N×L: exp of the posterior mean of the log-factors (10 draws).
+    pub factors: Vec<f64>,
+    /// J×L: W then V.
+    pub loadings: Vec<f64>,
+    pub inducing: Vec<[f64; 2]>,
+    pub history: History,
+    pub deviance_train: DevianceSummary,
+    pub deviance_validation: Option<DevianceSummary>,
+    pub rmse_train: f64,
+    pub rmse_validation: Option<f64>,
+    pub amplitude: Vec<f64>,
+    pub length_scale: Vec<f64>,
+    pub notes: Vec<String>,
+}
+
+/// Progress: (epoch, the largest epoch, the loss); false stops training.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, f64) -> bool;
+
+fn softplus(x: f64) -> f64 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// The counts the model reads: `layers['counts']` when there is one, else X.
+fn counts<'a>(name: &str, ds: &'a Dataset) -> Result<(&'a Matrix, &'static str), Error> {
+    if let Some(m) = ds.layers.get("counts") {
+        return Ok((m, "layers/counts"));
+    }
+    ds.x.as_ref()
+        .map(|m| (m, "X"))
+        .ok_or_else(|| Error::new(name, "X", "has no expression matrix"))
+}
+
+/// Checks, selects and fits. `name` names the file in errors.
+pub async fn run<D: Device>(
+    dev: &D,
+    name: &str,
+    ds: &Dataset,
+    opts: &Options,
+    progress: Progress<'_>,
+) -> Result<Fitted, Error> {
+    let (x, key) = counts(name, ds)?;
+    let v = x.check_values();
+    let bad = if v.nan > 0 {
+        Some(format!("has {} NaN values", v.nan))
+    } else if v.negative > 0 {
+        Some(format!(
+            "has {} negative values (minimum {})",
+            v.negative, v.min
+        ))
+    } else if v.non_integer > 0 {
+        Some(format!(
+            "has {} non-integer values: the Poisson and negative binomial models need raw counts",
+            v.non_integer
+        ))
+    } else {
+        None
+    };
+    if let Some(b) = bad {
+        return Err(Error::new(name, key, b));
+    }
+    let (n_all, g_all) = x.shape();
+    let l = opts.factors;
+    let t = opts.spatial_factors();
+    if l == 0 {
+        return Err(Error::new(name, "factors", "must be at least 1"));
+    }
+    if opts.model == Model::Nsfh && !(1..l).contains(&t) {
+        return Err(Error::new(
+            name,
+            "spatial",
+            format!(
+                "NSFH needs between 1 and {} spatial factors of its {l}, got {t}",
+                l - 1
+            ),
+        ));
+    }
+    let mut notes = vec![];
+    // Observations and genes with no counts have no size factor or null model.
+    let sums = x.row_sums();
+    let mut rows: Vec<usize> = (0..n_all).filter(|&r| sums[r] > 0.0).collect();
+    if rows.len() < n_all {
+        notes.push(format!(
+            "{} observations with no counts left out",
+            n_all - rows.len()
+        ));
+    }
+    let expressed: Vec<usize> = x
+        .col_nonzero()
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c > 0)
+        .map(|(j, _)| j)
+        .collect();
+    if expressed.len() < g_all {
+        notes.push(format!(
+            "{} genes with no counts left out",
+            g_all - expressed.len()
+        ));
+    }
+    if l > expressed.len().min(opts.genes) {
+        return Err(Error::new(
+            name,
+            "factors",
+            format!(
+                "{l} factors for {} genes: use fewer factors than genes",
+                expressed.len().min(opts.genes)
+            ),
+        ));
+    }
+    let coords = if t > 0 {
+        Some(crate::spatial::inputs::coords(name, ds)?)
+    } else {
+        crate::spatial::inputs::coords(name, ds).ok()
+    };
+    if let Some(c) = &coords {
+        if let Some(r) = rows
+            .iter()
+            .find(|&&r| !(c[r][0].is_finite() && c[r][1].is_finite()))
+        {
+            return Err(Error::new(
+                name,
+                "obsm/spatial",
+                format!(
+                    "observation {} has a non-finite coordinate",
+                    ds.obs.index[*r]
+                ),
+            ));
+        }
+    }
+    if t > 0 && opts.inducing > rows.len() {
+        return Err(Error::new(
+            name,
+            "inducing",
+            format!(
+                "{} inducing points for {} observations: use at most one per observation",
+                opts.inducing,
+                rows.len()
+            ),
+        ));
+    }
+    let sub = x.take_rows(&rows);
+    let genes: Vec<usize> = if expressed.len() > opts.genes {
+        let sz_mean = size_factors(&sub, SizeFactors::Mean);
+        let dev_all = poisson_deviance(&sub.into_columns(&expressed), &sz_mean)
+            .map_err(|e| Error::new(name, key, e))?;
+        top_genes(&dev_all, opts.genes)
+            .into_iter()
+            .map(|i| expressed[i])
+            .collect()
+    } else {
+        expressed
+    };
+    if opts.shuffle {
+        let mut keyed: Vec<(u32, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| {
+                (
+                    philox::philox4x32(
+                        [i as u32, 0, 0, 7],
+                        [opts.seed as u32, (opts.seed >> 32) as u32],
+                    )[0],
+                    r,
+                )
+            })
+            .collect();
+        keyed.sort();
+        rows = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+    let n = rows.len();
+    let j = genes.len();
+    let sel = x.take_rows(&rows).into_columns(&genes);
+    let sz = size_factors(&sel, opts.size_factors);
+    let y = sel.columns_dense(&(0..j).collect::<Vec<_>>());
+    let (tr, va) = split(n, opts.validation_pct);
+    let ntr = tr.len();
+    let xy: Vec<[f64; 2]> = match &coords {
+        Some(c) => {
+            let flat: Vec<f64> = rows.iter().flat_map(|&r| c[r]).collect();
+            rescale_coords(&flat, opts.flip_y)
+                .chunks_exact(2)
+                .map(|p| [p[0], p[1]])
+                .collect()
+        }
+        None => vec![[0.0; 2]; n],
+    };
+    let z: Vec<[f64; 2]> = if t > 0 {
+        let flat: Vec<f64> = xy[tr.clone()].iter().flat_map(|p| *p).collect();
+        inducing_points(&flat, opts.inducing, opts.seed)
+            .chunks_exact(2)
+            .map(|p| [p[0], p[1]])
+            .collect()
+    } else {
+        vec![]
+    };
+    if t > 0 && z.len() < opts.inducing {
+        notes.push(format!(
+            "{} inducing points: every distinct training location (fewer than the {} asked for)",
+            z.len(),
+            opts.inducing
+        ));
+    }
+    let m = z.len();
+    let ytr = &y[..ntr * j];
+    let sztr = &sz[..ntr];
+    let params = initial_params(
+        dev,
+        &InitInput {
+            y: ytr,
+            n: ntr,
+            j,
+            sz: sztr,
+            x: &xy[..ntr],
+            z: &z,
+            t,
+            l,
+            likelihood: opts.likelihood,
+            shrinkage: opts.shrinkage,
+            seed: opts.seed,
+        },
+    )
+    .await
+    .map_err(|e| Error::new(name, "obsm/spatial", e))?;
+    let shape = Shape {
+        n: ntr,
+        j,
+        t,
+        k: l - t,
+        m,
+        s: opts.draws,
+    };
+    let sz32: Vec<f32> = sztr.iter().map(|&v| v as f32).collect();
+    let data = Data {
+        y: ytr,
+        sz: &sz32,
+        x: &xy[..ntr],
+        z: &z,
+    };
+    let mut obj = Objective::new(dev, shape, opts.likelihood, opts.kernel, &data, &params);
+    let sched = Schedule {
+        max_epochs: opts.epochs,
+        ..Schedule::default()
+    };
+    let max = opts.epochs;
+    let history = train(dev, &mut obj, &sched, opts.seed, &mut |e, loss| {
+        progress(e, max, loss)
+    })
+    .await
+    .map_err(|e| Error::new(name, "training", e))?;
+    let p = obj.params().await;
+    // Posterior draws of the log-factors at every observation.
+    let k = l - t;
+    let draws = 10;
+    let mut logf = vec![vec![0f64; n * l]; draws];
+    if t > 0 {
+        let (mu, var) = obj.latent_at(&xy).await.map_err(|e| {
+            Error::new(
+                name,
+                "training",
+                format!(
+                    "K_uu of factor {} is not positive definite at the end",
+                    e.factor + 1
+                ),
+            )
+        })?;
+        for (s, f) in logf.iter_mut().enumerate() {
+            for c in 0..t {
+                for i in 0..n {
+                    let e = philox::normal(opts.seed ^ 0xface, s as u32, c * n + i) as f64;
+                    let v = var[c * n + i].max(0.0) as f64;
+                    f[i * l + c] = mu[c * n + i] as f64 + v.sqrt() * e;
+                }
+            }
+        }
+    }
+    for (s, f) in logf.iter_mut().enumerate() {
+        for c in 0..k {
+            for i in 0..n {
+                let e = philox::normal(opts.seed ^ 0xbeef, s as u32, i * k + c) as f64;
+                // Held-out rows have no variational factors: the prior's.
+                let (loc, scale) = if i < ntr {
+                    (
+                        p.qloc[i * k + c] as f64,
+                        softplus(p.qscale[i * k + c] as f64),
+                    )
+                } else {
+                    (p.ploc[c] as f64, softplus(p.pscale[c] as f64))
+                };
+                f[i * l + t + c] = loc + scale * e;
+            }
+        }
+    }
+    let factors: Vec<f64> = (0..n * l)
+        .map(|i| (logf.iter().map(|f| f[i]).sum::<f64>() / draws as f64).exp())
+        .collect();
+    let mut loadings = vec![0f64; j * l];
+    for g in 0..j {
+        for c in 0..t {
+            loadings[g * l + c] = p.w[g * t + c] as f64;
+        }
+        for c in 0..k {
+            loadings[g * l + t + c] = p.v[g * k + c] as f64;
+        }
+    }
+    // Predicted means: the mean over draws of sz · Σ loading · e^f.
+    let mut mean = vec![0f64; n * j];
+    for f in &logf {
+        let ef: Vec<f64> = f.iter().map(|v| v.exp()).collect();
+        for i in 0..n {
+            for g in 0..j {
+                let r: f64 = (0..l).map(|c| loadings[g * l + c] * ef[i * l + c]).sum();
+                mean[i * j + g] += sz[i] * r / draws as f64;
+            }
+        }
+    }
+    let y64: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+    let gof = |r: Range<usize>| {
+        let (yy, mm) = (&y64[r.start * j..r.end * j], &mean[r.start * j..r.end * j]);
+        let d = summarise(&deviance_published(yy, mm, j));
+        let rmse =
+            (yy.iter().zip(mm).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / yy.len() as f64).sqrt();
+        (d, rmse)
+    };
+    let (deviance_train, rmse_train) = gof(tr.clone());
+    let (dv, rv) = if va.is_empty() {
+        (None, None)
+    } else {
+        let (d, r) = gof(va.clone());
+        (Some(d), Some(r))
+    };
+    Ok(Fitted {
+        options: opts.clone(),
+        obs: rows.iter().map(|&r| ds.obs.index[r].clone()).collect(),
+        rows,
+        genes: genes.iter().map(|&g| ds.var.index[g].clone()).collect(),
+        train: tr,
+        validation: va,
+        t,
+        factors,
+        loadings,
+        inducing: z,
+        history,
+        deviance_train,
+        deviance_validation: dv,
+        rmse_train,
+        rmse_validation: rv,
+        amplitude: p.amp.iter().map(|&v| softplus(v as f64)).collect(),
+        length_scale: p.ls.iter().map(|&v| softplus(v as f64)).collect(),
+        notes,
+    })
+}

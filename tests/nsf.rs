@@ -161,7 +161,7 @@ fn fit_simulation(file: &str, model: run::Model) -> (run::Fitted, Dataset) {
 fn check_against_published(file: &str, model: run::Model, max_dev: f64, min_pearson: f64) {
     let (f, d) = fit_simulation(file, model);
     let truth = array(d.obsm.get("spfac"));
-    let p = factors_pearson(truth, &f.factors, 4, f.train.clone());
+    let p = factors_pearson(truth, &f.factors_mean_log, 4, f.train.clone());
     let dv = f.deviance_validation.clone().unwrap();
     eprintln!(
         "{file} {model:?}: {} epochs, converged {}, restarts {:?}, validation deviance {:.4} (limit {max_dev}), factors_pearson {p:.4} (limit {min_pearson})",
@@ -181,4 +181,19 @@ fn check_against_published(file: &str, model: run::Model, max_dev: f64, min_pear
 #[test]
 fn nsf_on_s1_is_as_good_as_the_published_fit() {
     check_against_published("S1", run::Model::Nsf, 5.710, 0.975);
+}
+
+#[test]
+fn pnmf_on_s1_is_as_good_as_the_published_fit() {
+    check_against_published("S1", run::Model::Pnmf, 23.10, 0.976);
+}
+
+#[test]
+fn nsf_on_s6_is_as_good_as_the_published_fit() {
+    check_against_published("S6", run::Model::Nsf, 2.537, 0.978);
+}
+
+#[test]
+fn pnmf_on_s6_is_as_good_as_the_published_fit() {
+    check_against_published("S6", run::Model::Pnmf, 27.19, 0.977);
 }

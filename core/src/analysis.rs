@@ -153,6 +153,7 @@ macro_rules! for_each_analysis {
             autocorr Autocorr $crate::spatial::autocorr::analysis::Autocorr,
             niche Niche $crate::spatial::niche::analysis::Niche,
             multiomics Multiomics $crate::models::multiomics::analysis::Multiomics,
+            nsf Nsf $crate::models::nsf::analysis::Nsf,
         }
     };
 }

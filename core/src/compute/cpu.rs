@@ -10,7 +10,7 @@ use multiversion::multiversion;
 
 use super::special::{digamma, digamma_asymptotic, lgamma, ln_poly, sigmoid, softplus};
 use super::{
-    philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce,
+    philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce, Tri,
     Unary,
 };
 
@@ -695,6 +695,66 @@ impl Device for Cpu {
                     g.n as isize,
                     1,
                 );
+            }
+        }
+    }
+
+    fn gemm_tri(&self, g: Gemm, tri: Tri, a: &CpuBuf, b: &CpuBuf, c: &CpuBuf) {
+        if g.k == 0 {
+            return self.gemm(g, a, b, c);
+        }
+        let (a, b) = (input(a, c), input(b, c));
+        let mut out = c.0.borrow_mut();
+        assert!(
+            a.len() >= g.batch * g.m * g.k
+                && b.len() >= g.batch * g.k * g.n
+                && out.len() >= g.batch * g.m * g.n,
+            "gemm_tri: buffer too small"
+        );
+        let (rsa, csa) = if g.trans_a { (1, g.m) } else { (g.k, 1) };
+        let (rsb, csb) = if g.trans_b { (1, g.k) } else { (g.n, 1) };
+        match tri {
+            Tri::LowerB => assert!(
+                g.k == g.n && !g.trans_b,
+                "gemm_tri: B must be square, stored as is"
+            ),
+            Tri::LowerC => assert!(g.m == g.n, "gemm_tri: C must be square"),
+        }
+        const NB: usize = 128;
+        for t in 0..g.batch {
+            let (a, b) = (&a[t * g.m * g.k..], &b[t * g.k * g.n..]);
+            let c = &mut out[t * g.m * g.n..(t + 1) * g.m * g.n];
+            for j0 in (0..g.n).step_by(NB) {
+                let w = NB.min(g.n - j0);
+                // LowerB: C's columns j0.. meet B's rows j0.. only. LowerC:
+                // C's rows j0..j0+w are wanted up to column j0+w.
+                let (m, k, n, ai, bi, ci, ak, bk) = match tri {
+                    Tri::LowerB => (g.m, g.k - j0, w, 0, j0 * rsb + j0 * csb, j0, j0 * csa, 0),
+                    Tri::LowerC => (w, g.k, j0 + w, j0 * rsa, 0, j0 * g.n, 0, 0),
+                };
+                if m == 0 || k == 0 {
+                    continue;
+                }
+                // SAFETY: the sub-blocks lie inside the asserted extents of
+                // the strided m×k, k×n and m×n views.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        g.alpha,
+                        a.as_ptr().add(ai + ak),
+                        rsa as isize,
+                        csa as isize,
+                        b.as_ptr().add(bi + bk),
+                        rsb as isize,
+                        csb as isize,
+                        g.beta,
+                        c.as_mut_ptr().add(ci),
+                        g.n as isize,
+                        1,
+                    );
+                }
             }
         }
     }
@@ -1804,6 +1864,77 @@ mod tests {
                 "entry {i}: {} vs {fd}",
                 g[i]
             );
+        }
+    }
+
+    #[test]
+    fn triangular_products_match_the_full_gemm_where_wanted() {
+        let d = Cpu;
+        let n = 300;
+        let mut lower: Vec<f32> = (0..2 * n * n)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        for t in 0..2 {
+            for r in 0..n {
+                for c in r + 1..n {
+                    lower[t * n * n + r * n + c] = 0.0;
+                }
+            }
+        }
+        let a: Vec<f32> = (0..2 * 250 * n)
+            .map(|i| ((i * 104729) % 97) as f32 / 40.0 - 1.2)
+            .collect();
+        for ta in [false, true] {
+            let g = Gemm {
+                m: 250,
+                n,
+                k: n,
+                trans_a: ta,
+                trans_b: false,
+                alpha: 1.5,
+                beta: 0.5,
+                batch: 2,
+            };
+            let (a_, l_) = (d.upload(&a[..2 * 250 * n]), d.upload(&lower));
+            let (full, tri) = (
+                d.upload(&vec![1.0; 2 * 250 * n]),
+                d.upload(&vec![1.0; 2 * 250 * n]),
+            );
+            d.gemm(g, &a_, &l_, &full);
+            d.gemm_tri(g, Tri::LowerB, &a_, &l_, &tri);
+            let (f, t) = (full.get(), tri.get());
+            assert!(
+                f.iter()
+                    .zip(&t)
+                    .all(|(x, y)| (x - y).abs() <= 1e-4 * x.abs().max(1.0)),
+                "LowerB {ta}"
+            );
+            // A lower-triangular C of Aᵀ A (square).
+            let g = Gemm {
+                m: n,
+                n,
+                k: 250,
+                trans_a: true,
+                ..g
+            };
+            let (full, tri) = (
+                d.upload(&vec![2.0; 2 * n * n]),
+                d.upload(&vec![2.0; 2 * n * n]),
+            );
+            d.gemm(g, &a_, &a_, &full);
+            d.gemm_tri(g, Tri::LowerC, &a_, &a_, &tri);
+            let (f, t) = (full.get(), tri.get());
+            for b in 0..2 {
+                for r in 0..n {
+                    for c in 0..=r {
+                        let i = b * n * n + r * n + c;
+                        assert!(
+                            (f[i] - t[i]).abs() <= 1e-4 * f[i].abs().max(1.0),
+                            "LowerC {r},{c}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -55,6 +55,16 @@ impl Gemm {
     }
 }
 
+/// A triangular shape a device may exploit in [`Device::gemm_tri`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tri {
+    /// B (square, not transposed) is lower triangular: its upper triangle
+    /// holds zeros.
+    LowerB,
+    /// Only C's lower triangle (diagonal included) is wanted; C is square.
+    LowerC,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unary {
     Exp,
@@ -196,6 +206,13 @@ pub trait Device {
     fn read(&self, buf: &Self::Buf) -> impl Future<Output = Vec<f32>>;
 
     fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &Self::Buf);
+    /// [`Device::gemm`] for a triangular B or C: a device may skip the zero
+    /// half (the CPU device does); with `LowerC` the entries above C's
+    /// diagonal are left unspecified.
+    fn gemm_tri(&self, g: Gemm, tri: Tri, a: &Self::Buf, b: &Self::Buf, c: &Self::Buf) {
+        let _ = tri;
+        self.gemm(g, a, b, c);
+    }
     /// C = A · B (A is rows×cols CSR, B is cols×n), or C = Aᵀ · B when `transpose` (B is rows×n).
     fn csr_mm(&self, a: &Csr<Self>, b: &Self::Buf, n: usize, transpose: bool, c: &Self::Buf);
     fn unary(&self, op: Unary, x: &Self::Buf, out: &Self::Buf);

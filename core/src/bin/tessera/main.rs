@@ -7,6 +7,7 @@ mod bench_tutorial;
 mod cell2location;
 mod device;
 mod multiomics;
+mod nsf;
 mod progress;
 mod rss;
 mod run;
@@ -102,6 +103,8 @@ enum Command {
     },
     /// Joint transcript + protein factorisation, factor annotation, niches and co-localization
     Multiomics(Box<multiomics::Args>),
+    /// Nonnegative spatial factorization (Townes & Engelhardt): NSF, NSFH and PNMF
+    Nsf(Box<nsf::Args>),
     /// squidpy-class spatial statistics: neighbour graphs, enrichment, co-occurrence, autocorrelation, niches
     Spatial {
         #[command(subcommand)]
@@ -415,6 +418,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Simulate { what } => simulate::run(what)?,
         Command::Spatial { what } => spatial::run(what)?,
         Command::Multiomics(args) => multiomics::run(*args)?,
+        Command::Nsf(args) => nsf::run(*args)?,
         Command::Run(args) => run::run(*args)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());

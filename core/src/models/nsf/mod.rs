@@ -30,6 +30,8 @@
 //! - Published factors are exp(mean of 10 draws of f); M is capped at the
 //!   distinct training locations (S1/S6's "M1296" is 1,231).
 
+pub mod analysis;
+pub mod export;
 pub mod fit;
 pub mod inducing;
 pub mod init;

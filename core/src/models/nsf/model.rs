@@ -14,7 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compute::{AdamParams, Axis, Binary, Device, Gemm, GpKernel, KernelPart, Reduce, Unary};
+use crate::compute::{
+    AdamParams, Axis, Binary, Device, Gemm, GpKernel, KernelPart, Reduce, Tri, Unary,
+};
 
 /// K_uu's and K_ff's nugget.
 pub const NUGGET: f32 = 1e-5;
@@ -554,7 +556,13 @@ impl<'d, D: Device> Objective<'d, D> {
         let mu = dev.zeros(t * n);
         self.bin(Binary::Add, &mu0, &mx, &mu);
         // Σ̃ = kdiag + ‖Ωᵀα‖², P = αᵀΩ.
-        self.g(gm(n, m, m, false, false, 1.0, 0.0, t), &sp.a, &sp.om, &sp.p);
+        self.dev.gemm_tri(
+            gm(n, m, m, false, false, 1.0, 0.0, t),
+            Tri::LowerB,
+            &sp.a,
+            &sp.om,
+            &sp.p,
+        );
         self.bin(Binary::Mul, &sp.p, &sp.p, &sp.nm[0]);
         let (q, sig, lsig, hl) = (
             dev.zeros(t * n),
@@ -648,7 +656,14 @@ impl<'d, D: Device> Objective<'d, D> {
         );
         self.bin(Binary::Mul, &sp.kinv_om, &c.inv_n, gom);
         dev.binary_rows(Binary::Mul, &sp.p, &sp.gsig, t * n, m, &sp.nm[0]);
-        self.g(gm(m, m, n, true, false, 2.0, 1.0, t), &sp.a, &sp.nm[0], gom);
+        // Only Ω's lower triangle is a parameter.
+        self.dev.gemm_tri(
+            gm(m, m, n, true, false, 2.0, 1.0, t),
+            Tri::LowerC,
+            &sp.a,
+            &sp.nm[0],
+            gom,
+        );
         let (gd, od, rec, recn, gd1, dr, sg, gd2) = (
             dev.zeros(t * m),
             dev.zeros(t * m),
@@ -1046,7 +1061,13 @@ impl<'d, D: Device> Objective<'d, D> {
         self.bin(Binary::Add, &mu0, &mx, &mu);
         self.bin(Binary::Mul, &a, &kfu, &prod);
         dev.reduce(Reduce::Sum, Axis::Rows, &prod, t * rows, m, &q0);
-        self.g(gm(rows, m, m, false, false, 1.0, 0.0, t), &a, &sp.om, &kfu);
+        dev.gemm_tri(
+            gm(rows, m, m, false, false, 1.0, 0.0, t),
+            Tri::LowerB,
+            &a,
+            &sp.om,
+            &kfu,
+        );
         self.bin(Binary::Mul, &kfu, &kfu, &prod);
         dev.reduce(Reduce::Sum, Axis::Rows, &prod, t * rows, m, &q);
         self.bin(Binary::Mul, &amp, &amp, &a2);

@@ -75,6 +75,14 @@ impl Default for Options {
 }
 
 impl Options {
+    pub fn model_name(&self) -> &'static str {
+        match self.model {
+            Model::Nsf => "NSF",
+            Model::Nsfh => "NSFH",
+            Model::Pnmf => "PNMF",
+        }
+    }
+
     /// Spatial factors T of the L.
     pub fn spatial_factors(&self) -> usize {
         match self.model {
@@ -98,8 +106,11 @@ pub struct Fitted {
     pub validation: Range<usize>,
     /// Spatial factors T of the L columns (they come first).
     pub t: usize,
-    /// N×L: exp of the posterior mean of the log-factors (10 draws).
+    /// N×L: the posterior mean of the factors exp(f) (10 draws).
     pub factors: Vec<f64>,
+    /// N×L: exp of the posterior mean of f, what the paper interprets and
+    /// compares with the truth.
+    pub factors_mean_log: Vec<f64>,
     /// J×L: W then V.
     pub loadings: Vec<f64>,
     pub inducing: Vec<[f64; 2]>,
@@ -394,8 +405,11 @@ pub async fn run<D: Device>(
             }
         }
     }
-    let factors: Vec<f64> = (0..n * l)
+    let factors_mean_log: Vec<f64> = (0..n * l)
         .map(|i| (logf.iter().map(|f| f[i]).sum::<f64>() / draws as f64).exp())
+        .collect();
+    let factors: Vec<f64> = (0..n * l)
+        .map(|i| logf.iter().map(|f| f[i].exp()).sum::<f64>() / draws as f64)
         .collect();
     let mut loadings = vec![0f64; j * l];
     for g in 0..j {
@@ -441,6 +455,7 @@ pub async fn run<D: Device>(
         validation: va,
         t,
         factors,
+        factors_mean_log,
         loadings,
         inducing: z,
         history,

@@ -439,6 +439,33 @@ test('the multi-omics demo runs in the page, matches the command line, and its l
   await page.close();
 });
 
+test('NSF in the page gives the command line\'s factors for the same seed', needsData, async () => {
+  const h5ad = path.join(data, 'nsf_simulations/S1.h5ad');
+  const page = await open();
+  await page.getByTestId('file-input').setInputFiles(h5ad);
+  await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
+  await page.getByTestId('analysis-select').selectOption('nsf');
+  await page.getByTestId('device-select').selectOption('cpu');
+  await fill(page, 'nsf-factors-input', '3');
+  await fill(page, 'nsf-inducing-input', '60');
+  await fill(page, 'nsf-epochs-input', '40');
+  await fill(page, 'nsf-seed-input', '7');
+  await page.waitForFunction(() => /NSF of 1296 observations/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
+  await runWhenReady(page, RUN_TIMEOUT);
+  assert.equal(await page.getByTestId('heatmap').count(), 1, 'the loadings of the top genes');
+  await page.getByTestId('layer-select').selectOption('factor 2');
+  assert.match(await page.getByTestId('legend').textContent(), /factor 2/);
+  await shot(page, '16-nsf');
+  const got = await download(page, 'download-csv', 'factors.csv');
+  const out = path.join(tmp, 'cli_nsf');
+  execFileSync(bin, ['nsf', '--data', h5ad, '--factors', '3', '--inducing', '60', '--epochs', '40', '--seed', '7',
+    '--device', 'cpu', '--out', out], { stdio: 'pipe' });
+  // The same fit in f32 on both sides; only the order of sums differs.
+  const worst = assertCsvClose(got, path.join(out, 'factors.csv'), 2e-3);
+  console.log(`NSF factors in the page vs the command line: max |diff| ${worst.toExponential(2)}`);
+  await page.close();
+});
+
 test('a Space Ranger folder\'s H&E image lies under its spots, and can be hidden', needsData, async () => {
   const zip = process.env.TESSERA_VISIUM_ZIP;
   assert.ok(zip && fs.existsSync(zip), 'TESSERA_VISIUM_ZIP must point at a zipped Space Ranger folder');

@@ -10,8 +10,8 @@ use multiversion::multiversion;
 
 use super::special::{digamma, digamma_asymptotic, lgamma, ln_poly, sigmoid, softplus};
 use super::{
-    philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce, Tri,
-    Unary,
+    philox, AdamParams, Axis, Binary, Csr, Density, Device, Gemm, GpKernel, KernelPart, Reduce,
+    Tri, Unary,
 };
 
 #[derive(Debug, Default, Clone, Copy)]

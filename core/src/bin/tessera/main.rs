@@ -1,6 +1,7 @@
 //! `tessera`: the native command line (inspect, convert, map, benchmark).
 
 mod bench_cell2location;
+mod bench_nsf;
 mod bench_spatial;
 mod bench_tangram;
 mod bench_tutorial;
@@ -183,6 +184,24 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         epochs: usize,
     },
+    /// NSF, NSFH and PNMF at the simulation's and the Visium CytAssist set's size: epochs/s, time to convergence, peak memory, ratio to the GEMM floor
+    Nsf {
+        /// Devices to time, repeatable (default: cpu and the best other one)
+        #[arg(long)]
+        device: Vec<String>,
+        /// The data folder (default: $TESSERA_DATA, else ../shared/data)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The most epochs per fit (fits stop at convergence)
+        #[arg(long, default_value_t = 2000)]
+        epochs: usize,
+        /// 20 epochs per fit and no M = 3,000 row (a smoke test)
+        #[arg(long)]
+        quick: bool,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Neighbourhood enrichment and co-occurrence vs squidpy's recorded times (100,000 cells)
     Spatial {
         /// The data folder (default: $TESSERA_DATA, else ../shared/data)
@@ -352,6 +371,16 @@ fn run(cli: Cli) -> Result<(), io::Error> {
                     json,
                 },
         } => bench_tangram::run(data, &device, epochs, json)?,
+        Command::Bench {
+            what:
+                BenchWhat::Nsf {
+                    device,
+                    data,
+                    epochs,
+                    quick,
+                    json,
+                },
+        } => bench_nsf::run(data, &device, epochs, quick, json)?,
         Command::Bench {
             what:
                 BenchWhat::Cell2location {

@@ -214,11 +214,16 @@ pub fn results(f: &Fitted, ds: &Dataset, params: serde_json::Value) -> Result<Re
     out.uns.insert("nsf".into(), Value::from_json(&uns));
     files.push(("nsf.h5ad".to_string(), crate::io::h5ad_write::write(&out)?));
 
-    let mut layers = vec![Layer {
-        name: "factors".into(),
-        columns: names.clone(),
-        values: factors_all.iter().map(|&v| v as f32).collect(),
-    }];
+    // One panel per factor: the page's *Show* picks the factor.
+    let mut layers: Vec<Layer> = names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| Layer {
+            name: name.clone(),
+            columns: vec![name.clone()],
+            values: (0..n_all).map(|r| factors_all[r * l + c] as f32).collect(),
+        })
+        .collect();
     if let Some((_, obs)) = &imp {
         layers.push(Layer {
             name: "spatial importance".into(),
@@ -260,6 +265,7 @@ pub fn results(f: &Fitted, ds: &Dataset, params: serde_json::Value) -> Result<Re
         });
     }
     let view = crate::share::View {
+        layer: names.first().cloned(),
         color: names.first().cloned(),
         ..Default::default()
     };

@@ -169,7 +169,7 @@ fn check_against_published(
     let (f, d) = fit_simulation(file, model, epochs);
     let truth = array(d.obsm.get("spfac"));
     let p = factors_pearson(truth, &f.factors_mean_log, 4, f.train.clone());
-    let dv = f.deviance_validation.clone().unwrap();
+    let dv = f.deviance_validation.unwrap();
     eprintln!(
         "{file} {model:?}: {} epochs, converged {}, restarts {:?}, validation deviance {:.4} (limit {max_dev}), factors_pearson {p:.4} (limit {min_pearson})",
         f.history.loss.len(),
@@ -243,8 +243,7 @@ fn bad_inputs_get_named_errors() {
     };
     let fail = |d: &Dataset, o: &run::Options| -> String {
         pollster::block_on(run::run(&Cpu, "S1.h5ad", d, o, &mut |_, _, _| true))
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string()
     };
     // log1p data where counts belong.
@@ -300,7 +299,7 @@ fn bad_inputs_get_named_errors() {
     let p = |f: fn(&mut NsfParams)| {
         let mut p = NsfParams::default();
         f(&mut p);
-        p.options().err().expect("refused")
+        p.options().expect_err("refused")
     };
     assert!(p(|p| p.spatial = Some(2)).contains("--spatial is NSFH's"));
     assert!(p(|p| p.likelihood = "gamma".into()).contains("--likelihood"));

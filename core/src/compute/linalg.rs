@@ -75,10 +75,14 @@ pub fn cholesky(a: &mut [f32], n: usize) -> u32 {
             for q in kb..j {
                 d -= (a[j * n + q] as f64).powi(2);
             }
-            if !(d > 0.0) && info == 0 {
-                info = j as u32 + 1;
-            }
-            let d = if d > 0.0 { d.sqrt() } else { f64::NAN };
+            let d = if d > 0.0 {
+                d.sqrt()
+            } else {
+                if info == 0 {
+                    info = j as u32 + 1;
+                }
+                f64::NAN
+            };
             a[j * n + j] = d as f32;
             for i in j + 1..n {
                 let mut s = a[i * n + j] as f64;

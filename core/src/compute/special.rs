@@ -149,6 +149,29 @@ pub fn norm_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }
 
+/// The GP kernels of [`super::Device::gp_kernel`] in f64 (the WGSL and
+/// CUDA twins are in shaders/{,cuda/}gp_kernel).
+pub fn gp_kernel(kernel: super::GpKernel, part: super::KernelPart, d: f64, a: f64, l: f64) -> f64 {
+    use super::{GpKernel, KernelPart};
+    let (k, dk_dl) = match kernel {
+        GpKernel::Matern32 => {
+            let t = 3f64.sqrt() * d / l;
+            let e = (-t).exp();
+            ((1.0 + t) * e, t * t * e / l)
+        }
+        GpKernel::Rbf => {
+            let z2 = (d / l).powi(2);
+            let k = (-0.5 * z2).exp();
+            (k, k * z2 / l)
+        }
+    };
+    match part {
+        KernelPart::Value => a * a * k,
+        KernelPart::Amplitude => 2.0 * a * k,
+        KernelPart::LengthScale => a * a * dk_dl,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,28 +258,5 @@ mod tests {
         assert!(softplus(-100.0) > 0.0);
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-15);
         assert!(sigmoid(-800.0) >= 0.0 && sigmoid(800.0) <= 1.0);
-    }
-}
-
-/// The GP kernels of [`super::Device::gp_kernel`] in f64 (the WGSL and
-/// CUDA twins are in shaders/{,cuda/}gp_kernel).
-pub fn gp_kernel(kernel: super::GpKernel, part: super::KernelPart, d: f64, a: f64, l: f64) -> f64 {
-    use super::{GpKernel, KernelPart};
-    let (k, dk_dl) = match kernel {
-        GpKernel::Matern32 => {
-            let t = 3f64.sqrt() * d / l;
-            let e = (-t).exp();
-            ((1.0 + t) * e, t * t * e / l)
-        }
-        GpKernel::Rbf => {
-            let z2 = (d / l).powi(2);
-            let k = (-0.5 * z2).exp();
-            (k, k * z2 / l)
-        }
-    };
-    match part {
-        KernelPart::Value => a * a * k,
-        KernelPart::Amplitude => 2.0 * a * k,
-        KernelPart::LengthScale => a * a * dk_dl,
     }
 }

@@ -132,6 +132,7 @@ pub fn distances(a: &[[f64; 2]], b: &[[f64; 2]]) -> Vec<f32> {
     d
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gm(
     m: usize,
     n: usize,

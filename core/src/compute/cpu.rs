@@ -517,6 +517,23 @@ fn lgamma_digamma_shift(x: f64, theta: f64) -> (f64, f64) {
 const SMALL_COUNT: usize = 16;
 const _: () = assert!(SMALL_COUNT.is_power_of_two());
 
+/// ln y! for a count y: a table below 1024, lgamma above.
+fn ln_factorial(y: f64) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = vec![0f64; 1024];
+        for k in 2..1024 {
+            t[k] = t[k - 1] + (k as f64).ln();
+        }
+        t
+    });
+    if y >= 0.0 && y < 1024.0 && y.fract() == 0.0 {
+        t[y as usize]
+    } else {
+        lgamma(y + 1.0)
+    }
+}
+
 pub fn log_density_term(d: Density, x: f64, p1: f64, p2: f64) -> f64 {
     match d {
         Density::Gamma => p1 * p2.ln() - lgamma(p1) + (p1 - 1.0) * x.ln() - p2 * x,
@@ -1245,15 +1262,39 @@ impl Device for Cpu {
         ll_rows: &CpuBuf,
         grad_mu: &CpuBuf,
     ) {
-        let (x, mu) = (x.get(), mu.get());
-        let (mut ll, mut gm) = (vec![0f64; rows], vec![0f32; rows * cols]);
-        for i in 0..rows * cols {
-            let (x, m) = (x[i] as f64, mu[i] as f64);
-            ll[i / cols] += x * m.ln() - m - lgamma(x + 1.0);
-            gm[i] = (x / m - 1.0) as f32;
-        }
-        ll_rows.set(ll.into_iter().map(|v| v as f32).collect());
-        grad_mu.set(gm);
+        let (x, mu) = (input(x, grad_mu), input(mu, grad_mu));
+        let (x, mu): (&[f32], &[f32]) = (&x, &mu);
+        let mut g = grad_mu.0.borrow_mut();
+        assert!(
+            x.len() >= rows * cols && mu.len() >= rows * cols && g.len() >= rows * cols,
+            "poisson_loglik_grad: bad lengths"
+        );
+        let mut ll = vec![0f32; rows];
+        let per = rows.div_ceil(threads()).max(1);
+        let jobs: Vec<_> = g[..rows * cols]
+            .chunks_mut(per * cols.max(1))
+            .zip(ll.chunks_mut(per))
+            .enumerate()
+            .collect();
+        par_jobs(jobs, |(c, (g, ll))| {
+            let r0 = c * per;
+            for (rr, (gr, l)) in g.chunks_exact_mut(cols.max(1)).zip(ll.iter_mut()).enumerate() {
+                let base = (r0 + rr) * cols;
+                let mut acc = 0f64;
+                for (j, gv) in gr.iter_mut().enumerate() {
+                    let (y, m) = (x[base + j] as f64, mu[base + j] as f64);
+                    // Most counts are 0: no log, no log-factorial.
+                    acc -= m;
+                    if y != 0.0 {
+                        acc += y * m.ln() - ln_factorial(y);
+                    }
+                    *gv = (y / m - 1.0) as f32;
+                }
+                *l = acc as f32;
+            }
+        });
+        drop(g);
+        ll_rows.set(ll);
     }
 
     fn log_density(&self, d: Density, x: &CpuBuf, p1: &CpuBuf, p2: &CpuBuf, out: &CpuBuf) {

@@ -391,3 +391,40 @@ fn the_kernel_part_names_its_derivative() {
         );
     }
 }
+
+/// A learning rate far too large diverges: the trainer goes back to a
+/// checkpoint at half the rate instead of crashing, and the losses it keeps
+/// are finite and below the first.
+#[test]
+fn divergence_restarts_from_a_checkpoint_at_half_the_rate() {
+    use tessera_core::models::nsf::train::{train, Schedule};
+    let (pr, p) = problem(2, 1, Likelihood::Poisson, GpKernel::Matern32);
+    let data = Data {
+        y: &pr.y,
+        sz: &pr.sz,
+        x: &pr.x,
+        z: &pr.z,
+    };
+    let mut obj = Objective::new(&Cpu, pr.shape, pr.lik, pr.kernel, &data, &p);
+    let sched = Schedule {
+        lr: 20.0,
+        max_epochs: 300,
+        checkpoint_every: 20,
+        ..Schedule::default()
+    };
+    let mut seen = 0;
+    let h = pollster::block_on(train(&Cpu, &mut obj, &sched, 3, &mut |_, _| {
+        seen += 1;
+        true
+    }));
+    match h {
+        Ok(h) => {
+            assert!(!h.restarts.is_empty(), "lr 20 did not diverge");
+            assert!(h.lr <= 10.0, "the rate was not halved: {}", h.lr);
+            assert!(h.loss.iter().all(|l| l.is_finite() && *l <= h.loss[0]));
+            assert!(seen > 0);
+            eprintln!("{} restarts, final lr {}", h.restarts.len(), h.lr);
+        }
+        Err(e) => assert!(e.contains("diverged 10 times"), "{e}"),
+    }
+}

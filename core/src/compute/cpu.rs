@@ -1278,7 +1278,11 @@ impl Device for Cpu {
             .collect();
         par_jobs(jobs, |(c, (g, ll))| {
             let r0 = c * per;
-            for (rr, (gr, l)) in g.chunks_exact_mut(cols.max(1)).zip(ll.iter_mut()).enumerate() {
+            for (rr, (gr, l)) in g
+                .chunks_exact_mut(cols.max(1))
+                .zip(ll.iter_mut())
+                .enumerate()
+            {
                 let base = (r0 + rr) * cols;
                 let mut acc = 0f64;
                 for (j, gv) in gr.iter_mut().enumerate() {

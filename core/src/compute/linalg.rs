@@ -51,9 +51,10 @@ unsafe fn sub_gemm(
 pub fn cholesky(a: &mut [f32], n: usize) -> u32 {
     assert!(a.len() >= n * n, "cholesky: buffer too small");
     let mut info = 0u32;
-    let p = a.as_mut_ptr();
     for kb in (0..n).step_by(NB) {
         let w = NB.min(n - kb);
+        // Taken afresh each block: the loops below write through the slice.
+        let p = a.as_mut_ptr();
         // Left-looking: the block column meets every column already factored.
         // SAFETY: rows kb.. of columns 0..kb (read) and of columns kb..kb+w
         // (written) are disjoint regions of the n×n matrix.
@@ -105,7 +106,6 @@ pub fn trsm(l: &[f32], b: &mut [f32], n: usize, k: usize, transpose: bool) {
         l.len() >= n * n && b.len() >= n * k,
         "trsm: buffer too small"
     );
-    let bp = b.as_mut_ptr();
     let blocks: Vec<usize> = (0..n).step_by(NB).collect();
     let order: Vec<usize> = if transpose {
         blocks.into_iter().rev().collect()
@@ -114,6 +114,8 @@ pub fn trsm(l: &[f32], b: &mut [f32], n: usize, k: usize, transpose: bool) {
     };
     for ib in order {
         let w = NB.min(n - ib);
+        // Taken afresh each block: the loops below write through the slice.
+        let bp = b.as_mut_ptr();
         // SAFETY: the rows solved already (read) and the block's rows
         // (written) are disjoint; l is only read.
         unsafe {

@@ -46,7 +46,7 @@ fn load(p: &Path) -> Result<Dataset, io::Error> {
 
 /// The set tiled `k` times side by side (coordinates shifted past the
 /// previous copy), for sizes the data does not reach.
-fn tiled(ds: &Dataset, k: usize) -> Dataset {
+fn tiled(ds: &Dataset, k: usize) -> Result<Dataset, io::Error> {
     use tessera_core::data::Annotation;
     let n = ds.n_obs();
     let rows: Vec<usize> = (0..k).flat_map(|_| 0..n).collect();
@@ -57,7 +57,9 @@ fn tiled(ds: &Dataset, k: usize) -> Dataset {
     out.obs.index = (0..k * n)
         .map(|i| format!("{}-{}", ds.obs.index[i % n], i / n))
         .collect();
-    let xy = ds.spatial().expect("coordinates");
+    let xy = ds
+        .spatial()
+        .ok_or_else(|| bad("the Visium set has no coordinates".into()))?;
     let width = xy.column(0).iter().cloned().fold(f64::MIN, f64::max)
         - xy.column(0).iter().cloned().fold(f64::MAX, f64::min);
     let mut t = tessera_core::data::Dense::<f64>::zeros((k * n, 2));
@@ -67,7 +69,7 @@ fn tiled(ds: &Dataset, k: usize) -> Dataset {
     }
     out.obsm.clear();
     out.obsm.insert("spatial".into(), Annotation::Array(t));
-    out
+    Ok(out)
 }
 
 /// GEMM rate (flop/s) of `dev` on an n×n×n product.
@@ -153,8 +155,7 @@ pub fn run(
         .or_else(|| std::env::var_os("TESSERA_DATA").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("../shared/data"));
     let s1 = io::h5ad::read_file(&data.join("nsf_simulations/S1.h5ad"))?;
-    let visium = load(&data.join("visium_cytassist_mouse/filtered_feature_bc_matrix.h5"))
-        .or_else(|_| load(&data.join("visium_cytassist_mouse")))
+    let visium = load(&data.join("visium_cytassist_mouse"))
         .map_err(|e| bad(format!("the Visium CytAssist set: {e}")))?;
     let sim = Options {
         factors: 4,
@@ -194,7 +195,7 @@ pub fn run(
         if !quick {
             runs.push((
                 "visium_cytassist x2",
-                tiled(&visium, 2),
+                tiled(&visium, 2)?,
                 Options {
                     inducing: 3000,
                     epochs: 3,

@@ -160,21 +160,29 @@ impl NsfParams {
             " --likelihood {} --kernel {} --inducing {} --genes {} --size-factors {} --epochs {} --seed {} --out nsf/",
             self.likelihood, self.kernel, self.inducing, self.genes, self.size_factors, self.epochs, self.seed
         ));
+        if self.validation != NsfParams::default().validation {
+            c.push_str(&format!(" --validation {}", self.validation));
+        }
+        if !self.flip_y {
+            c.push_str(" --no-flip-y");
+        }
         c
     }
 }
 
 /// Bytes a fit of n observations × j genes holds (f32 device buffers):
 /// per spatial factor the M×M matrices (Ω with its gradient and moments,
-/// K_uu's factor and inverse, Ω products and scratch) and the N×M ones
-/// (αᵀ, αᵀΩ, scratch); per draw the N×J rates and gradients; the dense
-/// counts on the host.
+/// K_uu's factor and inverse and the one being made, Ω products, scratch,
+/// and Ω with its moments in each of 4 checkpoints) and the N×M
+/// ones (αᵀ, αᵀΩ, scratch, and the three of the final prediction); per
+/// draw the N×J counts, rates and gradients; the dense counts on the host.
 pub fn memory_needed(o: &Options, n: u64, j: u64) -> u64 {
     let t = o.spatial_factors() as u64;
     let l = o.factors as u64;
     let m = (o.inducing as u64).min(n);
     let s = o.draws as u64;
-    4 * (12 * t * m * m + 8 * t * n * m + 6 * s * n * j + 2 * n * j + 8 * s * n * l)
+    let nb = if o.likelihood == Likelihood::Nb { 5 } else { 4 };
+    4 * ((13 + 12) * t * m * m + 8 * t * n * m + nb * s * n * j + 2 * n * j + 8 * s * n * l)
 }
 
 impl Analysis for Nsf {

@@ -28,14 +28,16 @@ pub fn factor_names(f: &Fitted) -> Vec<String> {
 /// NSFH's share of each gene's and each observation's expression that the
 /// spatial factors carry (`interpret_nsfh`): the spatial totals over all,
 /// per gene with loadings normalised by gene, per observation with factors
-/// normalised by observation.
+/// normalised by observation. On the training observations, as the paper
+/// (held-out ones have no posterior of their nonspatial factors): NaN for
+/// the others.
 pub fn spatial_importance(f: &Fitted) -> Option<(Vec<f64>, Vec<f64>)> {
     if f.options.model != Model::Nsfh {
         return None;
     }
     let (l, t) = (f.options.factors, f.t);
     let k = l - t;
-    let (n, j) = (f.obs.len(), f.genes.len());
+    let (n, j) = (f.train.len(), f.genes.len());
     let part = |m: &[f64], rows: usize, cols: std::ops::Range<usize>| -> Vec<f64> {
         (0..rows)
             .flat_map(|r| cols.clone().map(move |c| m[r * l + c]))
@@ -51,7 +53,9 @@ pub fn spatial_importance(f: &Fitted) -> Option<(Vec<f64>, Vec<f64>)> {
         let b = interpret_nonneg(&fn_, &wn, k, lda).totals;
         a.iter().zip(&b).map(|(x, y)| x / (x + y)).collect()
     };
-    Some((share(false), share(true)))
+    let mut obs = share(true);
+    obs.resize(f.obs.len(), f64::NAN);
+    Some((share(false), obs))
 }
 
 fn csv_table(first: &str, rows: &[String], cols: &[String], values: &[f64]) -> Vec<u8> {

@@ -45,7 +45,8 @@ fn kmeans(pts: &[[f64; 2]], k: usize, seed: u64) -> Vec<f64> {
     while centres.len() < k {
         let total: f64 = near.iter().sum();
         let mut target = uniform() * total;
-        let mut pick = n - 1;
+        // Rounding can run past the end: then the last point not yet a centre.
+        let mut pick = near.iter().rposition(|&d| d > 0.0).unwrap_or(n - 1);
         for (i, &d) in near.iter().enumerate() {
             if target < d {
                 pick = i;

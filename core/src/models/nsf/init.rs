@@ -10,6 +10,7 @@
 use super::model::{Likelihood, Params, DIAG_SHIFT};
 use crate::compute::{philox, Device};
 use crate::models::nmf::{fit_mu, nndsvd, Loss, Nmf};
+use crate::models::svi::mix;
 use crate::spatial::graph::{self, Options as GraphOptions};
 use crate::spatial::{autocorr, kdtree::KdTree};
 
@@ -167,7 +168,7 @@ pub fn omega_init(t: usize, m: usize, seed: u64) -> Vec<f32> {
     let mut draw = 0usize;
     let mut normal = || {
         draw += 1;
-        philox::normal(seed, 1, draw - 1) as f64
+        philox::normal(mix(seed, 5, 0), 0, draw - 1) as f64
     };
     for l in 0..t {
         for i in 0..m {
@@ -238,7 +239,8 @@ pub async fn initial_params<D: Device>(dev: &D, inp: &InitInput<'_>) -> Result<P
         }
         p.qscale = (0..n * k)
             .map(|i| {
-                softplus_inv((s0.ln() + 0.01 * philox::normal(inp.seed, 2, i) as f64).exp()) as f32
+                let e = philox::normal(mix(inp.seed, 6, 0), 0, i) as f64;
+                softplus_inv((s0.ln() + 0.01 * e).exp()) as f32
             })
             .collect();
         p.qloc = f32s(fh);

@@ -2,11 +2,13 @@
 //! Nature Methods 2023), as the paper's code (willtownes/nsf-paper) fits it:
 //! spec §3 of ../shared/specs/METHODS.md.
 //!
-//! This far: the paper's preprocessing ([`prep`]: Poisson-deviance gene
-//! ranking, size factors, coordinates rescaled into its box, the
-//! train/validation split), the inducing points ([`inducing`]) and its
-//! goodness of fit ([`fit`]: the deviance as its benchmark computes it,
-//! `interpret_nonneg`). The models follow; what they must reproduce:
+//! [`prep`]: the paper's preprocessing (Poisson-deviance gene ranking,
+//! size factors, coordinates into its box, the split); [`inducing`]: the
+//! inducing points; [`init`]: NMF starting values; [`model`]: the
+//! objective and its hand-written gradient on a `Device`; [`train`]: the
+//! paper's trainer; [`run`]: one fit from a dataset; [`fit`]: the deviance
+//! as its benchmark computes it and `interpret_nonneg`; [`export`] and
+//! [`analysis`]: files, page and registry. What the models reproduce:
 //!
 //! - NSF: L independent SVGPs (non-whitened), mean β0 + βᵀx, Matérn-3/2
 //!   a²(1+z)e^{−z}, z = √3‖x−x'‖/ℓ (or a² exp(−r²/2ℓ²)); a, ℓ softplus of
@@ -27,8 +29,13 @@
 //!   epoch's, or a failed Cholesky restores the last checkpoint and halves
 //!   both rates, up to 10 times; converged when a cubic fitted to the last
 //!   100 losses changes by under 5e-5 relative, twice running.
-//! - Published factors are exp(mean of 10 draws of f); M is capped at the
-//!   distinct training locations (S1/S6's "M1296" is 1,231).
+//! - The paper interprets exp(mean of 10 draws of f) and predicts with the
+//!   mean of exp(f); M is capped at the distinct training locations
+//!   (S1/S6's "M1296" is 1,231).
+//! - Where this differs from the paper's code: K_fu and K_ff are cached
+//!   with K_uu between kernel steps (the paper recomputes them each epoch
+//!   from the stepped kernel); Ω starts from Bartlett's decomposition, the
+//!   same distribution as chol(0.01² SSᵀ) without an M×M factorisation.
 
 pub mod analysis;
 pub mod export;

@@ -331,7 +331,7 @@ impl<'d, D: Device> Objective<'d, D> {
             rate: dev.zeros(s * n * j),
             grate: dev.zeros(s * n * j),
             gl: dev.zeros(s * n * j),
-            gtheta: dev.zeros(s * n * j),
+            gtheta: dev.zeros(if lik == Likelihood::Nb { s * n * j } else { 1 }),
             ll: dev.zeros(s * n),
             consts: Consts {
                 zero: up(&[0.0]),
@@ -402,7 +402,10 @@ impl<'d, D: Device> Objective<'d, D> {
         self.bin(Binary::Add, &a2, &c.nugget, &a2n);
         let neg = dev.zeros(t * n);
         dev.binary_rows(Binary::Sub, &q0, &a2n, t, n, &neg);
-        self.bin(Binary::Mul, &neg, &c.minus_one, &sp.kdiag);
+        // ≥ 0: with Z on the training locations it is the nugget less rounding.
+        let kd = dev.zeros(t * n);
+        self.bin(Binary::Mul, &neg, &c.minus_one, &kd);
+        self.bin(Binary::Max, &kd, &c.zero, &sp.kdiag);
         let (d, ld) = (dev.zeros(t * m), dev.zeros(t * m));
         dev.gather(&sp.lu, &sp.diag, &d);
         dev.unary(Unary::Log, &d, &ld);
@@ -878,11 +881,12 @@ impl<'d, D: Device> Objective<'d, D> {
         kl / n as f64
     }
 
-    /// One Adam step on every non-kernel parameter (and on the kernel's when
-    /// `kernel`, at `lr_kernel`); W and V are then clipped at 0.
-    pub fn step(&mut self, lr: f32, lr_kernel: f32, t: u32, kernel: bool) {
+    /// One Adam step (step number t) on every non-kernel parameter, and on
+    /// the kernel's when `kernel` (at `lr_kernel`, its own step number tk);
+    /// W and V are then clipped at 0.
+    pub fn step(&mut self, lr: f32, lr_kernel: f32, (t, tk): (u32, u32), kernel: bool) {
         let dev = self.dev;
-        let adam = |lr: f32, v: &Var<D>| {
+        let adam = |lr: f32, t: u32, v: &Var<D>| {
             let p = AdamParams {
                 lr,
                 beta1: 0.9,
@@ -897,7 +901,7 @@ impl<'d, D: Device> Objective<'d, D> {
         let zero = &self.consts.zero;
         if let Some(sp) = &self.sp {
             for v in [&sp.delta, &sp.omega, &sp.beta0, &sp.beta, &sp.w] {
-                adam(lr, v);
+                adam(lr, t, v);
             }
             let w = dev.zeros(dev.len(&sp.w.x));
             dev.binary(Binary::Max, &sp.w.x, zero, &w);
@@ -905,20 +909,20 @@ impl<'d, D: Device> Objective<'d, D> {
         }
         if let Some(sp) = &self.sp {
             if kernel {
-                adam(lr_kernel, &sp.amp);
-                adam(lr_kernel, &sp.ls);
+                adam(lr_kernel, tk, &sp.amp);
+                adam(lr_kernel, tk, &sp.ls);
             }
         }
         if let Some(ns) = &self.ns {
             for v in [&ns.qloc, &ns.qscale, &ns.ploc, &ns.pscale, &ns.v] {
-                adam(lr, v);
+                adam(lr, t, v);
             }
             let v = dev.zeros(dev.len(&ns.v.x));
             dev.binary(Binary::Max, &ns.v.x, zero, &v);
             self.ns.as_mut().expect("nonspatial").v.x = v;
         }
         if let Some(d) = &self.disp {
-            adam(lr, d);
+            adam(lr, t, d);
         }
     }
 

@@ -17,6 +17,12 @@ use super::train::{train, History, Schedule};
 use crate::compute::{philox, Device, GpKernel};
 use crate::data::{Dataset, Matrix};
 use crate::io::Error;
+use crate::models::svi::mix;
+
+/// Streams (`mix`'s site) of the 10 posterior draws after training; the
+/// trainer's are 1 and 2, the starting values' 5 to 7.
+const DRAWS_POSTERIOR_F: u64 = 3;
+const DRAWS_POSTERIOR_H: u64 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -265,6 +271,22 @@ pub async fn run<D: Device>(
     } else {
         expressed
     };
+    // A spot whose counts all lie in genes not kept has no size factor.
+    let kept_sums = x.take_rows(&rows).into_columns(&genes).row_sums();
+    let before = rows.len();
+    rows = rows
+        .iter()
+        .zip(&kept_sums)
+        .filter(|&(_, &s)| s > 0.0)
+        .map(|(&r, _)| r)
+        .collect();
+    if rows.len() < before {
+        notes.push(format!(
+            "{} observations with no counts in the {} genes kept left out",
+            before - rows.len(),
+            genes.len()
+        ));
+    }
     if opts.shuffle {
         let mut keyed: Vec<(u32, usize)> = rows
             .iter()
@@ -289,6 +311,16 @@ pub async fn run<D: Device>(
     let y = sel.columns_dense(&(0..j).collect::<Vec<_>>());
     let (tr, va) = split(n, opts.validation_pct);
     let ntr = tr.len();
+    if ntr < 3 {
+        return Err(Error::new(
+            name,
+            "validation",
+            format!(
+                "{ntr} training observations after holding out {}%: need at least 3",
+                opts.validation_pct
+            ),
+        ));
+    }
     let xy: Vec<[f64; 2]> = match &coords {
         Some(c) => {
             let flat: Vec<f64> = rows.iter().flat_map(|&r| c[r]).collect();
@@ -316,6 +348,21 @@ pub async fn run<D: Device>(
         ));
     }
     let m = z.len();
+    // The largest buffers, against what one buffer may hold on this device.
+    let largest = [opts.draws * ntr * j, t * n * m, t * m * m]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    if largest > dev.max_buffer_len() {
+        return Err(Error::new(
+            name,
+            "inducing",
+            format!(
+                "a {largest}-value buffer is larger than this device allows ({}): use fewer genes, inducing points or factors, or the CPU device",
+                dev.max_buffer_len()
+            ),
+        ));
+    }
     let ytr = &y[..ntr * j];
     let sztr = &sz[..ntr];
     let params = initial_params(
@@ -381,7 +428,9 @@ pub async fn run<D: Device>(
         for (s, f) in logf.iter_mut().enumerate() {
             for c in 0..t {
                 for i in 0..n {
-                    let e = philox::normal(opts.seed ^ 0xface, s as u32, c * n + i) as f64;
+                    let e =
+                        philox::normal(mix(opts.seed, DRAWS_POSTERIOR_F, s as u64), 0, c * n + i)
+                            as f64;
                     let v = var[c * n + i].max(0.0) as f64;
                     f[i * l + c] = mu[c * n + i] as f64 + v.sqrt() * e;
                 }
@@ -391,7 +440,8 @@ pub async fn run<D: Device>(
     for (s, f) in logf.iter_mut().enumerate() {
         for c in 0..k {
             for i in 0..n {
-                let e = philox::normal(opts.seed ^ 0xbeef, s as u32, i * k + c) as f64;
+                let e = philox::normal(mix(opts.seed, DRAWS_POSTERIOR_H, s as u64), 0, i * k + c)
+                    as f64;
                 // Held-out rows have no variational factors: the prior's.
                 let (loc, scale) = if i < ntr {
                     (

@@ -6,6 +6,12 @@
 
 use super::model::{Objective, Snapshot};
 use crate::compute::Device;
+use crate::models::svi::mix;
+
+/// Streams of the draws (`mix`'s site): the GP factors' and the
+/// nonspatial factors' ε.
+pub const DRAWS_F: u64 = 1;
+pub const DRAWS_H: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Schedule {
@@ -109,33 +115,49 @@ pub async fn train<D: Device>(
         lr: sched.lr,
         ..History::default()
     };
-    // (epoch, Adam step count, snapshot), newest last.
-    let mut checkpoints: Vec<(usize, u32, Snapshot<D>)> = vec![(0, 0, obj.snapshot())];
-    let (mut epoch, mut step, mut tries, mut cvg) = (0usize, 0u32, 0usize, 0usize);
+    // (epoch, Adam step counts of all parameters and of the kernel's,
+    // snapshot), newest last: the start and the last three, enough for the
+    // paper's rule (one interval back from each failure) without holding
+    // ten copies of Ω in memory, as its disk checkpoints do.
+    let mut checkpoints: Vec<(usize, (u32, u32), Snapshot<D>)> = vec![(0, (0, 0), obj.snapshot())];
+    let (mut epoch, mut tries, mut cvg) = (0usize, 0usize, 0usize);
+    // The kernel's optimiser counts only its own steps, as the paper's second Adam does.
+    let (mut step, mut kstep) = (0u32, 0u32);
     while epoch < sched.max_epochs {
         let kernel = epoch % sched.kernel_every == 0;
-        let mut failed = None;
+        // (why, whether the epoch's step ran: the paper counts it before its
+        // loss check, not when the Cholesky fails).
+        let mut failed: Option<(String, bool)> = None;
         if kernel {
             if let Err(e) = obj.refresh().await {
-                failed = Some(format!(
-                    "K_uu of factor {} is not positive definite (column {})",
-                    e.factor + 1,
-                    e.column
+                failed = Some((
+                    format!(
+                        "K_uu of factor {} is not positive definite (column {})",
+                        e.factor + 1,
+                        e.column
+                    ),
+                    false,
                 ));
             }
         }
         if failed.is_none() {
-            dev.random(true, seed, epoch as u32, &eps_f);
-            dev.random(true, seed ^ 0x9e37_79b9, epoch as u32, &eps_h);
+            dev.random(true, mix(seed, DRAWS_F, epoch as u64), 0, &eps_f);
+            dev.random(true, mix(seed, DRAWS_H, epoch as u64), 0, &eps_h);
             let loss = obj.loss_grad(&eps_f, &eps_h, kernel).await.total();
-            failed = divergence(loss, h.loss.first().copied());
+            failed = divergence(loss, h.loss.first().copied()).map(|why| (why, true));
             if failed.is_none() {
                 step += 1;
-                obj.step(h.lr as f32, (h.lr * 0.01) as f32, step, kernel);
+                kstep += kernel as u32;
+                obj.step(
+                    h.lr as f32,
+                    (h.lr * 0.01) as f32,
+                    (step, kstep.max(1)),
+                    kernel,
+                );
                 h.loss.push(loss);
             }
         }
-        if let Some(why) = failed {
+        if let Some((why, stepped)) = failed {
             tries += 1;
             h.restarts.push((epoch, why.clone()));
             if tries >= sched.max_tries {
@@ -145,16 +167,17 @@ pub async fn train<D: Device>(
                 ));
             }
             // The checkpoint at least one checkpoint interval back.
-            let back = (sched.checkpoint_every * (epoch / sched.checkpoint_every))
+            let i = epoch + stepped as usize;
+            let back = (sched.checkpoint_every * (i / sched.checkpoint_every))
                 .saturating_sub(sched.checkpoint_every);
-            let (at, st, snap) = checkpoints
+            let (at, steps, snap) = checkpoints
                 .iter()
                 .rev()
                 .find(|c| c.0 <= back)
                 .unwrap_or(&checkpoints[0]);
             obj.restore(snap);
             epoch = *at;
-            step = *st;
+            (step, kstep) = *steps;
             h.loss.truncate(epoch);
             checkpoints.retain(|c| c.0 <= epoch);
             h.lr *= 0.5;
@@ -162,7 +185,7 @@ pub async fn train<D: Device>(
             continue;
         }
         epoch += 1;
-        if epoch % sched.status_every == 0 {
+        if epoch % sched.status_every == 0 || epoch == sched.max_epochs {
             if epoch > sched.span {
                 let rel = relative_change(&h.loss[epoch - sched.span..epoch]);
                 cvg = if rel.abs() < sched.tol { cvg + 1 } else { 0 };
@@ -179,8 +202,8 @@ pub async fn train<D: Device>(
             }
         }
         if epoch % sched.checkpoint_every == 0 {
-            checkpoints.push((epoch, step, obj.snapshot()));
-            if checkpoints.len() > 3 {
+            checkpoints.push((epoch, (step, kstep), obj.snapshot()));
+            if checkpoints.len() > 4 {
                 checkpoints.remove(1);
             }
         }

@@ -527,7 +527,7 @@ fn ln_factorial(y: f64) -> f64 {
         }
         t
     });
-    if y >= 0.0 && y < 1024.0 && y.fract() == 0.0 {
+    if (0.0..1024.0).contains(&y) && y.fract() == 0.0 {
         t[y as usize]
     } else {
         lgamma(y + 1.0)

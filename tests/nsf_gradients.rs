@@ -25,6 +25,7 @@ fn lgamma(x: f64) -> f64 {
 
 struct Problem {
     shape: Shape,
+    nonneg: bool,
     lik: Likelihood,
     kernel: GpKernel,
     y: Vec<f32>,
@@ -46,6 +47,16 @@ fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
 }
 
 fn problem(t: usize, k: usize, lik: Likelihood, kernel: GpKernel) -> (Problem, Params) {
+    problem_with(t, k, lik, kernel, true)
+}
+
+fn problem_with(
+    t: usize,
+    k: usize,
+    lik: Likelihood,
+    kernel: GpKernel,
+    nonneg: bool,
+) -> (Problem, Params) {
     let (n, j, m, s) = (9, 4, 5, 2);
     let xy = uniform(1, 2 * n, -1.0, 1.0);
     let x: Vec<[f64; 2]> = (0..n).map(|i| [xy[2 * i], xy[2 * i + 1]]).collect();
@@ -96,6 +107,7 @@ fn problem(t: usize, k: usize, lik: Likelihood, kernel: GpKernel) -> (Problem, P
     (
         Problem {
             shape,
+            nonneg,
             lik,
             kernel,
             y,
@@ -235,7 +247,11 @@ fn loss64(pr: &Problem, p: &Params) -> f64 {
             for g in 0..j {
                 let mut lam = 0.0;
                 for l in 0..t {
-                    lam += p.w[g * t + l] as f64 * f[d * t * n + l * n + i].exp();
+                    let fl = f[d * t * n + l * n + i];
+                    lam += p.w[g * t + l] as f64 * if pr.nonneg { fl.exp() } else { fl };
+                }
+                if !pr.nonneg {
+                    lam = lam.exp();
                 }
                 for c in 0..k {
                     lam += p.v[g * k + c] as f64 * h[d * n * k + i * k + c].exp();
@@ -282,7 +298,7 @@ fn device_loss_grad<D: Device>(dev: &D, pr: &Problem, p: &Params) -> (f64, Param
         x: &pr.x,
         z: &pr.z,
     };
-    let mut obj = Objective::new(dev, pr.shape, pr.lik, pr.kernel, &data, p);
+    let mut obj = Objective::new(dev, pr.shape, pr.lik, pr.kernel, pr.nonneg, &data, p);
     pollster::block_on(async {
         obj.refresh().await.expect("K_uu is positive definite");
         let (ef, eh) = (dev.upload(&pr.eps_f), dev.upload(&pr.eps_h));
@@ -292,10 +308,24 @@ fn device_loss_grad<D: Device>(dev: &D, pr: &Problem, p: &Params) -> (f64, Param
 }
 
 fn check<D: Device>(dev: &D, t: usize, k: usize, lik: Likelihood, kernel: GpKernel) {
-    let (pr, p) = problem(t, k, lik, kernel);
+    check_with(dev, t, k, lik, kernel, true);
+}
+
+fn check_with<D: Device>(
+    dev: &D,
+    t: usize,
+    k: usize,
+    lik: Likelihood,
+    kernel: GpKernel,
+    nonneg: bool,
+) {
+    let (pr, p) = problem_with(t, k, lik, kernel, nonneg);
     let (loss, mut g) = device_loss_grad(dev, &pr, &p);
     let want = loss64(&pr, &p);
-    let what = format!("{} t={t} k={k} {lik:?} {kernel:?}", dev.name());
+    let what = format!(
+        "{} t={t} k={k} {lik:?} {kernel:?} nonneg={nonneg}",
+        dev.name()
+    );
     assert!(
         (loss - want).abs() < 1e-4 * want.abs().max(1.0),
         "{what}: loss {loss} vs f64 {want}"
@@ -348,6 +378,10 @@ fn every_gradient_matches_finite_differences_on_the_cpu_device() {
         }
     }
     check(&Cpu, 2, 1, Likelihood::Poisson, GpKernel::Rbf);
+    // RSF: real-valued factors and loadings, log link.
+    for lik in [Likelihood::Poisson, Likelihood::Nb] {
+        check_with(&Cpu, 2, 0, lik, GpKernel::Matern32, false);
+    }
 }
 
 #[test]
@@ -355,6 +389,7 @@ fn wgpu_gives_the_same_gradients() {
     let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
     check(&gpu, 2, 1, Likelihood::Nb, GpKernel::Matern32);
     check(&gpu, 2, 0, Likelihood::Poisson, GpKernel::Rbf);
+    check_with(&gpu, 2, 0, Likelihood::Nb, GpKernel::Matern32, false);
 }
 
 #[test]
@@ -405,7 +440,7 @@ fn divergence_restarts_from_a_checkpoint_at_half_the_rate() {
         x: &pr.x,
         z: &pr.z,
     };
-    let mut obj = Objective::new(&Cpu, pr.shape, pr.lik, pr.kernel, &data, &p);
+    let mut obj = Objective::new(&Cpu, pr.shape, pr.lik, pr.kernel, true, &data, &p);
     let sched = Schedule {
         lr: 20.0,
         max_epochs: 300,

@@ -15,8 +15,8 @@ impl crate::form::Page for Page {
 
     fn form(params: RwSignal<NsfParams>, _ctx: PageCtx) -> AnyView {
         view! {
-            {choice(params, "Model", "NSF: spatially smooth factors (Gaussian processes); NSFH: spatial plus nonspatial factors, with each gene's spatial importance; PNMF: nonspatial factors only.",
-                "nsf-model-select", &[("nsf", "NSF"), ("nsfh", "NSFH"), ("pnmf", "PNMF")],
+            {choice(params, "Model", "NSF: spatially smooth factors (Gaussian processes); NSFH: spatial plus nonspatial factors, with each gene's spatial importance; PNMF: nonspatial factors only; RSF: real-valued spatial factors (rate exp of loadings × factors).",
+                "nsf-model-select", &[("nsf", "NSF"), ("nsfh", "NSFH"), ("pnmf", "PNMF"), ("rsf", "RSF")],
                 |p| p.model.clone(), |p, v| p.model = v)}
             {field(params, "Factors", "L, the number of factors (the paper uses 4 to 20).", "nsf-factors-input",
                 |p| p.factors.to_string(), |p, v| p.factors = v.trim().parse().unwrap_or(0))}

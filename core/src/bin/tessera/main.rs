@@ -104,7 +104,7 @@ enum Command {
     },
     /// Joint transcript + protein factorisation, factor annotation, niches and co-localization
     Multiomics(Box<multiomics::Args>),
-    /// Nonnegative spatial factorization (Townes & Engelhardt): NSF, NSFH and PNMF
+    /// Nonnegative spatial factorization (Townes & Engelhardt): NSF, NSFH, PNMF and RSF
     Nsf(Box<nsf::Args>),
     /// squidpy-class spatial statistics: neighbour graphs, enrichment, co-occurrence, autocorrelation, niches
     Spatial {

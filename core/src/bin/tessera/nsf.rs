@@ -1,4 +1,4 @@
-//! `tessera nsf`: NSF, NSFH and PNMF with the paper's settings, writing
+//! `tessera nsf`: NSF, NSFH, PNMF and RSF with the paper's settings, writing
 //! factors.csv, loadings.csv, spatial_importance.csv (NSFH),
 //! elbo_history.csv, summary.json and nsf.h5ad.
 
@@ -17,7 +17,7 @@ pub struct Args {
     /// Spots or cells with coordinates and raw counts: .h5ad (layers['counts'] when present, else X), Space Ranger folder/.zip, 10x .h5, or a cell table
     #[arg(long)]
     data: PathBuf,
-    /// nsf, nsfh or pnmf
+    /// nsf, nsfh, pnmf or rsf (real-valued spatial factors)
     #[arg(long, default_value = "nsf")]
     model: String,
     /// L, the number of factors

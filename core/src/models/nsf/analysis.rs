@@ -187,8 +187,8 @@ pub fn memory_needed(o: &Options, n: u64, j: u64) -> u64 {
 
 impl Analysis for Nsf {
     const NAME: &'static str = "nsf";
-    const TITLE: &'static str = "Nonnegative spatial factorization — NSF, NSFH, PNMF";
-    const HELP: &'static str = "Townes & Engelhardt's interpretable, nonnegative factors of counts: spatially smooth (NSF), spatial plus nonspatial (NSFH, with each gene's spatial importance), or nonspatial (PNMF).";
+    const TITLE: &'static str = "Nonnegative spatial factorization — NSF, NSFH, PNMF, RSF";
+    const HELP: &'static str = "Townes & Engelhardt's interpretable, nonnegative factors of counts: spatially smooth (NSF), spatial plus nonspatial (NSFH, with each gene's spatial importance), nonspatial (PNMF), or real-valued spatial factors (RSF).";
     const INPUTS: &'static [Input] = &[Input {
         slot: Slot::Spatial,
         label: "Spatial data",
@@ -256,6 +256,11 @@ impl Analysis for Nsf {
                 o.inducing.min(s.n_obs)
             ),
             Model::Pnmf => format!("{} nonspatial factors", o.factors),
+            Model::Rsf => format!(
+                "{} real-valued spatial factors, {} inducing points",
+                o.factors,
+                o.inducing.min(s.n_obs)
+            ),
         };
         Ok(format!(
             "{} of {} observations × {genes} genes: {what}, up to {} epochs, about {}",

@@ -196,13 +196,44 @@ pub struct InitInput<'a> {
     pub t: usize,
     pub l: usize,
     pub likelihood: Likelihood,
+    /// False for RSF's real-valued factors, which the paper starts at random
+    /// for count likelihoods (δ, W ~ N(0, 1), a zero mean) rather than from NMF.
+    pub nonneg: bool,
     pub shrinkage: f64,
     pub seed: u64,
+}
+
+/// RSF's starting values: δ and W standard normal, β0 = β = 0.
+fn real_params(inp: &InitInput<'_>) -> Params {
+    let (t, m, j) = (inp.t, inp.z.len(), inp.j);
+    let normal = |site: u64, len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| philox::normal(mix(inp.seed, site, 0), 0, i))
+            .collect()
+    };
+    Params {
+        delta: normal(7, t * m),
+        omega: omega_init(t, m, inp.seed),
+        beta0: vec![0.0; t],
+        beta: vec![0.0; 2 * t],
+        amp: vec![softplus_inv(1.0) as f32; t],
+        ls: vec![softplus_inv(0.1) as f32; t],
+        w: normal(8, j * t),
+        disp: if inp.likelihood == Likelihood::Nb {
+            vec![softplus_inv(0.01) as f32; j]
+        } else {
+            vec![]
+        },
+        ..Params::default()
+    }
 }
 
 /// The starting parameters, and the NMF components in the order used
 /// (spatial first).
 pub async fn initial_params<D: Device>(dev: &D, inp: &InitInput<'_>) -> Result<Params, String> {
+    if !inp.nonneg {
+        return Ok(real_params(inp));
+    }
     let (n, j, t, l) = (inp.n, inp.j, inp.t, inp.l);
     let k = l - t;
     let (f, w) = regularized_nmf(dev, inp.y, (n, j, l), inp.sz, inp.shrinkage).await;

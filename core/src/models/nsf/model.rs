@@ -3,7 +3,8 @@
 //! mean-field log-factors, the loadings V), each draw's rate
 //! sz · (W e^f + V e^h), and the loss the paper minimises,
 //! −J · mean log p(y) + (Σ_l KL_l + Σ_i KL_i) / N, with its gradient by
-//! hand. NSF is K = 0, PNMF T = 0, NSFH both.
+//! hand. NSF is K = 0, PNMF T = 0, NSFH both; RSF is NSF with real-valued
+//! factors and loadings, rate sz · exp(W f).
 //!
 //! Everything a GP needs from its kernel (K_uu's factor and inverse,
 //! α = K_uu⁻¹K_uf, the conditional variances) is cached by
@@ -217,6 +218,11 @@ pub struct Objective<'d, D: Device> {
     dev: &'d D,
     pub shape: Shape,
     kernel: GpKernel,
+    /// NSF's nonnegative factors (rate sz · W e^f, W ≥ 0); false is RSF's
+    /// real ones (rate sz · exp(W f), W free).
+    nonneg: bool,
+    /// RSF's scratch: exp of the log-rates.
+    tmp: D::Buf,
     /// The counts repeated for each draw (S·N × J).
     y_rep: D::Buf,
     sz_rep: D::Buf,
@@ -247,14 +253,20 @@ struct Consts<D: Device> {
 }
 
 impl<'d, D: Device> Objective<'d, D> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dev: &'d D,
         shape: Shape,
         lik: Likelihood,
         kernel: GpKernel,
+        nonneg: bool,
         data: &Data,
         p: &Params,
     ) -> Objective<'d, D> {
+        assert!(
+            nonneg || shape.k == 0,
+            "real-valued factors are spatial only (RSF)"
+        );
         let Shape { n, j, t, k, m, s } = shape;
         let up = |v: &[f32]| dev.upload(v);
         let sz_rep: Vec<f32> = (0..s).flat_map(|_| data.sz.iter().copied()).collect();
@@ -322,6 +334,12 @@ impl<'d, D: Device> Objective<'d, D> {
             dev,
             shape,
             kernel,
+            nonneg,
+            tmp: dev.zeros(if nonneg {
+                1
+            } else {
+                shape.s * shape.n * shape.j
+            }),
             y_rep: dev.upload_owned((0..s).flat_map(|_| data.y.iter().copied()).collect()),
             sz_rep: dev.upload_owned(sz_rep),
             ones_s: dev.upload_owned(vec![1.0; s]),
@@ -466,7 +484,13 @@ impl<'d, D: Device> Objective<'d, D> {
                 &self.grate,
             );
         }
-        dev.binary_rows(Binary::Mul, &self.grate, &self.sz_rep, s * n, j, &self.rate);
+        if self.nonneg {
+            dev.binary_rows(Binary::Mul, &self.grate, &self.sz_rep, s * n, j, &self.rate);
+        } else {
+            // RSF: the product is the log of the rate per size factor.
+            dev.unary(Unary::Exp, &self.grate, &self.tmp);
+            dev.binary_rows(Binary::Mul, &self.tmp, &self.sz_rep, s * n, j, &self.rate);
+        }
         let theta = match &self.disp {
             Some(d) => {
                 // θ = 1/φ = exp(−log softplus(raw)).
@@ -494,11 +518,17 @@ impl<'d, D: Device> Objective<'d, D> {
                 &self.gtheta,
             ),
         }
-        // d loss / d (unscaled rate) = −1/(S·N) · sz · d ll / d rate.
+        // d loss / d (the product W e^f, or W f) = −1/(S·N) · d ll / d rate
+        // times sz (NSF) or the rate itself (RSF's log link).
         let scale = dev.upload(&[-1.0 / (s * n) as f32]);
-        let szc = dev.zeros(s * n);
-        self.bin(Binary::Mul, &self.sz_rep, &scale, &szc);
-        dev.binary_rows(Binary::Mul, &self.grate, &szc, s * n, j, &self.gl);
+        if self.nonneg {
+            let szc = dev.zeros(s * n);
+            self.bin(Binary::Mul, &self.sz_rep, &scale, &szc);
+            dev.binary_rows(Binary::Mul, &self.grate, &szc, s * n, j, &self.gl);
+        } else {
+            self.bin(Binary::Mul, &self.grate, &self.rate, &self.tmp);
+            self.bin(Binary::Mul, &self.tmp, &scale, &self.gl);
+        }
         if let (Some(d), Some(th)) = (&self.disp, &theta) {
             // θ = 1/φ, φ = softplus(raw): dθ/draw = −θ² σ(raw).
             let (g0, g1, g2, sg) = (dev.zeros(j), dev.zeros(j), dev.zeros(j), dev.zeros(j));
@@ -581,8 +611,12 @@ impl<'d, D: Device> Objective<'d, D> {
         dev.unary(Unary::Exp, &hl, &sp.sd);
         let (f0, f) = (dev.zeros(s * t * n), dev.zeros(s * t * n));
         self.bin(Binary::Mul, eps_f, &sp.sd, &f0);
-        self.bin(Binary::Add, &f0, &mu, &f);
-        dev.unary(Unary::Exp, &f, &sp.e);
+        if self.nonneg {
+            self.bin(Binary::Add, &f0, &mu, &f);
+            dev.unary(Unary::Exp, &f, &sp.e);
+        } else {
+            self.bin(Binary::Add, &f0, &mu, &sp.e);
+        }
         self.g(
             gm(s, j * t, 1, false, false, 1.0, 0.0, 1),
             &self.ones_s,
@@ -616,7 +650,11 @@ impl<'d, D: Device> Objective<'d, D> {
             &self.gl,
             &ge,
         );
-        self.bin(Binary::Mul, &ge, &sp.e, &gf);
+        if self.nonneg {
+            self.bin(Binary::Mul, &ge, &sp.e, &gf);
+        } else {
+            self.bin(Binary::Add, &ge, &c.zero, &gf);
+        }
         self.sum_draws(&gf, t * n, &sp.gmu);
         self.bin(Binary::Mul, &gf, eps_f, &gfe);
         let (gsd, g0) = (dev.zeros(t * n), dev.zeros(t * n));
@@ -903,9 +941,11 @@ impl<'d, D: Device> Objective<'d, D> {
             for v in [&sp.delta, &sp.omega, &sp.beta0, &sp.beta, &sp.w] {
                 adam(lr, t, v);
             }
-            let w = dev.zeros(dev.len(&sp.w.x));
-            dev.binary(Binary::Max, &sp.w.x, zero, &w);
-            self.sp.as_mut().expect("spatial").w.x = w;
+            if self.nonneg {
+                let w = dev.zeros(dev.len(&sp.w.x));
+                dev.binary(Binary::Max, &sp.w.x, zero, &w);
+                self.sp.as_mut().expect("spatial").w.x = w;
+            }
         }
         if let Some(sp) = &self.sp {
             if kernel {

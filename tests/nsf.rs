@@ -370,3 +370,36 @@ fn rsf_runs_on_s1_with_real_valued_factors() {
         "RSF's validation deviance {got} vs the genes' means {null}"
     );
 }
+
+/// The same fit on the CPU device and on wgpu (lavapipe in CI): NSFH, so
+/// both parts and every new op (kernel matrices, Cholesky, solves) run on
+/// the GPU; the devices differ only in the order of f32 sums.
+#[test]
+fn nsfh_on_wgpu_matches_the_cpu_device() {
+    use tessera_core::compute::gpu::Gpu;
+    let dir = common::data_dir("nsfh_on_wgpu_matches_the_cpu_device").expect("data");
+    let d = s1(&dir);
+    let opts = run::Options {
+        model: run::Model::Nsfh,
+        factors: 4,
+        inducing: 60,
+        epochs: 30,
+        ..run::Options::default()
+    };
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    let a = pollster::block_on(run::run(&Cpu, "S1", &d, &opts, &mut |_, _, _| true)).unwrap();
+    let b = pollster::block_on(run::run(&gpu, "S1", &d, &opts, &mut |_, _, _| true)).unwrap();
+    assert_eq!(a.history.loss.len(), b.history.loss.len());
+    for (x, y) in a.history.loss.iter().zip(&b.history.loss) {
+        assert!((x - y).abs() <= 1e-4 * x.abs(), "losses {x} vs {y}");
+    }
+    let scale = a.factors.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = a
+        .factors
+        .iter()
+        .zip(&b.factors)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    eprintln!("NSFH factors, CPU vs wgpu after 30 epochs: max |diff| {worst:.2e} (largest factor {scale:.3})");
+    assert!(worst <= 1e-3 * scale, "factors differ by {worst}");
+}

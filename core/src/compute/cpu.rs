@@ -558,6 +558,19 @@ fn apply(op: Binary, x: f32, y: f32) -> f32 {
 /// torch's clamp on each norm in cosine_similarity.
 pub const COSINE_EPS: f64 = 1e-8;
 
+/// Checks a GEMM's buffers and returns the (row, column) strides of op(A)
+/// (m×k) and op(B) (k×n) in row-major storage.
+fn gemm_strides(g: &Gemm, a: usize, b: usize, c: usize) -> ((usize, usize), (usize, usize)) {
+    assert!(
+        a >= g.batch * g.m * g.k && b >= g.batch * g.k * g.n && c >= g.batch * g.m * g.n,
+        "gemm: buffer too small"
+    );
+    (
+        if g.trans_a { (1, g.m) } else { (g.k, 1) },
+        if g.trans_b { (1, g.k) } else { (g.n, 1) },
+    )
+}
+
 /// Output rows below which [`gemm_few_rows`] replaces matrixmultiply.
 const FEW_ROWS: usize = 4;
 
@@ -673,15 +686,7 @@ impl Device for Cpu {
     fn gemm(&self, g: Gemm, a: &CpuBuf, b: &CpuBuf, c: &CpuBuf) {
         let (a, b) = (input(a, c), input(b, c));
         let mut out = c.0.borrow_mut();
-        assert!(
-            a.len() >= g.batch * g.m * g.k
-                && b.len() >= g.batch * g.k * g.n
-                && out.len() >= g.batch * g.m * g.n,
-            "gemm: buffer too small"
-        );
-        // Row/column strides of op(A) (m×k) and op(B) (k×n) in row-major storage.
-        let (rsa, csa) = if g.trans_a { (1, g.m) } else { (g.k, 1) };
-        let (rsb, csb) = if g.trans_b { (1, g.k) } else { (g.n, 1) };
+        let ((rsa, csa), (rsb, csb)) = gemm_strides(&g, a.len(), b.len(), out.len());
         for t in 0..g.batch {
             let (a, b) = (&a[t * g.m * g.k..], &b[t * g.k * g.n..]);
             let c = &mut out[t * g.m * g.n..(t + 1) * g.m * g.n];
@@ -722,14 +727,7 @@ impl Device for Cpu {
         }
         let (a, b) = (input(a, c), input(b, c));
         let mut out = c.0.borrow_mut();
-        assert!(
-            a.len() >= g.batch * g.m * g.k
-                && b.len() >= g.batch * g.k * g.n
-                && out.len() >= g.batch * g.m * g.n,
-            "gemm_tri: buffer too small"
-        );
-        let (rsa, csa) = if g.trans_a { (1, g.m) } else { (g.k, 1) };
-        let (rsb, csb) = if g.trans_b { (1, g.k) } else { (g.n, 1) };
+        let ((rsa, csa), (rsb, csb)) = gemm_strides(&g, a.len(), b.len(), out.len());
         match tri {
             Tri::LowerB => assert!(
                 g.k == g.n && !g.trans_b,

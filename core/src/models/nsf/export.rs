@@ -58,22 +58,10 @@ pub fn spatial_importance(f: &Fitted) -> Option<(Vec<f64>, Vec<f64>)> {
     Some((share(false), obs))
 }
 
+/// A named table as CSV, values as pandas writes them (NaN empty).
 fn csv_table(first: &str, rows: &[String], cols: &[String], values: &[f64]) -> Vec<u8> {
-    let mut s = String::from(first);
-    for c in cols {
-        s.push(',');
-        s.push_str(&crate::io::csv_field(c));
-    }
-    s.push('\n');
-    for (r, name) in rows.iter().enumerate() {
-        s.push_str(&crate::io::csv_field(name));
-        for v in &values[r * cols.len()..(r + 1) * cols.len()] {
-            s.push(',');
-            s.push_str(&number(*v));
-        }
-        s.push('\n');
-    }
-    s.into_bytes()
+    let values: Vec<String> = values.iter().map(|&v| number(v)).collect();
+    crate::io::table_csv(first, cols, rows, &values).into_bytes()
 }
 
 /// The run as `uns['nsf']` and `summary.json` describe it.

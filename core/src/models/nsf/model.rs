@@ -167,6 +167,8 @@ struct Spatial<D: Device> {
     w: Var<D>,
     x: D::Buf,
     z: D::Buf,
+    /// The inducing points on the host, for predictions at new points.
+    z_host: Vec<[f64; 2]>,
     dzz: D::Buf,
     dxz: D::Buf,
     /// 1 strictly below the diagonal of an M×M matrix.
@@ -209,6 +211,9 @@ struct NonSpatial<D: Device> {
     v: Var<D>,
     /// Stacked S×N×K.
     e: D::Buf,
+    /// Numerators of the reciprocals (K and N×K ones).
+    ones_k: D::Buf,
+    ones_nk: D::Buf,
     v_rep: D::Buf,
     gv_rep: D::Buf,
     qsc: D::Buf,
@@ -250,6 +255,10 @@ struct Consts<D: Device> {
     two: D::Buf,
     diag_shift: D::Buf,
     nugget: D::Buf,
+    /// −1/(S·N): d loss / d log-likelihood.
+    neg_inv_sn: D::Buf,
+    /// 1/(2N): the KL's ½ log|K| and ½ tr terms in K̄.
+    inv_2n: D::Buf,
 }
 
 impl<'d, D: Device> Objective<'d, D> {
@@ -293,6 +302,7 @@ impl<'d, D: Device> Objective<'d, D> {
                 w: Var::new(dev, &p.w),
                 x: up(&flat(data.x)),
                 z: up(&flat(data.z)),
+                z_host: data.z.to_vec(),
                 dzz: dev.upload_owned(distances(data.z, data.z)),
                 dxz: dev.upload_owned(distances(data.x, data.z)),
                 mask: dev.upload_owned(mask),
@@ -326,6 +336,8 @@ impl<'d, D: Device> Objective<'d, D> {
             pscale: Var::new(dev, &p.pscale),
             v: Var::new(dev, &p.v),
             e: dev.zeros(s * n * k),
+            ones_k: dev.upload_owned(vec![1.0; k]),
+            ones_nk: dev.upload_owned(vec![1.0; n * k]),
             v_rep: dev.zeros(s * j * k),
             gv_rep: dev.zeros(s * j * k),
             qsc: dev.zeros(n * k),
@@ -359,6 +371,8 @@ impl<'d, D: Device> Objective<'d, D> {
                 two: up(&[2.0]),
                 diag_shift: up(&[DIAG_SHIFT]),
                 nugget: up(&[NUGGET]),
+                neg_inv_sn: up(&[-1.0 / (s * n) as f32]),
+                inv_2n: up(&[0.5 / n as f32]),
             },
             fresh: false,
         }
@@ -520,20 +534,20 @@ impl<'d, D: Device> Objective<'d, D> {
         }
         // d loss / d (the product W e^f, or W f) = −1/(S·N) · d ll / d rate
         // times sz (NSF) or the rate itself (RSF's log link).
-        let scale = dev.upload(&[-1.0 / (s * n) as f32]);
+        let scale = &self.consts.neg_inv_sn;
         if self.nonneg {
             let szc = dev.zeros(s * n);
-            self.bin(Binary::Mul, &self.sz_rep, &scale, &szc);
+            self.bin(Binary::Mul, &self.sz_rep, scale, &szc);
             dev.binary_rows(Binary::Mul, &self.grate, &szc, s * n, j, &self.gl);
         } else {
             self.bin(Binary::Mul, &self.grate, &self.rate, &self.tmp);
-            self.bin(Binary::Mul, &self.tmp, &scale, &self.gl);
+            self.bin(Binary::Mul, &self.tmp, scale, &self.gl);
         }
         if let (Some(d), Some(th)) = (&self.disp, &theta) {
             // θ = 1/φ, φ = softplus(raw): dθ/draw = −θ² σ(raw).
             let (g0, g1, g2, sg) = (dev.zeros(j), dev.zeros(j), dev.zeros(j), dev.zeros(j));
             dev.reduce(Reduce::Sum, Axis::Cols, &self.gtheta, s * n, j, &g0);
-            self.bin(Binary::Mul, &g0, &scale, &g1);
+            self.bin(Binary::Mul, &g0, scale, &g1);
             self.bin(Binary::Mul, th, th, &g2);
             self.bin(Binary::Mul, &g1, &g2, &g0);
             dev.unary(Unary::Sigmoid, &d.x, &sg);
@@ -787,8 +801,7 @@ impl<'d, D: Device> Objective<'d, D> {
         );
         self.g(gm(m, m, 1, false, false, h, 1.0, t), &sp.vk, &sp.vk, kbar);
         let kh = &sp.mm[0];
-        let inv2n = dev.upload(&[0.5 / nf]);
-        self.bin(Binary::Mul, &sp.kinv, &inv2n, kh);
+        self.bin(Binary::Mul, &sp.kinv, &c.inv_2n, kh);
         self.bin(Binary::Add, kbar, kh, kbar2);
         // K̄_fu = gμ vᵀ + 2 gΣ ⊙ (Ĉ − αᵀ).
         self.g(
@@ -868,7 +881,7 @@ impl<'d, D: Device> Objective<'d, D> {
         let (psc, p2, ivar) = (zk(), zk(), zk());
         dev.unary(Unary::Softplus, &ns.pscale.x, &psc);
         self.bin(Binary::Mul, &psc, &psc, &p2);
-        self.bin(Binary::Div, &dev.upload(&vec![1.0; k]), &p2, &ivar);
+        self.bin(Binary::Div, &ns.ones_k, &p2, &ivar);
         let (dq, dqi, dqin, sq2, dq2, ssum) = (z(), z(), z(), z(), z(), z());
         self.bin(Binary::Sub, &ns.qloc.x, &ns.ploc.x, &dq);
         self.bin(Binary::Mul, &dq, &ivar, &dqi);
@@ -876,7 +889,7 @@ impl<'d, D: Device> Objective<'d, D> {
         self.bin(Binary::Add, &gq, &dqin, &ns.qloc.g);
         // σq: −1/σq + σq/σp², over N, then softplus.
         let (inv_q, qi, dsq, dsqn, gsq2, sgq) = (z(), z(), z(), z(), z(), z());
-        self.bin(Binary::Div, &dev.upload(&vec![1.0; nk]), &ns.qsc, &inv_q);
+        self.bin(Binary::Div, &ns.ones_nk, &ns.qsc, &inv_q);
         self.bin(Binary::Mul, &ns.qsc, &ivar, &qi);
         self.bin(Binary::Sub, &qi, &inv_q, &dsq);
         self.bin(Binary::Mul, &dsq, &c.inv_n, &dsqn);
@@ -897,7 +910,7 @@ impl<'d, D: Device> Objective<'d, D> {
         self.bin(Binary::Mul, &p2, &psc, &p3);
         self.bin(Binary::Div, &col, &p3, &a1);
         self.bin(Binary::Mul, &a1, &c.inv_n, &a2);
-        self.bin(Binary::Div, &dev.upload(&vec![1.0; k]), &psc, &a3);
+        self.bin(Binary::Div, &ns.ones_k, &psc, &a3);
         self.bin(Binary::Sub, &a3, &a2, &a1);
         dev.unary(Unary::Sigmoid, &ns.pscale.x, &sgp);
         self.bin(Binary::Mul, &a1, &sgp, &ns.pscale.g);
@@ -1071,18 +1084,12 @@ impl<'d, D: Device> Objective<'d, D> {
         let Shape { t, m, .. } = self.shape;
         let sp = self.sp.as_ref().expect("spatial part");
         let rows = x.len();
-        let z: Vec<[f64; 2]> = {
-            let zf = dev.read(&sp.z).await;
-            zf.chunks_exact(2)
-                .map(|q| [q[0] as f64, q[1] as f64])
-                .collect()
-        };
         let xb = dev.upload(
             &x.iter()
                 .flat_map(|q| [q[0] as f32, q[1] as f32])
                 .collect::<Vec<_>>(),
         );
-        let dxz = dev.upload_owned(distances(x, &z));
+        let dxz = dev.upload_owned(distances(x, &sp.z_host));
         let (amp, ls) = (dev.zeros(t), dev.zeros(t));
         dev.unary(Unary::Softplus, &sp.amp.x, &amp);
         dev.unary(Unary::Softplus, &sp.ls.x, &ls);

@@ -1259,3 +1259,82 @@ fn multiomics_runs_the_preprints_command_line() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `tessera nsf` runs every model of the family on the real Visium set
+/// (short fits: the accuracy tests are in tests/nsf.rs), writing every
+/// output with one row per spot and gene; RSF and NSF also under the
+/// Gaussian likelihood.
+#[test]
+fn nsf_runs_every_model_on_visium() {
+    let data = common::data_dir("nsf_runs_every_model_on_visium").expect("data");
+    let visium = data.join("visium_cytassist_mouse").display().to_string();
+    let root = std::env::temp_dir().join(format!("tessera-nsf-{}", std::process::id()));
+    for (model, lik) in [
+        ("nsf", "poisson"),
+        ("nsfh", "nb"),
+        ("pnmf", "poisson"),
+        ("rsf", "poisson"),
+        ("rsf", "gaussian"),
+        ("nsf", "gaussian"),
+    ] {
+        let out = root.join(format!("{model}-{lik}"));
+        let (ok, _, err) = tessera(&[
+            "nsf",
+            "--data",
+            &visium,
+            "--model",
+            model,
+            "--likelihood",
+            lik,
+            "--factors",
+            "4",
+            "--genes",
+            "150",
+            "--inducing",
+            "80",
+            "--epochs",
+            "20",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{model} {lik}: {err}");
+        let lines = |f: &str| {
+            std::fs::read_to_string(out.join(f))
+                .unwrap_or_else(|e| panic!("{model} {lik}: {f}: {e}"))
+                .lines()
+                .count()
+        };
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        // A header and one row per spot with counts, or per gene.
+        let spots = summary["observations"].as_u64().unwrap() as usize;
+        assert!(spots > 2800, "{model} {lik}: {spots} spots");
+        assert_eq!(lines("factors.csv"), spots + 1, "{model} {lik}");
+        assert_eq!(lines("loadings.csv"), 151, "{model} {lik}");
+        let epochs = summary["epochs"].as_u64().unwrap() as usize;
+        assert!((1..=20).contains(&epochs), "{model} {lik}: {epochs} epochs");
+        assert_eq!(lines("elbo_history.csv"), epochs + 1, "{model} {lik}");
+        assert_eq!(out.join("spatial_importance.csv").exists(), model == "nsfh");
+        let dv = summary["deviance_validation"]["mean"].as_f64();
+        assert!(dv.is_some_and(f64::is_finite), "{model} {lik}: {summary}");
+        assert!(out.join("nsf.h5ad").exists());
+    }
+    // An unknown likelihood is refused with the choices.
+    let (ok, _, err) = tessera(&[
+        "nsf",
+        "--data",
+        &visium,
+        "--likelihood",
+        "laplace",
+        "--out",
+        "x",
+    ]);
+    assert!(
+        !ok && err.contains("--likelihood") && err.contains("gaussian"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -97,10 +97,12 @@ fn problem_with(
         ploc: small(11, k, 0.3),
         pscale: small(12, k, 0.2),
         v: pos(13, j * k),
-        disp: if lik == Likelihood::Nb {
-            small(14, j, 0.5).iter().map(|v| v - 1.0).collect()
-        } else {
-            vec![]
+        disp: match lik {
+            Likelihood::Poisson => vec![],
+            Likelihood::Nb => small(14, j, 0.5).iter().map(|v| v - 1.0).collect(),
+            // σ between about 0.5 and 1.5, so the residuals of counts 0–5
+            // weigh like the other terms.
+            Likelihood::Gaussian => small(14, j, 0.5).iter().map(|v| v + 0.5).collect(),
         },
     };
     let shape = Shape { n, j, t, k, m, s };
@@ -250,15 +252,24 @@ fn loss64(pr: &Problem, p: &Params) -> f64 {
                     let fl = f[d * t * n + l * n + i];
                     lam += p.w[g * t + l] as f64 * if pr.nonneg { fl.exp() } else { fl };
                 }
-                if !pr.nonneg {
+                let gaussian = pr.lik == Likelihood::Gaussian;
+                // RSF's log link for counts; the Gaussian's identity.
+                if !pr.nonneg && !gaussian {
                     lam = lam.exp();
                 }
                 for c in 0..k {
                     lam += p.v[g * k + c] as f64 * h[d * n * k + i * k + c].exp();
                 }
-                let mu = pr.sz[i] as f64 * lam;
+                // The Gaussian reads normalised data: no size factors.
+                let mu = if gaussian { lam } else { pr.sz[i] as f64 * lam };
                 let y = pr.y[i * j + g] as f64;
                 ll += match pr.lik {
+                    Likelihood::Gaussian => {
+                        let sd = softplus(p.disp[g] as f64);
+                        -0.5 * (2.0 * std::f64::consts::PI).ln()
+                            - sd.ln()
+                            - (y - mu).powi(2) / (2.0 * sd * sd)
+                    }
                     Likelihood::Poisson => y * mu.ln() - mu - lgamma(y + 1.0),
                     Likelihood::Nb => {
                         let th = 1.0 / softplus(p.disp[g] as f64);
@@ -373,13 +384,14 @@ fn copy_field(p: &mut Params, name: &str, v: &[f32]) {
 #[test]
 fn every_gradient_matches_finite_differences_on_the_cpu_device() {
     for (t, k) in [(2, 0), (0, 2), (2, 1)] {
-        for lik in [Likelihood::Poisson, Likelihood::Nb] {
+        for lik in [Likelihood::Poisson, Likelihood::Nb, Likelihood::Gaussian] {
             check(&Cpu, t, k, lik, GpKernel::Matern32);
         }
     }
     check(&Cpu, 2, 1, Likelihood::Poisson, GpKernel::Rbf);
-    // RSF: real-valued factors and loadings, log link.
-    for lik in [Likelihood::Poisson, Likelihood::Nb] {
+    // RSF: real-valued factors and loadings, log link (identity for the
+    // Gaussian).
+    for lik in [Likelihood::Poisson, Likelihood::Nb, Likelihood::Gaussian] {
         check_with(&Cpu, 2, 0, lik, GpKernel::Matern32, false);
     }
 }
@@ -390,6 +402,8 @@ fn wgpu_gives_the_same_gradients() {
     check(&gpu, 2, 1, Likelihood::Nb, GpKernel::Matern32);
     check(&gpu, 2, 0, Likelihood::Poisson, GpKernel::Rbf);
     check_with(&gpu, 2, 0, Likelihood::Nb, GpKernel::Matern32, false);
+    check(&gpu, 2, 1, Likelihood::Gaussian, GpKernel::Matern32);
+    check_with(&gpu, 2, 0, Likelihood::Gaussian, GpKernel::Rbf, false);
 }
 
 #[test]

@@ -15,15 +15,15 @@ impl crate::form::Page for Page {
 
     fn form(params: RwSignal<NsfParams>, _ctx: PageCtx) -> AnyView {
         view! {
-            {choice(params, "Model", "NSF: spatially smooth factors (Gaussian processes); NSFH: spatial plus nonspatial factors, with each gene's spatial importance; PNMF: nonspatial factors only; RSF: real-valued spatial factors (rate exp of loadings × factors).",
+            {choice(params, "Model", "NSF: spatially smooth factors (Gaussian processes); NSFH: spatial plus nonspatial factors, with each gene's spatial importance; PNMF: nonspatial factors only; RSF: real-valued spatial factors (rate exp of loadings × factors; loadings × factors under the Gaussian likelihood).",
                 "nsf-model-select", &[("nsf", "NSF"), ("nsfh", "NSFH"), ("pnmf", "PNMF"), ("rsf", "RSF")],
                 |p| p.model.clone(), |p, v| p.model = v)}
             {field(params, "Factors", "L, the number of factors (the paper uses 4 to 20).", "nsf-factors-input",
                 |p| p.factors.to_string(), |p, v| p.factors = v.trim().parse().unwrap_or(0))}
             {field(params, "Spatial factors", "NSFH only: T of the L factors are spatial; empty: half, rounded up.", "nsf-spatial-input",
                 |p| p.spatial.map(|t| t.to_string()).unwrap_or_default(), |p, v| p.spatial = v.trim().parse().ok())}
-            {choice(params, "Likelihood", "poisson (the paper's default) or nb (negative binomial, a dispersion per gene).",
-                "nsf-likelihood-select", &[("poisson", "Poisson"), ("nb", "negative binomial")],
+            {choice(params, "Likelihood", "poisson (the paper's default), nb (negative binomial, a dispersion per gene) or gaussian (normal with a scale per gene, on normalize_total + log1p of the counts — or X when the counts are in layers['counts'] — centred for RSF).",
+                "nsf-likelihood-select", &[("poisson", "Poisson"), ("nb", "negative binomial"), ("gaussian", "Gaussian")],
                 |p| p.likelihood.clone(), |p, v| p.likelihood = v)}
             {choice(params, "Kernel", "Covariance of the spatial factors: Matérn 3/2 (default) or exponentiated quadratic.",
                 "nsf-kernel-select", &[("matern32", "Matérn 3/2"), ("rbf", "exponentiated quadratic")],

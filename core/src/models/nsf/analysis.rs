@@ -77,12 +77,17 @@ impl NsfParams {
                 ("nsf", Model::Nsf),
                 ("nsfh", Model::Nsfh),
                 ("pnmf", Model::Pnmf),
+                ("rsf", Model::Rsf),
             ],
         )?;
         let likelihood = pick(
             "--likelihood",
             &self.likelihood,
-            &[("poisson", Likelihood::Poisson), ("nb", Likelihood::Nb)],
+            &[
+                ("poisson", Likelihood::Poisson),
+                ("nb", Likelihood::Nb),
+                ("gaussian", Likelihood::Gaussian),
+            ],
         )?;
         let kernel = pick(
             "--kernel",
@@ -175,13 +180,15 @@ impl NsfParams {
 /// K_uu's factor and inverse and the one being made, Ω products, scratch,
 /// and Ω with its moments in each of 4 checkpoints) and the N×M
 /// ones (αᵀ, αᵀΩ, scratch, and the three of the final prediction); per
-/// draw the N×J counts, rates and gradients; the dense counts on the host.
+/// draw the N×J counts, rates and gradients (and NB's θ gradient, the
+/// scratch of RSF and of the Gaussian); the dense counts on the host.
 pub fn memory_needed(o: &Options, n: u64, j: u64) -> u64 {
     let t = o.spatial_factors() as u64;
     let l = o.factors as u64;
     let m = (o.inducing as u64).min(n);
     let s = o.draws as u64;
-    let nb = if o.likelihood == Likelihood::Nb { 5 } else { 4 };
+    let scratch = o.model == Model::Rsf || o.likelihood == Likelihood::Gaussian;
+    let nb = 4 + u64::from(o.likelihood == Likelihood::Nb) + u64::from(scratch);
     4 * ((13 + 12) * t * m * m + 8 * t * n * m + nb * s * n * j + 2 * n * j + 8 * s * n * l)
 }
 

@@ -1,5 +1,6 @@
 //! Starting values as the paper's benchmark sets them (`init_loadings`
-//! with shrinkage 0.3): NMF (KL, multiplicative updates, nndsvda) shrunk
+//! with shrinkage 0.3): NMF (KL, multiplicative updates, nndsvda; for the
+//! Gaussian likelihood Frobenius, coordinate descent, nndsvd) shrunk
 //! toward uniform and moved onto the log scale of the factors' prior;
 //! spatial factors smoothed to the inducing points by k-nearest-neighbour
 //! regression with a linear trend for the GP mean; NSFH's factors ordered
@@ -9,7 +10,8 @@
 
 use super::model::{Likelihood, Params, DIAG_SHIFT};
 use crate::compute::{philox, Device};
-use crate::models::nmf::{fit_mu, nndsvd, Loss, Nmf};
+use crate::models::nmf::init::truncated_svd;
+use crate::models::nmf::{fit_cd, fit_mu, nndsvd, Loss, Nmf};
 use crate::models::svi::mix;
 use crate::spatial::graph::{self, Options as GraphOptions};
 use crate::spatial::{autocorr, kdtree::KdTree};
@@ -32,17 +34,34 @@ pub fn softplus_inv(y: f64) -> f64 {
     }
 }
 
+/// The per-feature likelihood parameter's raw start: NB's φ = 0.01, the
+/// Gaussian's σ = 1 (`likelihoods.init_lik`).
+pub fn disp_init(lik: Likelihood, j: usize) -> Vec<f32> {
+    match lik {
+        Likelihood::Poisson => vec![],
+        Likelihood::Nb => vec![softplus_inv(0.01) as f32; j],
+        Likelihood::Gaussian => vec![softplus_inv(1.0) as f32; j],
+    }
+}
+
 /// `regularized_nmf`: log-scale factors (N×L) and loadings (J×L) of the
-/// counts `y` (N×J).
+/// nonnegative data `y` (N×J): counts, or normalised values for the
+/// Gaussian likelihood (`choose_nmf_pars`).
 pub async fn regularized_nmf<D: Device>(
     dev: &D,
     y: &[f32],
     (n, j, l): (usize, usize, usize),
     sz: &[f64],
     shrinkage: f64,
+    lik: Likelihood,
 ) -> (Vec<f64>, Vec<f64>) {
-    let (w0, h0) = nndsvd(y, n, j, l, true);
-    let fit = fit_mu(dev, &Nmf::new(l), Loss::KullbackLeibler, y, n, j, &w0, &h0).await;
+    let fit = if lik == Likelihood::Gaussian {
+        let (w0, h0) = nndsvd(y, n, j, l, false);
+        fit_cd(dev, &Nmf::new(l), y, n, j, &w0, &h0).await
+    } else {
+        let (w0, h0) = nndsvd(y, n, j, l, true);
+        fit_mu(dev, &Nmf::new(l), Loss::KullbackLeibler, y, n, j, &w0, &h0).await
+    };
     let a = shrinkage;
     let shrink = 0.0 < a && a < 1.0;
     // Loadings J×L from H (L×J), shrunk toward their column means.
@@ -197,22 +216,32 @@ pub struct InitInput<'a> {
     pub l: usize,
     pub likelihood: Likelihood,
     /// False for RSF's real-valued factors, which the paper starts at random
-    /// for count likelihoods rather than from NMF.
+    /// (loadings from a truncated SVD for the Gaussian likelihood).
     pub nonneg: bool,
     pub shrinkage: f64,
     pub seed: u64,
 }
 
-/// RSF's starting values: δ and W normal, β0 = β = 0. The paper draws
-/// them standard normal; with a log link that puts rates at e^{±4} for
-/// four factors and the first steps diverge, so they start at a tenth of
-/// that scale (rates near the size factors).
+/// RSF's starting values: δ normal, β0 = β = 0, and W normal for count
+/// likelihoods or the top right singular vectors of the (centred) data
+/// for the Gaussian (`TruncatedSVD`). The paper draws δ and W standard
+/// normal; with a log link that puts rates at e^{±4} for four factors and
+/// the first steps diverge, so for counts they start at a tenth of that
+/// scale (rates near the size factors).
 fn real_params(inp: &InitInput<'_>) -> Params {
     let (t, m, j) = (inp.t, inp.z.len(), inp.j);
+    let gaussian = inp.likelihood == Likelihood::Gaussian;
+    let sd = if gaussian { 1.0 } else { 0.1 };
     let normal = |site: u64, len: usize| -> Vec<f32> {
         (0..len)
-            .map(|i| 0.1 * philox::normal(mix(inp.seed, site, 0), 0, i))
+            .map(|i| sd * philox::normal(mix(inp.seed, site, 0), 0, i))
             .collect()
+    };
+    let w = if gaussian {
+        let (_, _, vt) = truncated_svd(inp.y, inp.n, j, t, inp.seed);
+        (0..j * t).map(|i| vt[(i % t) * j + i / t] as f32).collect()
+    } else {
+        normal(8, j * t)
     };
     Params {
         delta: normal(7, t * m),
@@ -221,12 +250,8 @@ fn real_params(inp: &InitInput<'_>) -> Params {
         beta: vec![0.0; 2 * t],
         amp: vec![softplus_inv(1.0) as f32; t],
         ls: vec![softplus_inv(0.1) as f32; t],
-        w: normal(8, j * t),
-        disp: if inp.likelihood == Likelihood::Nb {
-            vec![softplus_inv(0.01) as f32; j]
-        } else {
-            vec![]
-        },
+        w,
+        disp: disp_init(inp.likelihood, j),
         ..Params::default()
     }
 }
@@ -239,7 +264,8 @@ pub async fn initial_params<D: Device>(dev: &D, inp: &InitInput<'_>) -> Result<P
     }
     let (n, j, t, l) = (inp.n, inp.j, inp.t, inp.l);
     let k = l - t;
-    let (f, w) = regularized_nmf(dev, inp.y, (n, j, l), inp.sz, inp.shrinkage).await;
+    let (f, w) =
+        regularized_nmf(dev, inp.y, (n, j, l), inp.sz, inp.shrinkage, inp.likelihood).await;
     let order: Vec<usize> = if t > 0 && k > 0 {
         moran_order(&f, l, inp.x)?
     } else {
@@ -282,9 +308,7 @@ pub async fn initial_params<D: Device>(dev: &D, inp: &InitInput<'_>) -> Result<P
         p.pscale = vec![softplus_inv(s0) as f32; k];
         p.v = f32s(cols(&w, j, nsp));
     }
-    if inp.likelihood == Likelihood::Nb {
-        p.disp = vec![softplus_inv(0.01) as f32; j];
-    }
+    p.disp = disp_init(inp.likelihood, j);
     Ok(p)
 }
 

@@ -4,7 +4,9 @@
 //! sz · (W e^f + V e^h), and the loss the paper minimises,
 //! −J · mean log p(y) + (Σ_l KL_l + Σ_i KL_i) / N, with its gradient by
 //! hand. NSF is K = 0, PNMF T = 0, NSFH both; RSF is NSF with real-valued
-//! factors and loadings, rate sz · exp(W f).
+//! factors and loadings, rate sz · exp(W f). The Gaussian likelihood reads
+//! normalised data, so it has no size factors and RSF's link is the
+//! identity: mean W e^f + V e^h, or W f.
 //!
 //! Everything a GP needs from its kernel (K_uu's factor and inverse,
 //! α = K_uu⁻¹K_uf, the conditional variances) is cached by
@@ -29,6 +31,15 @@ pub const DIAG_SHIFT: f32 = 1e-5;
 pub enum Likelihood {
     Poisson,
     Nb,
+    /// Normal(mean, σ_j) per feature, σ_j = softplus(raw) (starts at 1).
+    Gaussian,
+}
+
+impl Likelihood {
+    /// Has a per-feature parameter (NB's φ, the Gaussian's σ) in `disp`.
+    pub fn has_disp(self) -> bool {
+        self != Likelihood::Poisson
+    }
 }
 
 /// Sizes: N observations, J features, T spatial and K nonspatial factors,
@@ -67,7 +78,8 @@ pub struct Params {
     pub pscale: Vec<f32>,
     /// J×K nonspatial loadings.
     pub v: Vec<f32>,
-    /// J NB dispersions φ (var = μ + φμ²); empty for Poisson.
+    /// J NB dispersions φ (var = μ + φμ²) or Gaussian scales σ, softplus
+    /// raws; empty for Poisson.
     pub disp: Vec<f32>,
 }
 
@@ -224,9 +236,12 @@ pub struct Objective<'d, D: Device> {
     pub shape: Shape,
     kernel: GpKernel,
     /// NSF's nonnegative factors (rate sz · W e^f, W ≥ 0); false is RSF's
-    /// real ones (rate sz · exp(W f), W free).
+    /// real ones (W free).
     nonneg: bool,
-    /// RSF's scratch: exp of the log-rates.
+    lik: Likelihood,
+    /// RSF with a count likelihood: rate sz · exp(W f).
+    log_link: bool,
+    /// S×N×J scratch: exp of the log-rates, or the Gaussian residuals.
     tmp: D::Buf,
     /// The counts repeated for each draw (S·N × J).
     y_rep: D::Buf,
@@ -249,6 +264,7 @@ pub struct Objective<'d, D: Device> {
 
 struct Consts<D: Device> {
     zero: D::Buf,
+    one: D::Buf,
     half: D::Buf,
     minus_one: D::Buf,
     inv_n: D::Buf,
@@ -278,7 +294,13 @@ impl<'d, D: Device> Objective<'d, D> {
         );
         let Shape { n, j, t, k, m, s } = shape;
         let up = |v: &[f32]| dev.upload(v);
-        let sz_rep: Vec<f32> = (0..s).flat_map(|_| data.sz.iter().copied()).collect();
+        let gaussian = lik == Likelihood::Gaussian;
+        let sz_rep: Vec<f32> = if gaussian {
+            vec![1.0; s * n]
+        } else {
+            (0..s).flat_map(|_| data.sz.iter().copied()).collect()
+        };
+        let log_link = !nonneg && !gaussian;
         let sp = (t > 0).then(|| {
             let mut mask = vec![0f32; m * m];
             for r in 0..m {
@@ -347,17 +369,15 @@ impl<'d, D: Device> Objective<'d, D> {
             shape,
             kernel,
             nonneg,
-            tmp: dev.zeros(if nonneg {
-                1
-            } else {
-                shape.s * shape.n * shape.j
-            }),
+            lik,
+            log_link,
+            tmp: dev.zeros(if log_link || gaussian { s * n * j } else { 1 }),
             y_rep: dev.upload_owned((0..s).flat_map(|_| data.y.iter().copied()).collect()),
             sz_rep: dev.upload_owned(sz_rep),
             ones_s: dev.upload_owned(vec![1.0; s]),
             sp,
             ns,
-            disp: (lik == Likelihood::Nb).then(|| Var::new(dev, &p.disp)),
+            disp: lik.has_disp().then(|| Var::new(dev, &p.disp)),
             rate: dev.zeros(s * n * j),
             grate: dev.zeros(s * n * j),
             gl: dev.zeros(s * n * j),
@@ -365,6 +385,7 @@ impl<'d, D: Device> Objective<'d, D> {
             ll: dev.zeros(s * n),
             consts: Consts {
                 zero: up(&[0.0]),
+                one: up(&[1.0]),
                 half: up(&[0.5]),
                 minus_one: up(&[-1.0]),
                 inv_n: up(&[1.0 / n as f32]),
@@ -498,61 +519,30 @@ impl<'d, D: Device> Objective<'d, D> {
                 &self.grate,
             );
         }
-        if self.nonneg {
-            dev.binary_rows(Binary::Mul, &self.grate, &self.sz_rep, s * n, j, &self.rate);
-        } else {
-            // RSF: the product is the log of the rate per size factor.
+        if self.log_link {
+            // The product is the log of the rate per size factor.
             dev.unary(Unary::Exp, &self.grate, &self.tmp);
             dev.binary_rows(Binary::Mul, &self.tmp, &self.sz_rep, s * n, j, &self.rate);
+        } else {
+            dev.binary_rows(Binary::Mul, &self.grate, &self.sz_rep, s * n, j, &self.rate);
         }
-        let theta = match &self.disp {
-            Some(d) => {
-                // θ = 1/φ = exp(−log softplus(raw)).
-                let (phi, lphi, nl, th) = (dev.zeros(j), dev.zeros(j), dev.zeros(j), dev.zeros(j));
-                dev.unary(Unary::Softplus, &d.x, &phi);
-                dev.unary(Unary::Log, &phi, &lphi);
-                self.bin(Binary::Mul, &lphi, &self.consts.minus_one, &nl);
-                dev.unary(Unary::Exp, &nl, &th);
-                Some(th)
-            }
-            None => None,
-        };
-        match &theta {
-            None => {
+        match self.lik {
+            Likelihood::Poisson => {
                 dev.poisson_loglik_grad(&self.y_rep, &self.rate, s * n, j, &self.ll, &self.grate)
             }
-            Some(th) => dev.nb_loglik_grad(
-                &self.y_rep,
-                &self.rate,
-                th,
-                s * n,
-                j,
-                &self.ll,
-                &self.grate,
-                &self.gtheta,
-            ),
+            Likelihood::Nb => self.nb_likelihood(),
+            Likelihood::Gaussian => self.gaussian_likelihood(),
         }
         // d loss / d (the product W e^f, or W f) = −1/(S·N) · d ll / d rate
-        // times sz (NSF) or the rate itself (RSF's log link).
+        // times sz, or times the rate itself under RSF's log link.
         let scale = &self.consts.neg_inv_sn;
-        if self.nonneg {
+        if self.log_link {
+            self.bin(Binary::Mul, &self.grate, &self.rate, &self.tmp);
+            self.bin(Binary::Mul, &self.tmp, scale, &self.gl);
+        } else {
             let szc = dev.zeros(s * n);
             self.bin(Binary::Mul, &self.sz_rep, scale, &szc);
             dev.binary_rows(Binary::Mul, &self.grate, &szc, s * n, j, &self.gl);
-        } else {
-            self.bin(Binary::Mul, &self.grate, &self.rate, &self.tmp);
-            self.bin(Binary::Mul, &self.tmp, scale, &self.gl);
-        }
-        if let (Some(d), Some(th)) = (&self.disp, &theta) {
-            // θ = 1/φ, φ = softplus(raw): dθ/draw = −θ² σ(raw).
-            let (g0, g1, g2, sg) = (dev.zeros(j), dev.zeros(j), dev.zeros(j), dev.zeros(j));
-            dev.reduce(Reduce::Sum, Axis::Cols, &self.gtheta, s * n, j, &g0);
-            self.bin(Binary::Mul, &g0, scale, &g1);
-            self.bin(Binary::Mul, th, th, &g2);
-            self.bin(Binary::Mul, &g1, &g2, &g0);
-            dev.unary(Unary::Sigmoid, &d.x, &sg);
-            self.bin(Binary::Mul, &g0, &sg, &g1);
-            self.bin(Binary::Mul, &g1, &self.consts.minus_one, &d.g);
         }
         let mut loss = Loss::default();
         let ll = dev.read(&self.ll).await;
@@ -564,6 +554,92 @@ impl<'d, D: Device> Objective<'d, D> {
             loss.kl_nonspatial = self.nonspatial_backward(eps_h).await;
         }
         loss
+    }
+
+    /// NB log-likelihood per row into `ll`, d/d rate into `grate`, and the
+    /// dispersions' gradient.
+    fn nb_likelihood(&self) {
+        let (dev, c) = (self.dev, &self.consts);
+        let Shape { n, j, s, .. } = self.shape;
+        let d = self.disp.as_ref().expect("NB dispersions");
+        // θ = 1/φ = exp(−log softplus(raw)).
+        let (phi, lphi, nl, th) = (dev.zeros(j), dev.zeros(j), dev.zeros(j), dev.zeros(j));
+        dev.unary(Unary::Softplus, &d.x, &phi);
+        dev.unary(Unary::Log, &phi, &lphi);
+        self.bin(Binary::Mul, &lphi, &c.minus_one, &nl);
+        dev.unary(Unary::Exp, &nl, &th);
+        dev.nb_loglik_grad(
+            &self.y_rep,
+            &self.rate,
+            &th,
+            s * n,
+            j,
+            &self.ll,
+            &self.grate,
+            &self.gtheta,
+        );
+        // dθ/draw = −θ² σ(raw).
+        let (g0, g1, g2, sg) = (dev.zeros(j), dev.zeros(j), dev.zeros(j), dev.zeros(j));
+        dev.reduce(Reduce::Sum, Axis::Cols, &self.gtheta, s * n, j, &g0);
+        self.bin(Binary::Mul, &g0, &c.neg_inv_sn, &g1);
+        self.bin(Binary::Mul, &th, &th, &g2);
+        self.bin(Binary::Mul, &g1, &g2, &g0);
+        dev.unary(Unary::Sigmoid, &d.x, &sg);
+        self.bin(Binary::Mul, &g0, &sg, &g1);
+        self.bin(Binary::Mul, &g1, &c.minus_one, &d.g);
+    }
+
+    /// Normal(mean, σ_j) log-likelihood per row into `ll`, d/d mean =
+    /// (y − mean)/σ² into `grate`, and the scales' gradient; `gl` is
+    /// scratch here.
+    fn gaussian_likelihood(&self) {
+        let (dev, c) = (self.dev, &self.consts);
+        let Shape { n, j, s, .. } = self.shape;
+        let d = self.disp.as_ref().expect("Gaussian scales");
+        let (sig, lsig, l2, ivar, isig) = (
+            dev.zeros(j),
+            dev.zeros(j),
+            dev.zeros(j),
+            dev.zeros(j),
+            dev.zeros(j),
+        );
+        dev.unary(Unary::Softplus, &d.x, &sig);
+        dev.unary(Unary::Log, &sig, &lsig);
+        self.bin(Binary::Mul, &lsig, &c.minus_one, &l2);
+        dev.unary(Unary::Exp, &l2, &isig);
+        self.bin(Binary::Mul, &isig, &isig, &ivar);
+        // r = y − mean; d ll/d mean = r/σ².
+        self.bin(Binary::Sub, &self.y_rep, &self.rate, &self.tmp);
+        self.bin(Binary::Mul, &self.tmp, &ivar, &self.grate);
+        self.bin(Binary::Mul, &self.tmp, &self.tmp, &self.gl);
+        // ll = −½ Σ_j r²/σ² − Σ_j log σ − J/2 · log 2π per row.
+        let q = dev.zeros(s * n);
+        self.g(
+            gm(s * n, 1, j, false, false, -0.5, 0.0, 1),
+            &self.gl,
+            &ivar,
+            &q,
+        );
+        let (sl, cst) = (dev.zeros(1), dev.zeros(1));
+        dev.reduce(Reduce::Sum, Axis::Rows, &lsig, 1, j, &sl);
+        let half_log_2pi = dev.upload(&[-0.5 * j as f32 * (2.0 * std::f32::consts::PI).ln()]);
+        self.bin(Binary::Sub, &half_log_2pi, &sl, &cst);
+        self.bin(Binary::Add, &q, &cst, &self.ll);
+        // d loss/d raw_j = (1/σ − Σ r²/(S·N σ³)) · sigmoid(raw).
+        let (rss, a, b, e, sg) = (
+            dev.zeros(j),
+            dev.zeros(j),
+            dev.zeros(j),
+            dev.zeros(j),
+            dev.zeros(j),
+        );
+        dev.reduce(Reduce::Sum, Axis::Cols, &self.gl, s * n, j, &rss);
+        self.bin(Binary::Mul, &rss, &ivar, &a);
+        self.bin(Binary::Mul, &a, &c.neg_inv_sn, &b);
+        self.bin(Binary::Add, &b, &c.one, &a);
+        self.bin(Binary::Mul, &a, &isig, &e);
+        dev.unary(Unary::Sigmoid, &d.x, &sg);
+        self.bin(Binary::Mul, &e, &sg, &d.g);
     }
 
     /// Ω = strict lower part of the raws + softplus of their diagonal + 1e-5,

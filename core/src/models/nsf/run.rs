@@ -8,11 +8,13 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::{deviance_published, summarise, DevianceSummary};
+use super::fit::{deviance_published, summarise, to_counts, DevianceSummary};
 use super::inducing::inducing_points;
 use super::init::{initial_params, InitInput};
 use super::model::{Data, Likelihood, Objective, Shape};
-use super::prep::{poisson_deviance, rescale_coords, size_factors, split, top_genes, SizeFactors};
+use super::prep::{
+    log_normalise, poisson_deviance, rescale_coords, size_factors, split, top_genes, SizeFactors,
+};
 use super::train::{train, History, Schedule};
 use crate::compute::{philox, Device, GpKernel};
 use crate::data::{Dataset, Matrix};
@@ -27,7 +29,8 @@ pub enum Model {
     Nsfh,
     /// Nonspatial factors only.
     Pnmf,
-    /// NSF with real-valued factors and loadings (rate sz · exp(W f)).
+    /// NSF with real-valued factors and loadings (rate sz · exp(W f); mean
+    /// W f of the centred data for the Gaussian likelihood).
     Rsf,
 }
 
@@ -168,7 +171,7 @@ pub async fn run<D: Device>(
         ))
     } else if v.non_integer > 0 {
         Some(format!(
-            "has {} non-integer values: the Poisson and negative binomial models need raw counts",
+            "has {} non-integer values: the models need raw counts (the Gaussian likelihood normalises them itself, or reads X when the counts are in layers['counts'])",
             v.non_integer
         ))
     } else {
@@ -305,10 +308,30 @@ pub async fn run<D: Device>(
     let n = rows.len();
     let j = genes.len();
     let sel = x.take_rows(&rows).into_columns(&genes);
-    let sz = size_factors(&sel, opts.size_factors);
-    let y = sel.columns_dense(&(0..j).collect::<Vec<_>>());
+    let all_cols: Vec<usize> = (0..j).collect();
+    let y = sel.columns_dense(&all_cols);
     let (tr, va) = split(n, opts.validation_pct);
     let ntr = tr.len();
+    let nonneg = opts.model != Model::Rsf;
+    let gaussian = opts.likelihood == Likelihood::Gaussian;
+    let (normalised, feature_means) = if gaussian {
+        if opts.size_factors != SizeFactors::Constant {
+            notes.push(
+                "size factors do not apply to the Gaussian likelihood, which reads normalised data"
+                    .into(),
+            );
+        }
+        let (yn, fm) = gaussian_data(name, ds, &rows, &genes, &y, &sums, ntr, nonneg, &mut notes)?;
+        (Some(yn), fm)
+    } else {
+        (None, None)
+    };
+    let sz = if gaussian {
+        vec![1.0; n]
+    } else {
+        size_factors(&sel, opts.size_factors)
+    };
+    let ymodel: &[f32] = normalised.as_deref().unwrap_or(&y);
     if ntr < 3 {
         return Err(Error::new(
             name,
@@ -361,9 +384,8 @@ pub async fn run<D: Device>(
             ),
         ));
     }
-    let ytr = &y[..ntr * j];
+    let ytr = &ymodel[..ntr * j];
     let sztr = &sz[..ntr];
-    let nonneg = opts.model != Model::Rsf;
     let params = initial_params(
         dev,
         &InitInput {
@@ -479,13 +501,16 @@ pub async fn run<D: Device>(
         }
     }
     // Predicted means: sz · Σ loading · E[e^f]; RSF's sz · E[exp(Σ loading · f)]
-    // with independent normal factors.
+    // with independent normal factors, or Σ loading · E[f] under the
+    // Gaussian's identity link.
     let mut mean = vec![0f64; n * j];
     for i in 0..n {
         for g in 0..j {
             let w = &loadings[g * l..(g + 1) * l];
             let r = if nonneg {
                 (0..l).map(|c| w[c] * factors[i * l + c]).sum::<f64>()
+            } else if gaussian {
+                (0..l).map(|c| w[c] * lmean[i * l + c]).sum::<f64>()
             } else {
                 (0..l)
                     .map(|c| w[c] * lmean[i * l + c] + 0.5 * w[c] * w[c] * lvar[i * l + c])
@@ -494,6 +519,13 @@ pub async fn run<D: Device>(
             };
             mean[i * j + g] = sz[i] * r;
         }
+    }
+    if gaussian {
+        let totals: Vec<f64> = y
+            .chunks_exact(j)
+            .map(|r| r.iter().map(|&v| v as f64).sum())
+            .collect();
+        to_counts(&mut mean, j, feature_means.as_deref(), &totals);
     }
     let y64: Vec<f64> = y.iter().map(|&v| v as f64).collect();
     let gof = |r: Range<usize>| {
@@ -531,4 +563,70 @@ pub async fn run<D: Device>(
         length_scale: p.ls.iter().map(|&v| softplus(v as f64)).collect(),
         notes,
     })
+}
+
+/// The Gaussian likelihood's data (n×j, rows and genes as kept) and, for
+/// RSF, the training means taken out of each gene. X when the counts are
+/// in `layers['counts']` (where the paper's loaders keep normalize_total +
+/// log1p), else normalize_total + log1p of the counts `y`, whose rows
+/// total `sums` over all genes.
+#[allow(clippy::too_many_arguments)]
+fn gaussian_data(
+    name: &str,
+    ds: &Dataset,
+    rows: &[usize],
+    genes: &[usize],
+    y: &[f32],
+    sums: &[f64],
+    ntr: usize,
+    nonneg: bool,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<f32>, Option<Vec<f64>>), Error> {
+    let j = genes.len();
+    let mut yn = match (ds.layers.contains_key("counts"), &ds.x) {
+        (true, Some(xn)) => {
+            let v = xn.check_values();
+            if v.nan > 0 || !v.min.is_finite() || !v.max.is_finite() {
+                return Err(Error::new(
+                    name,
+                    "X",
+                    "has NaN or infinite values: the Gaussian likelihood reads X as the normalised data",
+                ));
+            }
+            if nonneg && v.negative > 0 {
+                return Err(Error::new(
+                    name,
+                    "X",
+                    format!(
+                        "has {} negative values (minimum {}): the nonnegative models' Gaussian likelihood needs nonnegative normalised data such as log1p; RSF (--model rsf) centres the data itself",
+                        v.negative, v.min
+                    ),
+                ));
+            }
+            notes.push("the Gaussian likelihood reads X as the normalised data (the counts are in layers['counts'])".into());
+            let all: Vec<usize> = (0..j).collect();
+            xn.take_rows(rows).into_columns(genes).columns_dense(&all)
+        }
+        _ => {
+            notes
+                .push("the Gaussian likelihood reads normalize_total + log1p of the counts".into());
+            let totals: Vec<f64> = rows.iter().map(|&r| sums[r]).collect();
+            log_normalise(y, j, &totals)
+        }
+    };
+    if nonneg {
+        return Ok((yn, None));
+    }
+    let mut means = vec![0f64; j];
+    for row in yn[..ntr * j].chunks_exact(j) {
+        for (m, &v) in means.iter_mut().zip(row) {
+            *m += v as f64 / ntr as f64;
+        }
+    }
+    for row in yn.chunks_exact_mut(j) {
+        for (v, m) in row.iter_mut().zip(&means) {
+            *v = (*v as f64 - m) as f32;
+        }
+    }
+    Ok((yn, Some(means)))
 }

@@ -1276,6 +1276,8 @@ fn nsf_runs_every_model_on_visium() {
         ("rsf", "poisson"),
         ("rsf", "gaussian"),
         ("nsf", "gaussian"),
+        ("nsfh", "gaussian"),
+        ("pnmf", "gaussian"),
     ] {
         let out = root.join(format!("{model}-{lik}"));
         let (ok, _, err) = tessera(&[

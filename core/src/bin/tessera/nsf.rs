@@ -26,7 +26,7 @@ pub struct Args {
     /// NSFH's spatial factors T (default: half of L, rounded up)
     #[arg(long)]
     spatial: Option<usize>,
-    /// poisson, nb, or gaussian (on normalize_total + log1p of the counts, centred for rsf)
+    /// poisson, nb, or gaussian (on X when the counts are in layers['counts'], else normalize_total + log1p of the counts; centred for rsf)
     #[arg(long, default_value = "poisson")]
     likelihood: String,
     /// matern32 or rbf

@@ -181,7 +181,8 @@ impl NsfParams {
 /// and Ω with its moments in each of 4 checkpoints) and the N×M
 /// ones (αᵀ, αᵀΩ, scratch, and the three of the final prediction); per
 /// draw the N×J counts, rates and gradients (and NB's θ gradient, the
-/// scratch of RSF and of the Gaussian); the dense counts on the host.
+/// scratch of RSF and of the Gaussian); the dense counts on the host (and
+/// the Gaussian's normalised copy).
 pub fn memory_needed(o: &Options, n: u64, j: u64) -> u64 {
     let t = o.spatial_factors() as u64;
     let l = o.factors as u64;
@@ -189,7 +190,8 @@ pub fn memory_needed(o: &Options, n: u64, j: u64) -> u64 {
     let s = o.draws as u64;
     let scratch = o.model == Model::Rsf || o.likelihood == Likelihood::Gaussian;
     let nb = 4 + u64::from(o.likelihood == Likelihood::Nb) + u64::from(scratch);
-    4 * ((13 + 12) * t * m * m + 8 * t * n * m + nb * s * n * j + 2 * n * j + 8 * s * n * l)
+    let host = 2 + u64::from(o.likelihood == Likelihood::Gaussian);
+    4 * ((13 + 12) * t * m * m + 8 * t * n * m + nb * s * n * j + host * n * j + 8 * s * n * l)
 }
 
 impl Analysis for Nsf {

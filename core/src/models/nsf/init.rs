@@ -101,8 +101,9 @@ pub async fn regularized_nmf<D: Device>(
     for (i, v) in f.iter_mut().enumerate() {
         *v -= wt[i % l];
     }
+    // A component NMF left empty has zero loadings whatever the scale.
     for (i, v) in w.iter_mut().enumerate() {
-        *v *= (wt[i % l] - wsum[i % l].ln()).exp();
+        *v *= (wt[i % l] - wsum[i % l].max(f64::MIN_POSITIVE).ln()).exp();
     }
     (f, w)
 }

@@ -275,6 +275,8 @@ struct Consts<D: Device> {
     neg_inv_sn: D::Buf,
     /// 1/(2N): the KL's ½ log|K| and ½ tr terms in K̄.
     inv_2n: D::Buf,
+    /// −J/2 · log 2π: the Gaussian log-density's constant per row.
+    neg_half_j_log_2pi: D::Buf,
 }
 
 impl<'d, D: Device> Objective<'d, D> {
@@ -394,6 +396,7 @@ impl<'d, D: Device> Objective<'d, D> {
                 nugget: up(&[NUGGET]),
                 neg_inv_sn: up(&[-1.0 / (s * n) as f32]),
                 inv_2n: up(&[0.5 / n as f32]),
+                neg_half_j_log_2pi: up(&[-0.5 * j as f32 * (2.0 * std::f32::consts::PI).ln()]),
             },
             fresh: false,
         }
@@ -622,8 +625,7 @@ impl<'d, D: Device> Objective<'d, D> {
         );
         let (sl, cst) = (dev.zeros(1), dev.zeros(1));
         dev.reduce(Reduce::Sum, Axis::Rows, &lsig, 1, j, &sl);
-        let half_log_2pi = dev.upload(&[-0.5 * j as f32 * (2.0 * std::f32::consts::PI).ln()]);
-        self.bin(Binary::Sub, &half_log_2pi, &sl, &cst);
+        self.bin(Binary::Sub, &c.neg_half_j_log_2pi, &sl, &cst);
         self.bin(Binary::Add, &q, &cst, &self.ll);
         // d loss/d raw_j = (1/σ − Σ r²/(S·N σ³)) · sigmoid(raw).
         let (rss, a, b, e, sg) = (

@@ -170,8 +170,13 @@ pub async fn run<D: Device>(
             v.negative, v.min
         ))
     } else if v.non_integer > 0 {
+        let hint = if key == "X" {
+            ": put the raw counts in layers['counts'] (the Gaussian likelihood then reads X as the normalised data)"
+        } else {
+            ""
+        };
         Some(format!(
-            "has {} non-integer values: the models need raw counts (the Gaussian likelihood normalises them itself, or reads X when the counts are in layers['counts'])",
+            "has {} non-integer values: the models need raw counts{hint}",
             v.non_integer
         ))
     } else {
@@ -567,9 +572,9 @@ pub async fn run<D: Device>(
 
 /// The Gaussian likelihood's data (n×j, rows and genes as kept) and, for
 /// RSF, the training means taken out of each gene. X when the counts are
-/// in `layers['counts']` (where the paper's loaders keep normalize_total +
-/// log1p), else normalize_total + log1p of the counts `y`, whose rows
-/// total `sums` over all genes.
+/// in `layers['counts']` and X is not counts as well (the paper's loaders
+/// keep normalize_total + log1p there), else normalize_total + log1p of the
+/// counts `y`, whose rows total `sums` over all genes.
 #[allow(clippy::too_many_arguments)]
 fn gaussian_data(
     name: &str,
@@ -583,9 +588,15 @@ fn gaussian_data(
     notes: &mut Vec<String>,
 ) -> Result<(Vec<f32>, Option<Vec<f64>>), Error> {
     let j = genes.len();
-    let mut yn = match (ds.layers.contains_key("counts"), &ds.x) {
-        (true, Some(xn)) => {
-            let v = xn.check_values();
+    // X holding counts too (a copy of the layer) is not normalised data.
+    let normalised_x = ds
+        .x
+        .as_ref()
+        .filter(|_| ds.layers.contains_key("counts"))
+        .map(|xn| (xn, xn.check_values()))
+        .filter(|(_, v)| v.non_integer > 0);
+    let mut yn = match normalised_x {
+        Some((xn, v)) => {
             if v.nan > 0 || !v.min.is_finite() || !v.max.is_finite() {
                 return Err(Error::new(
                     name,
@@ -607,7 +618,7 @@ fn gaussian_data(
             let all: Vec<usize> = (0..j).collect();
             xn.take_rows(rows).into_columns(genes).columns_dense(&all)
         }
-        _ => {
+        None => {
             notes
                 .push("the Gaussian likelihood reads normalize_total + log1p of the counts".into());
             let totals: Vec<f64> = rows.iter().map(|&r| sums[r]).collect();

@@ -7,6 +7,7 @@ pub mod nmf;
 pub mod nsf;
 pub mod numpy_rng;
 pub mod regression;
+pub mod resolvi;
 pub mod svi;
 pub mod tangram;
 

@@ -589,12 +589,11 @@ fn gaussian_data(
 ) -> Result<(Vec<f32>, Option<Vec<f64>>), Error> {
     let j = genes.len();
     // X holding counts too (a copy of the layer) is not normalised data.
-    let normalised_x = ds
-        .x
-        .as_ref()
-        .filter(|_| ds.layers.contains_key("counts"))
-        .map(|xn| (xn, xn.check_values()))
-        .filter(|(_, v)| v.non_integer > 0);
+    let normalised_x =
+        ds.x.as_ref()
+            .filter(|_| ds.layers.contains_key("counts"))
+            .map(|xn| (xn, xn.check_values()))
+            .filter(|(_, v)| v.non_integer > 0);
     let mut yn = match normalised_x {
         Some((xn, v)) => {
             if v.nan > 0 || !v.min.is_finite() || !v.max.is_finite() {

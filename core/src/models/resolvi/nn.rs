@@ -1,0 +1,292 @@
+//! scvi-tools' fully connected blocks on a [`Device`], with their backward
+//! passes written by hand. `FCLayers` as RESOLVI builds them: each layer is
+//! Linear → LayerNorm (no affine, eps 1e-5) → ReLU → Dropout; the encoders
+//! and the decoder put their heads (linear maps, a softmax) on top.
+//! Matrices are row-major with one row per cell; a forward pass returns the
+//! tape its backward pass reads.
+
+use crate::compute::{Axis, Binary, Device, Gemm, Reduce, Unary};
+use crate::models::svi::mix;
+
+/// torch's `LayerNorm` default.
+pub const LAYER_NORM_EPS: f32 = 1e-5;
+
+fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Gemm {
+    Gemm {
+        trans_a,
+        trans_b,
+        ..Gemm::new(m, n, k)
+    }
+}
+
+/// y = x W + b for W n_in × n_out, with the gradients of the last
+/// backward pass.
+pub struct Linear<D: Device> {
+    pub n_in: usize,
+    pub n_out: usize,
+    pub w: D::Buf,
+    pub b: D::Buf,
+    pub gw: D::Buf,
+    pub gb: D::Buf,
+}
+
+impl<D: Device> Linear<D> {
+    /// torch's start: W and b uniform on ±1/√n_in (Philox stream `seed`).
+    pub fn new(dev: &D, n_in: usize, n_out: usize, seed: u64) -> Linear<D> {
+        let bound = 1.0 / (n_in.max(1) as f32).sqrt();
+        let uniform = |site: u64, len: usize| {
+            let (u, scaled, out) = (dev.zeros(len), dev.zeros(len), dev.zeros(len));
+            dev.random(false, mix(seed, site, 0), 0, &u);
+            dev.binary(Binary::Mul, &u, &dev.upload(&[2.0 * bound]), &scaled);
+            dev.binary(Binary::Add, &scaled, &dev.upload(&[-bound]), &out);
+            out
+        };
+        Linear {
+            n_in,
+            n_out,
+            w: uniform(1, n_in * n_out),
+            b: uniform(2, n_out),
+            gw: dev.zeros(n_in * n_out),
+            gb: dev.zeros(n_out),
+        }
+    }
+
+    /// rows × n_out.
+    pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize) -> D::Buf {
+        let (xw, y) = (dev.zeros(rows * self.n_out), dev.zeros(rows * self.n_out));
+        dev.gemm(
+            gemm(rows, self.n_out, self.n_in, false, false),
+            x,
+            &self.w,
+            &xw,
+        );
+        dev.binary(Binary::Add, &xw, &self.b, &y);
+        y
+    }
+
+    /// Sets gw = xᵀ gy and gb = Σ_rows gy; returns gx = gy Wᵀ when asked.
+    pub fn backward(
+        &self,
+        dev: &D,
+        x: &D::Buf,
+        gy: &D::Buf,
+        rows: usize,
+        want_gx: bool,
+    ) -> Option<D::Buf> {
+        let (i, o) = (self.n_in, self.n_out);
+        dev.gemm(gemm(i, o, rows, true, false), x, gy, &self.gw);
+        dev.reduce(Reduce::Sum, Axis::Cols, gy, rows, o, &self.gb);
+        want_gx.then(|| {
+            let gx = dev.zeros(rows * i);
+            dev.gemm(gemm(rows, i, o, false, true), gy, &self.w, &gx);
+            gx
+        })
+    }
+}
+
+/// Row-wise (x − mean) / √(var + eps) of a rows × cols matrix (biased
+/// variance, as torch): the normalised rows and 1/√(var + eps) per row.
+pub fn layer_norm<D: Device>(dev: &D, x: &D::Buf, rows: usize, cols: usize) -> (D::Buf, D::Buf) {
+    let inv_cols = dev.upload(&[1.0 / cols as f32]);
+    let row = || dev.zeros(rows);
+    let (s, mean, v, var, ve, lv, h, inv) =
+        (row(), row(), row(), row(), row(), row(), row(), row());
+    dev.reduce(Reduce::Sum, Axis::Rows, x, rows, cols, &s);
+    dev.binary(Binary::Mul, &s, &inv_cols, &mean);
+    let (xc, sq, y) = (
+        dev.zeros(rows * cols),
+        dev.zeros(rows * cols),
+        dev.zeros(rows * cols),
+    );
+    dev.binary_rows(Binary::Sub, x, &mean, rows, cols, &xc);
+    dev.binary(Binary::Mul, &xc, &xc, &sq);
+    dev.reduce(Reduce::Sum, Axis::Rows, &sq, rows, cols, &v);
+    dev.binary(Binary::Mul, &v, &inv_cols, &var);
+    dev.binary(Binary::Add, &var, &dev.upload(&[LAYER_NORM_EPS]), &ve);
+    dev.unary(Unary::Log, &ve, &lv);
+    dev.binary(Binary::Mul, &lv, &dev.upload(&[-0.5]), &h);
+    dev.unary(Unary::Exp, &h, &inv);
+    dev.binary_rows(Binary::Mul, &xc, &inv, rows, cols, &y);
+    (y, inv)
+}
+
+/// The layer norm's input gradient from its output `y`, the per-row
+/// 1/√(var + eps) and the output gradient g:
+/// inv · (g − mean(g) − y · mean(g ∘ y)) row by row.
+pub fn layer_norm_backward<D: Device>(
+    dev: &D,
+    y: &D::Buf,
+    inv: &D::Buf,
+    g: &D::Buf,
+    rows: usize,
+    cols: usize,
+) -> D::Buf {
+    let inv_cols = dev.upload(&[1.0 / cols as f32]);
+    let row = || dev.zeros(rows);
+    let full = || dev.zeros(rows * cols);
+    let (sg, mg, sgy, mgy) = (row(), row(), row(), row());
+    let (gy, t1, t2, t3, dx) = (full(), full(), full(), full(), full());
+    dev.reduce(Reduce::Sum, Axis::Rows, g, rows, cols, &sg);
+    dev.binary(Binary::Mul, &sg, &inv_cols, &mg);
+    dev.binary(Binary::Mul, g, y, &gy);
+    dev.reduce(Reduce::Sum, Axis::Rows, &gy, rows, cols, &sgy);
+    dev.binary(Binary::Mul, &sgy, &inv_cols, &mgy);
+    dev.binary_rows(Binary::Sub, g, &mg, rows, cols, &t1);
+    dev.binary_rows(Binary::Mul, y, &mgy, rows, cols, &t2);
+    dev.binary(Binary::Sub, &t1, &t2, &t3);
+    dev.binary_rows(Binary::Mul, &t3, inv, rows, cols, &dx);
+    dx
+}
+
+/// max(x, 0).
+pub fn relu<D: Device>(dev: &D, x: &D::Buf) -> D::Buf {
+    let y = dev.zeros(dev.len(x));
+    dev.binary(Binary::Max, x, &dev.upload(&[0.0]), &y);
+    y
+}
+
+/// g where the ReLU's output `y` is positive, else 0 (torch's subgradient).
+pub fn relu_backward<D: Device>(dev: &D, y: &D::Buf, g: &D::Buf) -> D::Buf {
+    let (mask, dx) = (dev.zeros(dev.len(y)), dev.zeros(dev.len(y)));
+    dev.unary(Unary::Sign, y, &mask);
+    dev.binary(Binary::Mul, g, &mask, &dx);
+    dx
+}
+
+/// Inverted dropout's mask for `len` values: 1/(1 − p) where a Philox
+/// uniform is above p, else 0.
+pub fn dropout_mask<D: Device>(dev: &D, len: usize, p: f32, seed: u64, offset: u32) -> D::Buf {
+    let full = || dev.zeros(len);
+    let (u, d, s, s1, mask) = (full(), full(), full(), full(), full());
+    dev.random(false, seed, offset, &u);
+    dev.binary(Binary::Sub, &u, &dev.upload(&[p]), &d);
+    dev.unary(Unary::Sign, &d, &s);
+    dev.binary(Binary::Add, &s, &dev.upload(&[1.0]), &s1);
+    dev.binary(Binary::Mul, &s1, &dev.upload(&[0.5 / (1.0 - p)]), &mask);
+    mask
+}
+
+/// What one forward pass of [`FcLayers`] keeps for the backward one.
+pub struct FcTape<D: Device> {
+    /// Each layer's normalised rows and 1/√(var + eps).
+    norm: Vec<(D::Buf, D::Buf)>,
+    /// Each layer's ReLU output and dropout mask, when dropout ran (else
+    /// the ReLU output is the layer's output).
+    dropped: Vec<Option<(D::Buf, D::Buf)>>,
+    /// Each layer's output, the next one's input.
+    outs: Vec<D::Buf>,
+    rows: usize,
+}
+
+impl<D: Device> FcTape<D> {
+    /// The block's output, rows × n_out.
+    pub fn output(&self) -> &D::Buf {
+        self.outs.last().expect("at least one layer")
+    }
+
+    /// Layer i's dropout mask, when dropout ran.
+    pub fn mask(&self, i: usize) -> Option<&D::Buf> {
+        self.dropped[i].as_ref().map(|(_, m)| m)
+    }
+}
+
+/// `FCLayers` with layer norm, ReLU and dropout: one [`Linear`] per pair of
+/// consecutive widths.
+pub struct FcLayers<D: Device> {
+    pub layers: Vec<Linear<D>>,
+    pub dropout: f32,
+}
+
+/// Dropout draws for one training step: the Philox stream and where in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Draw {
+    pub seed: u64,
+    pub offset: u32,
+}
+
+impl<D: Device> FcLayers<D> {
+    /// Widths n_in, hidden…, n_out (at least two).
+    pub fn new(dev: &D, widths: &[usize], dropout: f32, seed: u64) -> FcLayers<D> {
+        assert!(
+            widths.len() >= 2,
+            "FcLayers needs an input and an output width"
+        );
+        assert!((0.0..1.0).contains(&dropout), "dropout must be in [0, 1)");
+        FcLayers {
+            layers: widths
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| Linear::new(dev, w[0], w[1], mix(seed, 10 + i as u64, 0)))
+                .collect(),
+            dropout,
+        }
+    }
+
+    pub fn n_out(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.n_out)
+    }
+
+    /// Runs the block on x (rows × n_in); dropout only when `train` gives
+    /// its draws (inference has none, as torch's eval mode).
+    pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize, train: Option<Draw>) -> FcTape<D> {
+        let mut tape = FcTape {
+            norm: vec![],
+            dropped: vec![],
+            outs: vec![],
+            rows,
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let input = if i == 0 { x } else { &tape.outs[i - 1] };
+            let lin = layer.forward(dev, input, rows);
+            let (ln, inv) = layer_norm(dev, &lin, rows, layer.n_out);
+            let a = relu(dev, &ln);
+            match train {
+                Some(d) if self.dropout > 0.0 => {
+                    let len = rows * layer.n_out;
+                    let seed = mix(d.seed, 20 + i as u64, 0);
+                    let mask = dropout_mask(dev, len, self.dropout, seed, d.offset);
+                    let out = dev.zeros(len);
+                    dev.binary(Binary::Mul, &a, &mask, &out);
+                    tape.outs.push(out);
+                    tape.dropped.push(Some((a, mask)));
+                }
+                _ => {
+                    tape.outs.push(a);
+                    tape.dropped.push(None);
+                }
+            }
+            tape.norm.push((ln, inv));
+        }
+        tape
+    }
+
+    /// Every layer's gw and gb from the gradient of the output; the
+    /// gradient of the input x when asked.
+    pub fn backward(
+        &self,
+        dev: &D,
+        x: &D::Buf,
+        tape: &FcTape<D>,
+        g_out: &D::Buf,
+        want_gx: bool,
+    ) -> Option<D::Buf> {
+        let rows = tape.rows;
+        let mut carried: Option<D::Buf> = None;
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let g = carried.as_ref().unwrap_or(g_out);
+            let gln = match &tape.dropped[i] {
+                Some((a, mask)) => {
+                    let ga = dev.zeros(dev.len(mask));
+                    dev.binary(Binary::Mul, g, mask, &ga);
+                    relu_backward(dev, a, &ga)
+                }
+                None => relu_backward(dev, &tape.outs[i], g),
+            };
+            let (ln, inv) = &tape.norm[i];
+            let glin = layer_norm_backward(dev, ln, inv, &gln, rows, layer.n_out);
+            let input = if i == 0 { x } else { &tape.outs[i - 1] };
+            carried = layer.backward(dev, input, &glin, rows, i > 0 || want_gx);
+        }
+        carried
+    }
+}

@@ -1,0 +1,172 @@
+//! The ResolVI networks' layers (Linear → LayerNorm → ReLU → Dropout,
+//! stacked) against central differences of an independent f64
+//! implementation, with the device's own dropout masks; the CPU device and
+//! wgpu (lavapipe in CI) must both agree with it.
+
+use tessera_core::compute::cpu::Cpu;
+use tessera_core::compute::gpu::Gpu;
+use tessera_core::compute::{philox, Device};
+use tessera_core::models::resolvi::nn::{Draw, FcLayers, LAYER_NORM_EPS};
+
+/// One layer's weights (n_in × n_out) and biases, in f64.
+#[derive(Clone)]
+struct Host {
+    w: Vec<f64>,
+    b: Vec<f64>,
+}
+
+/// The block's output and Σ c ∘ output, plain loops.
+fn forward64(
+    layers: &[Host],
+    widths: &[usize],
+    masks: &[Option<Vec<f64>>],
+    x: &[f64],
+    rows: usize,
+) -> Vec<f64> {
+    let mut h = x.to_vec();
+    for (l, p) in layers.iter().enumerate() {
+        let (ni, no) = (widths[l], widths[l + 1]);
+        let mut out = vec![0.0; rows * no];
+        for r in 0..rows {
+            let lin: Vec<f64> = (0..no)
+                .map(|o| {
+                    p.b[o]
+                        + (0..ni)
+                            .map(|i| h[r * ni + i] * p.w[i * no + o])
+                            .sum::<f64>()
+                })
+                .collect();
+            let mean = lin.iter().sum::<f64>() / no as f64;
+            let var = lin.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / no as f64;
+            let sd = (var + LAYER_NORM_EPS as f64).sqrt();
+            for o in 0..no {
+                let a = ((lin[o] - mean) / sd).max(0.0);
+                out[r * no + o] = a * masks[l].as_ref().map_or(1.0, |m| m[r * no + o]);
+            }
+        }
+        h = out;
+    }
+    h
+}
+
+async fn read64<D: Device>(dev: &D, b: &D::Buf) -> Vec<f64> {
+    dev.read(b).await.into_iter().map(|v| v as f64).collect()
+}
+
+fn normal(seed: u64, n: usize) -> Vec<f64> {
+    (0..n).map(|i| philox::normal(seed, 0, i) as f64).collect()
+}
+
+fn check<D: Device>(dev: &D, dropout: f32) {
+    let widths = [5, 7, 6, 4];
+    let rows = 6;
+    let net = FcLayers::new(dev, &widths, dropout, 3);
+    let x = normal(1, rows * widths[0]);
+    let c = normal(2, rows * widths[3]);
+    let xb = dev.upload(&x.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let cb = dev.upload(&c.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let tape = net.forward(dev, &xb, rows, Some(Draw { seed: 9, offset: 0 }));
+    let gx = net
+        .backward(dev, &xb, &tape, &cb, true)
+        .expect("input gradient");
+    pollster::block_on(async {
+        let mut host = vec![];
+        let mut masks = vec![];
+        for (i, l) in net.layers.iter().enumerate() {
+            host.push(Host {
+                w: read64(dev, &l.w).await,
+                b: read64(dev, &l.b).await,
+            });
+            masks.push(match tape.mask(i) {
+                Some(m) => Some(read64(dev, m).await),
+                None => None,
+            });
+        }
+        // Dropout ran when asked: about a `dropout` share of zeros, the
+        // rest scaled by 1/(1 − p).
+        if dropout > 0.0 {
+            let all: Vec<f64> = masks.iter().flatten().flatten().copied().collect();
+            let zeros = all.iter().filter(|&&v| v == 0.0).count() as f64 / all.len() as f64;
+            assert!((zeros - dropout as f64).abs() < 0.15, "{zeros} dropped");
+            let keep = 1.0 / (1.0 - dropout as f64);
+            assert!(all.iter().all(|&v| v == 0.0 || (v - keep).abs() < 1e-6));
+        } else {
+            assert!(masks.iter().all(Option::is_none));
+        }
+        let out = read64(dev, tape.output()).await;
+        let want = forward64(&host, &widths, &masks, &x, rows);
+        for (a, b) in out.iter().zip(&want) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{}: output {a} vs f64 {b}",
+                dev.name()
+            );
+        }
+        let loss = |host: &[Host], x: &[f64]| -> f64 {
+            forward64(host, &widths, &masks, x, rows)
+                .iter()
+                .zip(&c)
+                .map(|(o, c)| o * c)
+                .sum()
+        };
+        let h = 1e-6;
+        let close = |got: f64, fd: f64, what: &str| {
+            assert!(
+                (got - fd).abs() < 2e-3 * fd.abs().max(0.05),
+                "{}: d/d{what} = {got}, finite differences {fd}",
+                dev.name()
+            );
+        };
+        let mut checked = 0;
+        for l in 0..host.len() {
+            let (gw, gb) = (
+                read64(dev, &net.layers[l].gw).await,
+                read64(dev, &net.layers[l].gb).await,
+            );
+            for (name, grad) in [("w", gw), ("b", gb)] {
+                for k in 0..grad.len() {
+                    let at = |delta: f64| {
+                        let mut p = host.to_vec();
+                        let v = if name == "w" {
+                            &mut p[l].w
+                        } else {
+                            &mut p[l].b
+                        };
+                        v[k] += delta;
+                        loss(&p, &x)
+                    };
+                    close(
+                        grad[k],
+                        (at(h) - at(-h)) / (2.0 * h),
+                        &format!("{name}{l}[{k}]"),
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        let gx = read64(dev, &gx).await;
+        for k in 0..x.len() {
+            let mut xp = x.clone();
+            xp[k] += h;
+            let up = loss(&host, &xp);
+            xp[k] -= 2.0 * h;
+            let down = loss(&host, &xp);
+            close(gx[k], (up - down) / (2.0 * h), &format!("x[{k}]"));
+            checked += 1;
+        }
+        // Every weight and bias of the three layers, and every input.
+        assert_eq!(checked, 42 + 48 + 28 + 30);
+    });
+}
+
+#[test]
+fn fc_layers_match_finite_differences_on_the_cpu_device() {
+    check(&Cpu, 0.2);
+    check(&Cpu, 0.0);
+}
+
+#[test]
+fn fc_layers_match_finite_differences_on_wgpu() {
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    check(&gpu, 0.2);
+}

@@ -1,0 +1,119 @@
+//! ResolVI's data preparation on the real Xenium mouse brain set: cells
+//! without counts get a named error, neighbours are the exact nearest
+//! within a batch, and the priors follow scvi-tools' definitions
+//! (recomputed here by brute force and plain loops).
+
+mod common;
+
+use tessera_core::io;
+use tessera_core::models::resolvi::prep::{self, N_NEIGHBORS};
+
+#[test]
+fn preparation_on_xenium_follows_resolvi() {
+    let dir = common::data_dir("preparation_on_xenium_follows_resolvi").expect("data");
+    let d = io::h5ad::read_file(&dir.join("xenium_mouse_brain_small/derived/xenium.h5ad")).unwrap();
+    let x = d.x.as_ref().unwrap();
+    let (n_all, g) = x.shape();
+    assert_eq!((n_all, g), (36602, 248));
+    // Some Xenium cells hold none of the 248 genes' transcripts.
+    let sums = x.row_sums();
+    let empty = sums.iter().filter(|&&s| s == 0.0).count();
+    assert!(empty > 0);
+    let err = prep::libraries("xenium.h5ad", "X", x, &d.obs.index)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("xenium.h5ad")
+            && err.contains(&format!("{empty} of 36602 cells have no counts"))
+            && err.contains("fewer than 5"),
+        "{err}"
+    );
+    // Keep cells with at least 5 counts, as the message says.
+    let keep: Vec<usize> = (0..n_all).filter(|&i| sums[i] >= 5.0).collect();
+    let x = x.take_rows(&keep);
+    let n = keep.len();
+    let names: Vec<String> = keep.iter().map(|&i| d.obs.index[i].clone()).collect();
+    let lib = prep::libraries("xenium.h5ad", "X", &x, &names).unwrap();
+    let all_xy = tessera_core::spatial::inputs::coords("xenium.h5ad", &d).unwrap();
+    let xy: Vec<[f64; 2]> = keep.iter().map(|&i| all_xy[i]).collect();
+    // Two batches by the x coordinate's median: neighbours stay inside.
+    let mut xs: Vec<f64> = xy.iter().map(|p| p[0]).collect();
+    xs.sort_by(f64::total_cmp);
+    let cut = xs[n / 2];
+    let batch: Vec<u32> = xy.iter().map(|p| u32::from(p[0] >= cut)).collect();
+    let nb =
+        prep::neighbours("xenium.h5ad", &xy, &batch, &["left".into(), "right".into()]).unwrap();
+    let k = N_NEIGHBORS;
+    for i in (0..n).step_by(97) {
+        let mut brute: Vec<(f64, usize)> = (0..n)
+            .filter(|&j| j != i && batch[j] == batch[i])
+            .map(|j| {
+                (
+                    (xy[i][0] - xy[j][0]).powi(2) + (xy[i][1] - xy[j][1]).powi(2),
+                    j,
+                )
+            })
+            .collect();
+        brute.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (s, &(want, _)) in brute.iter().take(k).enumerate() {
+            let got = nb.dist2[i * k + s] as f64;
+            assert!(
+                (got - want).abs() <= 1e-4 * want.max(1.0),
+                "cell {i} slot {s}: {got} vs {want}"
+            );
+            let j = nb.index[i * k + s] as usize;
+            assert!(j != i && batch[j] == batch[i]);
+        }
+    }
+    let p = prep::priors(&x, &lib, &nb);
+    // The background ratio with plain loops over the dense counts.
+    let dense: Vec<f64> = (0..n * g).map(|q| x.get(q / g, q % g) as f64).collect();
+    let mut totals: Vec<(f64, usize)> = (0..g)
+        .map(|j| ((0..n).map(|i| dense[i * g + j]).sum(), j))
+        .collect();
+    totals.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let small: Vec<usize> = totals[..g / 50].iter().map(|t| t.1).collect();
+    let ratio = (0..n)
+        .map(|i| {
+            let s: f64 = small.iter().map(|&j| dense[i * g + j]).sum::<f64>() / small.len() as f64;
+            s / (lib[i] / g as f64)
+        })
+        .sum::<f64>()
+        / n as f64;
+    assert!(
+        (p.background_ratio - ratio).abs() < 1e-9 * ratio.max(1.0),
+        "{p:?} vs {ratio}"
+    );
+    assert!(
+        p.background_ratio > 0.0 && p.background_ratio < 1.0,
+        "{p:?}"
+    );
+    let mut sixth: Vec<f64> = (0..n).map(|i| nb.dist2[i * k + 5] as f64).collect();
+    sixth.sort_by(f64::total_cmp);
+    let med = if n % 2 == 1 {
+        sixth[n / 2]
+    } else {
+        0.5 * (sixth[n / 2 - 1] + sixth[n / 2])
+    };
+    assert!(
+        (p.median_distance - med).abs() < 1e-9 * med,
+        "{p:?} vs {med}"
+    );
+    let ll: Vec<f64> = lib.iter().map(|l| l.ln_1p()).collect();
+    let m = ll.iter().sum::<f64>() / n as f64;
+    let sd = (ll.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n as f64).sqrt();
+    assert!(
+        (p.std_log_counts - sd).abs() < 1e-9 && p.mean_log_counts > 2.0,
+        "{p:?}"
+    );
+    eprintln!("xenium ({n} cells with ≥ 5 counts): {p:?}");
+    // A batch too small for 10 neighbours is refused by name.
+    let tiny: Vec<u32> = (0..n).map(|i| u32::from(i < 7)).collect();
+    let err = prep::neighbours("xenium.h5ad", &xy, &tiny, &["big".into(), "tiny".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batch tiny has 7 cells") && err.contains("at least 11"),
+        "{err}"
+    );
+}

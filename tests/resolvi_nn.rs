@@ -6,7 +6,9 @@
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::{philox, Device};
-use tessera_core::models::resolvi::nn::{Draw, FcLayers, LAYER_NORM_EPS};
+use tessera_core::models::resolvi::nn::{
+    Draw, Encoder, FcLayers, Linear, VarActivation, LAYER_NORM_EPS,
+};
 
 /// One layer's weights (n_in × n_out) and biases, in f64.
 #[derive(Clone)]
@@ -51,6 +53,59 @@ fn forward64(
 
 async fn read64<D: Device>(dev: &D, b: &D::Buf) -> Vec<f64> {
     dev.read(b).await.into_iter().map(|v| v as f64).collect()
+}
+
+/// Central differences of `loss` (over the host weights and the input)
+/// against every linear layer's gw and gb and the input gradient `gx`;
+/// returns how many were compared.
+async fn compare<D: Device>(
+    dev: &D,
+    what: &str,
+    linears: &[&Linear<D>],
+    host: &[Host],
+    x: &[f64],
+    gx: &D::Buf,
+    loss: &dyn Fn(&[Host], &[f64]) -> f64,
+) -> usize {
+    let h = 1e-6;
+    let close = |got: f64, fd: f64, name: &str| {
+        assert!(
+            (got - fd).abs() < 2e-3 * fd.abs().max(0.05),
+            "{} {what}: d/d{name} = {got}, finite differences {fd}",
+            dev.name()
+        );
+    };
+    let mut checked = 0;
+    for (l, lin) in linears.iter().enumerate() {
+        let (gw, gb) = (read64(dev, &lin.gw).await, read64(dev, &lin.gb).await);
+        for (name, grad) in [("w", gw), ("b", gb)] {
+            for (k, &g) in grad.iter().enumerate() {
+                let at = |delta: f64| {
+                    let mut p = host.to_vec();
+                    let v = if name == "w" {
+                        &mut p[l].w
+                    } else {
+                        &mut p[l].b
+                    };
+                    v[k] += delta;
+                    loss(&p, x)
+                };
+                close(g, (at(h) - at(-h)) / (2.0 * h), &format!("{name}{l}[{k}]"));
+                checked += 1;
+            }
+        }
+    }
+    let gx = read64(dev, gx).await;
+    for (k, &g) in gx.iter().enumerate() {
+        let at = |delta: f64| {
+            let mut xp = x.to_vec();
+            xp[k] += delta;
+            loss(host, &xp)
+        };
+        close(g, (at(h) - at(-h)) / (2.0 * h), &format!("x[{k}]"));
+        checked += 1;
+    }
+    checked
 }
 
 fn normal(seed: u64, n: usize) -> Vec<f64> {
@@ -109,54 +164,120 @@ fn check<D: Device>(dev: &D, dropout: f32) {
                 .map(|(o, c)| o * c)
                 .sum()
         };
-        let h = 1e-6;
-        let close = |got: f64, fd: f64, what: &str| {
-            assert!(
-                (got - fd).abs() < 2e-3 * fd.abs().max(0.05),
-                "{}: d/d{what} = {got}, finite differences {fd}",
-                dev.name()
-            );
-        };
-        let mut checked = 0;
-        for l in 0..host.len() {
-            let (gw, gb) = (
-                read64(dev, &net.layers[l].gw).await,
-                read64(dev, &net.layers[l].gb).await,
-            );
-            for (name, grad) in [("w", gw), ("b", gb)] {
-                for k in 0..grad.len() {
-                    let at = |delta: f64| {
-                        let mut p = host.to_vec();
-                        let v = if name == "w" {
-                            &mut p[l].w
-                        } else {
-                            &mut p[l].b
-                        };
-                        v[k] += delta;
-                        loss(&p, &x)
-                    };
-                    close(
-                        grad[k],
-                        (at(h) - at(-h)) / (2.0 * h),
-                        &format!("{name}{l}[{k}]"),
-                    );
-                    checked += 1;
-                }
-            }
-        }
-        let gx = read64(dev, &gx).await;
-        for k in 0..x.len() {
-            let mut xp = x.clone();
-            xp[k] += h;
-            let up = loss(&host, &xp);
-            xp[k] -= 2.0 * h;
-            let down = loss(&host, &xp);
-            close(gx[k], (up - down) / (2.0 * h), &format!("x[{k}]"));
-            checked += 1;
-        }
+        let linears: Vec<&Linear<D>> = net.layers.iter().collect();
+        let checked = compare(dev, "FcLayers", &linears, &host, &x, &gx, &loss).await;
         // Every weight and bias of the three layers, and every input.
         assert_eq!(checked, 42 + 48 + 28 + 30);
     });
+}
+
+/// rows × n_out = h W + b.
+fn linear64(p: &Host, h: &[f64], rows: usize, ni: usize, no: usize) -> Vec<f64> {
+    (0..rows * no)
+        .map(|q| {
+            let (r, o) = (q / no, q % no);
+            p.b[o]
+                + (0..ni)
+                    .map(|i| h[r * ni + i] * p.w[i * no + o])
+                    .sum::<f64>()
+        })
+        .collect()
+}
+
+/// The encoder's Σ c_m ∘ mean + Σ c_v ∘ var: `host` holds the hidden
+/// layers, then the mean head, then the variance head.
+#[allow(clippy::too_many_arguments)]
+fn encoder_loss64(
+    host: &[Host],
+    widths: &[usize],
+    masks: &[Option<Vec<f64>>],
+    x: &[f64],
+    rows: usize,
+    act: VarActivation,
+    eps: f64,
+    (cm, cv): (&[f64], &[f64]),
+) -> f64 {
+    let nl = widths.len() - 1;
+    let h = forward64(&host[..nl], widths, masks, x, rows);
+    let (nh, no) = (widths[nl], cm.len() / rows);
+    let m = linear64(&host[nl], &h, rows, nh, no);
+    let raw = linear64(&host[nl + 1], &h, rows, nh, no);
+    let v: Vec<f64> = match act {
+        VarActivation::Exp => raw.iter().map(|r| r.exp() + eps).collect(),
+        VarActivation::Softmax => raw
+            .chunks_exact(no)
+            .flat_map(|row| {
+                let mx = row.iter().copied().fold(f64::MIN, f64::max);
+                let z: f64 = row.iter().map(|r| (r - mx).exp()).sum();
+                row.iter()
+                    .map(move |r| (r - mx).exp() / z + eps)
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    };
+    m.iter().zip(cm).map(|(a, b)| a * b).sum::<f64>()
+        + v.iter().zip(cv).map(|(a, b)| a * b).sum::<f64>()
+}
+
+fn check_encoder<D: Device>(dev: &D, act: VarActivation) {
+    let (n_in, n_out, n_hidden, rows, eps) = (6, 3, 5, 7, 1e-3);
+    let enc = Encoder::new(dev, n_in, n_out, n_hidden, 2, 0.1, act, eps as f32, 4);
+    let widths = [n_in, n_hidden, n_hidden];
+    let x = normal(21, rows * n_in);
+    let (cm, cv) = (normal(22, rows * n_out), normal(23, rows * n_out));
+    let up = |v: &[f64]| dev.upload(&v.iter().map(|&a| a as f32).collect::<Vec<_>>());
+    let xb = up(&x);
+    let tape = enc.forward(dev, &xb, rows, Some(Draw { seed: 5, offset: 0 }));
+    let gx = enc
+        .backward(dev, &xb, &tape, &up(&cm), &up(&cv), true)
+        .expect("input gradient");
+    pollster::block_on(async {
+        let linears: Vec<_> = enc.fc.layers.iter().chain([&enc.mean, &enc.var]).collect();
+        let mut host = vec![];
+        for l in &linears {
+            host.push(Host {
+                w: read64(dev, &l.w).await,
+                b: read64(dev, &l.b).await,
+            });
+        }
+        let mut masks = vec![];
+        for i in 0..enc.fc.layers.len() {
+            masks.push(match tape.fc.mask(i) {
+                Some(m) => Some(read64(dev, m).await),
+                None => None,
+            });
+        }
+        let loss = |host: &[Host], x: &[f64]| {
+            encoder_loss64(host, &widths, &masks, x, rows, act, eps, (&cm, &cv))
+        };
+        // The heads' outputs themselves.
+        let (m, v) = (read64(dev, &tape.m).await, read64(dev, &tape.v).await);
+        let got = m.iter().zip(&cm).map(|(a, b)| a * b).sum::<f64>()
+            + v.iter().zip(&cv).map(|(a, b)| a * b).sum::<f64>();
+        let want = loss(&host, &x);
+        assert!(
+            (got - want).abs() < 1e-4 * want.abs().max(1.0),
+            "{act:?}: {got} vs {want}"
+        );
+        if act == VarActivation::Softmax {
+            for row in v.chunks_exact(n_out) {
+                let s: f64 = row.iter().sum();
+                assert!((s - 1.0 - n_out as f64 * eps).abs() < 1e-5, "{row:?}");
+            }
+        }
+        let what = format!("{act:?} encoder");
+        let checked = compare(dev, &what, &linears, &host, &x, &gx, &loss).await;
+        // Two hidden layers, two heads, and every input.
+        assert_eq!(checked, 35 + 30 + 18 + 18 + 42);
+    });
+}
+
+#[test]
+fn encoders_match_finite_differences() {
+    check_encoder(&Cpu, VarActivation::Exp);
+    check_encoder(&Cpu, VarActivation::Softmax);
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    check_encoder(&gpu, VarActivation::Softmax);
 }
 
 #[test]

@@ -290,3 +290,100 @@ impl<D: Device> FcLayers<D> {
         carried
     }
 }
+
+/// How an encoder's second head becomes positive: scvi's default exp (a
+/// variance), or a softmax over the outputs (RESOLVI's mixture
+/// proportions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarActivation {
+    Exp,
+    Softmax,
+}
+
+/// scvi's `Encoder`: [`FcLayers`] then a linear mean head and a positive
+/// second head, var_activation(linear) + var_eps.
+pub struct Encoder<D: Device> {
+    pub fc: FcLayers<D>,
+    pub mean: Linear<D>,
+    pub var: Linear<D>,
+    pub activation: VarActivation,
+    pub var_eps: f32,
+}
+
+/// An encoder's forward pass: its outputs and what the backward pass reads.
+pub struct EncoderTape<D: Device> {
+    pub fc: FcTape<D>,
+    /// rows × n_out: the mean head and the positive head.
+    pub m: D::Buf,
+    pub v: D::Buf,
+    /// exp(raw) or softmax(raw): v without var_eps.
+    act: D::Buf,
+}
+
+impl<D: Device> Encoder<D> {
+    /// `hidden` layers of width `n_hidden` (scvi's n_layers), then the heads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dev: &D,
+        n_in: usize,
+        n_out: usize,
+        n_hidden: usize,
+        hidden: usize,
+        dropout: f32,
+        activation: VarActivation,
+        var_eps: f32,
+        seed: u64,
+    ) -> Encoder<D> {
+        let widths: Vec<usize> = std::iter::once(n_in)
+            .chain(std::iter::repeat_n(n_hidden, hidden))
+            .collect();
+        Encoder {
+            fc: FcLayers::new(dev, &widths, dropout, mix(seed, 1, 0)),
+            mean: Linear::new(dev, n_hidden, n_out, mix(seed, 2, 0)),
+            var: Linear::new(dev, n_hidden, n_out, mix(seed, 3, 0)),
+            activation,
+            var_eps,
+        }
+    }
+
+    pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize, train: Option<Draw>) -> EncoderTape<D> {
+        let fc = self.fc.forward(dev, x, rows, train);
+        let h = fc.output();
+        let m = self.mean.forward(dev, h, rows);
+        let raw = self.var.forward(dev, h, rows);
+        let n = self.var.n_out;
+        let (act, v) = (dev.zeros(rows * n), dev.zeros(rows * n));
+        match self.activation {
+            VarActivation::Exp => dev.unary(Unary::Exp, &raw, &act),
+            VarActivation::Softmax => dev.softmax_rows(&raw, rows, n, &act),
+        }
+        dev.binary(Binary::Add, &act, &dev.upload(&[self.var_eps]), &v);
+        EncoderTape { fc, m, v, act }
+    }
+
+    /// Every weight's gradient from those of the two heads' outputs; the
+    /// input's when asked.
+    pub fn backward(
+        &self,
+        dev: &D,
+        x: &D::Buf,
+        tape: &EncoderTape<D>,
+        gm: &D::Buf,
+        gv: &D::Buf,
+        want_gx: bool,
+    ) -> Option<D::Buf> {
+        let rows = tape.fc.rows;
+        let n = self.var.n_out;
+        let graw = dev.zeros(rows * n);
+        match self.activation {
+            VarActivation::Exp => dev.binary(Binary::Mul, gv, &tape.act, &graw),
+            VarActivation::Softmax => dev.softmax_backward(&tape.act, gv, rows, n, &graw),
+        }
+        let h = tape.fc.output();
+        let g1 = self.mean.backward(dev, h, gm, rows, true).expect("asked");
+        let g2 = self.var.backward(dev, h, &graw, rows, true).expect("asked");
+        let gh = dev.zeros(dev.len(&g1));
+        dev.binary(Binary::Add, &g1, &g2, &gh);
+        self.fc.backward(dev, x, &tape.fc, &gh, want_gx)
+    }
+}

@@ -7,7 +7,7 @@ use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::{philox, Device};
 use tessera_core::models::resolvi::nn::{
-    Draw, Encoder, FcLayers, Linear, VarActivation, LAYER_NORM_EPS,
+    Cats, Decoder, Draw, Encoder, FcLayers, Linear, VarActivation, LAYER_NORM_EPS,
 };
 
 /// One layer's weights (n_in × n_out) and biases, in f64.
@@ -17,13 +17,26 @@ struct Host {
     b: Vec<f64>,
 }
 
-/// The block's output and Σ c ∘ output, plain loops.
+/// The block's output, plain loops.
 fn forward64(
     layers: &[Host],
     widths: &[usize],
     masks: &[Option<Vec<f64>>],
     x: &[f64],
     rows: usize,
+) -> Vec<f64> {
+    forward64_cov(layers, widths, masks, x, rows, None)
+}
+
+/// The block's output with covariates: each layer adds row `codes[r]` of
+/// its n_cat × n_out block.
+fn forward64_cov(
+    layers: &[Host],
+    widths: &[usize],
+    masks: &[Option<Vec<f64>>],
+    x: &[f64],
+    rows: usize,
+    cov: Option<(&[Host], &[u32])>,
 ) -> Vec<f64> {
     let mut h = x.to_vec();
     for (l, p) in layers.iter().enumerate() {
@@ -32,7 +45,10 @@ fn forward64(
         for r in 0..rows {
             let lin: Vec<f64> = (0..no)
                 .map(|o| {
-                    p.b[o]
+                    let c = cov.map_or(0.0, |(blocks, codes)| {
+                        blocks[l].w[codes[r] as usize * no + o]
+                    });
+                    c + p.b[o]
                         + (0..ni)
                             .map(|i| h[r * ni + i] * p.w[i * no + o])
                             .sum::<f64>()
@@ -55,13 +71,22 @@ async fn read64<D: Device>(dev: &D, b: &D::Buf) -> Vec<f64> {
     dev.read(b).await.into_iter().map(|v| v as f64).collect()
 }
 
+/// Each linear layer's gradients (gw, gb), read back.
+async fn grads<D: Device>(dev: &D, linears: &[&Linear<D>]) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let mut out = vec![];
+    for l in linears {
+        out.push((read64(dev, &l.gw).await, read64(dev, &l.gb).await));
+    }
+    out
+}
+
 /// Central differences of `loss` (over the host weights and the input)
-/// against every linear layer's gw and gb and the input gradient `gx`;
-/// returns how many were compared.
+/// against the device's gradients `grads` (per host entry: of w and of b)
+/// and the input gradient `gx`; returns how many were compared.
 async fn compare<D: Device>(
     dev: &D,
     what: &str,
-    linears: &[&Linear<D>],
+    grads: &[(Vec<f64>, Vec<f64>)],
     host: &[Host],
     x: &[f64],
     gx: &D::Buf,
@@ -76,8 +101,7 @@ async fn compare<D: Device>(
         );
     };
     let mut checked = 0;
-    for (l, lin) in linears.iter().enumerate() {
-        let (gw, gb) = (read64(dev, &lin.gw).await, read64(dev, &lin.gb).await);
+    for (l, (gw, gb)) in grads.iter().enumerate() {
         for (name, grad) in [("w", gw), ("b", gb)] {
             for (k, &g) in grad.iter().enumerate() {
                 let at = |delta: f64| {
@@ -165,7 +189,8 @@ fn check<D: Device>(dev: &D, dropout: f32) {
                 .sum()
         };
         let linears: Vec<&Linear<D>> = net.layers.iter().collect();
-        let checked = compare(dev, "FcLayers", &linears, &host, &x, &gx, &loss).await;
+        let g = grads(dev, &linears).await;
+        let checked = compare(dev, "FcLayers", &g, &host, &x, &gx, &loss).await;
         // Every weight and bias of the three layers, and every input.
         assert_eq!(checked, 42 + 48 + 28 + 30);
     });
@@ -266,10 +291,90 @@ fn check_encoder<D: Device>(dev: &D, act: VarActivation) {
             }
         }
         let what = format!("{act:?} encoder");
-        let checked = compare(dev, &what, &linears, &host, &x, &gx, &loss).await;
+        let g = grads(dev, &linears).await;
+        let checked = compare(dev, &what, &g, &host, &x, &gx, &loss).await;
         // Two hidden layers, two heads, and every input.
         assert_eq!(checked, 35 + 30 + 18 + 18 + 42);
     });
+}
+
+/// The decoder with 3 batches injected into both hidden layers: every
+/// weight, covariate block and latent gradient of Σ c ∘ px_scale.
+fn check_decoder<D: Device>(dev: &D) {
+    let (n_latent, n_genes, n_hidden, n_cat, rows) = (4, 9, 5, 3, 8);
+    let dec = Decoder::new(dev, n_latent, n_genes, (n_hidden, 2), n_cat, 6);
+    assert_eq!((dec.fc.n_cat, dec.fc.cov.len()), (3, 2));
+    let widths = [n_latent, n_hidden, n_hidden];
+    let codes: Vec<u32> = (0..rows as u32).map(|i| (i * 7 + 1) % 3).collect();
+    let cats = Cats::new(dev, &codes, n_cat);
+    let z = normal(31, rows * n_latent);
+    let c = normal(32, rows * n_genes);
+    let up = |v: &[f64]| dev.upload(&v.iter().map(|&a| a as f32).collect::<Vec<_>>());
+    let zb = up(&z);
+    let tape = dec.forward(dev, &zb, Some(&cats), rows);
+    let gz = dec
+        .backward(dev, &zb, Some(&cats), &tape, &up(&c), true)
+        .expect("latent gradient");
+    pollster::block_on(async {
+        // Host entries: the two hidden layers, the scale head, then the two
+        // covariate blocks (as w, with no b).
+        let linears: Vec<&Linear<D>> = dec.fc.layers.iter().chain([&dec.scale]).collect();
+        let mut host = vec![];
+        let mut g = grads(dev, &linears).await;
+        for l in &linears {
+            host.push(Host {
+                w: read64(dev, &l.w).await,
+                b: read64(dev, &l.b).await,
+            });
+        }
+        for (block, grad) in &dec.fc.cov {
+            host.push(Host {
+                w: read64(dev, block).await,
+                b: vec![],
+            });
+            g.push((read64(dev, grad).await, vec![]));
+        }
+        let loss = |host: &[Host], z: &[f64]| -> f64 {
+            let h = forward64_cov(
+                &host[..2],
+                &widths,
+                &[None, None],
+                z,
+                rows,
+                Some((&host[3..], &codes)),
+            );
+            let logits = linear64(&host[2], &h, rows, n_hidden, n_genes);
+            logits
+                .chunks_exact(n_genes)
+                .zip(c.chunks_exact(n_genes))
+                .map(|(row, cr)| {
+                    let mx = row.iter().copied().fold(f64::MIN, f64::max);
+                    let s: f64 = row.iter().map(|v| (v - mx).exp()).sum();
+                    row.iter()
+                        .zip(cr)
+                        .map(|(v, w)| (v - mx).exp() / s * w)
+                        .sum::<f64>()
+                })
+                .sum()
+        };
+        let p = read64(dev, &tape.px_scale).await;
+        let got: f64 = p.iter().zip(&c).map(|(a, b)| a * b).sum();
+        let want = loss(&host, &z);
+        assert!(
+            (got - want).abs() < 1e-5 * want.abs().max(1.0),
+            "decoder {got} vs {want}"
+        );
+        let checked = compare(dev, "decoder", &g, &host, &z, &gz, &loss).await;
+        // Hidden layers, head, covariate blocks, latent.
+        assert_eq!(checked, 25 + 30 + 54 + 15 + 15 + 32);
+    });
+}
+
+#[test]
+fn decoders_with_injected_batches_match_finite_differences() {
+    check_decoder(&Cpu);
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    check_decoder(&gpu);
 }
 
 #[test]

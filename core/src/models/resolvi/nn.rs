@@ -19,6 +19,15 @@ fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Gemm {
     }
 }
 
+/// `len` values uniform on ±bound from the Philox stream `seed`.
+fn uniform<D: Device>(dev: &D, len: usize, bound: f32, seed: u64) -> D::Buf {
+    let (u, scaled, out) = (dev.zeros(len), dev.zeros(len), dev.zeros(len));
+    dev.random(false, seed, 0, &u);
+    dev.binary(Binary::Mul, &u, &dev.upload(&[2.0 * bound]), &scaled);
+    dev.binary(Binary::Add, &scaled, &dev.upload(&[-bound]), &out);
+    out
+}
+
 /// y = x W + b for W n_in × n_out, with the gradients of the last
 /// backward pass.
 pub struct Linear<D: Device> {
@@ -33,19 +42,18 @@ pub struct Linear<D: Device> {
 impl<D: Device> Linear<D> {
     /// torch's start: W and b uniform on ±1/√n_in (Philox stream `seed`).
     pub fn new(dev: &D, n_in: usize, n_out: usize, seed: u64) -> Linear<D> {
-        let bound = 1.0 / (n_in.max(1) as f32).sqrt();
-        let uniform = |site: u64, len: usize| {
-            let (u, scaled, out) = (dev.zeros(len), dev.zeros(len), dev.zeros(len));
-            dev.random(false, mix(seed, site, 0), 0, &u);
-            dev.binary(Binary::Mul, &u, &dev.upload(&[2.0 * bound]), &scaled);
-            dev.binary(Binary::Add, &scaled, &dev.upload(&[-bound]), &out);
-            out
-        };
+        Linear::with_fan_in(dev, n_in, n_out, n_in, seed)
+    }
+
+    /// The same with the bound of a layer whose input is `fan_in` wide
+    /// (its covariate columns included).
+    fn with_fan_in(dev: &D, n_in: usize, n_out: usize, fan_in: usize, seed: u64) -> Linear<D> {
+        let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         Linear {
             n_in,
             n_out,
-            w: uniform(1, n_in * n_out),
-            b: uniform(2, n_out),
+            w: uniform(dev, n_in * n_out, bound, mix(seed, 1, 0)),
+            b: uniform(dev, n_out, bound, mix(seed, 2, 0)),
             gw: dev.zeros(n_in * n_out),
             gb: dev.zeros(n_out),
         }
@@ -191,10 +199,36 @@ impl<D: Device> FcTape<D> {
 }
 
 /// `FCLayers` with layer norm, ReLU and dropout: one [`Linear`] per pair of
-/// consecutive widths.
+/// consecutive widths, and with covariates (scvi's `inject_covariates`)
+/// one n_cat × n_out block per layer: the one-hot category concatenated to
+/// each layer's input.
 pub struct FcLayers<D: Device> {
     pub layers: Vec<Linear<D>>,
     pub dropout: f32,
+    pub n_cat: usize,
+    /// Per layer: the covariate block and its gradient (none without
+    /// covariates).
+    pub cov: Vec<(D::Buf, D::Buf)>,
+}
+
+/// A batch's categories as one-hot rows (rows × n_cat), for layers with
+/// injected covariates.
+pub struct Cats<D: Device> {
+    pub onehot: D::Buf,
+}
+
+impl<D: Device> Cats<D> {
+    /// Category codes (each below `n_cat`) of the rows.
+    pub fn new(dev: &D, codes: &[u32], n_cat: usize) -> Cats<D> {
+        let mut v = vec![0f32; codes.len() * n_cat];
+        for (i, &c) in codes.iter().enumerate() {
+            assert!((c as usize) < n_cat, "category {c} of {n_cat}");
+            v[i * n_cat + c as usize] = 1.0;
+        }
+        Cats {
+            onehot: dev.upload_owned(v),
+        }
+    }
 }
 
 /// Dropout draws for one training step: the Philox stream and where in it.
@@ -207,18 +241,40 @@ pub struct Draw {
 impl<D: Device> FcLayers<D> {
     /// Widths n_in, hidden…, n_out (at least two).
     pub fn new(dev: &D, widths: &[usize], dropout: f32, seed: u64) -> FcLayers<D> {
+        FcLayers::with_covariates(dev, widths, 0, dropout, seed)
+    }
+
+    /// The same with `n_cat` categories injected into every layer (none
+    /// when n_cat ≤ 1, as scvi-tools drops a single category).
+    pub fn with_covariates(
+        dev: &D,
+        widths: &[usize],
+        n_cat: usize,
+        dropout: f32,
+        seed: u64,
+    ) -> FcLayers<D> {
         assert!(
             widths.len() >= 2,
             "FcLayers needs an input and an output width"
         );
         assert!((0.0..1.0).contains(&dropout), "dropout must be in [0, 1)");
+        let n_cat = if n_cat > 1 { n_cat } else { 0 };
+        let mut layers = vec![];
+        let mut cov = vec![];
+        for (i, w) in widths.windows(2).enumerate() {
+            let s = mix(seed, 10 + i as u64, 0);
+            layers.push(Linear::with_fan_in(dev, w[0], w[1], w[0] + n_cat, s));
+            if n_cat > 0 {
+                let bound = 1.0 / ((w[0] + n_cat) as f32).sqrt();
+                let block = uniform(dev, n_cat * w[1], bound, mix(s, 3, 0));
+                cov.push((block, dev.zeros(n_cat * w[1])));
+            }
+        }
         FcLayers {
-            layers: widths
-                .windows(2)
-                .enumerate()
-                .map(|(i, w)| Linear::new(dev, w[0], w[1], mix(seed, 10 + i as u64, 0)))
-                .collect(),
+            layers,
             dropout,
+            n_cat,
+            cov,
         }
     }
 
@@ -229,6 +285,24 @@ impl<D: Device> FcLayers<D> {
     /// Runs the block on x (rows × n_in); dropout only when `train` gives
     /// its draws (inference has none, as torch's eval mode).
     pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize, train: Option<Draw>) -> FcTape<D> {
+        self.forward_with(dev, x, None, rows, train)
+    }
+
+    /// [`forward`](Self::forward) with the rows' categories, which a block
+    /// built with covariates needs.
+    pub fn forward_with(
+        &self,
+        dev: &D,
+        x: &D::Buf,
+        cats: Option<&Cats<D>>,
+        rows: usize,
+        train: Option<Draw>,
+    ) -> FcTape<D> {
+        assert_eq!(
+            cats.is_some(),
+            self.n_cat > 0,
+            "categories go with a block built with covariates"
+        );
         let mut tape = FcTape {
             norm: vec![],
             dropped: vec![],
@@ -238,6 +312,13 @@ impl<D: Device> FcLayers<D> {
         for (i, layer) in self.layers.iter().enumerate() {
             let input = if i == 0 { x } else { &tape.outs[i - 1] };
             let lin = layer.forward(dev, input, rows);
+            if let Some(c) = cats {
+                let g = Gemm {
+                    beta: 1.0,
+                    ..Gemm::new(rows, layer.n_out, self.n_cat)
+                };
+                dev.gemm(g, &c.onehot, &self.cov[i].0, &lin);
+            }
             let (ln, inv) = layer_norm(dev, &lin, rows, layer.n_out);
             let a = relu(dev, &ln);
             match train {
@@ -270,6 +351,20 @@ impl<D: Device> FcLayers<D> {
         g_out: &D::Buf,
         want_gx: bool,
     ) -> Option<D::Buf> {
+        self.backward_with(dev, x, None, tape, g_out, want_gx)
+    }
+
+    /// [`backward`](Self::backward) with the categories of the forward
+    /// pass; the covariate blocks' gradients too.
+    pub fn backward_with(
+        &self,
+        dev: &D,
+        x: &D::Buf,
+        cats: Option<&Cats<D>>,
+        tape: &FcTape<D>,
+        g_out: &D::Buf,
+        want_gx: bool,
+    ) -> Option<D::Buf> {
         let rows = tape.rows;
         let mut carried: Option<D::Buf> = None;
         for (i, layer) in self.layers.iter().enumerate().rev() {
@@ -284,6 +379,14 @@ impl<D: Device> FcLayers<D> {
             };
             let (ln, inv) = &tape.norm[i];
             let glin = layer_norm_backward(dev, ln, inv, &gln, rows, layer.n_out);
+            if let Some(c) = cats {
+                dev.gemm(
+                    gemm(self.n_cat, layer.n_out, rows, true, false),
+                    &c.onehot,
+                    &glin,
+                    &self.cov[i].1,
+                );
+            }
             let input = if i == 0 { x } else { &tape.outs[i - 1] };
             carried = layer.backward(dev, input, &glin, rows, i > 0 || want_gx);
         }
@@ -385,5 +488,76 @@ impl<D: Device> Encoder<D> {
         let gh = dev.zeros(dev.len(&g1));
         dev.binary(Binary::Add, &g1, &g2, &gh);
         self.fc.backward(dev, x, &tape.fc, &gh, want_gx)
+    }
+}
+
+/// scvi's `DecoderSCVI` as RESOLVI builds it: [`FcLayers`] with the batch
+/// injected into every layer and no dropout, then px_scale =
+/// softmax(Linear(hidden → genes)).
+pub struct Decoder<D: Device> {
+    pub fc: FcLayers<D>,
+    pub scale: Linear<D>,
+}
+
+/// A decoder's forward pass: px_scale (rows × genes) and what the backward
+/// pass reads.
+pub struct DecoderTape<D: Device> {
+    pub fc: FcTape<D>,
+    pub px_scale: D::Buf,
+}
+
+impl<D: Device> Decoder<D> {
+    /// `hidden` layers of width `n_hidden`, `n_cat` batches injected.
+    pub fn new(
+        dev: &D,
+        n_latent: usize,
+        n_genes: usize,
+        (n_hidden, hidden): (usize, usize),
+        n_cat: usize,
+        seed: u64,
+    ) -> Decoder<D> {
+        let widths: Vec<usize> = std::iter::once(n_latent)
+            .chain(std::iter::repeat_n(n_hidden, hidden))
+            .collect();
+        Decoder {
+            fc: FcLayers::with_covariates(dev, &widths, n_cat, 0.0, mix(seed, 1, 0)),
+            scale: Linear::new(dev, n_hidden, n_genes, mix(seed, 2, 0)),
+        }
+    }
+
+    pub fn forward(
+        &self,
+        dev: &D,
+        z: &D::Buf,
+        cats: Option<&Cats<D>>,
+        rows: usize,
+    ) -> DecoderTape<D> {
+        let fc = self.fc.forward_with(dev, z, cats, rows, None);
+        let logits = self.scale.forward(dev, fc.output(), rows);
+        let px_scale = dev.zeros(rows * self.scale.n_out);
+        dev.softmax_rows(&logits, rows, self.scale.n_out, &px_scale);
+        DecoderTape { fc, px_scale }
+    }
+
+    /// Every weight's gradient from px_scale's; z's when asked.
+    pub fn backward(
+        &self,
+        dev: &D,
+        z: &D::Buf,
+        cats: Option<&Cats<D>>,
+        tape: &DecoderTape<D>,
+        g_scale: &D::Buf,
+        want_gz: bool,
+    ) -> Option<D::Buf> {
+        let rows = tape.fc.rows;
+        let n = self.scale.n_out;
+        let glogits = dev.zeros(rows * n);
+        dev.softmax_backward(&tape.px_scale, g_scale, rows, n, &glogits);
+        let h = tape.fc.output();
+        let gh = self
+            .scale
+            .backward(dev, h, &glogits, rows, true)
+            .expect("asked");
+        self.fc.backward_with(dev, z, cats, &tape.fc, &gh, want_gz)
     }
 }

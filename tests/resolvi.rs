@@ -117,3 +117,117 @@ fn preparation_on_xenium_follows_resolvi() {
         "{err}"
     );
 }
+
+fn lse(v: &[f64]) -> f64 {
+    let m = v.iter().copied().fold(f64::MIN, f64::max);
+    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// Σ_i log p(z_i) under the mixture prior, plain loops.
+fn mixture64(
+    z: &[f64],
+    mu: &[f64],
+    u: &[f64],
+    off: &[f64],
+    (b, k, d): (usize, usize, usize),
+    sigma: f64,
+) -> Vec<f64> {
+    (0..b)
+        .map(|i| {
+            let a: Vec<f64> = (0..k).map(|c| u[c] + off[i * k + c]).collect();
+            let norm = lse(&a);
+            let terms: Vec<f64> = (0..k)
+                .map(|c| {
+                    let d2: f64 = (0..d).map(|t| (z[i * d + t] - mu[c * d + t]).powi(2)).sum();
+                    a[c] - norm
+                        - d2 / (2.0 * sigma * sigma)
+                        - 0.5 * d as f64 * (2.0 * std::f64::consts::PI * sigma * sigma).ln()
+                })
+                .collect();
+            lse(&terms)
+        })
+        .collect()
+}
+
+fn check_mixture<D: tessera_core::compute::Device>(dev: &D) {
+    use tessera_core::compute::philox;
+    use tessera_core::models::resolvi::prior::{mixture_logp, Dims};
+    let (b, k, d) = (6, 4, 3);
+    let sigma = (-1f64).exp() + 1e-4;
+    let draw = |seed: u64, n: usize, sc: f64| -> Vec<f64> {
+        (0..n)
+            .map(|i| sc * philox::normal(seed, 0, i) as f64)
+            .collect()
+    };
+    let (z, mu, u) = (draw(1, b * d, 0.6), draw(2, k * d, 0.6), draw(3, k, 0.5));
+    // Cells 0 and 3 labelled (component 2 and 1); the rest unlabelled.
+    let mut off = vec![0.0; b * k];
+    off[2] = 10.0;
+    off[3 * k + 1] = 10.0;
+    let up = |v: &[f64]| dev.upload(&v.iter().map(|&a| a as f32).collect::<Vec<_>>());
+    let g = mixture_logp(
+        dev,
+        Dims { b, k, d },
+        &up(&z),
+        &up(&mu),
+        &up(&u),
+        Some(&up(&off)),
+        sigma as f32,
+    );
+    let read = |x: &D::Buf| -> Vec<f64> {
+        pollster::block_on(dev.read(x))
+            .into_iter()
+            .map(|v| v as f64)
+            .collect()
+    };
+    let want = mixture64(&z, &mu, &u, &off, (b, k, d), sigma);
+    for (a, w) in read(&g.logp).iter().zip(&want) {
+        assert!(
+            (a - w).abs() < 1e-4 * w.abs().max(1.0),
+            "{}: log p {a} vs {w}",
+            dev.name()
+        );
+    }
+    let total = |z: &[f64], mu: &[f64], u: &[f64]| {
+        mixture64(z, mu, u, &off, (b, k, d), sigma)
+            .iter()
+            .sum::<f64>()
+    };
+    let h = 1e-6;
+    let mut checked = 0;
+    for (name, grad, base) in [
+        ("z", read(&g.gz), &z),
+        ("mu", read(&g.gmu), &mu),
+        ("u", read(&g.gu), &u),
+    ] {
+        for (q, &gq) in grad.iter().enumerate() {
+            let at = |delta: f64| {
+                let mut p = base.clone();
+                p[q] += delta;
+                match name {
+                    "z" => total(&p, &mu, &u),
+                    "mu" => total(&z, &p, &u),
+                    _ => total(&z, &mu, &p),
+                }
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (gq - fd).abs() < 2e-3 * fd.abs().max(0.05),
+                "{}: d/d{name}[{q}] = {gq}, finite differences {fd}",
+                dev.name()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, b * d + k * d + k);
+}
+
+/// The mixture prior's log-density and gradients against an f64 version,
+/// semi-supervised offsets included, on the CPU device and wgpu.
+#[test]
+fn mixture_prior_matches_finite_differences() {
+    check_mixture(&tessera_core::compute::cpu::Cpu);
+    let gpu = pollster::block_on(tessera_core::compute::gpu::Gpu::new())
+        .expect("a wgpu adapter (lavapipe in CI)");
+    check_mixture(&gpu);
+}

@@ -1,7 +1,8 @@
 //! ResolVI-class correction of segmentation spill-over (scvi-tools'
 //! RESOLVI): each cell's counts as its own signal, diffusion from its
-//! spatial neighbours and background. So far: the networks' layers and
-//! the data preparation.
+//! spatial neighbours and background. So far: the networks' layers, the
+//! data preparation and the mixture prior on the latent space.
 
 pub mod nn;
 pub mod prep;
+pub mod prior;

@@ -231,3 +231,120 @@ fn mixture_prior_matches_finite_differences() {
         .expect("a wgpu adapter (lavapipe in CI)");
     check_mixture(&gpu);
 }
+
+/// ln Γ(x) for x > 0: shifted up to 8, then Stirling's series.
+fn lgamma64(mut x: f64) -> f64 {
+    let mut shift = 0.0;
+    while x < 8.0 {
+        shift -= x.ln();
+        x += 1.0;
+    }
+    let x2 = 1.0 / (x * x);
+    shift + (x - 0.5) * x.ln() - x
+        + 0.5 * (2.0 * std::f64::consts::PI).ln()
+        + (1.0 / 12.0 - x2 * (1.0 / 360.0 - x2 * (1.0 / 1260.0 - x2 / 1680.0))) / x
+}
+
+fn dirichlet64(x: &[f64], alpha: &[f64], rows: usize, k: usize) -> Vec<f64> {
+    (0..rows)
+        .map(|r| {
+            let a = |c: usize| {
+                if alpha.len() == k {
+                    alpha[c]
+                } else {
+                    alpha[r * k + c]
+                }
+            };
+            let sa: f64 = (0..k).map(a).sum();
+            lgamma64(sa)
+                + (0..k)
+                    .map(|c| (a(c) - 1.0) * x[r * k + c].ln() - lgamma64(a(c)))
+                    .sum::<f64>()
+        })
+        .collect()
+}
+
+fn check_dirichlet<D: tessera_core::compute::Device>(dev: &D, shared: bool) {
+    use tessera_core::compute::philox;
+    use tessera_core::models::resolvi::density::dirichlet_logp;
+    let (rows, k) = (5, 3);
+    // Points on the simplex and concentrations from 0.3 to 12.
+    let mut x: Vec<f64> = (0..rows * k)
+        .map(|i| 0.2 + philox::uniform(4, 0, i) as f64)
+        .collect();
+    for row in x.chunks_exact_mut(k) {
+        let s: f64 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= s);
+    }
+    let n_alpha = if shared { k } else { rows * k };
+    let alpha: Vec<f64> = (0..n_alpha)
+        .map(|i| 0.3 + 12.0 * philox::uniform(5, 0, i) as f64)
+        .collect();
+    let up = |v: &[f64]| dev.upload(&v.iter().map(|&a| a as f32).collect::<Vec<_>>());
+    let g = dirichlet_logp(dev, &up(&x), &up(&alpha), rows, k);
+    let read = |b: &D::Buf| -> Vec<f64> {
+        pollster::block_on(dev.read(b))
+            .into_iter()
+            .map(|v| v as f64)
+            .collect()
+    };
+    let want = dirichlet64(&x, &alpha, rows, k);
+    for (a, w) in read(&g.logp).iter().zip(&want) {
+        assert!(
+            (a - w).abs() < 1e-4 * w.abs().max(1.0),
+            "{}: log p {a} vs {w}",
+            dev.name()
+        );
+    }
+    let total = |x: &[f64], a: &[f64]| dirichlet64(x, a, rows, k).iter().sum::<f64>();
+    let h = 1e-6;
+    let fd = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+    let close = |got: f64, fd: f64, what: String| {
+        assert!(
+            (got - fd).abs() < 2e-3 * fd.abs().max(0.05),
+            "{}: d/d{what} = {got}, finite differences {fd}",
+            dev.name()
+        );
+    };
+    for (q, &gq) in read(&g.gx).iter().enumerate() {
+        close(
+            gq,
+            fd(&|d| {
+                let mut p = x.clone();
+                p[q] += d;
+                total(&p, &alpha)
+            }),
+            format!("x[{q}]"),
+        );
+    }
+    // A shared α's gradient is the sum over rows of each row's.
+    let ga = read(&g.galpha);
+    for c in 0..n_alpha {
+        let got = if shared {
+            (0..rows).map(|r| ga[r * k + c]).sum()
+        } else {
+            ga[c]
+        };
+        close(
+            got,
+            fd(&|d| {
+                let mut p = alpha.clone();
+                p[c] += d;
+                total(&x, &p)
+            }),
+            format!("alpha[{c}]"),
+        );
+    }
+}
+
+/// The Dirichlet density against an f64 version with its own lgamma, for
+/// per-row and shared concentrations, on the CPU device and wgpu.
+#[test]
+fn dirichlet_matches_finite_differences() {
+    for shared in [true, false] {
+        check_dirichlet(&tessera_core::compute::cpu::Cpu, shared);
+    }
+    let gpu = pollster::block_on(tessera_core::compute::gpu::Gpu::new())
+        .expect("a wgpu adapter (lavapipe in CI)");
+    check_dirichlet(&gpu, false);
+}

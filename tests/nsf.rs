@@ -127,14 +127,12 @@ fn factors_pearson(
         / lt as f64
 }
 
-/// A fit of a simulation as the benchmark ran it (L = 4, M = 1296, constant
+/// The options of a simulation fit as the benchmark ran it (L = 4, M = 1296, constant
 /// size factors, stored order). The GP models stop after `epochs`: the
 /// paper's 10,000-epoch cap costs CI an hour on two cores, and a fit this
 /// far already beats the published row.
-fn fit_simulation(file: &str, model: run::Model, epochs: usize) -> (run::Fitted, Dataset) {
-    let dir = common::data_dir(file).expect("data");
-    let d = io::h5ad::read_file(&dir.join(format!("nsf_simulations/{file}.h5ad"))).unwrap();
-    let opts = run::Options {
+fn sim_options(model: run::Model, epochs: usize) -> run::Options {
+    run::Options {
         model,
         factors: 4,
         inducing: 1296,
@@ -142,9 +140,16 @@ fn fit_simulation(file: &str, model: run::Model, epochs: usize) -> (run::Fitted,
         flip_y: false,
         epochs,
         ..run::Options::default()
-    };
+    }
+}
+
+/// Fits a simulation file with `opts`; also returns the dataset.
+fn fit_simulation(file: &str, opts: &run::Options) -> (run::Fitted, Dataset) {
+    let dir = common::data_dir(file).expect("data");
+    let d = io::h5ad::read_file(&dir.join(format!("nsf_simulations/{file}.h5ad"))).unwrap();
+    let model = opts.model;
     let t0 = std::time::Instant::now();
-    let f = pollster::block_on(run::run(&Cpu, file, &d, &opts, &mut |e, _, loss| {
+    let f = pollster::block_on(run::run(&Cpu, file, &d, opts, &mut |e, _, loss| {
         if e % 100 == 0 {
             eprintln!(
                 "{file} {model:?} epoch {e}: {loss:.4} ({:.0} s)",
@@ -166,7 +171,7 @@ fn check_against_published(
     max_dev: f64,
     min_pearson: f64,
 ) -> run::Fitted {
-    let (f, d) = fit_simulation(file, model, epochs);
+    let (f, d) = fit_simulation(file, &sim_options(model, epochs));
     let truth = array(d.obsm.get("spfac"));
     let p = factors_pearson(truth, &f.factors_mean_log, 4, f.train.clone());
     let dv = f.deviance_validation.unwrap();
@@ -325,18 +330,11 @@ fn bad_inputs_get_named_errors() {
 /// genes' means alone on held-out spots.
 #[test]
 fn rsf_runs_on_s1_with_real_valued_factors() {
-    let dir = common::data_dir("rsf_runs_on_s1").expect("data");
-    let d = s1(&dir);
     let opts = run::Options {
-        model: run::Model::Rsf,
-        factors: 4,
         inducing: 150,
-        shuffle: false,
-        flip_y: false,
-        epochs: 5000,
-        ..run::Options::default()
+        ..sim_options(run::Model::Rsf, 5000)
     };
-    let f = pollster::block_on(run::run(&Cpu, "S1", &d, &opts, &mut |_, _, _| true)).unwrap();
+    let (f, d) = fit_simulation("S1", &opts);
     eprintln!(
         "S1 RSF: {} epochs, converged {}, validation deviance {:.4}",
         f.history.loss.len(),
@@ -385,25 +383,17 @@ fn rsf_runs_on_s1_with_real_valued_factors() {
 /// 0.6 s an epoch on two cores.
 #[test]
 fn rsf_gaussian_on_s1_fits_as_well_as_the_published_fit() {
-    let dir = common::data_dir("rsf_gaussian_on_s1").expect("data");
-    let d = s1(&dir);
+    let opts = run::Options {
+        likelihood: tessera_core::models::nsf::model::Likelihood::Gaussian,
+        ..sim_options(run::Model::Rsf, 400)
+    };
+    let (f, d) = fit_simulation("S1", &opts);
     // The paper's loader reads X as the normalised data: here log1p(counts).
     let (counts, x) = (&d.layers["counts"], d.x.as_ref().unwrap());
     for k in (0..1296 * 200).step_by(997) {
         let (i, j) = (k / 200, k % 200);
         assert!((x.get(i, j) - counts.get(i, j).ln_1p()).abs() < 1e-5);
     }
-    let opts = run::Options {
-        model: run::Model::Rsf,
-        likelihood: tessera_core::models::nsf::model::Likelihood::Gaussian,
-        factors: 4,
-        inducing: 1296,
-        shuffle: false,
-        flip_y: false,
-        epochs: 400,
-        ..run::Options::default()
-    };
-    let f = pollster::block_on(run::run(&Cpu, "S1", &d, &opts, &mut |_, _, _| true)).unwrap();
     assert!(
         f.notes.iter().any(|n| n.contains("reads X")),
         "{:?}",

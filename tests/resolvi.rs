@@ -5,6 +5,7 @@
 
 mod common;
 
+use tessera_core::compute::special::lgamma;
 use tessera_core::io;
 use tessera_core::models::resolvi::prep::{self, N_NEIGHBORS};
 
@@ -232,19 +233,6 @@ fn mixture_prior_matches_finite_differences() {
     check_mixture(&gpu);
 }
 
-/// ln Γ(x) for x > 0: shifted up to 8, then Stirling's series.
-fn lgamma64(mut x: f64) -> f64 {
-    let mut shift = 0.0;
-    while x < 8.0 {
-        shift -= x.ln();
-        x += 1.0;
-    }
-    let x2 = 1.0 / (x * x);
-    shift + (x - 0.5) * x.ln() - x
-        + 0.5 * (2.0 * std::f64::consts::PI).ln()
-        + (1.0 / 12.0 - x2 * (1.0 / 360.0 - x2 * (1.0 / 1260.0 - x2 / 1680.0))) / x
-}
-
 fn dirichlet64(x: &[f64], alpha: &[f64], rows: usize, k: usize) -> Vec<f64> {
     (0..rows)
         .map(|r| {
@@ -256,9 +244,9 @@ fn dirichlet64(x: &[f64], alpha: &[f64], rows: usize, k: usize) -> Vec<f64> {
                 }
             };
             let sa: f64 = (0..k).map(a).sum();
-            lgamma64(sa)
+            lgamma(sa)
                 + (0..k)
-                    .map(|c| (a(c) - 1.0) * x[r * k + c].ln() - lgamma64(a(c)))
+                    .map(|c| (a(c) - 1.0) * x[r * k + c].ln() - lgamma(a(c)))
                     .sum::<f64>()
         })
         .collect()
@@ -337,7 +325,7 @@ fn check_dirichlet<D: tessera_core::compute::Device>(dev: &D, shared: bool) {
     }
 }
 
-/// The Dirichlet density against an f64 version with its own lgamma, for
+/// The Dirichlet density against an f64 version (plain loops), for
 /// per-row and shared concentrations, on the CPU device and wgpu.
 #[test]
 fn dirichlet_matches_finite_differences() {

@@ -139,14 +139,14 @@ fn normal(seed: u64, n: usize) -> Vec<f64> {
 fn check<D: Device>(dev: &D, dropout: f32) {
     let widths = [5, 7, 6, 4];
     let rows = 6;
-    let net = FcLayers::new(dev, &widths, dropout, 3);
+    let net = FcLayers::new(dev, &widths, 0, dropout, 3);
     let x = normal(1, rows * widths[0]);
     let c = normal(2, rows * widths[3]);
     let xb = dev.upload(&x.iter().map(|&v| v as f32).collect::<Vec<_>>());
     let cb = dev.upload(&c.iter().map(|&v| v as f32).collect::<Vec<_>>());
-    let tape = net.forward(dev, &xb, rows, Some(Draw { seed: 9, offset: 0 }));
+    let tape = net.forward(dev, &xb, None, rows, Some(Draw { seed: 9, offset: 0 }));
     let gx = net
-        .backward(dev, &xb, &tape, &cb, true)
+        .backward(dev, &xb, None, &tape, &cb, true)
         .expect("input gradient");
     pollster::block_on(async {
         let mut host = vec![];

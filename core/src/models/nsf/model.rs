@@ -731,22 +731,21 @@ impl<'d, D: Device> Objective<'d, D> {
             &sp.gw_rep,
         );
         self.sum_draws(&sp.gw_rep, j * t, &sp.w.g);
-        let (ge, gf, gfe) = (
-            dev.zeros(s * t * n),
-            dev.zeros(s * t * n),
-            dev.zeros(s * t * n),
-        );
+        let (ge, gfe) = (dev.zeros(s * t * n), dev.zeros(s * t * n));
         self.g(
             gm(t, n, j, true, true, 1.0, 0.0, s),
             &sp.w_rep,
             &self.gl,
             &ge,
         );
-        if self.nonneg {
+        // d/df: through e = exp(f) for NSF; RSF's e is f itself.
+        let gf = if self.nonneg {
+            let gf = dev.zeros(s * t * n);
             self.bin(Binary::Mul, &ge, &sp.e, &gf);
+            gf
         } else {
-            self.bin(Binary::Add, &ge, &c.zero, &gf);
-        }
+            ge
+        };
         self.sum_draws(&gf, t * n, &sp.gmu);
         self.bin(Binary::Mul, &gf, eps_f, &gfe);
         let (gsd, g0) = (dev.zeros(t * n), dev.zeros(t * n));

@@ -614,8 +614,7 @@ fn gaussian_data(
                 ));
             }
             notes.push("the Gaussian likelihood reads X as the normalised data (the counts are in layers['counts'])".into());
-            let all: Vec<usize> = (0..j).collect();
-            xn.take_rows(rows).into_columns(genes).columns_dense(&all)
+            xn.take_rows(rows).columns_dense(genes)
         }
         None => {
             notes

@@ -92,15 +92,41 @@ impl<D: Device> Linear<D> {
     }
 }
 
+/// Scalars every pass reads, uploaded once per block.
+struct Scalars<D: Device> {
+    zero: D::Buf,
+    one: D::Buf,
+    neg_half: D::Buf,
+    eps: D::Buf,
+}
+
+impl<D: Device> Scalars<D> {
+    fn new(dev: &D) -> Scalars<D> {
+        Scalars {
+            zero: dev.upload(&[0.0]),
+            one: dev.upload(&[1.0]),
+            neg_half: dev.upload(&[-0.5]),
+            eps: dev.upload(&[LAYER_NORM_EPS]),
+        }
+    }
+}
+
 /// Row-wise (x − mean) / √(var + eps) of a rows × cols matrix (biased
 /// variance, as torch): the normalised rows and 1/√(var + eps) per row.
-pub fn layer_norm<D: Device>(dev: &D, x: &D::Buf, rows: usize, cols: usize) -> (D::Buf, D::Buf) {
-    let inv_cols = dev.upload(&[1.0 / cols as f32]);
+/// `inv_cols` holds 1/cols.
+fn layer_norm<D: Device>(
+    dev: &D,
+    k: &Scalars<D>,
+    inv_cols: &D::Buf,
+    x: &D::Buf,
+    rows: usize,
+    cols: usize,
+) -> (D::Buf, D::Buf) {
     let row = || dev.zeros(rows);
     let (s, mean, v, var, ve, lv, h, inv) =
         (row(), row(), row(), row(), row(), row(), row(), row());
     dev.reduce(Reduce::Sum, Axis::Rows, x, rows, cols, &s);
-    dev.binary(Binary::Mul, &s, &inv_cols, &mean);
+    dev.binary(Binary::Mul, &s, inv_cols, &mean);
     let (xc, sq, y) = (
         dev.zeros(rows * cols),
         dev.zeros(rows * cols),
@@ -109,10 +135,10 @@ pub fn layer_norm<D: Device>(dev: &D, x: &D::Buf, rows: usize, cols: usize) -> (
     dev.binary_rows(Binary::Sub, x, &mean, rows, cols, &xc);
     dev.binary(Binary::Mul, &xc, &xc, &sq);
     dev.reduce(Reduce::Sum, Axis::Rows, &sq, rows, cols, &v);
-    dev.binary(Binary::Mul, &v, &inv_cols, &var);
-    dev.binary(Binary::Add, &var, &dev.upload(&[LAYER_NORM_EPS]), &ve);
+    dev.binary(Binary::Mul, &v, inv_cols, &var);
+    dev.binary(Binary::Add, &var, &k.eps, &ve);
     dev.unary(Unary::Log, &ve, &lv);
-    dev.binary(Binary::Mul, &lv, &dev.upload(&[-0.5]), &h);
+    dev.binary(Binary::Mul, &lv, &k.neg_half, &h);
     dev.unary(Unary::Exp, &h, &inv);
     dev.binary_rows(Binary::Mul, &xc, &inv, rows, cols, &y);
     (y, inv)
@@ -121,24 +147,23 @@ pub fn layer_norm<D: Device>(dev: &D, x: &D::Buf, rows: usize, cols: usize) -> (
 /// The layer norm's input gradient from its output `y`, the per-row
 /// 1/√(var + eps) and the output gradient g:
 /// inv · (g − mean(g) − y · mean(g ∘ y)) row by row.
-pub fn layer_norm_backward<D: Device>(
+fn layer_norm_backward<D: Device>(
     dev: &D,
-    y: &D::Buf,
-    inv: &D::Buf,
+    inv_cols: &D::Buf,
+    (y, inv): (&D::Buf, &D::Buf),
     g: &D::Buf,
     rows: usize,
     cols: usize,
 ) -> D::Buf {
-    let inv_cols = dev.upload(&[1.0 / cols as f32]);
     let row = || dev.zeros(rows);
     let full = || dev.zeros(rows * cols);
     let (sg, mg, sgy, mgy) = (row(), row(), row(), row());
     let (gy, t1, t2, t3, dx) = (full(), full(), full(), full(), full());
     dev.reduce(Reduce::Sum, Axis::Rows, g, rows, cols, &sg);
-    dev.binary(Binary::Mul, &sg, &inv_cols, &mg);
+    dev.binary(Binary::Mul, &sg, inv_cols, &mg);
     dev.binary(Binary::Mul, g, y, &gy);
     dev.reduce(Reduce::Sum, Axis::Rows, &gy, rows, cols, &sgy);
-    dev.binary(Binary::Mul, &sgy, &inv_cols, &mgy);
+    dev.binary(Binary::Mul, &sgy, inv_cols, &mgy);
     dev.binary_rows(Binary::Sub, g, &mg, rows, cols, &t1);
     dev.binary_rows(Binary::Mul, y, &mgy, rows, cols, &t2);
     dev.binary(Binary::Sub, &t1, &t2, &t3);
@@ -146,31 +171,37 @@ pub fn layer_norm_backward<D: Device>(
     dx
 }
 
-/// max(x, 0).
-pub fn relu<D: Device>(dev: &D, x: &D::Buf) -> D::Buf {
-    let y = dev.zeros(dev.len(x));
-    dev.binary(Binary::Max, x, &dev.upload(&[0.0]), &y);
-    y
-}
-
 /// g where the ReLU's output `y` is positive, else 0 (torch's subgradient).
-pub fn relu_backward<D: Device>(dev: &D, y: &D::Buf, g: &D::Buf) -> D::Buf {
+fn relu_backward<D: Device>(dev: &D, y: &D::Buf, g: &D::Buf) -> D::Buf {
     let (mask, dx) = (dev.zeros(dev.len(y)), dev.zeros(dev.len(y)));
     dev.unary(Unary::Sign, y, &mask);
     dev.binary(Binary::Mul, g, &mask, &dx);
     dx
 }
 
+/// Inverted dropout: p and the mask's value for a kept entry's half,
+/// 0.5/(1 − p), on the device.
+struct Dropout<D: Device> {
+    p: D::Buf,
+    half_keep: D::Buf,
+}
+
 /// Inverted dropout's mask for `len` values: 1/(1 − p) where a Philox
-/// uniform is above p, else 0.
-pub fn dropout_mask<D: Device>(dev: &D, len: usize, p: f32, seed: u64, offset: u32) -> D::Buf {
+/// uniform is above p, else 0 (sign(u − p) + 1 is 0 or 2).
+fn dropout_mask<D: Device>(
+    dev: &D,
+    (k, d): (&Scalars<D>, &Dropout<D>),
+    len: usize,
+    seed: u64,
+    offset: u32,
+) -> D::Buf {
     let full = || dev.zeros(len);
-    let (u, d, s, s1, mask) = (full(), full(), full(), full(), full());
+    let (u, diff, s, s1, mask) = (full(), full(), full(), full(), full());
     dev.random(false, seed, offset, &u);
-    dev.binary(Binary::Sub, &u, &dev.upload(&[p]), &d);
-    dev.unary(Unary::Sign, &d, &s);
-    dev.binary(Binary::Add, &s, &dev.upload(&[1.0]), &s1);
-    dev.binary(Binary::Mul, &s1, &dev.upload(&[0.5 / (1.0 - p)]), &mask);
+    dev.binary(Binary::Sub, &u, &d.p, &diff);
+    dev.unary(Unary::Sign, &diff, &s);
+    dev.binary(Binary::Add, &s, &k.one, &s1);
+    dev.binary(Binary::Mul, &s1, &d.half_keep, &mask);
     mask
 }
 
@@ -204,11 +235,15 @@ impl<D: Device> FcTape<D> {
 /// each layer's input.
 pub struct FcLayers<D: Device> {
     pub layers: Vec<Linear<D>>,
-    pub dropout: f32,
     pub n_cat: usize,
     /// Per layer: the covariate block and its gradient (none without
     /// covariates).
     pub cov: Vec<(D::Buf, D::Buf)>,
+    /// None when the rate is 0.
+    dropout: Option<Dropout<D>>,
+    k: Scalars<D>,
+    /// Per layer: 1/width, the layer norm's mean.
+    inv_width: Vec<D::Buf>,
 }
 
 /// A batch's categories as one-hot rows (rows × n_cat), for layers with
@@ -239,20 +274,10 @@ pub struct Draw {
 }
 
 impl<D: Device> FcLayers<D> {
-    /// Widths n_in, hidden…, n_out (at least two).
-    pub fn new(dev: &D, widths: &[usize], dropout: f32, seed: u64) -> FcLayers<D> {
-        FcLayers::with_covariates(dev, widths, 0, dropout, seed)
-    }
-
-    /// The same with `n_cat` categories injected into every layer (none
-    /// when n_cat ≤ 1, as scvi-tools drops a single category).
-    pub fn with_covariates(
-        dev: &D,
-        widths: &[usize],
-        n_cat: usize,
-        dropout: f32,
-        seed: u64,
-    ) -> FcLayers<D> {
+    /// Widths n_in, hidden…, n_out (at least two), with `n_cat`
+    /// categories injected into every layer (none when n_cat ≤ 1, as
+    /// scvi-tools drops a single category).
+    pub fn new(dev: &D, widths: &[usize], n_cat: usize, dropout: f32, seed: u64) -> FcLayers<D> {
         assert!(
             widths.len() >= 2,
             "FcLayers needs an input and an output width"
@@ -272,25 +297,24 @@ impl<D: Device> FcLayers<D> {
         }
         FcLayers {
             layers,
-            dropout,
             n_cat,
             cov,
+            dropout: (dropout > 0.0).then(|| Dropout {
+                p: dev.upload(&[dropout]),
+                half_keep: dev.upload(&[0.5 / (1.0 - dropout)]),
+            }),
+            k: Scalars::new(dev),
+            inv_width: widths[1..]
+                .iter()
+                .map(|&w| dev.upload(&[1.0 / w as f32]))
+                .collect(),
         }
     }
 
-    pub fn n_out(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.n_out)
-    }
-
-    /// Runs the block on x (rows × n_in); dropout only when `train` gives
-    /// its draws (inference has none, as torch's eval mode).
-    pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize, train: Option<Draw>) -> FcTape<D> {
-        self.forward_with(dev, x, None, rows, train)
-    }
-
-    /// [`forward`](Self::forward) with the rows' categories, which a block
-    /// built with covariates needs.
-    pub fn forward_with(
+    /// Runs the block on x (rows × n_in) with the rows' categories (which
+    /// a block built with covariates needs); dropout only when `train`
+    /// gives its draws (inference has none, as torch's eval mode).
+    pub fn forward(
         &self,
         dev: &D,
         x: &D::Buf,
@@ -319,13 +343,14 @@ impl<D: Device> FcLayers<D> {
                 };
                 dev.gemm(g, &c.onehot, &self.cov[i].0, &lin);
             }
-            let (ln, inv) = layer_norm(dev, &lin, rows, layer.n_out);
-            let a = relu(dev, &ln);
-            match train {
-                Some(d) if self.dropout > 0.0 => {
+            let (ln, inv) = layer_norm(dev, &self.k, &self.inv_width[i], &lin, rows, layer.n_out);
+            let a = dev.zeros(rows * layer.n_out);
+            dev.binary(Binary::Max, &ln, &self.k.zero, &a);
+            match (train, &self.dropout) {
+                (Some(d), Some(drop)) => {
                     let len = rows * layer.n_out;
                     let seed = mix(d.seed, 20 + i as u64, 0);
-                    let mask = dropout_mask(dev, len, self.dropout, seed, d.offset);
+                    let mask = dropout_mask(dev, (&self.k, drop), len, seed, d.offset);
                     let out = dev.zeros(len);
                     dev.binary(Binary::Mul, &a, &mask, &out);
                     tape.outs.push(out);
@@ -341,22 +366,10 @@ impl<D: Device> FcLayers<D> {
         tape
     }
 
-    /// Every layer's gw and gb from the gradient of the output; the
+    /// Every layer's gw and gb (and covariate block's) from the gradient
+    /// of the output, with the categories of the forward pass; the
     /// gradient of the input x when asked.
     pub fn backward(
-        &self,
-        dev: &D,
-        x: &D::Buf,
-        tape: &FcTape<D>,
-        g_out: &D::Buf,
-        want_gx: bool,
-    ) -> Option<D::Buf> {
-        self.backward_with(dev, x, None, tape, g_out, want_gx)
-    }
-
-    /// [`backward`](Self::backward) with the categories of the forward
-    /// pass; the covariate blocks' gradients too.
-    pub fn backward_with(
         &self,
         dev: &D,
         x: &D::Buf,
@@ -378,7 +391,8 @@ impl<D: Device> FcLayers<D> {
                 None => relu_backward(dev, &tape.outs[i], g),
             };
             let (ln, inv) = &tape.norm[i];
-            let glin = layer_norm_backward(dev, ln, inv, &gln, rows, layer.n_out);
+            let glin =
+                layer_norm_backward(dev, &self.inv_width[i], (ln, inv), &gln, rows, layer.n_out);
             if let Some(c) = cats {
                 dev.gemm(
                     gemm(self.n_cat, layer.n_out, rows, true, false),
@@ -410,7 +424,7 @@ pub struct Encoder<D: Device> {
     pub mean: Linear<D>,
     pub var: Linear<D>,
     pub activation: VarActivation,
-    pub var_eps: f32,
+    var_eps: D::Buf,
 }
 
 /// An encoder's forward pass: its outputs and what the backward pass reads.
@@ -441,16 +455,16 @@ impl<D: Device> Encoder<D> {
             .chain(std::iter::repeat_n(n_hidden, hidden))
             .collect();
         Encoder {
-            fc: FcLayers::new(dev, &widths, dropout, mix(seed, 1, 0)),
+            fc: FcLayers::new(dev, &widths, 0, dropout, mix(seed, 1, 0)),
             mean: Linear::new(dev, n_hidden, n_out, mix(seed, 2, 0)),
             var: Linear::new(dev, n_hidden, n_out, mix(seed, 3, 0)),
             activation,
-            var_eps,
+            var_eps: dev.upload(&[var_eps]),
         }
     }
 
     pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize, train: Option<Draw>) -> EncoderTape<D> {
-        let fc = self.fc.forward(dev, x, rows, train);
+        let fc = self.fc.forward(dev, x, None, rows, train);
         let h = fc.output();
         let m = self.mean.forward(dev, h, rows);
         let raw = self.var.forward(dev, h, rows);
@@ -460,7 +474,7 @@ impl<D: Device> Encoder<D> {
             VarActivation::Exp => dev.unary(Unary::Exp, &raw, &act),
             VarActivation::Softmax => dev.softmax_rows(&raw, rows, n, &act),
         }
-        dev.binary(Binary::Add, &act, &dev.upload(&[self.var_eps]), &v);
+        dev.binary(Binary::Add, &act, &self.var_eps, &v);
         EncoderTape { fc, m, v, act }
     }
 
@@ -487,7 +501,7 @@ impl<D: Device> Encoder<D> {
         let g2 = self.var.backward(dev, h, &graw, rows, true).expect("asked");
         let gh = dev.zeros(dev.len(&g1));
         dev.binary(Binary::Add, &g1, &g2, &gh);
-        self.fc.backward(dev, x, &tape.fc, &gh, want_gx)
+        self.fc.backward(dev, x, None, &tape.fc, &gh, want_gx)
     }
 }
 
@@ -520,7 +534,7 @@ impl<D: Device> Decoder<D> {
             .chain(std::iter::repeat_n(n_hidden, hidden))
             .collect();
         Decoder {
-            fc: FcLayers::with_covariates(dev, &widths, n_cat, 0.0, mix(seed, 1, 0)),
+            fc: FcLayers::new(dev, &widths, n_cat, 0.0, mix(seed, 1, 0)),
             scale: Linear::new(dev, n_hidden, n_genes, mix(seed, 2, 0)),
         }
     }
@@ -532,7 +546,7 @@ impl<D: Device> Decoder<D> {
         cats: Option<&Cats<D>>,
         rows: usize,
     ) -> DecoderTape<D> {
-        let fc = self.fc.forward_with(dev, z, cats, rows, None);
+        let fc = self.fc.forward(dev, z, cats, rows, None);
         let logits = self.scale.forward(dev, fc.output(), rows);
         let px_scale = dev.zeros(rows * self.scale.n_out);
         dev.softmax_rows(&logits, rows, self.scale.n_out, &px_scale);
@@ -558,6 +572,6 @@ impl<D: Device> Decoder<D> {
             .scale
             .backward(dev, h, &glogits, rows, true)
             .expect("asked");
-        self.fc.backward_with(dev, z, cats, &tape.fc, &gh, want_gz)
+        self.fc.backward(dev, z, cats, &tape.fc, &gh, want_gz)
     }
 }

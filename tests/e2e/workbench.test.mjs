@@ -80,6 +80,19 @@ async function litPixels(page) {
   return { lit, png };
 }
 
+/// Lit pixels once at least `min` are lit, or the last count after `timeout`:
+/// the renderer is made asynchronously and may draw a frame after the result
+/// shows, and a screenshot may catch the canvas before that frame.
+async function drawnPixels(page, min, timeout = 15_000) {
+  await page.waitForFunction(() => document.querySelector('[data-testid=renderer]')?.textContent.length > 0, null, { timeout });
+  const until = Date.now() + timeout;
+  for (;;) {
+    const got = await litPixels(page);
+    if (got.lit >= min || Date.now() > until) return got;
+    await page.waitForTimeout(250);
+  }
+}
+
 async function waitResult(page, timeout = RUN_TIMEOUT) {
   await page.waitForFunction(() => {
     const s = document.querySelector('[data-testid=result-summary]');
@@ -154,7 +167,7 @@ test('Tangram on a real pair in the page matches the command line', needsData, a
   await shot(page, '2-result');
   console.log(`page: ${await page.getByTestId('result-summary').textContent()}`);
   assert.equal(await page.getByTestId('error').count(), 0);
-  const { lit } = await litPixels(page);
+  const { lit } = await drawnPixels(page, 2001);
   assert.ok(lit > 2000, `the spatial plot is drawn (${lit} lit pixels)`);
   assert.match(await page.getByTestId('renderer').textContent(), /WebGPU/);
   assert.match(await page.getByTestId('result-summary').textContent(), /313 points/);
@@ -279,7 +292,7 @@ test('the demo pair runs in the page and matches the command line; its link repl
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=dataset-card]').length >= 2, null, { timeout: 120_000 });
   await runClusters(page);
   await waitResult(page);
-  const { lit } = await litPixels(page);
+  const { lit } = await drawnPixels(page, 2001);
   assert.ok(lit > 2000, `the demo plot is drawn (${lit} lit pixels)`);
   await shot(page, '6-demo-result');
   const csv = await download(page, 'download-csv', 'demo_ct_pred.csv');
@@ -310,7 +323,7 @@ test('neighbourhood enrichment in the page gives squidpy\'s z-scores, with a hea
   await page.getByTestId('run-button').click();
   await waitResult(page, 120_000);
   assert.equal(await page.getByTestId('heatmap').count(), 2);
-  assert.ok((await litPixels(page)).lit > 2000, 'cells are drawn');
+  assert.ok((await drawnPixels(page, 2001)).lit > 2000, 'cells are drawn');
   await shot(page, '10-nhood');
   const got = parseCsv(fs.readFileSync(await download(page, 'download-csv', 'nhood_zscore.csv'), 'utf8'));
   const want = parseCsv(fs.readFileSync(path.join(data, 'ref/squidpy/seqfish_cortex/radius100_nhood_enrichment_zscore.csv'), 'utf8'));
@@ -388,7 +401,7 @@ test('co-occurrence, Moran\'s I and niches in the page match squidpy and the com
   assert.match(await page.getByTestId('legend').textContent(), /largest of niche composition/);
   await page.getByTestId('layer-select').selectOption('cell_type');
   assert.match(await page.getByTestId('legend').textContent(), /largest of cell_type/);
-  assert.ok((await litPixels(page)).lit > 2000, 'cells are drawn');
+  assert.ok((await drawnPixels(page, 2001)).lit > 2000, 'cells are drawn');
   await shot(page, '13-niche');
   const niches = await download(page, 'download-csv', 'niche_composition.csv');
   const out = path.join(tmp, 'cli_niche');
@@ -476,6 +489,7 @@ test('a Space Ranger folder\'s H&E image lies under its spots, and can be hidden
   await runWhenReady(page);
   const toggle = page.getByTestId('image-toggle');
   assert.equal(await toggle.isChecked(), true);
+  await drawnPixels(page, 501);
   const withImage = await litPixels(page);
   await shot(page, '16-he-image');
   await toggle.uncheck();

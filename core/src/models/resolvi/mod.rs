@@ -5,6 +5,7 @@
 //! Dirichlet density.
 
 pub mod density;
+pub mod elbo;
 pub mod nn;
 pub mod prep;
 pub mod prior;

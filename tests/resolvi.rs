@@ -336,3 +336,178 @@ fn dirichlet_matches_finite_differences() {
         .expect("a wgpu adapter (lavapipe in CI)");
     check_dirichlet(&gpu, false);
 }
+
+/// Cells of the Xenium set in the left `share` of its width.
+fn xenium_strip(share: f64) -> tessera_core::data::Dataset {
+    use tessera_core::data::{Annotation, Dataset};
+    let dir = common::data_dir("xenium_strip").expect("data");
+    let d = io::h5ad::read_file(&dir.join("xenium_mouse_brain_small/derived/xenium.h5ad")).unwrap();
+    let xy = tessera_core::spatial::inputs::coords("xenium.h5ad", &d).unwrap();
+    let mut xs: Vec<f64> = xy.iter().map(|p| p[0]).collect();
+    xs.sort_by(f64::total_cmp);
+    let cut = xs[(xs.len() as f64 * share) as usize];
+    let rows: Vec<usize> = (0..xy.len()).filter(|&i| xy[i][0] < cut).collect();
+    let spatial: Vec<f64> = rows.iter().flat_map(|&i| xy[i]).collect();
+    let mut obsm = std::collections::BTreeMap::new();
+    obsm.insert(
+        "spatial".to_string(),
+        Annotation::Array(tessera_core::data::dense(rows.len(), 2, spatial).unwrap()),
+    );
+    Dataset {
+        x: Some(d.x.as_ref().unwrap().take_rows(&rows)),
+        x_dtype: d.x_dtype.clone(),
+        raw_x: None,
+        layers: Default::default(),
+        obs: d.obs.take(&rows),
+        var: d.var.clone(),
+        obsm,
+        varm: Default::default(),
+        uns: Default::default(),
+    }
+}
+
+/// Pearson correlation.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    sab / (saa * sbb).sqrt().max(f64::MIN_POSITIVE)
+}
+
+/// log1p of each row scaled to 100 counts.
+fn lognorm(x: &[f64], g: usize) -> Vec<f64> {
+    x.chunks_exact(g)
+        .flat_map(|r| {
+            let t: f64 = r.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+            r.iter()
+                .map(move |v| (100.0 * v / t).ln_1p())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn spillover_on_xenium_is_corrected() {
+    use tessera_core::models::resolvi::model::{Config, Data, Model};
+    use tessera_core::models::resolvi::run;
+    use tessera_core::simulate::spillover::{spillover, SpilloverSim, FRACTION_KEYS};
+    let d = xenium_strip(0.12);
+    let sim = spillover("xenium.h5ad", &d, &SpilloverSim::default())
+        .unwrap()
+        .dataset;
+    let x = sim.x.as_ref().unwrap();
+    let clean = &sim.layers["clean"];
+    let (n, g) = x.shape();
+    let lib = prep::libraries("sim", "X", x, &sim.obs.index).unwrap();
+    let xy = tessera_core::spatial::inputs::coords("sim", &sim).unwrap();
+    let batch = vec![0u32; n];
+    let nb = prep::neighbours("sim", &xy, &batch, &["all".into()]).unwrap();
+    let priors = prep::priors(x, &lib, &nb);
+    let data = Data {
+        x,
+        lib: &lib,
+        nb: &nb,
+        batch: &batch,
+        n_batch: 1,
+        labels: None,
+        priors,
+    };
+    let epochs: usize = std::env::var("RESOLVI_EPOCHS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let cfg = Config {
+        epochs,
+        ..Config::default()
+    };
+    let dev = tessera_core::compute::cpu::Cpu;
+    let mut model = Model::new(&dev, cfg, &data);
+    let t0 = std::time::Instant::now();
+    let hist = pollster::block_on(run::train(&dev, &mut model, &data, &mut |e, _, l| {
+        eprintln!(
+            "epoch {e}: loss {l:.1} ({:.1} s)",
+            t0.elapsed().as_secs_f64()
+        );
+        true
+    }));
+    let out = pollster::block_on(run::outputs(&dev, &model, &data));
+    eprintln!(
+        "{n} cells, {:?}, scalars {:?}",
+        hist.loss.last(),
+        model.scalars()
+    );
+    let dense = |m: &tessera_core::data::Matrix| -> Vec<f64> {
+        (0..n * g).map(|q| m.get(q / g, q % g) as f64).collect()
+    };
+    let (raw, truth) = (dense(x), dense(clean));
+    let corrected: Vec<f64> = out.corrected.iter().map(|&v| v as f64).collect();
+    let (lr, lt, lc) = (lognorm(&raw, g), lognorm(&truth, g), lognorm(&corrected, g));
+    let per_cell = |a: &[f64]| -> f64 {
+        (0..n)
+            .map(|i| pearson(&a[i * g..(i + 1) * g], &lt[i * g..(i + 1) * g]))
+            .sum::<f64>()
+            / n as f64
+    };
+    eprintln!(
+        "per-cell r: raw {:.4}, corrected {:.4}",
+        per_cell(&lr),
+        per_cell(&lc)
+    );
+    // Leakage: each gene's level in cells without it in the truth, against
+    // its level in the top tenth of cells that have it.
+    let leak = |a: &[f64]| -> f64 {
+        let mut total = 0.0;
+        let mut genes = 0;
+        for j in 0..g {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&p, &q| lt[q * g + j].total_cmp(&lt[p * g + j]));
+            let top = &order[..n / 10];
+            let zero: Vec<usize> = (0..n).filter(|&i| truth[i * g + j] == 0.0).collect();
+            if zero.len() < n / 10 || lt[top[top.len() - 1] * g + j] == 0.0 {
+                continue;
+            }
+            let hi = top.iter().map(|&i| a[i * g + j]).sum::<f64>() / top.len() as f64;
+            let lo = zero.iter().map(|&i| a[i * g + j]).sum::<f64>() / zero.len() as f64;
+            total += lo / hi;
+            genes += 1;
+        }
+        total / genes as f64
+    };
+    let per_gene = |a: &[f64]| -> f64 {
+        (0..g)
+            .map(|j| {
+                let col = |m: &[f64]| (0..n).map(|i| m[i * g + j]).collect::<Vec<_>>();
+                pearson(&col(a), &col(&lt))
+            })
+            .sum::<f64>()
+            / g as f64
+    };
+    eprintln!(
+        "leakage: raw {:.4}, corrected {:.4}, truth {:.4}",
+        leak(&lr),
+        leak(&lc),
+        leak(&lt)
+    );
+    eprintln!(
+        "per-gene r: raw {:.4}, corrected {:.4}",
+        per_gene(&lr),
+        per_gene(&lc)
+    );
+    for (j, key) in FRACTION_KEYS.iter().enumerate() {
+        let Some(tessera_core::data::Column::Float(t)) = sim.obs.column(key) else {
+            panic!()
+        };
+        let got: Vec<f64> = (0..n).map(|i| out.fractions[i * 3 + j] as f64).collect();
+        eprintln!(
+            "{key}: r {:.3}, mean {:.3} vs {:.3}",
+            pearson(&got, t),
+            got.iter().sum::<f64>() / n as f64,
+            t.iter().sum::<f64>() / n as f64
+        );
+    }
+}

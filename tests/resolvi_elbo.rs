@@ -61,7 +61,14 @@ fn softmax(v: &[f64]) -> Vec<f64> {
 /// −ELBO, written from the model's definition.
 fn loss64(p: &In64, d: Dims) -> f64 {
     let Dims {
-        s, b, g, k, l, c, e, ..
+        s,
+        b,
+        g,
+        k,
+        l,
+        c,
+        e,
+        ..
     } = d;
     let scale = d.n_obs as f64 / b as f64;
     let wp = scale / s as f64;
@@ -113,7 +120,8 @@ fn loss64(p: &In64, d: Dims) -> f64 {
             let parts: Vec<f64> = (0..c)
                 .map(|cc| {
                     let d2: f64 = (0..l).map(|q| (z[q] - p.mu[cc * l + q]).powi(2)).sum();
-                    logits[cc] - lz
+                    logits[cc]
+                        - lz
                         - d2 / (2.0 * var)
                         - 0.5 * l as f64 * (2.0 * std::f64::consts::PI * var).ln()
                 })
@@ -139,7 +147,14 @@ fn loss64(p: &In64, d: Dims) -> f64 {
 
 fn inputs(d: Dims) -> In64 {
     let Dims {
-        s, b, g, k, l, c, e, ..
+        s,
+        b,
+        g,
+        k,
+        l,
+        c,
+        e,
+        ..
     } = d;
     let mut stream = 100u64;
     let mut uni = |n: usize, lo: f64, hi: f64| -> Vec<f64> {
@@ -211,7 +226,8 @@ fn run<D: Device>(dev: &D, d: Dims, p: &In64) -> Got {
     }
     let n = d.labels;
     let sb = d.s * d.b;
-    let (mut offset, mut target, mut mask) = (vec![0.0; sb * d.c], vec![0.0; sb * n.max(1)], vec![0.0; sb]);
+    let (mut offset, mut target, mut mask) =
+        (vec![0.0; sb * d.c], vec![0.0; sb * n.max(1)], vec![0.0; sb]);
     for r in 0..sb {
         if let Some(y) = p.labels[r % d.b] {
             offset[r * d.c + y] = 10.0;
@@ -409,6 +425,9 @@ fn the_scalar_priors_match_finite_differences() {
             t.prior_loss(ratio).0
         };
         let fd = (at(h) - at(-h)) / (2.0 * h);
-        assert!((gq - fd).abs() < 1e-6 * fd.abs().max(1.0), "[{q}] {gq} vs {fd}");
+        assert!(
+            (gq - fd).abs() < 1e-6 * fd.abs().max(1.0),
+            "[{q}] {gq} vs {fd}"
+        );
     }
 }

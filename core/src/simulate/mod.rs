@@ -9,6 +9,7 @@
 //!
 //! Everything random comes from one seed (MT19937, numpy's legacy stream).
 
+pub mod spillover;
 pub mod tutorial;
 
 use std::collections::HashMap;

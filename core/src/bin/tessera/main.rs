@@ -10,6 +10,7 @@ mod device;
 mod multiomics;
 mod nsf;
 mod progress;
+mod resolvi;
 mod rss;
 mod run;
 mod simulate;
@@ -106,6 +107,8 @@ enum Command {
     Multiomics(Box<multiomics::Args>),
     /// Nonnegative spatial factorization (Townes & Engelhardt): NSF, NSFH, PNMF and RSF
     Nsf(Box<nsf::Args>),
+    /// Correct segmentation spill-over in single-cell spatial data (RESOLVI): corrected expression, latent space, fractions, labels
+    Resolvi(Box<resolvi::Args>),
     /// squidpy-class spatial statistics: neighbour graphs, enrichment, co-occurrence, autocorrelation, niches
     Spatial {
         #[command(subcommand)]
@@ -448,6 +451,7 @@ fn run(cli: Cli) -> Result<(), io::Error> {
         Command::Spatial { what } => spatial::run(what)?,
         Command::Multiomics(args) => multiomics::run(*args)?,
         Command::Nsf(args) => nsf::run(*args)?,
+        Command::Resolvi(args) => resolvi::run(*args)?,
         Command::Run(args) => run::run(*args)?,
         Command::Demo { out } => {
             let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());

@@ -72,7 +72,8 @@ impl<D: Device> Layout<D> {
     pub fn new(dev: &D, dims: Dims) -> Layout<D> {
         let (b, k) = (dims.b, dims.k);
         let sb = dims.s * b;
-        let col = |j: usize| dev.upload_index(&(0..b).map(|i| (3 * i + j) as u32).collect::<Vec<_>>());
+        let col =
+            |j: usize| dev.upload_index(&(0..b).map(|i| (3 * i + j) as u32).collect::<Vec<_>>());
         Layout {
             dims,
             cols: [col(0), col(1), col(2)],
@@ -154,7 +155,14 @@ pub struct HeadGrad<D: Device> {
 /// The loss into the tally's slots, and its gradients.
 pub fn head<D: Device>(dev: &D, lay: &Layout<D>, h: &HeadIn<D>, tally: &Tally<D>) -> HeadGrad<D> {
     let Dims {
-        s, b, g, k, l, c, e, ..
+        s,
+        b,
+        g,
+        k,
+        l,
+        c,
+        e,
+        ..
     } = lay.dims;
     let sb = s * b;
     // The loss is −ELBO: every coefficient carries the sign.
@@ -343,7 +351,12 @@ pub fn head<D: Device>(dev: &D, lay: &Layout<D>, h: &HeadIn<D>, tally: &Tally<D>
     );
     let g_qm = times(&sum(Axis::Cols, &zv, s, b * l), -kw, b * l);
     // ∂(−log q)/∂v = 1/2v − (z − m)²/2v² (times kw, which is negative).
-    let inv_v = bin(Binary::Div, &bin(Binary::Add, &zeros(sb * l), &sc(1.0), sb * l), &v_rep, sb * l);
+    let inv_v = bin(
+        Binary::Div,
+        &bin(Binary::Add, &zeros(sb * l), &sc(1.0), sb * l),
+        &v_rep,
+        sb * l,
+    );
     let zv2 = bin(Binary::Mul, &zv, &zv, sb * l);
     let dv = bin(Binary::Sub, &inv_v, &zv2, sb * l);
     let g_qv = times(&sum(Axis::Cols, &dv, s, b * l), 0.5 * kw, b * l);
@@ -387,7 +400,11 @@ pub fn neighbour_terms(d2: &[f32], median: f64, kappa: f64) -> [Vec<f32>; 3] {
         let ex = (-t.min(20.0)).exp();
         out[0].push(r.sqrt().min(10.0) as f32);
         out[1].push((30.0 * (ex + 1e-3)) as f32);
-        out[2].push(if t < 20.0 { (-30.0 * ex * r) as f32 } else { 0.0 });
+        out[2].push(if t < 20.0 {
+            (-30.0 * ex * r) as f32
+        } else {
+            0.0
+        });
     }
     out
 }
@@ -423,7 +440,8 @@ impl Scalars {
     /// p = (1, 0.3, 10·background_ratio + 1e-3); κ ~ Exponential(1).
     pub fn prior_loss(&self, background_ratio: f64) -> (f64, [f64; 5]) {
         let r0 = PROPORTIONS_RATE;
-        let gamma_lp = |x: f64, rate: f64| r0 * rate.ln() - lgamma(r0) + (r0 - 1.0) * x.ln() - rate * x;
+        let gamma_lp =
+            |x: f64, rate: f64| r0 * rate.ln() - lgamma(r0) + (r0 - 1.0) * x.ln() - rate * x;
         let s = self.sparsity;
         let mut lp = gamma_lp(s, r0 / SPARSITY_PRIOR);
         let mut g = [0.0; 5];

@@ -6,6 +6,9 @@
 
 pub mod density;
 pub mod elbo;
+pub mod fit;
+pub mod model;
 pub mod nn;
 pub mod prep;
 pub mod prior;
+pub mod run;

@@ -72,6 +72,11 @@ impl<D: Device> Linear<D> {
         y
     }
 
+    /// Each weight and its gradient.
+    pub fn params(&self) -> Vec<(&D::Buf, &D::Buf)> {
+        vec![(&self.w, &self.gw), (&self.b, &self.gb)]
+    }
+
     /// Sets gw = xᵀ gy and gb = Σ_rows gy; returns gx = gy Wᵀ when asked.
     pub fn backward(
         &self,
@@ -311,6 +316,13 @@ impl<D: Device> FcLayers<D> {
         }
     }
 
+    /// Each weight and its gradient.
+    pub fn params(&self) -> Vec<(&D::Buf, &D::Buf)> {
+        let mut p: Vec<_> = self.layers.iter().flat_map(|l| l.params()).collect();
+        p.extend(self.cov.iter().map(|(w, g)| (w, g)));
+        p
+    }
+
     /// Runs the block on x (rows × n_in) with the rows' categories (which
     /// a block built with covariates needs); dropout only when `train`
     /// gives its draws (inference has none, as torch's eval mode).
@@ -463,6 +475,14 @@ impl<D: Device> Encoder<D> {
         }
     }
 
+    /// Each weight and its gradient.
+    pub fn params(&self) -> Vec<(&D::Buf, &D::Buf)> {
+        let mut p = self.fc.params();
+        p.extend(self.mean.params());
+        p.extend(self.var.params());
+        p
+    }
+
     pub fn forward(&self, dev: &D, x: &D::Buf, rows: usize, train: Option<Draw>) -> EncoderTape<D> {
         let fc = self.fc.forward(dev, x, None, rows, train);
         let h = fc.output();
@@ -537,6 +557,13 @@ impl<D: Device> Decoder<D> {
             fc: FcLayers::new(dev, &widths, n_cat, 0.0, mix(seed, 1, 0)),
             scale: Linear::new(dev, n_hidden, n_genes, mix(seed, 2, 0)),
         }
+    }
+
+    /// Each weight and its gradient.
+    pub fn params(&self) -> Vec<(&D::Buf, &D::Buf)> {
+        let mut p = self.fc.params();
+        p.extend(self.scale.params());
+        p
     }
 
     pub fn forward(

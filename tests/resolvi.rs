@@ -6,6 +6,7 @@
 mod common;
 
 use tessera_core::compute::special::lgamma;
+use tessera_core::data::{Annotation, Dataset};
 use tessera_core::io;
 use tessera_core::models::resolvi::prep::{self, N_NEIGHBORS};
 
@@ -337,16 +338,8 @@ fn dirichlet_matches_finite_differences() {
     check_dirichlet(&gpu, false);
 }
 
-/// Cells of the Xenium set in the left `share` of its width.
-fn xenium_strip(share: f64) -> tessera_core::data::Dataset {
-    use tessera_core::data::{Annotation, Dataset};
-    let dir = common::data_dir("xenium_strip").expect("data");
-    let d = io::h5ad::read_file(&dir.join("xenium_mouse_brain_small/derived/xenium.h5ad")).unwrap();
-    let xy = tessera_core::spatial::inputs::coords("xenium.h5ad", &d).unwrap();
-    let mut xs: Vec<f64> = xy.iter().map(|p| p[0]).collect();
-    xs.sort_by(f64::total_cmp);
-    let cut = xs[(xs.len() as f64 * share) as usize];
-    let rows: Vec<usize> = (0..xy.len()).filter(|&i| xy[i][0] < cut).collect();
+/// A dataset of `rows` of `d` with coordinates `xy` in obsm['spatial'].
+fn subset(d: &Dataset, rows: &[usize], xy: &[[f64; 2]]) -> Dataset {
     let spatial: Vec<f64> = rows.iter().flat_map(|&i| xy[i]).collect();
     let mut obsm = std::collections::BTreeMap::new();
     obsm.insert(
@@ -354,16 +347,42 @@ fn xenium_strip(share: f64) -> tessera_core::data::Dataset {
         Annotation::Array(tessera_core::data::dense(rows.len(), 2, spatial).unwrap()),
     );
     Dataset {
-        x: Some(d.x.as_ref().unwrap().take_rows(&rows)),
+        x: Some(d.x.as_ref().unwrap().take_rows(rows)),
         x_dtype: d.x_dtype.clone(),
         raw_x: None,
         layers: Default::default(),
-        obs: d.obs.take(&rows),
+        obs: d.obs.take(rows),
         var: d.var.clone(),
         obsm,
         varm: Default::default(),
         uns: Default::default(),
     }
+}
+
+/// Cells of the Xenium set in the left `share` of its width.
+fn xenium_strip(share: f64) -> Dataset {
+    let dir = common::data_dir("xenium_strip").expect("data");
+    let d = io::h5ad::read_file(&dir.join("xenium_mouse_brain_small/derived/xenium.h5ad")).unwrap();
+    let xy = tessera_core::spatial::inputs::coords("xenium.h5ad", &d).unwrap();
+    let mut xs: Vec<f64> = xy.iter().map(|p| p[0]).collect();
+    xs.sort_by(f64::total_cmp);
+    let cut = xs[(xs.len() as f64 * share) as usize];
+    let rows: Vec<usize> = (0..xy.len()).filter(|&i| xy[i][0] < cut).collect();
+    subset(&d, &rows, &xy)
+}
+
+/// Tangram's MERFISH MOp cells, coordinates from obs x, y (µm).
+fn merfish() -> Dataset {
+    let dir = common::data_dir("merfish").expect("data");
+    let d =
+        io::h5ad::read_file(&dir.join("tangram_merfish_mop/test_ad_sp_readytomap.h5ad")).unwrap();
+    let col = |k: &str| match d.obs.column(k) {
+        Some(tessera_core::data::Column::Float(v)) => v.clone(),
+        other => panic!("obs {k}: {other:?}"),
+    };
+    let (x, y) = (col("x_um"), col("y_um"));
+    let xy: Vec<[f64; 2]> = x.iter().zip(&y).map(|(a, b)| [*a, *b]).collect();
+    subset(&d, &(0..xy.len()).collect::<Vec<_>>(), &xy)
 }
 
 /// Pearson correlation.
@@ -391,123 +410,215 @@ fn lognorm(x: &[f64], g: usize) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn spillover_on_xenium_is_corrected() {
-    use tessera_core::models::resolvi::model::{Config, Data, Model};
-    use tessera_core::models::resolvi::run;
+/// How far an estimate of the clean counts is from them.
+#[derive(Debug)]
+struct Closeness {
+    /// Mean over cells of Σ_g |estimate − truth|.
+    abs_error: f64,
+    /// Mean over cells of the Pearson correlation of normalised log
+    /// expression with the truth's.
+    per_cell_r: f64,
+    /// Mean over genes of (level in cells the truth lacks it) / (level in
+    /// the top tenth of the truth), normalised log expression.
+    leakage: f64,
+}
+
+fn closeness(est: &[f64], truth: &[f64], g: usize) -> Closeness {
+    let n = truth.len() / g;
+    let (le, lt) = (lognorm(est, g), lognorm(truth, g));
+    let abs_error = est
+        .iter()
+        .zip(truth)
+        .map(|(e, t)| (e - t).abs())
+        .sum::<f64>()
+        / n as f64;
+    let per_cell_r = (0..n)
+        .map(|i| pearson(&le[i * g..(i + 1) * g], &lt[i * g..(i + 1) * g]))
+        .sum::<f64>()
+        / n as f64;
+    let (mut total, mut genes) = (0.0, 0);
+    for j in 0..g {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&p, &q| lt[q * g + j].total_cmp(&lt[p * g + j]));
+        let top = &order[..n / 10];
+        let zero: Vec<usize> = (0..n).filter(|&i| truth[i * g + j] == 0.0).collect();
+        if zero.len() < n / 10 || lt[top[top.len() - 1] * g + j] == 0.0 {
+            continue;
+        }
+        let hi = top.iter().map(|&i| le[i * g + j]).sum::<f64>() / top.len() as f64;
+        let lo = zero.iter().map(|&i| le[i * g + j]).sum::<f64>() / zero.len() as f64;
+        total += lo / hi;
+        genes += 1;
+    }
+    Closeness {
+        abs_error,
+        per_cell_r,
+        leakage: total / genes as f64,
+    }
+}
+
+/// Leiden clusters of the clean counts (normalised log expression, 15
+/// neighbours), as cell types for the semi-supervised test.
+fn clusters(truth: &[f64], g: usize) -> Vec<String> {
+    use tessera_core::embed::{knn, leiden, umap};
+    let n = truth.len() / g;
+    let x: Vec<f32> = lognorm(truth, g).iter().map(|&v| v as f32).collect();
+    let nn = pollster::block_on(knn::knn(&tessera_core::compute::cpu::Cpu, &x, n, g, 15));
+    let graph = umap::connectivities(&nn);
+    leiden::leiden(
+        &graph,
+        &leiden::Leiden {
+            resolution: 0.5,
+            seed: 0,
+        },
+    )
+    .iter()
+    .map(|c| format!("type {c}"))
+    .collect()
+}
+
+struct SpillRun {
+    raw: Closeness,
+    own: Closeness,
+    corrected: Closeness,
+    /// Correlation with the simulated true, diffused, background shares,
+    /// and the mean true share fitted and simulated.
+    fraction_r: [f64; 3],
+    mean_true: (f64, f64),
+    /// Held-out accuracy of the predicted labels.
+    accuracy: Option<f64>,
+}
+
+/// Spill-over simulated on `d`, corrected by RESOLVI (`epochs`); with
+/// `labels`, half the cells keep a label of the clean counts' clusters and
+/// the other half are predicted.
+fn spill_run(name: &str, d: &Dataset, epochs: usize, labels: bool) -> SpillRun {
+    use tessera_core::data::Column;
+    use tessera_core::models::resolvi::fit::{self, Options};
+    use tessera_core::models::resolvi::model::Config;
     use tessera_core::simulate::spillover::{spillover, SpilloverSim, FRACTION_KEYS};
-    let d = xenium_strip(0.12);
-    let sim = spillover("xenium.h5ad", &d, &SpilloverSim::default())
+    let mut sim = spillover(name, d, &SpilloverSim::default())
         .unwrap()
         .dataset;
-    let x = sim.x.as_ref().unwrap();
-    let clean = &sim.layers["clean"];
-    let (n, g) = x.shape();
-    let lib = prep::libraries("sim", "X", x, &sim.obs.index).unwrap();
-    let xy = tessera_core::spatial::inputs::coords("sim", &sim).unwrap();
-    let batch = vec![0u32; n];
-    let nb = prep::neighbours("sim", &xy, &batch, &["all".into()]).unwrap();
-    let priors = prep::priors(x, &lib, &nb);
-    let data = Data {
-        x,
-        lib: &lib,
-        nb: &nb,
-        batch: &batch,
-        n_batch: 1,
-        labels: None,
-        priors,
-    };
-    let epochs: usize = std::env::var("RESOLVI_EPOCHS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let cfg = Config {
-        epochs,
-        ..Config::default()
-    };
-    let dev = tessera_core::compute::cpu::Cpu;
-    let mut model = Model::new(&dev, cfg, &data);
-    let t0 = std::time::Instant::now();
-    let hist = pollster::block_on(run::train(&dev, &mut model, &data, &mut |e, _, l| {
-        eprintln!(
-            "epoch {e}: loss {l:.1} ({:.1} s)",
-            t0.elapsed().as_secs_f64()
-        );
-        true
-    }));
-    let out = pollster::block_on(run::outputs(&dev, &model, &data));
-    eprintln!(
-        "{n} cells, {:?}, scalars {:?}",
-        hist.loss.last(),
-        model.scalars()
-    );
+    let (n, g) = sim.x.as_ref().unwrap().shape();
     let dense = |m: &tessera_core::data::Matrix| -> Vec<f64> {
         (0..n * g).map(|q| m.get(q / g, q % g) as f64).collect()
     };
-    let (raw, truth) = (dense(x), dense(clean));
-    let corrected: Vec<f64> = out.corrected.iter().map(|&v| v as f64).collect();
-    let (lr, lt, lc) = (lognorm(&raw, g), lognorm(&truth, g), lognorm(&corrected, g));
-    let per_cell = |a: &[f64]| -> f64 {
-        (0..n)
-            .map(|i| pearson(&a[i * g..(i + 1) * g], &lt[i * g..(i + 1) * g]))
-            .sum::<f64>()
-            / n as f64
-    };
-    eprintln!(
-        "per-cell r: raw {:.4}, corrected {:.4}",
-        per_cell(&lr),
-        per_cell(&lc)
-    );
-    // Leakage: each gene's level in cells without it in the truth, against
-    // its level in the top tenth of cells that have it.
-    let leak = |a: &[f64]| -> f64 {
-        let mut total = 0.0;
-        let mut genes = 0;
-        for j in 0..g {
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&p, &q| lt[q * g + j].total_cmp(&lt[p * g + j]));
-            let top = &order[..n / 10];
-            let zero: Vec<usize> = (0..n).filter(|&i| truth[i * g + j] == 0.0).collect();
-            if zero.len() < n / 10 || lt[top[top.len() - 1] * g + j] == 0.0 {
-                continue;
-            }
-            let hi = top.iter().map(|&i| a[i * g + j]).sum::<f64>() / top.len() as f64;
-            let lo = zero.iter().map(|&i| a[i * g + j]).sum::<f64>() / zero.len() as f64;
-            total += lo / hi;
-            genes += 1;
-        }
-        total / genes as f64
-    };
-    let per_gene = |a: &[f64]| -> f64 {
-        (0..g)
-            .map(|j| {
-                let col = |m: &[f64]| (0..n).map(|i| m[i * g + j]).collect::<Vec<_>>();
-                pearson(&col(a), &col(&lt))
+    let (raw, truth) = (dense(sim.x.as_ref().unwrap()), dense(&sim.layers["clean"]));
+    let types = labels.then(|| clusters(&truth, g));
+    if let Some(t) = &types {
+        let shown: Vec<String> = t
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.clone()
+                } else {
+                    "unknown".into()
+                }
             })
-            .sum::<f64>()
-            / g as f64
+            .collect();
+        sim.obs.set("cell_type", Column::categorical_from(&shown));
+    }
+    let o = Options {
+        batch_key: None,
+        labels_key: labels.then(|| "cell_type".to_string()),
+        unlabeled: "unknown".into(),
+        config: Config {
+            epochs,
+            ..Config::default()
+        },
     };
-    eprintln!(
-        "leakage: raw {:.4}, corrected {:.4}, truth {:.4}",
-        leak(&lr),
-        leak(&lc),
-        leak(&lt)
-    );
-    eprintln!(
-        "per-gene r: raw {:.4}, corrected {:.4}",
-        per_gene(&lr),
-        per_gene(&lc)
-    );
+    let dev = tessera_core::compute::cpu::Cpu;
+    let (f, _) = pollster::block_on(fit::fit(&dev, name, &sim, &o, &mut |_, _, _| true)).unwrap();
+    let out = &f.outputs;
+    let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let mut fraction_r = [0.0; 3];
+    let mut mean_true = (0.0, 0.0);
     for (j, key) in FRACTION_KEYS.iter().enumerate() {
-        let Some(tessera_core::data::Column::Float(t)) = sim.obs.column(key) else {
-            panic!()
+        let Some(Column::Float(t)) = sim.obs.column(key) else {
+            panic!("{key}")
         };
         let got: Vec<f64> = (0..n).map(|i| out.fractions[i * 3 + j] as f64).collect();
-        eprintln!(
-            "{key}: r {:.3}, mean {:.3} vs {:.3}",
-            pearson(&got, t),
-            got.iter().sum::<f64>() / n as f64,
-            t.iter().sum::<f64>() / n as f64
-        );
+        fraction_r[j] = pearson(&got, t);
+        if j == 0 {
+            mean_true = (
+                got.iter().sum::<f64>() / n as f64,
+                t.iter().sum::<f64>() / n as f64,
+            );
+        }
     }
+    let accuracy = types.map(|t| {
+        let p = out.probabilities.as_ref().expect("labelled run predicts");
+        let k = f.label_names.len();
+        let held: Vec<usize> = (0..n).filter(|i| i % 2 == 1).collect();
+        let right = held
+            .iter()
+            .filter(|&&i| {
+                let row = &p[i * k..(i + 1) * k];
+                let best = (0..k).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+                f.label_names[best] == t[i]
+            })
+            .count();
+        right as f64 / held.len() as f64
+    });
+    SpillRun {
+        raw: closeness(&raw, &truth, g),
+        own: closeness(&as64(&out.own_counts), &truth, g),
+        corrected: closeness(&as64(&out.corrected), &truth, g),
+        fraction_r,
+        mean_true,
+        accuracy,
+    }
+}
+
+fn report(name: &str, r: &SpillRun) {
+    eprintln!(
+        "{name}: raw {:?}\n  own counts {:?}\n  corrected (px_rate) {:?}\n  fractions r {:?}, mean true share {:.3} (simulated {:.3}), held-out label accuracy {:?}",
+        r.raw, r.own, r.corrected, r.fraction_r, r.mean_true.0, r.mean_true.1, r.accuracy
+    );
+}
+
+/// RESOLVI on spill-over simulated from a strip of the Xenium mouse brain
+/// (4,372 cells): each cell's expected own counts are closer to the clean
+/// counts than the observed ones, and the fractions follow the simulated.
+#[test]
+fn spillover_on_xenium_is_corrected() {
+    let r = spill_run("xenium strip", &xenium_strip(0.12), 50, false);
+    report("xenium", &r);
+    assert!(
+        r.own.abs_error < 0.85 * r.raw.abs_error,
+        "{:?} vs {:?}",
+        r.own,
+        r.raw
+    );
+    assert!(r.own.per_cell_r > r.raw.per_cell_r && r.own.leakage < r.raw.leakage);
+    assert!(
+        r.fraction_r[0] > 0.25 && r.fraction_r[1] > 0.2,
+        "{:?}",
+        r.fraction_r
+    );
+    assert!(
+        (r.mean_true.0 - r.mean_true.1).abs() < 0.05,
+        "{:?}",
+        r.mean_true
+    );
+}
+
+/// The same on Tangram's MERFISH MOp cells (2,150), semi-supervised with
+/// half the cells labelled by clusters of the clean counts: the other
+/// half's labels are predicted.
+#[test]
+fn spillover_on_merfish_is_corrected_and_labels_transfer() {
+    let r = spill_run("merfish", &merfish(), 50, true);
+    report("merfish", &r);
+    assert!(
+        r.own.abs_error < 0.85 * r.raw.abs_error,
+        "{:?} vs {:?}",
+        r.own,
+        r.raw
+    );
+    assert!(r.own.per_cell_r > r.raw.per_cell_r && r.own.leakage < r.raw.leakage);
+    let acc = r.accuracy.unwrap();
+    assert!(acc > 0.7, "held-out accuracy {acc}");
 }

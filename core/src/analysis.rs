@@ -154,6 +154,7 @@ macro_rules! for_each_analysis {
             niche Niche $crate::spatial::niche::analysis::Niche,
             multiomics Multiomics $crate::models::multiomics::analysis::Multiomics,
             nsf Nsf $crate::models::nsf::analysis::Nsf,
+            resolvi Resolvi $crate::models::resolvi::analysis::Resolvi,
         }
     };
 }

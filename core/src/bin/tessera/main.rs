@@ -2,6 +2,7 @@
 
 mod bench_cell2location;
 mod bench_nsf;
+mod bench_resolvi;
 mod bench_spatial;
 mod bench_tangram;
 mod bench_tutorial;
@@ -186,6 +187,24 @@ enum BenchWhat {
         /// Regression epochs timed at --size tutorial
         #[arg(long, default_value_t = 3)]
         epochs: usize,
+    },
+    /// RESOLVI on the Xenium mouse brain set: seconds per epoch, the projected 50 epochs, peak memory, ratio to the GEMM floor; a memory row on the set tiled 4 times
+    Resolvi {
+        /// Devices to time, repeatable (default: cpu and the best other one)
+        #[arg(long)]
+        device: Vec<String>,
+        /// The data folder (default: $TESSERA_DATA, else ../shared/data)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Epochs timed on the set
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// No tiled memory row
+        #[arg(long)]
+        quick: bool,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
     },
     /// NSF, NSFH and PNMF at the simulation's and the Visium CytAssist set's size: epochs/s, time to convergence, peak memory, ratio to the GEMM floor
     Nsf {
@@ -384,6 +403,16 @@ fn run(cli: Cli) -> Result<(), io::Error> {
                     json,
                 },
         } => bench_nsf::run(data, &device, epochs, quick, json)?,
+        Command::Bench {
+            what:
+                BenchWhat::Resolvi {
+                    device,
+                    data,
+                    epochs,
+                    quick,
+                    json,
+                },
+        } => bench_resolvi::run(data, &device, epochs, quick, json)?,
         Command::Bench {
             what:
                 BenchWhat::Cell2location {

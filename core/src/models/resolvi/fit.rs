@@ -2,16 +2,18 @@
 //! the counts, batches, labels and coordinates read with named errors, the
 //! model trained, and its results as the files `tessera resolvi` writes.
 
+use super::de;
 use super::model::{Config, Data, Model};
 use super::prep;
 use super::run::{self, History, Outputs, Progress};
+use crate::bundle::{Curve, Layer, Matrix as BundleMatrix, Plot, Results};
 use crate::compute::Device;
 use crate::data::{dense, Annotation, Column, Dataset, Matrix};
 use crate::io::{self, Error};
 use crate::spatial::inputs::coords;
 
 /// What a run takes beyond the model's defaults.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub batch_key: Option<String>,
     /// obs column of cell-type labels (semi-supervised), and the value that
@@ -49,13 +51,34 @@ fn categories(name: &str, ds: &Dataset, key: &str) -> Result<(Vec<String>, Vec<S
     Ok((text, names))
 }
 
-pub async fn fit<D: Device>(
-    dev: &D,
-    name: &str,
-    ds: &Dataset,
-    o: &Options,
-    progress: Progress<'_>,
-) -> Result<Fitted, Error> {
+/// A dataset read for RESOLVI: counts (CSR), libraries, neighbours,
+/// batches, labels and the data-set priors.
+pub struct Prepared {
+    pub x: Matrix,
+    pub lib: Vec<f64>,
+    pub nb: prep::Neighbours,
+    pub batch: Vec<u32>,
+    pub batch_names: Vec<String>,
+    pub labels: Option<Vec<Option<u32>>>,
+    pub label_names: Vec<String>,
+    pub priors: prep::Priors,
+}
+
+impl Prepared {
+    pub fn data(&self) -> Data<'_> {
+        Data {
+            x: &self.x,
+            lib: &self.lib,
+            nb: &self.nb,
+            batch: &self.batch,
+            n_batch: self.batch_names.len(),
+            labels: self.labels.as_deref().map(|l| (l, self.label_names.len())),
+            priors: self.priors,
+        }
+    }
+}
+
+pub fn prepare(name: &str, ds: &Dataset, o: &Options) -> Result<Prepared, Error> {
     let (key, x) = match ds.layers.get("counts") {
         Some(c) => ("layers['counts']", c),
         None => (
@@ -112,40 +135,157 @@ pub async fn fit<D: Device>(
         }
         None => (None, vec![]),
     };
-    let data = Data {
-        x: &x,
-        lib: &lib,
-        nb: &nb,
-        batch: &batch,
-        n_batch: batch_names.len(),
-        labels: labels.as_deref().map(|l| (l, label_names.len())),
+    Ok(Prepared {
+        x,
+        lib,
+        nb,
+        batch,
+        batch_names,
+        labels,
+        label_names,
         priors,
-    };
+    })
+}
+
+pub async fn fit<D: Device>(
+    dev: &D,
+    name: &str,
+    ds: &Dataset,
+    o: &Options,
+    progress: Progress<'_>,
+) -> Result<(Fitted, Model<D>), Error> {
+    let p = prepare(name, ds, o)?;
+    let data = p.data();
     let mut model = Model::new(dev, o.config, &data);
     let history = run::train(dev, &mut model, &data, progress).await;
     let outputs = run::outputs(dev, &model, &data).await;
-    let genes = ds.var.index.clone();
-    Ok(Fitted {
+    let fitted = Fitted {
         outputs,
         history,
-        priors,
+        priors: p.priors,
         scalars: model.scalars(),
-        label_names,
-        batch_names,
+        label_names: p.label_names.clone(),
+        batch_names: p.batch_names.clone(),
         obs_names: ds.obs.index.clone(),
-        genes,
-    })
+        genes: ds.var.index.clone(),
+    };
+    Ok((fitted, model))
 }
 
 pub const FRACTIONS: [&str; 3] = ["true_fraction", "diffused_fraction", "background_fraction"];
 
 /// latent.csv, fractions.csv, predictions.csv (with labels),
 /// elbo_history.csv, corrected.h5ad and summary.json.
-pub fn files(
+/// Genes shown raw and corrected on the page: the most counted.
+const SHOWN_GENES: usize = 12;
+
+/// Every file `tessera resolvi` writes (and the DE tables when asked), and
+/// the page's layers: the three fractions, the predicted labels, the most
+/// counted genes raw and corrected; the ELBO curve; the DE tables.
+pub fn results(
     f: &Fitted,
     ds: &Dataset,
     params: serde_json::Value,
-    seconds: f64,
+    seconds: Option<f64>,
+    de: Option<&Differential>,
+) -> Result<Results, Error> {
+    let mut files = files(f, ds, params.clone(), seconds)?;
+    let o = &f.outputs;
+    let (n, g) = (f.obs_names.len(), f.genes.len());
+    let mut layers: Vec<Layer> = FRACTIONS
+        .iter()
+        .enumerate()
+        .map(|(j, key)| Layer {
+            name: key.replace('_', " "),
+            columns: vec![key.replace('_', " ")],
+            values: (0..n).map(|i| o.fractions[i * 3 + j]).collect(),
+        })
+        .collect();
+    if let Some(p) = &o.probabilities {
+        layers.insert(
+            0,
+            Layer {
+                name: "predicted cell type".into(),
+                columns: f.label_names.clone(),
+                values: p.clone(),
+            },
+        );
+    }
+    let x = ds.layers.get("counts").or(ds.x.as_ref());
+    if let Some(x) = x {
+        let totals = x.col_sums();
+        let mut order: Vec<usize> = (0..g).collect();
+        order.sort_by(|&a, &b| totals[b].total_cmp(&totals[a]));
+        for &j in order.iter().take(SHOWN_GENES) {
+            let raw: Vec<f32> = x.columns_dense(&[j]);
+            layers.push(Layer {
+                name: format!("{} raw", f.genes[j]),
+                columns: vec![format!("{} counts", f.genes[j])],
+                values: raw,
+            });
+            layers.push(Layer {
+                name: format!("{} corrected", f.genes[j]),
+                columns: vec![format!("{} corrected counts", f.genes[j])],
+                values: (0..n).map(|i| o.corrected[i * g + j]).collect(),
+            });
+        }
+    }
+    let mut matrices = vec![];
+    if let Some(d) = de {
+        files.extend(differential_files(d, &f.genes, de::Change::default().fdr));
+        let top: Vec<&de::Row> = d.expression.iter().take(30).collect();
+        matrices.push(BundleMatrix {
+            name: "differential expression: the 30 most probable genes (proba_de, lfc_mean)".into(),
+            rows: top.iter().map(|r| r.feature.clone()).collect(),
+            cols: vec!["proba_de".into(), "lfc_mean".into(), "bayes_factor".into()],
+            values: top
+                .iter()
+                .flat_map(|r| [r.proba_de, r.lfc_mean, r.bayes_factor])
+                .collect(),
+            plot: Plot::Bars,
+        });
+        if let Some(nr) = &d.niche {
+            matrices.push(BundleMatrix {
+                name: "differential niche abundance (proba_de, lfc_mean)".into(),
+                rows: nr.iter().map(|r| r.feature.clone()).collect(),
+                cols: vec!["proba_de".into(), "lfc_mean".into(), "bayes_factor".into()],
+                values: nr
+                    .iter()
+                    .flat_map(|r| [r.proba_de, r.lfc_mean, r.bayes_factor])
+                    .collect(),
+                plot: Plot::Bars,
+            });
+        }
+    }
+    let first = layers[0].name.clone();
+    let view = crate::share::View {
+        layer: Some(first),
+        ..Default::default()
+    };
+    Ok(Results {
+        analysis: <super::analysis::Resolvi as crate::analysis::Analysis>::NAME.into(),
+        params,
+        view: serde_json::to_value(view).expect("view serialises"),
+        names: ds.obs.index.clone(),
+        xy: coords("", ds)
+            .map(|c| crate::spatial::inputs::flat(&c))
+            .unwrap_or_else(|_| vec![0.0; 2 * n]),
+        layers,
+        curves: vec![Curve {
+            name: "ELBO".into(),
+            values: f.history.loss.iter().map(|v| -v).collect(),
+        }],
+        matrices,
+        files,
+        image: crate::bundle::tissue_image(ds),
+    })
+}
+
+fn files(
+    f: &Fitted,
+    ds: &Dataset,
+    params: serde_json::Value,
+    seconds: Option<f64>,
 ) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let o = &f.outputs;
     let n = f.obs_names.len();
@@ -203,6 +343,10 @@ pub fn files(
         Matrix::Dense(dense(n, g, o.corrected.clone()).map_err(bad)?),
     );
     d.layers.insert(
+        "resolvi_own_counts".into(),
+        Matrix::Dense(dense(n, g, o.own_counts.clone()).map_err(bad)?),
+    );
+    d.layers.insert(
         "resolvi_normalized".into(),
         Matrix::Dense(dense(n, g, o.normalized.clone()).map_err(bad)?),
     );
@@ -226,6 +370,10 @@ pub fn files(
         "genes": g,
         "epochs": f.history.loss.len(),
         "seconds": seconds,
+        "mean_fractions": FRACTIONS.iter().enumerate().map(|(j, k)| {
+            let m = (0..n).map(|i| f.outputs.fractions[i * 3 + j] as f64).sum::<f64>() / n.max(1) as f64;
+            (k.to_string(), m)
+        }).collect::<std::collections::BTreeMap<_, _>>(),
         "final_elbo": f.history.loss.last(),
         "priors": f.priors,
         "scalars": {
@@ -244,4 +392,139 @@ pub fn files(
         serde_json::to_vec_pretty(&summary).expect("json"),
     ));
     Ok(out)
+}
+
+/// Samples per group (scvi's n_samples_overall).
+pub const DE_SAMPLES: usize = 5000;
+
+/// The cells of two groups of an obs column: `group1`, and `group2` or
+/// every other cell.
+pub fn groups(
+    name: &str,
+    ds: &Dataset,
+    key: &str,
+    group1: &str,
+    group2: Option<&str>,
+) -> Result<(Vec<usize>, Vec<usize>), Error> {
+    let (text, names) = categories(name, ds, key)?;
+    let pick = |g: &str| -> Result<Vec<usize>, Error> {
+        if !names.iter().any(|n| n == g) {
+            return Err(Error::new(
+                name,
+                &format!("obs['{key}']"),
+                format!("no cell is '{g}'; the values are {}", names.join(", ")),
+            ));
+        }
+        Ok((0..text.len()).filter(|&i| text[i] == g).collect())
+    };
+    let a = pick(group1)?;
+    let b = match group2 {
+        Some(g) => pick(g)?,
+        None => (0..text.len()).filter(|&i| text[i] != group1).collect(),
+    };
+    if b.is_empty() {
+        return Err(Error::new(
+            name,
+            &format!("obs['{key}']"),
+            format!("every cell is '{group1}': there is no second group"),
+        ));
+    }
+    Ok((a, b))
+}
+
+/// Differential expression (and neighbour abundance, with labels) of two
+/// groups: scvi's change mode on the decoder's expression and on the
+/// neighbours' predicted composition.
+pub struct Differential {
+    pub expression: Vec<de::Row>,
+    /// Per gene: raw_mean1/2, non_zeros_proportion1/2, raw_normalized_mean1/2.
+    pub raw: Vec<[f64; 6]>,
+    pub niche: Option<Vec<de::Row>>,
+}
+
+pub async fn differential<D: Device>(
+    dev: &D,
+    model: &Model<D>,
+    p: &Prepared,
+    genes: &[String],
+    (c1, c2): (&[usize], &[usize]),
+    change: &de::Change,
+) -> Differential {
+    let data = p.data();
+    let g = genes.len();
+    let stats = |cells: &[usize]| -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (mut mean, mut nz, mut norm) = (vec![0.0; g], vec![0.0; g], vec![0.0; g]);
+        for &r in cells {
+            let scale = 1e4 / p.lib[r];
+            p.x.for_row(r, |c, v| {
+                mean[c] += v as f64;
+                nz[c] += 1.0;
+                norm[c] += v as f64 * scale;
+            });
+        }
+        let n = cells.len() as f64;
+        for v in [&mut mean, &mut nz, &mut norm] {
+            v.iter_mut().for_each(|x| *x /= n);
+        }
+        (mean, nz, norm)
+    };
+    let (s1, s2) = (stats(c1), stats(c2));
+    let raw: Vec<[f64; 6]> = (0..g)
+        .map(|j| [s1.0[j], s2.0[j], s1.1[j], s2.1[j], s1.2[j], s2.2[j]])
+        .collect();
+    let seed = change.seed;
+    let sample =
+        |cells, niche, s| run::group_samples(dev, model, &data, cells, DE_SAMPLES, niche, s);
+    let e1 = sample(c1, false, seed ^ 11).await.expect("expression");
+    let e2 = sample(c2, false, seed ^ 12).await.expect("expression");
+    let pc = change.pseudocounts.unwrap_or_else(|| {
+        let absent = |m: &[f64]| {
+            m.iter()
+                .map(|&v| v < de::THRESHOLD_COUNTS)
+                .collect::<Vec<_>>()
+        };
+        de::estimate_pseudocounts(&e1, &e2, g, &absent(&s1.0), &absent(&s2.0))
+    });
+    let expression = de::change(&e1, &e2, genes, pc, change);
+    let niche = match (
+        sample(c1, true, seed ^ 13).await,
+        sample(c2, true, seed ^ 14).await,
+    ) {
+        (Some(a), Some(b)) => Some(de::change(
+            &a,
+            &b,
+            &p.label_names,
+            NICHE_PSEUDOCOUNTS,
+            change,
+        )),
+        _ => None,
+    };
+    Differential {
+        expression,
+        raw,
+        niche,
+    }
+}
+
+/// differential_niche_abundance's pseudocount.
+pub const NICHE_PSEUDOCOUNTS: f64 = 1e-3;
+
+/// de.csv and, with labels, niche_abundance.csv.
+pub fn differential_files(d: &Differential, genes: &[String], fdr: f64) -> Vec<(String, Vec<u8>)> {
+    let at: std::collections::HashMap<&str, usize> = genes
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let mut out = vec![(
+        "de.csv".to_string(),
+        de::csv(&d.expression, fdr, Some(&d.raw), &|g| at[g]).into_bytes(),
+    )];
+    if let Some(n) = &d.niche {
+        out.push((
+            "niche_abundance.csv".to_string(),
+            de::csv(n, fdr, None, &|_| 0).into_bytes(),
+        ));
+    }
+    out
 }

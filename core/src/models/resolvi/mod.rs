@@ -4,6 +4,8 @@
 //! data preparation, the mixture prior on the latent space and the
 //! Dirichlet density.
 
+pub mod analysis;
+pub mod de;
 pub mod density;
 pub mod elbo;
 pub mod fit;

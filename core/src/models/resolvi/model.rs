@@ -14,7 +14,7 @@ use crate::data::Matrix;
 use crate::models::svi::{mix, Tally};
 
 /// RESOLVI's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     pub n_latent: usize,
     /// Decoder and encoder widths, hidden layers of each.
@@ -176,6 +176,23 @@ pub struct Model<D: Device> {
     diffusion_eps: D::Buf,
 }
 
+/// A trained model's weights, as `tessera resolvi` saves them so that
+/// differential tests run without refitting (the per-cell neighbour logits
+/// stay behind: the tests do not read them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub config: Config,
+    pub genes: usize,
+    pub n_obs: usize,
+    pub n_batch: usize,
+    pub labels: usize,
+    pub priors: Priors,
+    /// The networks' weights in `params()` order, then the mixture means
+    /// and logits, the dispersions and the background logits.
+    pub weights: Vec<Vec<f32>>,
+    pub scalars: [f64; 5],
+}
+
 /// Lower bounds of the scalar sites' constraints.
 const SCALAR_FLOOR: [f64; 5] = [1e-3, 1e-6, 1e-6, 1e-6, 1e-6];
 
@@ -270,7 +287,79 @@ impl<D: Device> Model<D> {
         }
     }
 
-    /// Every network weight with its gradient and learning rate.
+    /// Each cell's per-neighbour logits (N×K, constrained) and each batch's
+    /// background profile (batches × genes).
+    pub async fn point_estimates(&self, dev: &D) -> (Vec<f32>, Vec<f32>) {
+        let map = dev.read(&self.map.value).await;
+        let map = map
+            .iter()
+            .map(|&r| -10.0 + 20.0 / (1.0 + (-r).exp()))
+            .collect();
+        let b = dev.zeros(self.n_batch * self.genes);
+        dev.softmax_rows(&self.background.value, self.n_batch, self.genes, &b);
+        (map, dev.read(&b).await)
+    }
+
+    /// Every saved buffer, in [`Saved::weights`]' order.
+    fn saved_buffers(&self) -> Vec<&D::Buf> {
+        let mut b: Vec<&D::Buf> = self.network_params().into_iter().map(|p| p.0).collect();
+        b.extend([
+            &self.mu.value,
+            &self.u.value,
+            &self.px_r.value,
+            &self.background.value,
+        ]);
+        b
+    }
+
+    pub async fn save(&self, dev: &D) -> Saved {
+        let mut weights = vec![];
+        for b in self.saved_buffers() {
+            weights.push(dev.read(b).await);
+        }
+        Saved {
+            config: self.cfg,
+            genes: self.genes,
+            n_obs: self.n_obs,
+            n_batch: self.n_batch,
+            labels: self.labels,
+            priors: self.priors,
+            weights,
+            scalars: self.scalars,
+        }
+    }
+
+    /// A saved model on `data`, which must be the data it was trained on
+    /// (the same cells, genes, batches and labels).
+    pub fn load(dev: &D, saved: &Saved, data: &Data) -> Result<Model<D>, String> {
+        let labels = data.labels.map_or(0, |l| l.1);
+        let have = (data.n_obs(), data.genes(), data.n_batch, labels);
+        let want = (saved.n_obs, saved.genes, saved.n_batch, saved.labels);
+        if have != want {
+            return Err(format!(
+                "the model was trained on {} cells × {} genes, {} batches, {} labels; this data has {} × {}, {}, {}",
+                want.0, want.1, want.2, want.3, have.0, have.1, have.2, have.3
+            ));
+        }
+        let mut m = Model::new(dev, saved.config, data);
+        let bufs = m.saved_buffers();
+        if bufs.len() != saved.weights.len()
+            || bufs
+                .iter()
+                .zip(&saved.weights)
+                .any(|(b, w)| dev.len(b) != w.len())
+        {
+            return Err("the saved weights do not fit this model's layers".into());
+        }
+        let fresh: Vec<D::Buf> = saved.weights.iter().map(|w| dev.upload(w)).collect();
+        for (b, w) in bufs.into_iter().zip(&fresh) {
+            dev.binary(Binary::Add, w, &dev.upload(&[0.0]), b);
+        }
+        m.scalars = saved.scalars;
+        Ok(m)
+    }
+
+    /// Every network weight with its gradient.
     fn network_params(&self) -> Vec<(&D::Buf, &D::Buf)> {
         let mut p = self.z_encoder.params();
         p.extend(self.diffusion_encoder.params());

@@ -22,7 +22,7 @@ pub struct Neighbours {
 }
 
 /// The priors RESOLVI computes from the data.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Priors {
     /// Mean over cells of (mean count over the lowest-total genes) / (mean
     /// count over all genes): the background's expected share.

@@ -1,0 +1,249 @@
+//! RESOLVI as an analysis of the registry: `tessera resolvi`'s options as
+//! its flags spell them, the checks on the card (a run too large for a tab
+//! is refused with the size it needs and the command that runs it
+//! natively), and the run.
+
+use serde::{Deserialize, Serialize};
+
+use super::fit::{self, Options};
+use super::model::Config;
+use super::prep::N_NEIGHBORS;
+use crate::analysis::checks::{self, fmt_bytes, TAB_BUDGET};
+use crate::analysis::{Analysis, Cards, Data, Input, Progress, Slot};
+use crate::bundle::Results;
+use crate::compute::Device;
+
+pub struct Resolvi;
+
+/// `tessera resolvi`'s options, as its flags spell them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResolviParams {
+    /// obs columns; empty: none.
+    pub batch_key: String,
+    pub labels: String,
+    pub unlabeled_value: String,
+    pub epochs: usize,
+    pub latent: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Differential expression after the fit: an obs column, its group,
+    /// and the group to compare with (empty: every other cell).
+    pub de_groupby: String,
+    pub de_group1: String,
+    pub de_group2: String,
+}
+
+impl Default for ResolviParams {
+    fn default() -> Self {
+        let c = Config::default();
+        ResolviParams {
+            batch_key: String::new(),
+            labels: String::new(),
+            unlabeled_value: "unknown".into(),
+            epochs: c.epochs,
+            latent: c.n_latent,
+            batch_size: c.batch_size,
+            seed: c.seed,
+            de_groupby: String::new(),
+            de_group1: String::new(),
+            de_group2: String::new(),
+        }
+    }
+}
+
+impl ResolviParams {
+    /// The run's options, or the field that is wrong (named by its flag).
+    pub fn options(&self) -> Result<Options, String> {
+        if !(1..=10_000).contains(&self.epochs) {
+            return Err(format!("--epochs {}: expected 1 to 10000", self.epochs));
+        }
+        if !(1..=100).contains(&self.latent) {
+            return Err(format!("--latent {}: expected 1 to 100", self.latent));
+        }
+        if !(1..=65_536).contains(&self.batch_size) {
+            return Err(format!(
+                "--batch-size {}: expected 1 to 65536",
+                self.batch_size
+            ));
+        }
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Ok(Options {
+            batch_key: opt(&self.batch_key),
+            labels_key: opt(&self.labels),
+            unlabeled: self.unlabeled_value.clone(),
+            config: Config {
+                epochs: self.epochs,
+                n_latent: self.latent,
+                batch_size: self.batch_size,
+                seed: self.seed,
+                ..Config::default()
+            },
+        })
+    }
+
+    /// The same run on the command line.
+    pub fn command(&self, file: &str) -> String {
+        let mut c = format!("tessera resolvi --data {file}");
+        if !self.batch_key.is_empty() {
+            c.push_str(&format!(" --batch-key {}", self.batch_key));
+        }
+        if !self.labels.is_empty() {
+            c.push_str(&format!(
+                " --labels {} --unlabeled-value {}",
+                self.labels, self.unlabeled_value
+            ));
+        }
+        c.push_str(&format!(
+            " --epochs {} --latent {} --batch-size {} --seed {} --out resolvi/",
+            self.epochs, self.latent, self.batch_size, self.seed
+        ));
+        c
+    }
+}
+
+/// Bytes a run on n cells × g genes with `nnz` stored counts holds: the
+/// counts and the corrected outputs on the host, the neighbour logits with
+/// their gradient and moments, and one step's scratch (the neighbours'
+/// decoded expression, its spread gradient and products, s·b·k × g each;
+/// the networks' activations).
+pub fn memory_needed(c: &Config, n: u64, g: u64, nnz: u64) -> u64 {
+    let (s, b, k) = (
+        c.particles as u64,
+        c.batch_size.min(n as usize) as u64,
+        N_NEIGHBORS as u64,
+    );
+    let hidden = (c.n_hidden_encoder + c.n_hidden) as u64;
+    let host = 8 * nnz + 4 * 2 * n * g + 4 * n * (c.n_latent as u64 + 3);
+    host + 4 * (4 * n * k + 8 * s * b * k * g + 6 * s * b * k * hidden + 12 * b * g * s)
+}
+
+impl Analysis for Resolvi {
+    const NAME: &'static str = "resolvi";
+    const TITLE: &'static str = "Spill-over correction — RESOLVI";
+    const HELP: &'static str = "scvi-tools' RESOLVI for imaging data (Xenium, MERSCOPE, CosMx): each cell's counts as its own signal, diffusion from its neighbours and background; corrected expression, a latent space, the three fractions per cell and, with labels, predicted cell types.";
+    const INPUTS: &'static [Input] = &[Input {
+        slot: Slot::Spatial,
+        label: "Single-cell spatial data",
+        help: "Segmented cells with coordinates and raw counts (X or layers['counts']).",
+        demo: "demo_spatial",
+        spatial: true,
+    }];
+    const GPU: bool = true;
+    type Params = ResolviParams;
+
+    fn validate(p: &ResolviParams) -> Result<(), String> {
+        checks::text("the batch column", &p.batch_key)?;
+        checks::text("the label column", &p.labels)?;
+        checks::text("the unlabelled value", &p.unlabeled_value)?;
+        for t in [&p.de_groupby, &p.de_group1, &p.de_group2] {
+            checks::text("a differential-expression group", t)?;
+        }
+        if !p.de_groupby.is_empty() && p.de_group1.is_empty() {
+            return Err("differential expression: name group 1 of the column".into());
+        }
+        p.options().map(|_| ())
+    }
+
+    fn check(p: &ResolviParams, cards: &Cards) -> Result<String, String> {
+        let o = p.options()?;
+        let Some(sp) = cards.sp else {
+            return Err(
+                "Open a dataset of segmented cells with coordinates and counts first.".into(),
+            );
+        };
+        let s = sp.summary;
+        if s.spatial.is_none() {
+            return Err(format!("{}: no spatial coordinates", s.source));
+        }
+        let Some(x) = &s.x else {
+            return Err(format!("{}: no expression matrix X", s.source));
+        };
+        if !x.raw_counts && !s.layers.iter().any(|l| l == "counts") {
+            return Err(format!(
+                "{}: X is not raw counts (non-negative whole numbers) and there is no layers['counts']",
+                s.source
+            ));
+        }
+        if s.n_obs <= N_NEIGHBORS {
+            return Err(format!(
+                "{}: {} cells; RESOLVI needs more than {N_NEIGHBORS}",
+                s.source, s.n_obs
+            ));
+        }
+        for key in [&o.batch_key, &o.labels_key].into_iter().flatten() {
+            checks::categories(&sp, key)?;
+        }
+        if !p.de_groupby.is_empty() {
+            checks::categories(&sp, &p.de_groupby)?;
+        }
+        let need = memory_needed(&o.config, s.n_obs as u64, s.n_vars as u64, x.nnz);
+        if need > TAB_BUDGET {
+            return Err(format!(
+                "This run needs about {} of memory and a browser tab gets about {}. Run it with the command line: {}",
+                fmt_bytes(need),
+                fmt_bytes(TAB_BUDGET),
+                p.command(&s.source)
+            ));
+        }
+        let mode = if o.labels_key.is_some() {
+            "semi-supervised"
+        } else {
+            "unsupervised"
+        };
+        Ok(format!(
+            "RESOLVI ({mode}) on {} cells × {} genes: {} epochs of {} cells, latent {}, about {}",
+            s.n_obs,
+            s.n_vars,
+            o.config.epochs,
+            o.config.batch_size,
+            o.config.n_latent,
+            fmt_bytes(need)
+        ))
+    }
+
+    async fn run<D: Device>(
+        dev: &D,
+        p: &ResolviParams,
+        data: Data,
+        params: serde_json::Value,
+        progress: &mut Progress<'_>,
+    ) -> Result<Results, String> {
+        let (name, ds) = &data.sp;
+        let o = p.options()?;
+        let groups = if p.de_groupby.is_empty() {
+            None
+        } else {
+            let g2 = (!p.de_group2.is_empty()).then_some(p.de_group2.as_str());
+            Some(
+                fit::groups(name, ds, &p.de_groupby, &p.de_group1, g2)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        let (fitted, model) = fit::fit(dev, name, ds, &o, &mut |e, max, loss| {
+            progress("epochs", e, max, Some(loss));
+            true
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let de = match &groups {
+            Some((a, b)) => {
+                progress("differential expression", 0, 1, None);
+                let prepared = fit::prepare(name, ds, &o).map_err(|e| e.to_string())?;
+                Some(
+                    fit::differential(
+                        dev,
+                        &model,
+                        &prepared,
+                        &fitted.genes,
+                        (a, b),
+                        &Default::default(),
+                    )
+                    .await,
+                )
+            }
+            None => None,
+        };
+        fit::results(&fitted, ds, params, None, de.as_ref()).map_err(|e| e.to_string())
+    }
+}

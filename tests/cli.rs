@@ -1340,3 +1340,182 @@ fn nsf_runs_every_model_on_visium() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `tessera resolvi` on real Xenium cells: the full file's empty cells are
+/// refused by name; spill-over is simulated from it; a labelled strip is
+/// fitted (semi-supervised, 2 epochs) and every file is written; `resolvi
+/// de` tests two groups from the saved model, with named errors for an
+/// unknown group and a missing model.
+#[test]
+fn resolvi_runs_on_xenium_with_de_and_niche_abundance() {
+    use tessera_core::data::Column;
+    let data = common::data_dir("resolvi_runs_on_xenium").expect("data");
+    let xenium = data.join("xenium_mouse_brain_small/derived/xenium.h5ad");
+    let root = std::env::temp_dir().join(format!("tessera-resolvi-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+
+    let (ok, _, err) = tessera(&[
+        "resolvi",
+        "--data",
+        &path(&xenium),
+        "--out",
+        &path(&root.join("x")),
+    ]);
+    assert!(
+        !ok && err.contains("cells have no counts") && err.contains("fewer than 5"),
+        "{err}"
+    );
+
+    let sim = root.join("sim");
+    let (ok, _, err) = tessera(&[
+        "simulate",
+        "spillover",
+        "--data",
+        &path(&xenium),
+        "--out",
+        &path(&sim),
+    ]);
+    assert!(ok, "{err}");
+    let s = tessera_core::io::h5ad::read_file(&sim.join("spillover.h5ad")).unwrap();
+    assert_eq!(s.n_obs(), 36447, "cells with at least 5 counts");
+    assert!(s.layers.contains_key("clean"));
+    for key in ["true_fraction", "diffused_fraction", "background_fraction"] {
+        assert!(matches!(s.obs.column(key), Some(Column::Float(_))), "{key}");
+    }
+
+    // A strip with three regions as labels, every third cell unlabelled.
+    let mut strip = common::xenium_strip(0.1);
+    let sums = strip.x.as_ref().unwrap().row_sums();
+    let keep: Vec<usize> = (0..sums.len()).filter(|&i| sums[i] >= 5.0).collect();
+    let xy = tessera_core::spatial::inputs::coords("strip", &strip).unwrap();
+    strip = common::subset(&strip, &keep, &xy);
+    let ys: Vec<f64> = keep.iter().map(|&i| xy[i][1]).collect();
+    let mut sorted = ys.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (t1, t2) = (sorted[ys.len() / 3], sorted[2 * ys.len() / 3]);
+    let region: Vec<String> = ys
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            if i % 3 == 2 {
+                "unknown".into()
+            } else if y < t1 {
+                "a".into()
+            } else if y < t2 {
+                "b".into()
+            } else {
+                "c".into()
+            }
+        })
+        .collect();
+    strip.obs.set("region", Column::categorical_from(&region));
+    let file = root.join("strip.h5ad");
+    std::fs::write(&file, tessera_core::io::h5ad_write::write(&strip).unwrap()).unwrap();
+    let n = strip.n_obs();
+
+    let out = root.join("fit");
+    let (ok, _, err) = tessera(&[
+        "resolvi",
+        "--data",
+        &path(&file),
+        "--labels",
+        "region",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        &path(&out),
+    ]);
+    assert!(ok, "{err}");
+    let lines =
+        |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert_eq!(lines("latent.csv").lines().count(), n + 1);
+    assert_eq!(lines("fractions.csv").lines().count(), n + 1);
+    assert_eq!(lines("elbo_history.csv").lines().count(), 3);
+    let pred = lines("predictions.csv");
+    assert_eq!(pred.lines().next().unwrap(), "cell,predicted,a,b,c");
+    assert_eq!(pred.lines().count(), n + 1);
+    let c = tessera_core::io::h5ad::read_file(&out.join("corrected.h5ad")).unwrap();
+    assert_eq!(c.obs.index, strip.obs.index);
+    for layer in [
+        "resolvi_corrected",
+        "resolvi_normalized",
+        "resolvi_own_counts",
+    ] {
+        assert_eq!(c.layers[layer].shape(), (n, 248), "{layer}");
+    }
+    assert!(c.obsm.contains_key("X_resolVI") && c.obsm.contains_key("X_umap"));
+    assert!(
+        c.obs.column("resolvi_leiden").is_some() && c.obs.column("resolvi_predicted").is_some()
+    );
+    let summary: serde_json::Value = serde_json::from_str(&lines("summary.json")).unwrap();
+    assert_eq!(summary["epochs"], 2);
+    assert_eq!(summary["labels"], serde_json::json!(["a", "b", "c"]));
+    assert!(out.join("model.json").exists());
+
+    let (ok, _, err) = tessera(&[
+        "resolvi",
+        "de",
+        "--model",
+        &path(&out),
+        "--groupby",
+        "region",
+        "--group1",
+        "a",
+        "--group2",
+        "b",
+    ]);
+    assert!(ok, "{err}");
+    let de = lines("de.csv");
+    let head: Vec<&str> = de.lines().next().unwrap().split(',').collect();
+    for col in [
+        "proba_de",
+        "bayes_factor",
+        "lfc_mean",
+        "lfc_std",
+        "raw_mean1",
+        "non_zeros_proportion2",
+        "is_de_fdr_0.05",
+    ] {
+        assert!(head.contains(&col), "{col} in {head:?}");
+    }
+    assert_eq!(de.lines().count(), 249);
+    // Sorted by the probability of DE, each a probability.
+    let p: Vec<f64> = de
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]) && p.iter().all(|v| (0.0..=1.0).contains(v)));
+    let niche = lines("niche_abundance.csv");
+    assert_eq!(niche.lines().count(), 4, "{niche}");
+
+    let (ok, _, err) = tessera(&[
+        "resolvi",
+        "de",
+        "--model",
+        &path(&out),
+        "--groupby",
+        "region",
+        "--group1",
+        "zzz",
+    ]);
+    assert!(
+        !ok && err.contains("no cell is 'zzz'") && err.contains("a, b, c"),
+        "{err}"
+    );
+    let (ok, _, err) = tessera(&[
+        "resolvi",
+        "de",
+        "--model",
+        &path(&root.join("nothing")),
+        "--groupby",
+        "region",
+        "--group1",
+        "a",
+    ]);
+    assert!(!ok && err.contains("model.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use tessera_core::compute::special::lgamma;
-use tessera_core::data::{Annotation, Dataset};
+use tessera_core::data::Dataset;
 use tessera_core::io;
 use tessera_core::models::resolvi::prep::{self, N_NEIGHBORS};
 
@@ -338,39 +338,6 @@ fn dirichlet_matches_finite_differences() {
     check_dirichlet(&gpu, false);
 }
 
-/// A dataset of `rows` of `d` with coordinates `xy` in obsm['spatial'].
-fn subset(d: &Dataset, rows: &[usize], xy: &[[f64; 2]]) -> Dataset {
-    let spatial: Vec<f64> = rows.iter().flat_map(|&i| xy[i]).collect();
-    let mut obsm = std::collections::BTreeMap::new();
-    obsm.insert(
-        "spatial".to_string(),
-        Annotation::Array(tessera_core::data::dense(rows.len(), 2, spatial).unwrap()),
-    );
-    Dataset {
-        x: Some(d.x.as_ref().unwrap().take_rows(rows)),
-        x_dtype: d.x_dtype.clone(),
-        raw_x: None,
-        layers: Default::default(),
-        obs: d.obs.take(rows),
-        var: d.var.clone(),
-        obsm,
-        varm: Default::default(),
-        uns: Default::default(),
-    }
-}
-
-/// Cells of the Xenium set in the left `share` of its width.
-fn xenium_strip(share: f64) -> Dataset {
-    let dir = common::data_dir("xenium_strip").expect("data");
-    let d = io::h5ad::read_file(&dir.join("xenium_mouse_brain_small/derived/xenium.h5ad")).unwrap();
-    let xy = tessera_core::spatial::inputs::coords("xenium.h5ad", &d).unwrap();
-    let mut xs: Vec<f64> = xy.iter().map(|p| p[0]).collect();
-    xs.sort_by(f64::total_cmp);
-    let cut = xs[(xs.len() as f64 * share) as usize];
-    let rows: Vec<usize> = (0..xy.len()).filter(|&i| xy[i][0] < cut).collect();
-    subset(&d, &rows, &xy)
-}
-
 /// Tangram's MERFISH MOp cells, coordinates from obs x, y (µm).
 fn merfish() -> Dataset {
     let dir = common::data_dir("merfish").expect("data");
@@ -383,19 +350,6 @@ fn merfish() -> Dataset {
     let (x, y) = (col("x_um"), col("y_um"));
     let xy: Vec<[f64; 2]> = x.iter().zip(&y).map(|(a, b)| [*a, *b]).collect();
     subset(&d, &(0..xy.len()).collect::<Vec<_>>(), &xy)
-}
-
-/// Pearson correlation.
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    sab / (saa * sbb).sqrt().max(f64::MIN_POSITIVE)
 }
 
 /// log1p of each row scaled to 100 counts.
@@ -433,7 +387,7 @@ fn closeness(est: &[f64], truth: &[f64], g: usize) -> Closeness {
         .sum::<f64>()
         / n as f64;
     let per_cell_r = (0..n)
-        .map(|i| pearson(&le[i * g..(i + 1) * g], &lt[i * g..(i + 1) * g]))
+        .map(|i| common::pearson(&le[i * g..(i + 1) * g], &lt[i * g..(i + 1) * g]))
         .sum::<f64>()
         / n as f64;
     let (mut total, mut genes) = (0.0, 0);
@@ -540,7 +494,7 @@ fn spill_run(name: &str, d: &Dataset, epochs: usize, labels: bool) -> SpillRun {
             panic!("{key}")
         };
         let got: Vec<f64> = (0..n).map(|i| out.fractions[i * 3 + j] as f64).collect();
-        fraction_r[j] = pearson(&got, t);
+        fraction_r[j] = common::pearson(&got, t);
         if j == 0 {
             mean_true = (
                 got.iter().sum::<f64>() / n as f64,

@@ -93,14 +93,14 @@ fn loss64(p: &In64, d: Dims) -> f64 {
         elbo += dir64(&p.background[bb * g..(bb + 1) * g], &vec![5.0; g]);
     }
     for si in 0..s {
-        for i in 0..b {
+        for (i, pi) in pis.iter().enumerate() {
             let r = si * b + i;
             let el = p.lib[i];
             let (mt, md, mb) = (p.m[3 * i], p.m[3 * i + 1], p.m[3 * i + 2]);
             for gg in 0..g {
                 let mut rate = mt * el * p.px_scale[r * g + gg];
-                for j in 0..k {
-                    rate += pis[i][j] * md * el * p.px_scale_n[(r * k + j) * g + gg];
+                for (j, w) in pi.iter().enumerate() {
+                    rate += w * md * el * p.px_scale_n[(r * k + j) * g + gg];
                 }
                 let phi = 1.0 / p.px_r_inv[gg];
                 let dd = phi - 1.0 / 3.0;

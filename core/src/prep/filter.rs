@@ -156,6 +156,37 @@ pub fn subset_genes(d: &mut Dataset, cols: &[usize]) {
     d.layers.clear();
 }
 
+/// Keeps the cells `rows` (in that order) in X, raw X, layers, obs and
+/// obsm.
+pub fn subset_cells(d: &Dataset, rows: &[usize]) -> Dataset {
+    let obsm = d
+        .obsm
+        .iter()
+        .map(|(k, a)| {
+            let a = match a {
+                Annotation::Array(a) => Annotation::Array(a.select(ndarray::Axis(0), rows)),
+                Annotation::Frame(f) => Annotation::Frame(f.take(rows)),
+            };
+            (k.clone(), a)
+        })
+        .collect();
+    Dataset {
+        x: d.x.as_ref().map(|x| x.take_rows(rows)),
+        x_dtype: d.x_dtype.clone(),
+        raw_x: d.raw_x.as_ref().map(|x| x.take_rows(rows)),
+        layers: d
+            .layers
+            .iter()
+            .map(|(k, m)| (k.clone(), m.take_rows(rows)))
+            .collect(),
+        obs: d.obs.take(rows),
+        var: d.var.clone(),
+        obsm,
+        varm: d.varm.clone(),
+        uns: d.uns.clone(),
+    }
+}
+
 /// Genes of `a` that `b` also has (exact names, `a`'s order), as column pairs.
 pub fn shared_genes(a: &Dataset, b: &Dataset) -> Vec<(usize, usize)> {
     let pos: HashMap<&str, usize> = b

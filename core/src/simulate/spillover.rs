@@ -6,9 +6,10 @@
 //! ambient RNA), δ and β uniform per cell; in expectation a cell's observed
 //! counts are 1 − δ − β its own, δ diffused and β background.
 
-use crate::data::{Annotation, Column, Dataset, Matrix, Sparse};
+use crate::data::{Column, Dataset, Matrix, Sparse};
 use crate::io::Error;
 use crate::models::numpy_rng::LegacyNormal;
+use crate::prep::filter::subset_cells;
 use crate::simulate::Rng;
 use crate::spatial::kdtree::KdTree;
 
@@ -155,33 +156,14 @@ pub fn spillover(name: &str, d: &Dataset, p: &SpilloverSim) -> Result<Spillover,
         fr[2].push(background / t);
     }
 
-    let mut obs = d.obs.take(&kept);
+    let mut dataset = subset_cells(d, &kept);
     for (key, v) in FRACTION_KEYS.iter().zip(fr) {
-        obs.set(key, Column::Float(v));
+        dataset.obs.set(key, Column::Float(v));
     }
-    let obsm = d
-        .obsm
-        .iter()
-        .filter_map(|(k, a)| match a {
-            Annotation::Array(a) => Some((
-                k.clone(),
-                Annotation::Array(a.select(ndarray::Axis(0), &kept)),
-            )),
-            Annotation::Frame(_) => None,
-        })
-        .collect();
-    let mut layers = std::collections::BTreeMap::new();
-    layers.insert("clean".to_string(), clean.clone());
-    let dataset = Dataset {
-        x: Some(Matrix::Csr(out)),
-        x_dtype: "float32".into(),
-        raw_x: None,
-        layers,
-        obs,
-        var: d.var.clone(),
-        obsm,
-        varm: Default::default(),
-        uns: Default::default(),
-    };
+    dataset.x = Some(Matrix::Csr(out));
+    dataset.x_dtype = "float32".into();
+    dataset.raw_x = None;
+    dataset.layers.clear();
+    dataset.layers.insert("clean".to_string(), clean);
     Ok(Spillover { dataset, kept })
 }

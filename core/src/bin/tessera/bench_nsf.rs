@@ -46,7 +46,7 @@ fn load(p: &Path) -> Result<Dataset, io::Error> {
 
 /// The set tiled `k` times side by side (coordinates shifted past the
 /// previous copy), for sizes the data does not reach.
-fn tiled(ds: &Dataset, k: usize) -> Result<Dataset, io::Error> {
+pub fn tiled(ds: &Dataset, k: usize) -> Result<Dataset, io::Error> {
     use tessera_core::data::Annotation;
     let n = ds.n_obs();
     let rows: Vec<usize> = (0..k).flat_map(|_| 0..n).collect();
@@ -59,7 +59,7 @@ fn tiled(ds: &Dataset, k: usize) -> Result<Dataset, io::Error> {
         .collect();
     let xy = ds
         .spatial()
-        .ok_or_else(|| bad("the Visium set has no coordinates".into()))?;
+        .ok_or_else(|| bad("the set to tile has no coordinates".into()))?;
     let width = xy.column(0).iter().cloned().fold(f64::MIN, f64::max)
         - xy.column(0).iter().cloned().fold(f64::MAX, f64::min);
     let mut t = tessera_core::data::Dense::<f64>::zeros((k * n, 2));
@@ -73,7 +73,7 @@ fn tiled(ds: &Dataset, k: usize) -> Result<Dataset, io::Error> {
 }
 
 /// GEMM rate (flop/s) of `dev` on an n×n×n product.
-fn gemm_rate<D: Device>(dev: &D, n: usize) -> f64 {
+pub fn gemm_rate<D: Device>(dev: &D, n: usize) -> f64 {
     let (a, b, c) = (
         dev.upload(&vec![0.5; n * n]),
         dev.upload(&vec![0.25; n * n]),

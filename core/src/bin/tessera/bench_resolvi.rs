@@ -10,14 +10,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
-use tessera_core::compute::{Device, Gemm};
-use tessera_core::data::{Annotation, Dataset};
+use tessera_core::compute::Device;
+use tessera_core::data::Dataset;
 use tessera_core::io;
 use tessera_core::models::resolvi::fit::{self, Options};
 use tessera_core::models::resolvi::model::{Config, Model};
 use tessera_core::models::resolvi::prep::N_NEIGHBORS;
 use tessera_core::models::resolvi::run;
 
+use crate::bench_nsf;
 use crate::device::{self, on_device};
 use crate::rss;
 
@@ -38,54 +39,6 @@ pub struct Row {
 
 fn bad(m: String) -> io::Error {
     io::Error::new("tessera bench resolvi", "", m)
-}
-
-/// The cells with at least 5 counts, tiled `k` times side by side.
-fn cells(ds: &Dataset, k: usize) -> Result<Dataset, io::Error> {
-    let x =
-        ds.x.as_ref()
-            .ok_or_else(|| bad("the Xenium set has no X".into()))?;
-    let sums = x.row_sums();
-    let keep: Vec<usize> = (0..sums.len()).filter(|&i| sums[i] >= 5.0).collect();
-    let rows: Vec<usize> = (0..k).flat_map(|_| keep.iter().copied()).collect();
-    let xy = tessera_core::spatial::inputs::coords("xenium", ds)?;
-    let width = xy.iter().map(|p| p[0]).fold(f64::MIN, f64::max)
-        - xy.iter().map(|p| p[0]).fold(f64::MAX, f64::min);
-    let m = keep.len();
-    let mut t = tessera_core::data::Dense::<f64>::zeros((k * m, 2));
-    for (i, &r) in rows.iter().enumerate() {
-        t[[i, 0]] = xy[r][0] + (i / m) as f64 * width * 1.1;
-        t[[i, 1]] = xy[r][1];
-    }
-    let mut out = ds.clone();
-    out.x = Some(x.take_rows(&rows));
-    out.layers.clear();
-    out.obs = ds.obs.take(&rows);
-    out.obs.index = (0..k * m)
-        .map(|i| format!("{}-{}", ds.obs.index[rows[i]], i / m))
-        .collect();
-    out.obsm.clear();
-    out.obsm.insert("spatial".into(), Annotation::Array(t));
-    Ok(out)
-}
-
-/// GEMM rate (flop/s) of `dev` on an n×n×n product.
-fn gemm_rate<D: Device>(dev: &D, n: usize) -> f64 {
-    let (a, b, c) = (
-        dev.upload(&vec![0.5; n * n]),
-        dev.upload(&vec![0.25; n * n]),
-        dev.zeros(n * n),
-    );
-    let g = Gemm::new(n, n, n);
-    dev.gemm(g, &a, &b, &c);
-    dev.sync();
-    let t = Instant::now();
-    let reps = 3;
-    for _ in 0..reps {
-        dev.gemm(g, &a, &b, &c);
-    }
-    dev.sync();
-    reps as f64 * g.flops() / t.elapsed().as_secs_f64()
 }
 
 /// Flops of one step's matrix products: each network's layers forward
@@ -114,12 +67,14 @@ fn time_fit<D: Device>(
         batch_key: None,
         labels_key: None,
         unlabeled: "unknown".into(),
+        min_counts: 5.0,
         config: Config {
             epochs,
             ..Config::default()
         },
     };
-    let p = fit::prepare(label, ds, &o)?;
+    let ds = fit::cells(label, ds, &o)?;
+    let p = fit::prepare(label, &ds, &o)?;
     let data = p.data();
     let (n, g) = data.x.shape();
     let base = rss::reset_peak();
@@ -172,13 +127,13 @@ pub fn run(
         .or_else(|| std::env::var_os("TESSERA_DATA").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("../shared/data"));
     let xenium = io::h5ad::read_file(&data.join("xenium_mouse_brain_small/derived/xenium.h5ad"))?;
-    let mut sets = vec![("xenium", cells(&xenium, 1)?, epochs)];
+    let mut sets = vec![("xenium", xenium.clone(), epochs)];
     if !quick {
-        sets.push(("xenium x4", cells(&xenium, 4)?, 1));
+        sets.push(("xenium x4", bench_nsf::tiled(&xenium, 4)?, 1));
     }
     let mut rows = vec![];
     for dev in device::bench_devices(devices)? {
-        let rate = on_device!(&dev, |d| gemm_rate(d, 1024));
+        let rate = on_device!(&dev, |d| bench_nsf::gemm_rate(d, 1024));
         eprintln!(
             "{}: GEMM at {:.1} GFLOP/s (the floor's rate)",
             dev.name(),

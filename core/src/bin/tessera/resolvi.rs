@@ -32,6 +32,9 @@ pub struct Args {
     /// The label value of unlabelled cells
     #[arg(long, default_value = "unknown")]
     unlabeled_value: String,
+    /// Leave out cells with fewer counts first (0: keep every cell, as scvi-tools, which refuses cells without counts)
+    #[arg(long, default_value_t = 0.0)]
+    min_counts: f64,
     #[arg(long, default_value_t = 50)]
     epochs: usize,
     /// Dimensions of the latent space
@@ -62,10 +65,10 @@ pub struct DeArgs {
     /// The folder `tessera resolvi` wrote (its model.json)
     #[arg(long)]
     model: PathBuf,
-    /// The data the model was trained on (default: the path model.json names)
+    /// The data the model was trained on (default: the folder's corrected.h5ad, which has them and the fit's obs columns)
     #[arg(long)]
     data: Option<PathBuf>,
-    /// obs column that defines the groups
+    /// obs column that defines the groups (resolvi_leiden: the latent space's clusters; resolvi_predicted: the predicted labels)
     #[arg(long)]
     groupby: String,
     #[arg(long)]
@@ -122,6 +125,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         batch_key: a.batch_key.clone(),
         labels_key: a.labels.clone(),
         unlabeled: a.unlabeled_value.clone(),
+        min_counts: a.min_counts,
         config: Config {
             epochs: a.epochs,
             n_latent: a.latent,
@@ -133,11 +137,21 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     let dev = device::open(a.device.as_deref())?;
     let loaded = load(std::slice::from_ref(&data), &a.table)?;
     let name = data.display().to_string();
-    let ds = loaded.dataset;
+    let all = loaded.dataset;
+    let ds = fit::cells(&name, &all, &o)?;
+    let ds = ds.as_ref();
+    if ds.n_obs() < all.n_obs() {
+        eprintln!(
+            "{} of {} cells have at least {} counts",
+            ds.n_obs(),
+            all.n_obs(),
+            o.min_counts
+        );
+    }
     let mut bar = Bar::new("epochs");
     let t0 = std::time::Instant::now();
     let (fitted, saved) = on_device!(&dev, |d| pollster::block_on(async {
-        let (fitted, model) = fit::fit(d, &name, &ds, &o, &mut |e, max, loss| {
+        let (fitted, model) = fit::fit(d, &name, ds, &o, &mut |e, max, loss| {
             bar.update_with(e, max, &format!("-ELBO {loss:.1}"));
             true
         })
@@ -146,7 +160,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     }))?;
     let secs = t0.elapsed().as_secs_f64();
     let params = serde_json::to_value(&o).expect("parameters serialise");
-    let mut files = fit::results(&fitted, &ds, params, Some(secs), None)?.files;
+    let mut files = fit::results(&fitted, ds, params, Some(secs), None)?.files;
     let abs = std::fs::canonicalize(&data).unwrap_or(data.clone());
     let model = ModelFile {
         data: abs.display().to_string(),
@@ -198,11 +212,16 @@ fn de(a: DeArgs) -> Result<(), io::Error> {
     if !(a.fdr > 0.0 && a.fdr < 1.0) {
         return Err(bad("--fdr", "must be between 0 and 1"));
     }
-    let data = a.data.clone().unwrap_or_else(|| PathBuf::from(&m.data));
+    let data = a
+        .data
+        .clone()
+        .unwrap_or_else(|| a.model.join("corrected.h5ad"));
     let name = data.display().to_string();
-    let ds = load(std::slice::from_ref(&data), &a.table)?.dataset;
-    let (c1, c2) = fit::groups(&name, &ds, &a.groupby, &a.group1, a.group2.as_deref())?;
-    let prepared = fit::prepare(&name, &ds, &m.options)?;
+    let all = load(std::slice::from_ref(&data), &a.table)?.dataset;
+    let ds = fit::cells(&name, &all, &m.options)?;
+    let ds = ds.as_ref();
+    let (c1, c2) = fit::groups(&name, ds, &a.groupby, &a.group1, a.group2.as_deref())?;
+    let prepared = fit::prepare(&name, ds, &m.options)?;
     let dev = device::open(a.device.as_deref())?;
     let change = Change {
         delta: a.delta,

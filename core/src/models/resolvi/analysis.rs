@@ -23,6 +23,8 @@ pub struct ResolviParams {
     pub batch_key: String,
     pub labels: String,
     pub unlabeled_value: String,
+    /// Cells with fewer counts are left out (0: every cell).
+    pub min_counts: f64,
     pub epochs: usize,
     pub latent: usize,
     pub batch_size: usize,
@@ -41,6 +43,7 @@ impl Default for ResolviParams {
             batch_key: String::new(),
             labels: String::new(),
             unlabeled_value: "unknown".into(),
+            min_counts: 0.0,
             epochs: c.epochs,
             latent: c.n_latent,
             batch_size: c.batch_size,
@@ -67,11 +70,18 @@ impl ResolviParams {
                 self.batch_size
             ));
         }
+        if !(self.min_counts.is_finite() && (0.0..=1e9).contains(&self.min_counts)) {
+            return Err(format!(
+                "--min-counts {}: expected a count from 0",
+                self.min_counts
+            ));
+        }
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Ok(Options {
             batch_key: opt(&self.batch_key),
             labels_key: opt(&self.labels),
             unlabeled: self.unlabeled_value.clone(),
+            min_counts: self.min_counts,
             config: Config {
                 epochs: self.epochs,
                 n_latent: self.latent,
@@ -94,6 +104,9 @@ impl ResolviParams {
                 self.labels, self.unlabeled_value
             ));
         }
+        if self.min_counts > 0.0 {
+            c.push_str(&format!(" --min-counts {}", self.min_counts));
+        }
         c.push_str(&format!(
             " --epochs {} --latent {} --batch-size {} --seed {} --out resolvi/",
             self.epochs, self.latent, self.batch_size, self.seed
@@ -103,7 +116,8 @@ impl ResolviParams {
 }
 
 /// Bytes a run on n cells × g genes with `nnz` stored counts holds: the
-/// counts and the corrected outputs on the host, the neighbour logits with
+/// counts, the three dense outputs and their copies in the AnnData written
+/// (and its bytes) on the host, the neighbour logits with
 /// their gradient and moments, and one step's scratch (the neighbours'
 /// decoded expression, its spread gradient and products, s·b·k × g each;
 /// the networks' activations).
@@ -114,7 +128,7 @@ pub fn memory_needed(c: &Config, n: u64, g: u64, nnz: u64) -> u64 {
         N_NEIGHBORS as u64,
     );
     let hidden = (c.n_hidden_encoder + c.n_hidden) as u64;
-    let host = 8 * nnz + 4 * 2 * n * g + 4 * n * (c.n_latent as u64 + 3);
+    let host = 8 * nnz + 4 * 9 * n * g + 4 * n * (c.n_latent as u64 + 3);
     host + 4 * (4 * n * k + 8 * s * b * k * g + 6 * s * b * k * hidden + 12 * b * g * s)
 }
 
@@ -174,7 +188,7 @@ impl Analysis for Resolvi {
         for key in [&o.batch_key, &o.labels_key].into_iter().flatten() {
             checks::categories(&sp, key)?;
         }
-        if !p.de_groupby.is_empty() {
+        if !p.de_groupby.is_empty() && p.de_groupby != fit::LEIDEN_KEY {
             checks::categories(&sp, &p.de_groupby)?;
         }
         let need = memory_needed(&o.config, s.n_obs as u64, s.n_vars as u64, x.nnz);
@@ -211,38 +225,39 @@ impl Analysis for Resolvi {
     ) -> Result<Results, String> {
         let (name, ds) = &data.sp;
         let o = p.options()?;
-        let groups = if p.de_groupby.is_empty() {
-            None
-        } else {
-            let g2 = (!p.de_group2.is_empty()).then_some(p.de_group2.as_str());
-            Some(
-                fit::groups(name, ds, &p.de_groupby, &p.de_group1, g2)
-                    .map_err(|e| e.to_string())?,
-            )
-        };
+        let ds = fit::cells(name, ds, &o).map_err(|e| e.to_string())?;
+        let ds = ds.as_ref();
+        let g2 = (!p.de_group2.is_empty()).then_some(p.de_group2.as_str());
+        let input_groups = !p.de_groupby.is_empty() && p.de_groupby != fit::LEIDEN_KEY;
+        if input_groups {
+            // Named before the fit, not after it.
+            fit::groups(name, ds, &p.de_groupby, &p.de_group1, g2).map_err(|e| e.to_string())?;
+        }
         let (fitted, model) = fit::fit(dev, name, ds, &o, &mut |e, max, loss| {
             progress("epochs", e, max, Some(loss));
             true
         })
         .await
         .map_err(|e| e.to_string())?;
-        let de = match &groups {
-            Some((a, b)) => {
-                progress("differential expression", 0, 1, None);
-                let prepared = fit::prepare(name, ds, &o).map_err(|e| e.to_string())?;
-                Some(
-                    fit::differential(
-                        dev,
-                        &model,
-                        &prepared,
-                        &fitted.genes,
-                        (a, b),
-                        &Default::default(),
-                    )
-                    .await,
+        let de = if p.de_groupby.is_empty() {
+            None
+        } else {
+            progress("differential expression", 0, 1, None);
+            let with = fit::annotated(&fitted, ds, &[]).map_err(|e| e.to_string())?;
+            let (a, b) = fit::groups(name, &with, &p.de_groupby, &p.de_group1, g2)
+                .map_err(|e| e.to_string())?;
+            let prepared = fit::prepare(name, ds, &o).map_err(|e| e.to_string())?;
+            Some(
+                fit::differential(
+                    dev,
+                    &model,
+                    &prepared,
+                    &fitted.genes,
+                    (&a, &b),
+                    &Default::default(),
                 )
-            }
-            None => None,
+                .await,
+            )
         };
         fit::results(&fitted, ds, params, None, de.as_ref()).map_err(|e| e.to_string())
     }

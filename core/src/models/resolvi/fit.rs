@@ -4,13 +4,15 @@
 
 use super::de;
 use super::model::{Config, Data, Model};
-use super::prep;
+use super::prep::{self, N_NEIGHBORS};
 use super::run::{self, History, Outputs, Progress};
 use crate::bundle::{Curve, Layer, Matrix as BundleMatrix, Plot, Results};
 use crate::compute::Device;
 use crate::data::{dense, Annotation, Column, Dataset, Matrix};
 use crate::io::{self, Error};
+use crate::prep::filter::subset_cells;
 use crate::spatial::inputs::coords;
+use std::borrow::Cow;
 
 /// What a run takes beyond the model's defaults.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,7 +22,50 @@ pub struct Options {
     /// marks a cell as unlabelled.
     pub labels_key: Option<String>,
     pub unlabeled: String,
+    /// Cells with fewer counts are left out first (scanpy's
+    /// `filter_cells(min_counts=…)`); 0 keeps every cell, as scvi-tools.
+    #[serde(default)]
+    pub min_counts: f64,
     pub config: Config,
+}
+
+/// The dataset's cells with at least `o.min_counts` counts (all of them,
+/// uncopied, when it is 0).
+pub fn cells<'a>(name: &str, ds: &'a Dataset, o: &Options) -> Result<Cow<'a, Dataset>, Error> {
+    if o.min_counts <= 0.0 {
+        return Ok(Cow::Borrowed(ds));
+    }
+    let (key, x) = counts(name, ds)?;
+    let sums = x.row_sums();
+    let keep: Vec<usize> = (0..sums.len())
+        .filter(|&i| sums[i] >= o.min_counts)
+        .collect();
+    if keep.len() <= N_NEIGHBORS {
+        return Err(Error::new(
+            name,
+            key,
+            format!(
+                "{} of {} cells have at least {} counts; RESOLVI needs more than {N_NEIGHBORS}",
+                keep.len(),
+                sums.len(),
+                o.min_counts
+            ),
+        ));
+    }
+    Ok(Cow::Owned(subset_cells(ds, &keep)))
+}
+
+/// The counts RESOLVI reads: layers['counts'] when present, else X.
+fn counts<'a>(name: &str, ds: &'a Dataset) -> Result<(&'static str, &'a Matrix), Error> {
+    match ds.layers.get("counts") {
+        Some(c) => Ok(("layers['counts']", c)),
+        None => Ok((
+            "X",
+            ds.x.as_ref().ok_or_else(|| {
+                Error::new(name, "X", "RESOLVI needs counts in X or layers['counts']")
+            })?,
+        )),
+    }
 }
 
 pub struct Fitted {
@@ -32,6 +77,46 @@ pub struct Fitted {
     pub batch_names: Vec<String>,
     pub obs_names: Vec<String>,
     pub genes: Vec<String>,
+    /// Leiden clusters and the UMAP of the latent space (scanpy's defaults,
+    /// 15 neighbours), up to [`EMBED_MAX`] cells.
+    pub clusters: Option<Vec<usize>>,
+    pub umap: Option<Vec<[f64; 2]>>,
+}
+
+/// The most cells the latent space is clustered and embedded for (the
+/// neighbour search is exact, quadratic in the cells).
+pub const EMBED_MAX: usize = 60_000;
+
+/// The obs column of the latent space's Leiden clusters.
+pub const LEIDEN_KEY: &str = "resolvi_leiden";
+
+/// Leiden clusters and UMAP of the latent means (n × l).
+async fn embed<D: Device>(
+    dev: &D,
+    latent: &[f32],
+    n: usize,
+    l: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<[f64; 2]>) {
+    use crate::embed::{knn, leiden, umap};
+    let nn = knn::knn(dev, latent, n, l, 15).await;
+    let g = umap::connectivities(&nn);
+    let seed = seed as u32;
+    let clusters = leiden::leiden(
+        &g,
+        &leiden::Leiden {
+            resolution: 1.0,
+            seed,
+        },
+    );
+    let layout = umap::layout(
+        &g,
+        &umap::Layout {
+            seed,
+            ..umap::Layout::default()
+        },
+    );
+    (clusters, layout)
 }
 
 /// A categorical obs column's codes and names.
@@ -79,15 +164,7 @@ impl Prepared {
 }
 
 pub fn prepare(name: &str, ds: &Dataset, o: &Options) -> Result<Prepared, Error> {
-    let (key, x) = match ds.layers.get("counts") {
-        Some(c) => ("layers['counts']", c),
-        None => (
-            "X",
-            ds.x.as_ref().ok_or_else(|| {
-                Error::new(name, "X", "RESOLVI needs counts in X or layers['counts']")
-            })?,
-        ),
-    };
+    let (key, x) = counts(name, ds)?;
     if !x.check_values().is_counts() {
         return Err(Error::new(
             name,
@@ -159,6 +236,13 @@ pub async fn fit<D: Device>(
     let mut model = Model::new(dev, o.config, &data);
     let history = run::train(dev, &mut model, &data, progress).await;
     let outputs = run::outputs(dev, &model, &data).await;
+    let n = data.n_obs();
+    let (clusters, umap) = if n <= EMBED_MAX {
+        let (c, u) = embed(dev, &outputs.latent, n, o.config.n_latent, o.config.seed).await;
+        (Some(c), Some(u))
+    } else {
+        (None, None)
+    };
     let fitted = Fitted {
         outputs,
         history,
@@ -168,6 +252,8 @@ pub async fn fit<D: Device>(
         batch_names: p.batch_names.clone(),
         obs_names: ds.obs.index.clone(),
         genes: ds.var.index.clone(),
+        clusters,
+        umap,
     };
     Ok((fitted, model))
 }
@@ -176,6 +262,53 @@ pub const FRACTIONS: [&str; 3] = ["true_fraction", "diffused_fraction", "backgro
 
 /// latent.csv, fractions.csv, predictions.csv (with labels),
 /// elbo_history.csv, corrected.h5ad and summary.json.
+/// The input with RESOLVI's results as scvi-tools and scanpy name them:
+/// layers resolvi_corrected, resolvi_own_counts and resolvi_normalized,
+/// obsm X_resolVI and X_umap, obs fractions, resolvi_predicted and
+/// resolvi_leiden.
+pub fn annotated(f: &Fitted, ds: &Dataset, predicted: &[String]) -> Result<Dataset, Error> {
+    let o = &f.outputs;
+    let (n, g) = (f.obs_names.len(), f.genes.len());
+    let l = o.latent.len() / n.max(1);
+    let mut d = ds.clone();
+    let bad = |e: String| Error::new("corrected.h5ad", "", e);
+    for (key, v) in [
+        ("resolvi_corrected", &o.corrected),
+        ("resolvi_own_counts", &o.own_counts),
+        ("resolvi_normalized", &o.normalized),
+    ] {
+        d.layers.insert(
+            key.into(),
+            Matrix::Dense(dense(n, g, v.clone()).map_err(bad)?),
+        );
+    }
+    let lat: Vec<f64> = o.latent.iter().map(|&v| v as f64).collect();
+    d.obsm.insert(
+        "X_resolVI".into(),
+        Annotation::Array(dense(n, l, lat).map_err(bad)?),
+    );
+    if let Some(u) = &f.umap {
+        let flat = u.iter().flat_map(|p| *p).collect();
+        d.obsm.insert(
+            "X_umap".into(),
+            Annotation::Array(dense(n, 2, flat).map_err(bad)?),
+        );
+    }
+    for (j, key) in FRACTIONS.iter().enumerate() {
+        let v = (0..n).map(|i| o.fractions[i * 3 + j] as f64).collect();
+        d.obs.set(key, Column::Float(v));
+    }
+    if !predicted.is_empty() {
+        d.obs
+            .set("resolvi_predicted", Column::categorical_from(predicted));
+    }
+    if let Some(c) = &f.clusters {
+        let names: Vec<String> = c.iter().map(|c| c.to_string()).collect();
+        d.obs.set(LEIDEN_KEY, Column::categorical_from(&names));
+    }
+    Ok(d)
+}
+
 /// Genes shown raw and corrected on the page: the most counted.
 const SHOWN_GENES: usize = 12;
 
@@ -210,6 +343,18 @@ pub fn results(
                 values: p.clone(),
             },
         );
+    }
+    if let Some(c) = &f.clusters {
+        let k = c.iter().max().map_or(0, |m| m + 1);
+        let mut v = vec![0f32; n * k];
+        for (i, &ci) in c.iter().enumerate() {
+            v[i * k + ci] = 1.0;
+        }
+        layers.push(Layer {
+            name: "latent clusters (Leiden)".into(),
+            columns: (0..k).map(|j| format!("cluster {j}")).collect(),
+            values: v,
+        });
     }
     let x = ds.layers.get("counts").or(ds.x.as_ref());
     if let Some(x) = x {
@@ -292,15 +437,15 @@ fn files(
     let l = o.latent.len() / n.max(1);
     let g = f.genes.len();
     let mut out = vec![];
-    let latent_cols: Vec<String> = (0..l).map(|j| format!("latent_{j}")).collect();
-    out.push((
-        "latent.csv".to_string(),
-        io::table_csv("", &latent_cols, &f.obs_names, &o.latent).into_bytes(),
-    ));
     let fr_cols: Vec<String> = FRACTIONS.iter().map(|s| s.to_string()).collect();
     out.push((
         "fractions.csv".to_string(),
         io::table_csv("", &fr_cols, &f.obs_names, &o.fractions).into_bytes(),
+    ));
+    let latent_cols: Vec<String> = (0..l).map(|j| format!("latent_{j}")).collect();
+    out.push((
+        "latent.csv".to_string(),
+        io::table_csv("", &latent_cols, &f.obs_names, &o.latent).into_bytes(),
     ));
     let mut predicted = vec![];
     if let Some(p) = &o.probabilities {
@@ -336,33 +481,7 @@ fn files(
     }
     out.push(("elbo_history.csv".to_string(), hist.into_bytes()));
 
-    let mut d = ds.clone();
-    let bad = |e: String| Error::new("corrected.h5ad", "", e);
-    d.layers.insert(
-        "resolvi_corrected".into(),
-        Matrix::Dense(dense(n, g, o.corrected.clone()).map_err(bad)?),
-    );
-    d.layers.insert(
-        "resolvi_own_counts".into(),
-        Matrix::Dense(dense(n, g, o.own_counts.clone()).map_err(bad)?),
-    );
-    d.layers.insert(
-        "resolvi_normalized".into(),
-        Matrix::Dense(dense(n, g, o.normalized.clone()).map_err(bad)?),
-    );
-    let lat: Vec<f64> = o.latent.iter().map(|&v| v as f64).collect();
-    d.obsm.insert(
-        "X_resolVI".into(),
-        Annotation::Array(dense(n, l, lat).map_err(bad)?),
-    );
-    for (j, key) in FRACTIONS.iter().enumerate() {
-        let v = (0..n).map(|i| o.fractions[i * 3 + j] as f64).collect();
-        d.obs.set(key, Column::Float(v));
-    }
-    if !predicted.is_empty() {
-        d.obs
-            .set("resolvi_predicted", Column::categorical_from(&predicted));
-    }
+    let d = annotated(f, ds, &predicted)?;
     out.push(("corrected.h5ad".to_string(), io::h5ad_write::write(&d)?));
     let summary = serde_json::json!({
         "model": "RESOLVI",

@@ -44,7 +44,7 @@ pub fn libraries(name: &str, key: &str, x: &Matrix, obs: &[String]) -> Result<Ve
             name,
             key,
             format!(
-                "{} of {} cells have no counts (the first is {}): remove cells with fewer than 5 counts before ResolVI",
+                "{} of {} cells have no counts (the first is {}): remove cells with fewer than 5 counts before ResolVI (tessera resolvi --min-counts 5, or Minimum counts on the page)",
                 empty.len(),
                 lib.len(),
                 obs[first]

@@ -1363,9 +1363,42 @@ fn resolvi_runs_on_xenium_with_de_and_niche_abundance() {
         &path(&root.join("x")),
     ]);
     assert!(
-        !ok && err.contains("cells have no counts") && err.contains("fewer than 5"),
+        !ok && err.contains("cells have no counts") && err.contains("--min-counts 5"),
         "{err}"
     );
+    // With them left out, the whole file (one epoch).
+    let whole = root.join("whole");
+    let (ok, _, err) = tessera(&[
+        "resolvi",
+        "--data",
+        &path(&xenium),
+        "--min-counts",
+        "5",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        &path(&whole),
+    ]);
+    assert!(
+        ok && err.contains("36447 of 36602 cells have at least 5 counts"),
+        "{err}"
+    );
+    let f = std::fs::read_to_string(whole.join("fractions.csv")).unwrap();
+    assert_eq!(f.lines().count(), 36448);
+    for line in f.lines().skip(1).step_by(997) {
+        let v: Vec<f64> = line
+            .split(',')
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let s: f64 = v.iter().sum();
+        assert!(
+            v.iter().all(|x| *x > 0.0) && (s - 1.013).abs() < 0.01,
+            "{line}"
+        );
+    }
 
     let sim = root.join("sim");
     let (ok, _, err) = tessera(&[
@@ -1455,18 +1488,13 @@ fn resolvi_runs_on_xenium_with_de_and_niche_abundance() {
     assert_eq!(summary["labels"], serde_json::json!(["a", "b", "c"]));
     assert!(out.join("model.json").exists());
 
-    let (ok, _, err) = tessera(&[
-        "resolvi",
-        "de",
-        "--model",
-        &path(&out),
-        "--groupby",
-        "region",
-        "--group1",
-        "a",
-        "--group2",
-        "b",
-    ]);
+    let model = path(&out);
+    let de_run = |args: &[&str]| {
+        let mut all = vec!["resolvi", "de", "--model", model.as_str()];
+        all.extend_from_slice(args);
+        tessera(&all)
+    };
+    let (ok, _, err) = de_run(&["--groupby", "region", "--group1", "a", "--group2", "b"]);
     assert!(ok, "{err}");
     let de = lines("de.csv");
     let head: Vec<&str> = de.lines().next().unwrap().split(',').collect();
@@ -1492,16 +1520,20 @@ fn resolvi_runs_on_xenium_with_de_and_niche_abundance() {
     let niche = lines("niche_abundance.csv");
     assert_eq!(niche.lines().count(), 4, "{niche}");
 
-    let (ok, _, err) = tessera(&[
-        "resolvi",
-        "de",
-        "--model",
-        &path(&out),
+    // The latent space's clusters from the fit's own AnnData.
+    let leiden = path(&root.join("leiden"));
+    let (ok, _, err) = de_run(&[
         "--groupby",
-        "region",
+        "resolvi_leiden",
         "--group1",
-        "zzz",
+        "0",
+        "--out",
+        &leiden,
     ]);
+    assert!(ok && err.contains("vs the rest"), "{err}");
+    let de = std::fs::read_to_string(root.join("leiden/de.csv")).unwrap();
+    assert_eq!(de.lines().count(), 249);
+    let (ok, _, err) = de_run(&["--groupby", "region", "--group1", "zzz"]);
     assert!(
         !ok && err.contains("no cell is 'zzz'") && err.contains("a, b, c"),
         "{err}"

@@ -332,7 +332,7 @@ fn bad_inputs_get_named_errors() {
 fn rsf_runs_on_s1_with_real_valued_factors() {
     let opts = run::Options {
         inducing: 150,
-        ..sim_options(run::Model::Rsf, 5000)
+        ..sim_options(run::Model::Rsf, 600)
     };
     let (f, d) = fit_simulation("S1", &opts);
     eprintln!(

@@ -551,7 +551,7 @@ fn report(name: &str, r: &SpillRun) {
 /// counts than the observed ones, and the fractions follow the simulated.
 #[test]
 fn spillover_on_xenium_is_corrected() {
-    let r = spill_run("xenium strip", &common::xenium_strip(0.12), 50, false);
+    let r = spill_run("xenium strip", &common::xenium_strip(0.08), 50, false);
     report("xenium", &r);
     assert_own_closer(&r);
     assert!(

@@ -506,7 +506,8 @@ fn Panel() -> impl IntoView {
                         </label>
                     </Show>
                     <Show when=move || !curve.get().is_empty()>
-                        <h3>"Loss per step"</h3>
+                        // Each analysis names its curve (per step or per epoch).
+                        <h3>{move || result().and_then(|r| r.meta.curves.first().map(|c| c.name.clone())).unwrap_or_default()}</h3>
                         <LossCurve points=curve/>
                         <p class="format">{final_score}</p>
                     </Show>

@@ -480,7 +480,7 @@ test('NSF in the page gives the command line\'s factors for the same seed', need
 });
 
 // The cells with at least 400 counts (a sixth of them) keep the run short.
-test('RESOLVI in the page on the Xenium cells: fractions as the command line, genes raw and corrected, DE of latent clusters', needsData, async () => {
+test('RESOLVI in the page on the Xenium cells: fractions as the command line, genes raw and corrected, DE, predicted labels and niche abundance', needsData, async () => {
   const h5ad = path.join(data, 'xenium_mouse_brain_small/derived/xenium.h5ad');
   const page = await open();
   await page.getByTestId('file-input').setInputFiles(h5ad);
@@ -511,6 +511,26 @@ test('RESOLVI in the page on the Xenium cells: fractions as the command line, ge
   const worst = assertCsvClose(got, path.join(out, 'fractions.csv'), 2e-3);
   console.log(`RESOLVI fractions in the page vs the command line: max |diff| ${worst.toExponential(2)}`);
   await page.close();
+
+  // Semi-supervised on the same cells, labelled by the first run's latent
+  // clusters: predicted labels and niche abundance in the page.
+  const labelled = await open();
+  await labelled.getByTestId('file-input').setInputFiles(path.join(out, 'corrected.h5ad'));
+  await labelled.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
+  await labelled.getByTestId('analysis-select').selectOption('resolvi');
+  await labelled.getByTestId('device-select').selectOption('cpu');
+  await labelled.getByTestId('resolvi-labels-select').selectOption('resolvi_leiden');
+  await fill(labelled, 'resolvi-epochs-input', '1');
+  await labelled.getByTestId('resolvi-groupby-select').selectOption('resolvi_leiden');
+  await fill(labelled, 'resolvi-group1-input', '0');
+  await labelled.waitForFunction(() => /RESOLVI \(semi-supervised\)/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
+  await runWhenReady(labelled, 900_000);
+  assert.equal(await labelled.getByTestId('error').count(), 0);
+  assert.equal(await labelled.getByTestId('layer-select').inputValue(), 'predicted cell type');
+  assert.match(await labelled.getByTestId('legend').textContent(), /largest of predicted cell type/);
+  for (const f of ['predictions.csv', 'de.csv', 'niche_abundance.csv']) assert.ok(await labelled.getByText(f).count() >= 1, `${f} offered`);
+  await shot(labelled, '18-resolvi-labels');
+  await labelled.close();
 });
 
 test('a Space Ranger folder\'s H&E image lies under its spots, and can be hidden', needsData, async () => {

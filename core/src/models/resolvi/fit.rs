@@ -417,7 +417,7 @@ pub fn results(
             .unwrap_or_else(|_| vec![0.0; 2 * n]),
         layers,
         curves: vec![Curve {
-            name: "ELBO".into(),
+            name: "ELBO per epoch".into(),
             values: f.history.loss.iter().map(|v| -v).collect(),
         }],
         matrices,

@@ -551,7 +551,7 @@ fn report(name: &str, r: &SpillRun) {
 /// counts than the observed ones, and the fractions follow the simulated.
 #[test]
 fn spillover_on_xenium_is_corrected() {
-    let r = spill_run("xenium strip", &common::xenium_strip(0.08), 50, false);
+    let r = spill_run("xenium strip", &common::xenium_strip(0.08), 35, false);
     report("xenium", &r);
     assert_own_closer(&r);
     assert!(
@@ -571,9 +571,50 @@ fn spillover_on_xenium_is_corrected() {
 /// half's labels are predicted.
 #[test]
 fn spillover_on_merfish_is_corrected_and_labels_transfer() {
-    let r = spill_run("merfish", &merfish(), 50, true);
+    let r = spill_run("merfish", &merfish(), 35, true);
     report("merfish", &r);
     assert_own_closer(&r);
     let acc = r.accuracy.unwrap();
     assert!(acc > 0.7, "held-out accuracy {acc}");
+}
+
+/// Missing batch values are a named error; missing labels count as
+/// unlabelled; coordinates must be finite.
+#[test]
+fn missing_batches_labels_and_coordinates_are_handled() {
+    use tessera_core::data::Column;
+    use tessera_core::models::resolvi::fit::{prepare, Options};
+    let mut d = merfish();
+    let n = d.n_obs();
+    let with_gaps: Vec<String> = (0..n)
+        .map(|i| match i % 7 {
+            0 => String::new(),
+            1 => "b".into(),
+            _ => "a".into(),
+        })
+        .collect();
+    d.obs.set("batch", Column::categorical_from(&with_gaps));
+    d.obs.set("label", Column::categorical_from(&with_gaps));
+    let o = |batch: bool| Options {
+        batch_key: batch.then(|| "batch".into()),
+        labels_key: Some("label".into()),
+        unlabeled: "unknown".into(),
+        min_counts: 0.0,
+        config: Default::default(),
+    };
+    let err = prepare("merfish", &d, &o(true)).err().unwrap().to_string();
+    assert!(
+        err.contains("obs['batch']")
+            && err.contains(&format!("{} cells have no batch", n.div_ceil(7))),
+        "{err}"
+    );
+    let p = prepare("merfish", &d, &o(false)).unwrap();
+    assert_eq!(p.label_names, ["a", "b"]);
+    let labels = p.labels.unwrap();
+    assert!(labels.iter().step_by(7).all(Option::is_none) && labels[1] == Some(1));
+    if let Some(tessera_core::data::Annotation::Array(a)) = d.obsm.get_mut("spatial") {
+        a[[3, 0]] = f64::NAN;
+    }
+    let err = prepare("merfish", &d, &o(false)).err().unwrap().to_string();
+    assert!(err.contains("has no finite coordinates"), "{err}");
 }

@@ -479,7 +479,7 @@ test('NSF in the page gives the command line\'s factors for the same seed', need
   await page.close();
 });
 
-// The cells with at least 400 counts (a sixth of them) keep the run short.
+// The cells with at least 500 counts (about a tenth) keep the run short.
 test('RESOLVI in the page on the Xenium cells: fractions as the command line, genes raw and corrected, DE, predicted labels and niche abundance', needsData, async () => {
   const h5ad = path.join(data, 'xenium_mouse_brain_small/derived/xenium.h5ad');
   const page = await open();
@@ -487,7 +487,7 @@ test('RESOLVI in the page on the Xenium cells: fractions as the command line, ge
   await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
   await page.getByTestId('analysis-select').selectOption('resolvi');
   await page.getByTestId('device-select').selectOption('cpu');
-  await fill(page, 'resolvi-min-counts-input', '400');
+  await fill(page, 'resolvi-min-counts-input', '500');
   await fill(page, 'resolvi-epochs-input', '1');
   await fill(page, 'resolvi-seed-input', '3');
   await page.getByTestId('resolvi-groupby-select').selectOption('resolvi_leiden');
@@ -496,7 +496,7 @@ test('RESOLVI in the page on the Xenium cells: fractions as the command line, ge
   await runWhenReady(page, 900_000);
   assert.equal(await page.getByTestId('error').count(), 0);
   const kept = Number((await page.getByTestId('result-summary').textContent()).match(/(\d+) points/)[1]);
-  assert.ok(kept > 1000 && kept < 36447, `${kept} cells with at least 400 counts`);
+  assert.ok(kept > 1000 && kept < 36447, `${kept} cells with at least 500 counts`);
   const layers = await page.getByTestId('layer-select').locator('option').allTextContents();
   for (const l of ['true fraction', 'diffused fraction', 'background fraction', 'latent clusters (Leiden)']) assert.ok(layers.includes(l), `${l} in ${layers}`);
   assert.ok(layers.some((l) => / raw$/.test(l)) && layers.some((l) => / corrected$/.test(l)), `${layers}`);
@@ -506,7 +506,7 @@ test('RESOLVI in the page on the Xenium cells: fractions as the command line, ge
   assert.ok(await page.getByText('de.csv').count() >= 1, 'the DE table is offered');
   const got = await download(page, 'download-csv', 'fractions.csv');
   const out = path.join(tmp, 'cli_resolvi');
-  execFileSync(bin, ['resolvi', '--data', h5ad, '--min-counts', '400', '--epochs', '1', '--seed', '3',
+  execFileSync(bin, ['resolvi', '--data', h5ad, '--min-counts', '500', '--epochs', '1', '--seed', '3',
     '--device', 'cpu', '--out', out], { stdio: 'pipe' });
   const worst = assertCsvClose(got, path.join(out, 'fractions.csv'), 2e-3);
   console.log(`RESOLVI fractions in the page vs the command line: max |diff| ${worst.toExponential(2)}`);

@@ -45,7 +45,7 @@ impl crate::form::Page for Page {
             {column(params, ctx, ("Labels (optional)", "Cell types of some cells: the semi-supervised mode predicts the others.", "resolvi-labels-select", "none: unsupervised"), None,
                 |p| p.labels.clone(), |p, v| p.labels = v)}
             {field(params, "Unlabelled value", "The label value of cells without a label (scvi's 'unknown').", "resolvi-unlabeled-input",
-                |p| p.unlabeled_value.clone(), |p, v| p.unlabeled_value = v.to_string())}
+                |p| p.unlabeled_value.clone(), |p, v| p.unlabeled_value = v.trim().to_string())}
             {field(params, "Minimum counts", "Leave out cells with fewer counts first (scanpy's filter_cells; 0 keeps every cell, and a cell without counts is refused, as in scvi-tools). Xenium data usually needs 5.", "resolvi-min-counts-input",
                 |p| p.min_counts.to_string(), |p, v| p.min_counts = v.trim().parse().unwrap_or(-1.0))}
             {field(params, "Epochs", "max_epochs (default 50; the KL weight warms up over the first 20).", "resolvi-epochs-input",

@@ -66,10 +66,15 @@ pub fn spillover(name: &str, d: &Dataset, p: &SpilloverSim) -> Result<Spillover,
             "the spill-over simulation needs each cell's coordinates".into(),
         )
     })?;
-    if !(0.0..1.0).contains(&(p.diffusion_max + p.background_max)) {
+    let share = |v: f64| v.is_finite() && (0.0..1.0).contains(&v);
+    if !(share(p.diffusion_max)
+        && share(p.background_max)
+        && share(p.diffusion_max + p.background_max))
+    {
         return Err(err(
             "",
-            "the diffusion and background shares must add up to less than 1".into(),
+            "the diffusion and background shares must each be in [0, 1) and add up to less than 1"
+                .into(),
         ));
     }
     let sums = x.row_sums();
@@ -93,6 +98,15 @@ pub fn spillover(name: &str, d: &Dataset, p: &SpilloverSim) -> Result<Spillover,
     };
     let (n, g) = (cs.rows, cs.cols);
     let pts: Vec<[f64; 2]> = kept.iter().map(|&i| [xy[(i, 0)], xy[(i, 1)]]).collect();
+    if let Some(i) = pts
+        .iter()
+        .position(|p| !(p[0].is_finite() && p[1].is_finite()))
+    {
+        return Err(err(
+            "obsm['spatial']",
+            format!("cell {} has no finite coordinates", d.obs.index[kept[i]]),
+        ));
+    }
     let tree = KdTree::new(&pts);
     let near: Vec<Vec<(usize, f64)>> = (0..n)
         .map(|i| tree.nearest(pts[i], p.neighbours, Some(i)))
@@ -127,7 +141,13 @@ pub fn spillover(name: &str, d: &Dataset, p: &SpilloverSim) -> Result<Spillover,
         for (&c, &v) in cs.indices[a..b].iter().zip(&cs.data[a..b]) {
             own[c as usize] = v as f64;
         }
-        let w: Vec<f64> = near[i].iter().map(|&(_, d)| (-d / scale).exp()).collect();
+        // Relative to the nearest, so a far-off cell's weights cannot all
+        // underflow to 0.
+        let d0 = near[i].first().map_or(0.0, |n| n.1);
+        let w: Vec<f64> = near[i]
+            .iter()
+            .map(|&(_, d)| (-(d - d0) / scale).exp())
+            .collect();
         let wt: f64 = w.iter().sum();
         for (&(j, _), wj) in near[i].iter().zip(&w) {
             let f = delta / keep * lib[i] * wj / wt / lib[j];

@@ -240,7 +240,7 @@ fn de(a: DeArgs) -> Result<(), io::Error> {
     let out = a.out.clone().unwrap_or(a.model.clone());
     std::fs::create_dir_all(&out)
         .map_err(|e| io::Error::new(&out.display().to_string(), "", e.to_string()))?;
-    let files = fit::differential_files(&d, &genes, a.fdr);
+    let files = fit::differential_files(&d, a.fdr);
     for (file, bytes) in &files {
         write(&out.join(file), bytes)?;
     }

@@ -191,6 +191,13 @@ impl Analysis for Resolvi {
         if !p.de_groupby.is_empty() && p.de_groupby != fit::LEIDEN_KEY {
             checks::categories(&sp, &p.de_groupby)?;
         }
+        if p.de_groupby == fit::LEIDEN_KEY && s.n_obs > fit::EMBED_MAX {
+            return Err(format!(
+                "the latent space is clustered up to {} cells; this data has {}: test groups of an obs column instead",
+                fit::EMBED_MAX,
+                s.n_obs
+            ));
+        }
         let need = memory_needed(&o.config, s.n_obs as u64, s.n_vars as u64, x.nnz);
         if need > TAB_BUDGET {
             return Err(format!(

@@ -37,6 +37,8 @@ impl Default for Change {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Row {
     pub feature: String,
+    /// The feature's column in the samples.
+    pub index: usize,
     pub proba_de: f64,
     pub proba_not_de: f64,
     pub bayes_factor: f64,
@@ -135,6 +137,7 @@ pub fn change(
         let eps = 1e-8;
         rows.push(Row {
             feature: features[j].clone(),
+            index: j,
             proba_de: proba,
             proba_not_de: 1.0 - proba,
             bayes_factor: sign * ((proba + eps).ln() - (1.0 - proba + eps).ln()),
@@ -169,12 +172,7 @@ pub fn change(
 /// The rows as scvi's DataFrame writes them, with the raw-count columns
 /// when given (per feature: mean, share of non-zero cells, mean of counts
 /// scaled to 10⁴ per cell, for each group).
-pub fn csv(
-    rows: &[Row],
-    fdr: f64,
-    raw: Option<&[[f64; 6]]>,
-    index_of: &dyn Fn(&str) -> usize,
-) -> String {
+pub fn csv(rows: &[Row], fdr: f64, raw: Option<&[[f64; 6]]>) -> String {
     let mut s = format!(
         ",proba_de,proba_not_de,bayes_factor,scale1,scale2,pseudocounts,delta,lfc_mean,lfc_median,lfc_std,lfc_min,lfc_max{},is_de_fdr_{fdr}\n",
         if raw.is_some() {
@@ -201,7 +199,7 @@ pub fn csv(
             r.lfc_max
         ));
         if let Some(raw) = raw {
-            for v in raw[index_of(&r.feature)] {
+            for v in raw[r.index] {
                 s.push_str(&format!(",{v}"));
             }
         }

@@ -163,6 +163,11 @@ impl Prepared {
     }
 }
 
+/// A categorical's missing value ("") or a float column's NaN, as text.
+fn is_missing(t: &str) -> bool {
+    t.is_empty() || t.eq_ignore_ascii_case("nan")
+}
+
 pub fn prepare(name: &str, ds: &Dataset, o: &Options) -> Result<Prepared, Error> {
     let (key, x) = counts(name, ds)?;
     if !x.check_values().is_counts() {
@@ -175,10 +180,28 @@ pub fn prepare(name: &str, ds: &Dataset, o: &Options) -> Result<Prepared, Error>
     let x = x.to_csr();
     let lib = prep::libraries(name, key, &x, &ds.obs.index)?;
     let xy = coords(name, ds)?;
+    if let Some(i) = xy
+        .iter()
+        .position(|p| !(p[0].is_finite() && p[1].is_finite()))
+    {
+        return Err(Error::new(
+            name,
+            "obsm['spatial']",
+            format!("cell {} has no finite coordinates", ds.obs.index[i]),
+        ));
+    }
     let n = lib.len();
     let (batch, batch_names) = match &o.batch_key {
         Some(k) => {
             let (text, names) = categories(name, ds, k)?;
+            let missing = text.iter().filter(|t| is_missing(t)).count();
+            if missing > 0 {
+                return Err(Error::new(
+                    name,
+                    &format!("obs['{k}']"),
+                    format!("{missing} cells have no batch; give every cell one"),
+                ));
+            }
             let codes = text
                 .iter()
                 .map(|t| names.binary_search(t).expect("listed") as u32)
@@ -189,10 +212,18 @@ pub fn prepare(name: &str, ds: &Dataset, o: &Options) -> Result<Prepared, Error>
     };
     let nb = prep::neighbours(name, &xy, &batch, &batch_names)?;
     let priors = prep::priors(&x, &lib, &nb);
+    if priors.median_distance.is_nan() || priors.median_distance <= 0.0 {
+        return Err(Error::new(
+            name,
+            "obsm['spatial']",
+            "most cells share their coordinates with neighbours (the median neighbour distance is 0)",
+        ));
+    }
     let (labels, label_names) = match &o.labels_key {
         Some(k) => {
             let (text, mut names) = categories(name, ds, k)?;
-            names.retain(|t| *t != o.unlabeled);
+            // Missing labels count as unlabelled, as the named value does.
+            names.retain(|t| *t != o.unlabeled && !is_missing(t));
             if names.len() < 2 {
                 return Err(Error::new(
                     name,
@@ -236,6 +267,14 @@ pub async fn fit<D: Device>(
     let mut model = Model::new(dev, o.config, &data);
     let history = run::train(dev, &mut model, &data, progress).await;
     let outputs = run::outputs(dev, &model, &data).await;
+    if !history.loss.iter().all(|v| v.is_finite()) || !outputs.latent.iter().all(|v| v.is_finite())
+    {
+        return Err(Error::new(
+            name,
+            "",
+            "the fit diverged (a non-finite loss or latent space); try another --seed or fewer --epochs",
+        ));
+    }
     let n = data.n_obs();
     let (clusters, umap) = if n <= EMBED_MAX {
         let (c, u) = embed(dev, &outputs.latent, n, o.config.n_latent, o.config.seed).await;
@@ -377,7 +416,7 @@ pub fn results(
     }
     let mut matrices = vec![];
     if let Some(d) = de {
-        files.extend(differential_files(d, &f.genes, de::Change::default().fdr));
+        files.extend(differential_files(d, de::Change::default().fdr));
         let top: Vec<&de::Row> = d.expression.iter().take(30).collect();
         matrices.push(BundleMatrix {
             name: "differential expression: the 30 most probable genes (proba_de, lfc_mean)".into(),
@@ -577,7 +616,7 @@ pub async fn differential<D: Device>(
             let scale = 1e4 / p.lib[r];
             p.x.for_row(r, |c, v| {
                 mean[c] += v as f64;
-                nz[c] += 1.0;
+                nz[c] += f64::from(u8::from(v != 0.0));
                 norm[c] += v as f64 * scale;
             });
         }
@@ -629,20 +668,15 @@ pub async fn differential<D: Device>(
 pub const NICHE_PSEUDOCOUNTS: f64 = 1e-3;
 
 /// de.csv and, with labels, niche_abundance.csv.
-pub fn differential_files(d: &Differential, genes: &[String], fdr: f64) -> Vec<(String, Vec<u8>)> {
-    let at: std::collections::HashMap<&str, usize> = genes
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.as_str(), i))
-        .collect();
+pub fn differential_files(d: &Differential, fdr: f64) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![(
         "de.csv".to_string(),
-        de::csv(&d.expression, fdr, Some(&d.raw), &|g| at[g]).into_bytes(),
+        de::csv(&d.expression, fdr, Some(&d.raw)).into_bytes(),
     )];
     if let Some(n) = &d.niche {
         out.push((
             "niche_abundance.csv".to_string(),
-            de::csv(n, fdr, None, &|_| 0).into_bytes(),
+            de::csv(n, fdr, None).into_bytes(),
         ));
     }
     out

@@ -121,14 +121,7 @@ async fn embed<D: Device>(
 
 /// A categorical obs column's codes and names.
 fn categories(name: &str, ds: &Dataset, key: &str) -> Result<(Vec<String>, Vec<String>), Error> {
-    let col = ds.obs.column(key).ok_or_else(|| {
-        let have: Vec<&str> = ds.obs.columns.iter().map(|c| c.0.as_str()).collect();
-        Error::new(
-            name,
-            &format!("obs['{key}']"),
-            format!("no such column; obs has {}", have.join(", ")),
-        )
-    })?;
+    let col = crate::spatial::inputs::obs_column(name, ds, key)?;
     let text: Vec<String> = (0..col.len()).map(|i| col.text(i)).collect();
     let mut names = text.clone();
     names.sort();

@@ -126,6 +126,15 @@ fn downsample(x: &[f32], g: usize, total: usize, seed: u64) -> Vec<f32> {
     out
 }
 
+/// √v of an encoder's variance head (the guide's scale).
+pub fn sqrt<D: Device>(dev: &D, v: &D::Buf, n: usize) -> D::Buf {
+    let (lv, half, sq) = (dev.zeros(n), dev.zeros(n), dev.zeros(n));
+    dev.unary(Unary::Log, v, &lv);
+    dev.binary(Binary::Mul, &lv, &dev.upload(&[0.5]), &half);
+    dev.unary(Unary::Exp, &half, &sq);
+    sq
+}
+
 /// A device parameter with its gradient and Adam moments.
 struct Param<D: Device> {
     value: D::Buf,
@@ -174,6 +183,8 @@ pub struct Model<D: Device> {
     moments: Vec<(D::Buf, D::Buf)>,
     pub steps: u32,
     diffusion_eps: D::Buf,
+    /// The index buffers of each minibatch size met (two: full and last).
+    layouts: Vec<(usize, Layout<D>)>,
 }
 
 /// A trained model's weights, as `tessera resolvi` saves them so that
@@ -274,6 +285,7 @@ impl<D: Device> Model<D> {
             moments: vec![],
             steps: 0,
             diffusion_eps: dev.upload(&[0.0, 0.01, 0.0]),
+            layouts: vec![],
         }
     }
 
@@ -413,7 +425,10 @@ impl<D: Device> Model<D> {
         let (b, g, k) = (rows.len(), self.genes, N_NEIGHBORS);
         let dims = self.dims(b);
         let (s, l) = (dims.s, dims.l);
-        let (sb, lay) = (s * b, Layout::new(dev, dims));
+        if !self.layouts.iter().any(|(n, _)| *n == b) {
+            self.layouts.push((b, Layout::new(dev, dims)));
+        }
+        let sb = s * b;
         let zeros = |n: usize| dev.zeros(n);
         let rep = |x: &D::Buf, n: usize, times: usize| {
             let out = zeros(n * times);
@@ -473,10 +488,7 @@ impl<D: Device> Model<D> {
                 offset: 0,
             }),
         );
-        let (sq, half, lv) = (zeros(b * l), zeros(b * l), zeros(b * l));
-        dev.unary(Unary::Log, &tz.v, &lv);
-        dev.binary(Binary::Mul, &lv, &dev.upload(&[0.5]), &half);
-        dev.unary(Unary::Exp, &half, &sq);
+        let sq = sqrt(dev, &tz.v, b * l);
         let eps = zeros(sb * l);
         dev.random(true, mix(seed, 53, step), 0, &eps);
         let (se, z) = (zeros(sb * l), zeros(sb * l));
@@ -490,10 +502,7 @@ impl<D: Device> Model<D> {
         let tdec = self.decoder.forward(dev, &z, cats.as_ref(), sb);
         let xn_in = dev.upload_owned(encoder_input(&xn, g));
         let tn = self.z_encoder.forward(dev, &xn_in, b * k, None);
-        let (sqn, halfn, lvn) = (zeros(b * k * l), zeros(b * k * l), zeros(b * k * l));
-        dev.unary(Unary::Log, &tn.v, &lvn);
-        dev.binary(Binary::Mul, &lvn, &dev.upload(&[0.5]), &halfn);
-        dev.unary(Unary::Exp, &halfn, &sqn);
+        let sqn = sqrt(dev, &tn.v, b * k * l);
         let epsn = zeros(sb * k * l);
         dev.random(true, mix(seed, 54, step), 0, &epsn);
         let (sen, zn) = (zeros(sb * k * l), zeros(sb * k * l));
@@ -560,7 +569,12 @@ impl<D: Device> Model<D> {
         let tally = Tally::new(dev, &elbo::TALLY);
         let gr = elbo::head(
             dev,
-            &lay,
+            &self
+                .layouts
+                .iter()
+                .find(|(n, _)| *n == b)
+                .expect("made above")
+                .1,
             &HeadIn {
                 x_rep: &x_rep,
                 lib: &lib,

@@ -5,9 +5,9 @@
 //! each cell's true / diffused / background proportions and, with labels,
 //! the predicted cell types.
 
-use super::model::{encoder_input, Data, Model};
+use super::model::{encoder_input, sqrt, Data, Model};
 use super::prep::N_NEIGHBORS;
-use crate::compute::{philox, Binary, Device, Unary};
+use crate::compute::{philox, Binary, Device};
 use crate::models::resolvi::nn::Cats;
 use crate::models::svi::mix;
 
@@ -98,15 +98,6 @@ pub struct Outputs {
 const CHUNK: usize = 2048;
 /// Draws of z per cell for the predicted labels (scvi's default).
 pub const PREDICT_SAMPLES: usize = 30;
-
-/// √v of an encoder's variance head.
-fn sqrt<D: Device>(dev: &D, v: &D::Buf, n: usize) -> D::Buf {
-    let (lv, half, sq) = (dev.zeros(n), dev.zeros(n), dev.zeros(n));
-    dev.unary(Unary::Log, v, &lv);
-    dev.binary(Binary::Mul, &lv, &dev.upload(&[0.5]), &half);
-    dev.unary(Unary::Exp, &half, &sq);
-    sq
-}
 
 pub async fn outputs<D: Device>(dev: &D, model: &Model<D>, data: &Data<'_>) -> Outputs {
     let (n, g) = (data.n_obs(), data.genes());

@@ -4,5 +4,8 @@ use libfuzzer_sys::fuzz_target;
 use tessera_core::io::{read, FileSet, TableOptions};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = read(FileSet::single("fuzz.zip", data.to_vec()), &TableOptions::default());
+    let _ = read(
+        FileSet::single("fuzz.zip", data.to_vec()),
+        &TableOptions::default(),
+    );
 });

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use tessera_core::io;
 use tessera_core::models::resolvi::de::Change;
+use tessera_core::models::resolvi::fit::SavedFit;
 use tessera_core::models::resolvi::fit::{self, Options};
-use tessera_core::models::resolvi::model::{Config, Model, Saved};
+use tessera_core::models::resolvi::model::{Config, Model};
 
 use crate::device::{self, on_device};
 use crate::progress::Bar;
@@ -93,14 +94,6 @@ pub struct DeArgs {
     table: TableArgs,
 }
 
-/// What model.json holds.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ModelFile {
-    data: String,
-    options: Options,
-    saved: Saved,
-}
-
 fn bad(flag: &str, m: impl Into<String>) -> io::Error {
     io::Error::new("tessera resolvi", flag, m)
 }
@@ -162,7 +155,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     let params = serde_json::to_value(&o).expect("parameters serialise");
     let mut files = fit::results(&fitted, ds, params, Some(secs), None)?.files;
     let abs = std::fs::canonicalize(&data).unwrap_or(data.clone());
-    let model = ModelFile {
+    let model = SavedFit {
         data: abs.display().to_string(),
         options: o.clone(),
         saved,
@@ -204,8 +197,7 @@ fn de(a: DeArgs) -> Result<(), io::Error> {
             format!("{e}: --model names the folder tessera resolvi wrote"),
         )
     })?;
-    let m: ModelFile = serde_json::from_slice(&text)
-        .map_err(|e| io::Error::new(&where_, "", format!("not a RESOLVI model: {e}")))?;
+    let m = fit::read_model(&where_, &text)?;
     if !(a.delta.is_finite() && a.delta > 0.0) {
         return Err(bad("--delta", "must be a positive number"));
     }

@@ -3,7 +3,7 @@
 //! model trained, and its results as the files `tessera resolvi` writes.
 
 use super::de;
-use super::model::{Config, Data, Model};
+use super::model::{Config, Data, Model, Saved};
 use super::prep::{self, N_NEIGHBORS};
 use super::run::{self, History, Outputs, Progress};
 use crate::bundle::{Curve, Layer, Matrix as BundleMatrix, Plot, Results};
@@ -66,6 +66,39 @@ fn counts<'a>(name: &str, ds: &'a Dataset) -> Result<(&'static str, &'a Matrix),
             })?,
         )),
     }
+}
+
+/// What `model.json` holds: the fit's data file, its options and weights.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedFit {
+    pub data: String,
+    pub options: Options,
+    pub saved: Saved,
+}
+
+/// Reads a `model.json` (a file from disk or a stranger: every size and
+/// weight is checked before it is allocated or used).
+pub fn read_model(source: &str, bytes: &[u8]) -> Result<SavedFit, Error> {
+    let bad = |m: String| Error::new(source, "", m);
+    let m: SavedFit =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not a RESOLVI model: {e}")))?;
+    m.options
+        .config
+        .validate()
+        .map_err(|e| bad(format!("options.config: {e}")))?;
+    let s = &m.saved;
+    if s.config != m.options.config {
+        return Err(bad("saved.config differs from options.config".into()));
+    }
+    if s.genes == 0 || s.n_obs == 0 || s.n_batch == 0 {
+        return Err(bad("the model has no genes, cells or batches".into()));
+    }
+    if s.weights.iter().flatten().any(|w| !w.is_finite())
+        || s.scalars.iter().any(|v| !v.is_finite())
+    {
+        return Err(bad("the weights are not all finite numbers".into()));
+    }
+    Ok(m)
 }
 
 pub struct Fitted {

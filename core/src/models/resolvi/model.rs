@@ -59,6 +59,42 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Every field in range: a saved model is read from a file, and its
+    /// sizes become allocations.
+    pub fn validate(&self) -> Result<(), String> {
+        let within = |what: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{what} {v}: expected {lo} to {hi}"))
+            }
+        };
+        within("n_latent", self.n_latent, 1, 100)?;
+        within("n_hidden", self.n_hidden, 1, 4096)?;
+        within("n_hidden_encoder", self.n_hidden_encoder, 1, 4096)?;
+        within("n_layers", self.n_layers, 1, 8)?;
+        within("mixture_k", self.mixture_k, 1, 1000)?;
+        within("particles", self.particles, 1, 64)?;
+        within("batch_size", self.batch_size, 1, 65_536)?;
+        within("epochs", self.epochs, 1, 10_000)?;
+        within("kl_warmup", self.kl_warmup, 0, 10_000)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout {}: expected 0 to 1", self.dropout));
+        }
+        for (what, v) in [
+            ("lr", self.lr),
+            ("lr_extra", self.lr_extra),
+            ("adam_eps", self.adam_eps),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                return Err(format!("{what} {v}: expected a number in (0, 1]"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The data a model trains on: counts (cells × genes), each cell's library
 /// size, neighbours, batch code and label (semi-supervised).
 pub struct Data<'a> {

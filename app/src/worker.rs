@@ -9,8 +9,9 @@ use tessera_core::bundle::{self, Results};
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
 use tessera_core::data::Dataset;
-use tessera_core::io::{self, FileSet, Loaded, TableOptions};
+use tessera_core::io::{self, FileSet, Loaded};
 use tessera_core::models::multiomics;
+use tessera_core::session::{self, Opened};
 use tessera_core::share::{DeviceChoice, Run, Source};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -74,6 +75,7 @@ fn files_of(data: &JsValue, key: &str) -> Vec<File> {
 async fn read_files(files: &[File]) -> Result<FileSet, String> {
     let mut set = FileSet::default();
     for file in files {
+        session::admit(&file.name(), file.size() as u64)?;
         let buf = JsFuture::from(file.array_buffer())
             .await
             .map_err(|_| format!("{}: the browser could not read this file", file.name()))?;
@@ -208,25 +210,18 @@ fn demo_cards(
 /// One input: a results bundle, or a dataset card.
 fn open(input: FileSet, url: Option<String>, buffers: &mut Vec<JsValue>) -> Outcome {
     let names: Vec<String> = input.files.iter().map(|f| f.path.clone()).collect();
-    if let [only] = &input.files[..] {
-        if only.plain_name().ends_with(".zip") && bundle::is_bundle(&only.bytes) {
-            return match bundle::read(&only.plain_name(), &only.bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|r| result_meta_into(r, None, None, buffers))
-            {
-                Ok(meta) => Outcome::Results(Box::new(meta)),
-                Err(e) => Outcome::Error(e),
-            };
-        }
-    }
-    match io::read(input, &TableOptions::default()) {
-        Ok(loaded) => {
+    match session::open(input) {
+        Ok(Opened::Bundle(r)) => match result_meta_into(*r, None, None, buffers) {
+            Ok(meta) => Outcome::Results(Box::new(meta)),
+            Err(e) => Outcome::Error(e),
+        },
+        Ok(Opened::Dataset(loaded)) => {
             let mut c = card(&loaded, buffers);
             c.files = if url.is_some() { vec![] } else { names };
             c.url = url;
             Outcome::Card(Box::new(c))
         }
-        Err(e) => Outcome::Error(e.to_string()),
+        Err(e) => Outcome::Error(e),
     }
 }
 
@@ -385,12 +380,7 @@ async fn input(
     demos: &mut Vec<(Dataset, &'static str)>,
 ) -> Result<(String, Dataset), String> {
     let files_key = files_key(input.slot);
-    let read = |set: FileSet| -> Result<(String, Dataset), String> {
-        let name = set.label();
-        io::read(set, &TableOptions::default())
-            .map(|l| (name, l.dataset))
-            .map_err(|e| e.to_string())
-    };
+    let read = session::dataset;
     match source {
         Source::Demo => Ok((input.demo.to_string(), demo(input.demo, demos)?)),
         Source::Url { url } => read(fetch(scope, url).await?),
@@ -421,6 +411,7 @@ async fn run_analysis(
     run: &Run,
     data: &JsValue,
 ) -> Result<(Results, String, f64), String> {
+    // Checked before any input is fetched; session::run checks it again.
     run.validate()?;
     let mut notify = |stage: &str, done, total, loss| {
         post(
@@ -455,12 +446,8 @@ async fn run_analysis(
             Slot::Proteins => inputs.prot = Some(read),
         }
     }
-    // The spots sit on the spatial data's own image, whatever the analysis.
-    let image = bundle::tissue_image(&inputs.sp.1);
-    let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
     let t0 = now_ms();
     let seconds = || (now_ms() - t0) / 1e3;
-    let p = &run.params;
     // Graph statistics are integer and sparse work: the CPU's.
     let gpu = match (info.gpu, run.device) {
         (true, DeviceChoice::Webgpu) => {
@@ -469,16 +456,16 @@ async fn run_analysis(
         }
         _ => None,
     };
-    let (mut r, device) = match gpu {
+    let (r, device) = match gpu {
         None => (
-            p.run(&Cpu, inputs, params, &mut notify).await?,
+            session::run(&Cpu, run, inputs, &mut notify).await?,
             "CPU".into(),
         ),
         Some(Ok(gpu)) => {
             if gpu.is_software() {
                 notice(scope, id, "This browser's WebGPU is a software emulation (no graphics card is in use), so the run will be slow; Device: CPU is faster here for small runs.".into());
             }
-            let r = p.run(&gpu, inputs, params, &mut notify).await?;
+            let r = session::run(&gpu, run, inputs, &mut notify).await?;
             (r, format!("WebGPU: {}", gpu.adapter()))
         }
         Some(Err(e)) => {
@@ -489,13 +476,10 @@ async fn run_analysis(
                     "This browser offers no WebGPU ({e}): the run uses the CPU and will be slower."
                 ),
             );
-            let r = p.run(&Cpu, inputs, params, &mut notify).await?;
+            let r = session::run(&Cpu, run, inputs, &mut notify).await?;
             (r, "CPU (no WebGPU)".into())
         }
     };
-    if r.image.is_none() {
-        r.image = image;
-    }
     Ok((r, device, seconds()))
 }
 

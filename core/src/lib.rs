@@ -11,6 +11,7 @@ pub mod embed;
 pub mod io;
 pub mod models;
 pub mod prep;
+pub mod session;
 pub mod share;
 pub mod simulate;
 pub mod spatial;

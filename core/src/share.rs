@@ -3,7 +3,7 @@
 //! fragment as deflated JSON in base64url, so it never reaches a server.
 //!
 //! A link is data, never code: every field is parsed into a closed set of
-//! types and range-checked, and URLs must be plain http(s).
+//! types and range-checked, and URLs must be plain https.
 
 use std::io::{Read, Write};
 
@@ -147,12 +147,21 @@ impl Default for View {
     }
 }
 
-/// A public http(s) URL, nothing else (no javascript:, data:, blob: or file:).
+/// A public https URL, nothing else (no http:, javascript:, data:, blob:
+/// or file:): what a link loads is encrypted and named for the user to see.
 pub fn check_url(what: &str, url: &str) -> Result<(), String> {
-    let ok_scheme = url.starts_with("https://") || url.starts_with("http://");
-    if !ok_scheme || url.len() > MAX_URL || url.chars().any(|c| c.is_control() || c == ' ') {
+    let host = url
+        .strip_prefix("https://")
+        .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    if host.is_none_or(|h| h.is_empty() || h.contains('@'))
+        || url.len() > MAX_URL
+        || url
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
         return Err(format!(
-            "{what} must be an http(s) URL of at most {MAX_URL} characters"
+            "{what} must be an https:// address of at most {MAX_URL} characters (got '{}')",
+            url.chars().take(80).collect::<String>().escape_default()
         ));
     }
     Ok(())
@@ -362,7 +371,17 @@ mod tests {
         });
         assert!(Link::decode(&l.encode())
             .unwrap_err()
-            .contains("http(s) URL"));
+            .contains("https:// address"));
+        for bad in [
+            "http://example.org/a.h5ad",
+            "https://example.org@evil.example/a.h5ad",
+            "https:///a.h5ad",
+            "https://example.org/a b.h5ad",
+            "HTTPS://example.org/a.h5ad",
+        ] {
+            assert!(check_url("u", bad).is_err(), "{bad}");
+        }
+        assert!(check_url("u", "https://example.org:8443/d/a.h5ad?x=1#y").is_ok());
         let mut l = link();
         l.run.inputs.sp = Source::Local { files: vec![] };
         assert!(Link::decode(&l.encode())

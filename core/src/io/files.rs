@@ -10,6 +10,31 @@ use super::error::{Context, Error, Result};
 /// browser tab from zip bombs.
 const MAX_MEMBER: u64 = 4 << 30;
 
+/// Everything `r` inflates to, or a named error once it passes
+/// [`MAX_MEMBER`]: a bomb is refused, never cut short.
+fn inflate(mut r: impl Read, file: &str, key: &str) -> Result<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 1 << 18];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::new(file, key, e.to_string())),
+        };
+        if (out.len() + n) as u64 > MAX_MEMBER {
+            return Err(Error::new(
+                file,
+                key,
+                "inflates to more than 4 GiB (a compression bomb, or too much for one file)",
+            ));
+        }
+        out.try_reserve(n)
+            .map_err(|_| Error::new(file, key, "inflates to more than this machine can hold"))?;
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NamedFile {
     /// Path inside the set, `/`-separated (`spatial/scalefactors_json.json`).
@@ -34,18 +59,22 @@ impl NamedFile {
         if !self.path.to_lowercase().ends_with(".gz") {
             return Ok(std::borrow::Cow::Borrowed(&self.bytes));
         }
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&self.bytes[..])
-            .take(MAX_MEMBER)
-            .read_to_end(&mut out)
-            .at(&self.path, "")
-            .map_err(|e| {
+        let out = inflate(
+            flate2::read::MultiGzDecoder::new(&self.bytes[..]),
+            &self.path,
+            "",
+        )
+        .map_err(|e| {
+            if e.message.starts_with("inflates") {
+                e
+            } else {
                 Error::new(
                     &e.file,
                     "",
                     format!("not a valid gzip file ({})", e.message),
                 )
-            })?;
+            }
+        })?;
         Ok(std::borrow::Cow::Owned(out))
     }
 }
@@ -141,8 +170,8 @@ impl FileSet {
                 if entry.size() > MAX_MEMBER {
                     return Err(Error::new(&f.path, &name, "member is larger than 4 GiB"));
                 }
-                let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut bytes).at(&f.path, &name)?;
+                // The declared size is the archive's word; the inflated bytes are counted.
+                let bytes = inflate(&mut entry, &f.path, &name)?;
                 out.push(&name, bytes);
             }
         }

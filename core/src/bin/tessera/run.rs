@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tessera_core::analysis::{Data, Params, Slot};
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::share::{DeviceChoice, Inputs, Link, Run, Source};
-use tessera_core::{bundle, io};
+use tessera_core::{bundle, io, session};
 
 use crate::device::{self, on_device};
 use crate::progress::Bar;
@@ -97,7 +97,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         *slot = Some(read(path)?);
     }
     // What the bundle stores: the run as a link holds it, on local files.
-    let json = serde_json::to_value(Run {
+    let run = Run {
         params: params.clone(),
         inputs: Inputs {
             sp: local(&a.sp),
@@ -105,9 +105,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             prot: data.prot.as_ref().and(a.prot.as_deref()).map(local),
         },
         device: DeviceChoice::default(),
-    })
-    .expect("a run serialises");
-    let image = bundle::tissue_image(&data.sp.1);
+    };
     let mut bar = Bar::new(info.name);
     let mut progress = |_stage: &str, done: usize, total: usize, loss: Option<f64>| {
         bar.update_with(
@@ -116,23 +114,21 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             &loss.map(|l| format!("loss {l:.4}")).unwrap_or_default(),
         )
     };
-    let fail = |e: String| io::Error::new(&a.sp.display().to_string(), "", e);
-    let mut r = if info.gpu {
+    // The analyses' errors name their file already.
+    let fail = |e: String| io::Error::new("tessera run", "", e);
+    let r = if info.gpu {
         let dev = device::open(a.device.as_deref())?;
         eprintln!("{}: {}", info.name, dev.name());
-        on_device!(&dev, |d| pollster::block_on(params.run(
+        on_device!(&dev, |d| pollster::block_on(session::run(
             d,
+            &run,
             data,
-            json,
             &mut progress
         )))
         .map_err(fail)?
     } else {
-        pollster::block_on(params.run(&Cpu, data, json, &mut progress)).map_err(fail)?
+        pollster::block_on(session::run(&Cpu, &run, data, &mut progress)).map_err(fail)?
     };
-    if r.image.is_none() {
-        r.image = image;
-    }
     std::fs::create_dir_all(&a.out)
         .map_err(|e| io::Error::new(&a.out.display().to_string(), "", e.to_string()))?;
     for (name, bytes) in &r.files {

@@ -224,6 +224,13 @@ pub async fn run<D: Device>(
             g_all - expressed.len()
         ));
     }
+    if rows.is_empty() || expressed.is_empty() {
+        return Err(Error::new(
+            name,
+            key,
+            "has no counts: every cell and every gene is zero",
+        ));
+    }
     if l > expressed.len().min(opts.genes) {
         return Err(Error::new(
             name,

@@ -66,7 +66,7 @@ PY
 # The workbench test compares the page with the CLI the native tests built.
 step "browser end-to-end (headless chromium)" env TESSERA_VISIUM_ZIP="$tmp/scanpy_visium_test.zip" \
   TESSERA_BIN="$ROOT/target/debug/tessera" \
-  node --test --test-concurrency=1 tests/e2e/cards.test.mjs tests/e2e/workbench.test.mjs
+  node --test --test-concurrency=1 tests/e2e/cards.test.mjs tests/e2e/workbench.test.mjs tests/e2e/safety.test.mjs
 say "screenshots: tests/e2e/artifacts/"
 
 step "fuzz (${FUZZ_SECONDS}s per reader)" bash core/fuzz/run.sh "$FUZZ_SECONDS"

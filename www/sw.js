@@ -2,9 +2,9 @@
 // installs, and every GET the page or its worker makes later (fetched
 // datasets too) is kept; the network wins while online, the cache answers
 // when it is not. A workshop room can lose its Wi-Fi.
-const CACHE = 'tessera-v2';
+const CACHE = 'tessera-v3';
 const SHELL = ['./', './index.html', './app.js', './app_bg.wasm', './worker.js', './worker_bg.wasm',
-  './worker_loader.js', './style.css', './favicon.svg'];
+  './worker_loader.js', './boot.js', './style.css', './favicon.svg'];
 self.addEventListener('install', (e) => {
   self.skipWaiting();
   // One by one: a missing file must not keep the rest out.

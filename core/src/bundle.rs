@@ -273,9 +273,11 @@ impl Results {
             }
         }
         if let Some(im) = &self.image {
-            if im.rgba.len() != im.width * im.height * 4
-                || !(im.scale.is_finite() && im.scale > 0.0)
-            {
+            let bytes = im
+                .width
+                .checked_mul(im.height)
+                .and_then(|p| p.checked_mul(4));
+            if bytes != Some(im.rgba.len()) || !(im.scale.is_finite() && im.scale > 0.0) {
                 return bad(
                     "image.rgba",
                     format!(
@@ -288,8 +290,17 @@ impl Results {
                 );
             }
         }
+        // A file name reaches the user's disk as a download's name.
+        for (f, _) in &self.files {
+            if !is_plain_file_name(f) {
+                return bad(
+                    "manifest.json",
+                    format!("file name '{}' is not a plain name", f.escape_default()),
+                );
+            }
+        }
         for (i, l) in self.layers.iter().enumerate() {
-            if l.values.len() != n * l.columns.len() {
+            if Some(l.values.len()) != n.checked_mul(l.columns.len()) {
                 return bad(
                     &format!("layers/{i}.npy"),
                     format!(
@@ -303,6 +314,17 @@ impl Results {
         }
         Ok(())
     }
+}
+
+/// A name a download may take: one path segment of at most 128 printable
+/// characters, not hidden, nothing a file system reads as a path or a device.
+pub fn is_plain_file_name(f: &str) -> bool {
+    !f.is_empty()
+        && f.len() <= 128
+        && !f.starts_with('.')
+        && !f
+            .chars()
+            .any(|c| c.is_control() || "/\\:*?\"<>|".contains(c))
 }
 
 fn zip_err(source: &str, e: impl std::fmt::Display) -> Error {
@@ -519,11 +541,11 @@ pub fn read(source: &str, bytes: &[u8]) -> Result<Results, Error> {
     }
     let mut files = Vec::new();
     for f in m.files {
-        if f.contains('/') || f.contains('\\') || f.starts_with('.') {
+        if !is_plain_file_name(&f) {
             return Err(Error::new(
                 source,
                 "manifest.json",
-                format!("file name '{f}' is not a plain name"),
+                format!("file name '{}' is not a plain name", f.escape_default()),
             ));
         }
         let bytes = entry(&format!("files/{f}"))?;

@@ -34,7 +34,9 @@ before(async () => {
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
     // playwright gives every launch a fresh temporary profile.
   });
-  page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+  // Playwright's waitForFunction evaluates strings, which the page's policy
+  // refuses; tests/e2e/safety.test.mjs runs the page under it.
+  page = await browser.newPage({ viewport: { width: 1200, height: 1400 }, bypassCSP: true });
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
   await page.goto(base);

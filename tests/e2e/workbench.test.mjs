@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { PNG } from 'playwright-core/lib/utilsBundle';
-import { serve } from './serve.mjs';
+import { serve, policy, selfSigned } from './serve.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const root = path.resolve(here, '../..');
@@ -32,29 +32,39 @@ const RUN_TIMEOUT = 300_000;
 // WebGPU on SwiftShader costs ~0.3-0.6 s per epoch, so the page runs are
 // short; the command line runs the same number for the comparison.
 const EPOCHS = 30;
-let server, browser, context, base;
+let server, dataServer, browser, context, base, dataBase;
 const consoleLines = [];
 
 before(async () => {
   assert.ok(fs.existsSync(path.join(root, 'dist/index.html')), 'dist/ missing: run trunk build first');
   assert.ok(fs.existsSync(bin), `the native CLI is missing at ${bin} (cargo build --features cli)`);
-  server = await serve(path.join(root, 'dist'), haveData ? { '/data/': data } : {});
+  // The page under the policy www/serve.sh sends; public datasets from an
+  // https host of their own, as a link's sources must be.
+  server = await serve(path.join(root, 'dist'), {}, { headers: { 'content-security-policy': policy(root) } });
   base = `http://127.0.0.1:${server.address().port}/`;
+  dataServer = await serve(tmp, haveData ? { '/data/': data } : {},
+    { tls: selfSigned(tmp), headers: { 'access-control-allow-origin': '*' } });
+  dataBase = `https://127.0.0.1:${dataServer.address().port}/data/`;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run',
+    // The data host's certificate is self-signed: the service worker's
+    // fetches too must accept it (ignoreHTTPSErrors covers the page only).
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu-sandbox', '--disable-quic', '--no-first-run', '--ignore-certificate-errors',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
       // Without these, headless Chromium on SwiftShader composites no canvas
       // at all once the page holds a WebGPU canvas context.
       '--use-angle=swiftshader', '--enable-features=Vulkan', '--use-vulkan=swiftshader'],
   });
-  context = await browser.newContext({ viewport: { width: 1200, height: 1600 }, acceptDownloads: true });
+  // Playwright's waitForFunction evaluates strings, which the page's policy
+  // refuses; tests/e2e/safety.test.mjs runs the page under it.
+  context = await browser.newContext({ viewport: { width: 1200, height: 1600 }, acceptDownloads: true, ignoreHTTPSErrors: true, bypassCSP: true });
 });
 
 after(async () => {
   fs.writeFileSync(path.join(artifacts, 'workbench-console.log'), consoleLines.join('\n'));
   await browser?.close();
   server?.close();
+  dataServer?.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -256,7 +266,7 @@ test('the results bundle reopens to the same view after a reload', needsData, as
 test('a run on public URLs reopens from its share link in a new page', needsData, async () => {
   const page = await open();
   for (const f of ['reference.h5ad', 'spatial.h5ad']) {
-    await page.getByTestId('url-input').fill(`${base}data/${pair}/${f}`);
+    await page.getByTestId('url-input').fill(`${dataBase}${pair}/${f}`);
     await page.getByTestId('url-button').click();
     await page.waitForFunction(() => !document.querySelector('[data-testid=busy]'), null, { timeout: 60_000 });
   }
@@ -560,7 +570,7 @@ test('once loaded, the page works offline: it reloads and opens the demo', async
   // (emulated offline does not reach a service worker's own fetches).
   const own = await serve(path.join(root, 'dist'));
   const url = `http://127.0.0.1:${own.address().port}/`;
-  const ctx = await browser.newContext({ viewport: { width: 1200, height: 1600 } });
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 1600 }, bypassCSP: true });
   const page = await ctx.newPage();
   page.on('console', (m) => consoleLines.push(`offline ${m.type()}: ${m.text()}`));
   await page.goto(url);

@@ -416,9 +416,10 @@ fn rsf_gaussian_on_s1_fits_as_well_as_the_published_fit() {
 /// both parts and every new op (kernel matrices, Cholesky, solves) run on
 /// the GPU; the devices differ only in the order of f32 sums.
 #[test]
-fn nsfh_on_wgpu_matches_the_cpu_device() {
+fn nsfh_on_wgpu_matches_the_cpu_device_and_survives_losing_it() {
     use tessera_core::compute::gpu::Gpu;
-    let dir = common::data_dir("nsfh_on_wgpu_matches_the_cpu_device").expect("data");
+    use tessera_core::compute::Device;
+    let dir = common::data_dir("nsfh_on_wgpu").expect("data");
     let d = s1(&dir);
     let opts = run::Options {
         model: run::Model::Nsfh,
@@ -443,4 +444,43 @@ fn nsfh_on_wgpu_matches_the_cpu_device() {
         .fold(0.0, f64::max);
     eprintln!("NSFH factors, CPU vs wgpu after 30 epochs: max |diff| {worst:.2e} (largest factor {scale:.3})");
     assert!(worst <= 1e-3 * scale, "factors differ by {worst}");
+
+    // The GPU lost at epoch 20 (after its status, before the checkpoint
+    // there), or asked for a buffer it cannot hold: the fit goes on on the
+    // CPU from the checkpoint at epoch 10, says so, and ends as the CPU's.
+    type Lose = fn(&Gpu);
+    let ways: [(&str, Lose); 2] = [
+        ("destroyed", |g| g.destroy()),
+        ("cannot fit", |g| drop(g.zeros(g.max_buffer_len() + 1))),
+    ];
+    for (why, lose) in ways {
+        let gpu = pollster::block_on(Gpu::new()).unwrap();
+        let c = pollster::block_on(run::run(&gpu, "S1", &d, &opts, &mut |e, _, _| {
+            if e == 20 {
+                lose(&gpu);
+            }
+            true
+        }))
+        .unwrap();
+        assert!(
+            gpu.lost().is_some_and(|w| w.contains(why)),
+            "{:?}",
+            gpu.lost()
+        );
+        let note = c.notes.iter().find(|n| n.contains("resumed on the CPU"));
+        assert!(
+            note.is_some_and(|n| n.contains("at epoch 10") && n.contains(why)),
+            "{:?}",
+            c.notes
+        );
+        assert_eq!(c.history.loss.len(), a.history.loss.len());
+        let worst = a
+            .factors
+            .iter()
+            .zip(&c.factors)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        eprintln!("NSFH on a GPU lost at epoch 20 ({why}), resumed on the CPU: max |diff| {worst:.2e} from the CPU's fit");
+        assert!(worst <= 1e-3 * scale, "factors differ by {worst}");
+    }
 }

@@ -7,6 +7,7 @@
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::{philox, Device, GpKernel, KernelPart};
+use tessera_core::models::checkpoint::{Checkpoint, Resume};
 use tessera_core::models::nsf::model::{
     Data, Likelihood, Objective, Params, Shape, DIAG_SHIFT, NUGGET,
 };
@@ -462,10 +463,18 @@ fn divergence_restarts_from_a_checkpoint_at_half_the_rate() {
         ..Schedule::default()
     };
     let mut seen = 0;
-    let h = pollster::block_on(train(&Cpu, &mut obj, &sched, 3, &mut |_, _| {
-        seen += 1;
-        true
-    }));
+    let mut keep = |_| {};
+    let h = pollster::block_on(train(
+        &Cpu,
+        &mut obj,
+        &sched,
+        3,
+        Resume::none(&mut keep),
+        &mut |_, _| {
+            seen += 1;
+            true
+        },
+    ));
     match h {
         Ok(h) => {
             assert!(!h.restarts.is_empty(), "lr 20 did not diverge");
@@ -476,5 +485,63 @@ fn divergence_restarts_from_a_checkpoint_at_half_the_rate() {
             eprintln!("{} restarts, final lr {}", h.restarts.len(), h.lr);
         }
         Err(e) => assert!(e.contains("diverged 10 times"), "{e}"),
+    }
+}
+
+/// A fit resumed from a checkpoint ends where the uninterrupted fit does,
+/// to the bit: the checkpoint holds every parameter, moment and counter.
+#[test]
+fn a_fit_resumed_from_its_checkpoint_ends_where_the_whole_fit_does() {
+    use tessera_core::models::nsf::train::{train, Schedule};
+    for (t, k) in [(2, 1), (0, 2)] {
+        let (pr, p) = problem(t, k, Likelihood::Nb, GpKernel::Matern32);
+        let data = Data {
+            y: &pr.y,
+            sz: &pr.sz,
+            x: &pr.x,
+            z: &pr.z,
+        };
+        let sched = Schedule {
+            max_epochs: 45,
+            ..Schedule::default()
+        };
+        let fit = |resume: Resume| {
+            let mut obj = Objective::new(&Cpu, pr.shape, pr.lik, pr.kernel, true, &data, &p);
+            let h = pollster::block_on(train(&Cpu, &mut obj, &sched, 3, resume, &mut |_, _| true))
+                .unwrap();
+            (h, pollster::block_on(obj.params()))
+        };
+        let mut kept: Vec<Checkpoint> = vec![];
+        let mut keep = |c| kept.push(c);
+        let (whole, want) = fit(Resume::none(&mut keep));
+        assert_eq!(
+            kept.iter().map(|c| c.epoch).collect::<Vec<_>>(),
+            [10, 20, 30, 40],
+            "a checkpoint every 10 epochs"
+        );
+        let mut none = |_| {};
+        let (resumed, got) = fit(Resume {
+            from: Some(kept[1].clone()),
+            save: &mut none,
+        });
+        assert_eq!(resumed.loss, whole.loss, "T={t}: the losses after epoch 20");
+        assert_eq!(got, want, "T={t}: the parameters at the end");
+        // Another fit's checkpoint is refused, not half applied.
+        let mut other = kept[1].clone();
+        other.buffers.pop();
+        let mut obj = Objective::new(&Cpu, pr.shape, pr.lik, pr.kernel, true, &data, &p);
+        let e = pollster::block_on(train(
+            &Cpu,
+            &mut obj,
+            &sched,
+            3,
+            Resume {
+                from: Some(other),
+                save: &mut none,
+            },
+            &mut |_, _| true,
+        ))
+        .unwrap_err();
+        assert!(e.contains("another fit"), "{e}");
     }
 }

@@ -200,6 +200,12 @@ pub trait Device {
     fn shares_host_memory(&self) -> bool {
         false
     }
+    /// Why this device can no longer run work (lost, out of memory), once
+    /// that happened: what it computed since is not to be kept. A fit
+    /// checks it at each checkpoint and resumes on the CPU.
+    fn lost(&self) -> Option<String> {
+        None
+    }
     /// Blocks until queued work has finished (native; benchmarks use it).
     fn sync(&self) {}
     /// Copies a buffer back to the host (the one async step).

@@ -1,6 +1,7 @@
 //! The methods, each written once against the compute [`Device`](crate::compute::Device).
 
 pub mod cell2location;
+pub mod checkpoint;
 pub mod multiomics;
 pub mod named;
 pub mod nmf;

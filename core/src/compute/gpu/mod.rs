@@ -16,6 +16,7 @@ mod reduce;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
@@ -57,6 +58,10 @@ pub struct Gpu {
     /// Dispatches recorded but not yet submitted: one submit per batch, not
     /// per kernel (a browser pays for every submit).
     pending: RefCell<Option<(wgpu::CommandEncoder, usize)>>,
+    /// Why the device can no longer be trusted (lost, out of memory, an
+    /// operation refused), set by wgpu's callbacks: work after it is moot,
+    /// and a fit that sees it resumes on the CPU.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 /// Kernels per submitted command buffer.
@@ -111,7 +116,36 @@ impl Gpu {
             })
             .await
             .map_err(|e| format!("the GPU adapter refused a device: {e}"))?;
+        // wgpu's default handler panics; a lost or full GPU must end in a
+        // notice and a CPU resume instead.
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let note = |slot: &Arc<Mutex<Option<String>>>, why: String| {
+            if let Ok(mut s) = slot.lock() {
+                s.get_or_insert(why);
+            }
+        };
+        {
+            let slot = lost.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                note(
+                    &slot,
+                    format!(
+                        "the GPU device was lost ({reason:?}{}{msg})",
+                        if msg.is_empty() { "" } else { ": " }
+                    ),
+                )
+            });
+            let slot = lost.clone();
+            device.on_uncaptured_error(Arc::new(move |e| {
+                let why = match e {
+                    wgpu::Error::OutOfMemory { .. } => "the GPU ran out of memory".to_string(),
+                    other => format!("a GPU operation failed ({other})"),
+                };
+                note(&slot, why)
+            }));
+        }
         Ok(Gpu {
+            lost,
             info: adapter.get_info(),
             max_binding: limits
                 .max_storage_buffer_binding_size
@@ -136,28 +170,56 @@ impl Gpu {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// Ends the device on purpose, as a driver reset or a browser
+    /// reclaiming the GPU would (the tests lose it this way).
+    pub fn destroy(&self) {
+        if let Ok(mut s) = self.lost.lock() {
+            s.get_or_insert_with(|| "the GPU device was destroyed".into());
+        }
+        self.device.destroy();
+    }
+
     /// The largest buffer one kernel can bind on this adapter, in bytes.
     pub fn max_buffer_bytes(&self) -> u64 {
         self.max_binding
     }
 
-    fn storage(&self, bytes: &[u8], what: &str) -> wgpu::Buffer {
-        let size = bytes.len() as u64;
-        assert!(
-            size <= self.max_binding,
-            "{what}: a {size}-byte buffer exceeds this adapter's {} bytes per binding (maxStorageBufferBindingSize); split the data or use --device cpu",
-            self.max_binding
-        );
-        // Zero-length bindings are invalid: keep one padding element.
-        let padded: &[u8] = if bytes.is_empty() { &[0; 4] } else { bytes };
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    /// A storage buffer holding `bytes`, or `len` zero bytes when None. One
+    /// that cannot fit this adapter marks the device lost (the fit goes on
+    /// on the CPU, which has no such limit) and gets a placeholder.
+    fn storage(&self, bytes: Option<&[u8]>, len: u64, what: &str) -> wgpu::Buffer {
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let fits = len <= self.max_binding;
+        if !fits {
+            if let Ok(mut s) = self.lost.lock() {
+                s.get_or_insert_with(|| {
+                    format!(
+                        "{what}: a {len}-byte buffer cannot fit this GPU ({} bytes per binding)",
+                        self.max_binding
+                    )
+                });
+            }
+        }
+        match bytes {
+            // Zero-length bindings are invalid: keep one padding element.
+            Some(b) if fits && !b.is_empty() => {
+                self.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(what),
+                        contents: b,
+                        usage,
+                    })
+            }
+            // wgpu zeroes new buffers.
+            _ => self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
-                contents: padded,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-            })
+                size: if fits { len.max(4) } else { 4 },
+                usage,
+                mapped_at_creation: false,
+            }),
+        }
     }
 
     fn pipeline(&self, k: &Kernel) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
@@ -296,21 +358,29 @@ impl Device for Gpu {
 
     fn upload(&self, data: &[f32]) -> GpuBuf {
         GpuBuf {
-            buf: self.storage(bytemuck::cast_slice(data), "f32 buffer"),
+            buf: self.storage(
+                Some(bytemuck::cast_slice(data)),
+                data.len() as u64 * 4,
+                "f32 buffer",
+            ),
             len: data.len(),
         }
     }
 
     fn upload_index(&self, data: &[u32]) -> GpuIndex {
         GpuIndex {
-            buf: self.storage(bytemuck::cast_slice(data), "index buffer"),
+            buf: self.storage(
+                Some(bytemuck::cast_slice(data)),
+                data.len() as u64 * 4,
+                "index buffer",
+            ),
             len: data.len(),
         }
     }
 
     fn zeros(&self, len: usize) -> GpuBuf {
         GpuBuf {
-            buf: self.storage(&vec![0u8; len * 4], "f32 buffer"),
+            buf: self.storage(None, len as u64 * 4, "f32 buffer"),
             len,
         }
     }
@@ -337,6 +407,10 @@ impl Device for Gpu {
 
     fn max_buffer_len(&self) -> usize {
         (self.max_binding / 4) as usize
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|s| s.clone())
     }
 
     fn sync(&self) {
@@ -367,16 +441,24 @@ impl Device for Gpu {
             let _ = tx.send(r);
         });
         self.wait();
+        // A lost device answers with NaN, never stale numbers; the fit
+        // sees `lost()` before it keeps anything.
+        let lost = |why: String| {
+            if let Ok(mut s) = self.lost.lock() {
+                s.get_or_insert(why);
+            }
+            vec![f32::NAN; buf.len]
+        };
         match rx.await {
             Ok(Ok(())) => {}
-            other => panic!("GPU readback failed: {other:?}"),
+            other => return lost(format!("a GPU readback failed ({other:?})")),
         }
-        let out = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .expect("mapped readback buffer");
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        if self.lost().is_some() {
+            return vec![f32::NAN; buf.len];
+        }
+        let out = match staging.slice(..).get_mapped_range() {
+            Ok(view) => bytemuck::cast_slice::<u8, f32>(&view).to_vec(),
+            Err(e) => return lost(format!("a GPU readback failed ({e:?})")),
         };
         staging.unmap();
         out

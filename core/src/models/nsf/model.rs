@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::checkpoint::{write_all, Checkpoint};
+
 use crate::compute::{
     AdamParams, Axis, Binary, Device, Gemm, GpKernel, KernelPart, Reduce, Tri, Unary,
 };
@@ -1121,6 +1123,30 @@ impl<'d, D: Device> Objective<'d, D> {
         }
         v.extend(self.disp.as_ref());
         v
+    }
+
+    /// Every parameter and its Adam moments, in a fixed order.
+    pub fn state(&self) -> Vec<&D::Buf> {
+        self.vars()
+            .into_iter()
+            .flat_map(|v| [&v.x, &v.m, &v.v])
+            .collect()
+    }
+
+    /// What a checkpoint of this objective names itself.
+    pub fn fit_name(&self) -> String {
+        let s = self.shape;
+        format!(
+            "nsf n{} j{} t{} k{} m{} s{} {:?} {:?} nonneg {}",
+            s.n, s.j, s.t, s.k, s.m, s.s, self.lik, self.kernel, self.nonneg
+        )
+    }
+
+    /// Puts a host checkpoint back (the kernel cache is refreshed after).
+    pub fn restore_host(&mut self, cp: &Checkpoint) -> Result<(), String> {
+        write_all(self.dev, &self.fit_name(), cp, &self.state())?;
+        self.fresh = false;
+        Ok(())
     }
 
     /// A device-side copy of every parameter and its Adam moments.

@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 use super::fit::{deviance_published, summarise, to_counts, DevianceSummary};
 use super::inducing::inducing_points;
 use super::init::{initial_params, InitInput};
-use super::model::{Data, Likelihood, Objective, Shape};
+use super::model::{Data, Likelihood, Objective, Params, Shape};
 use super::prep::{
     log_normalise, poisson_deviance, rescale_coords, size_factors, split, top_genes, SizeFactors,
 };
 use super::train::{train, History, Schedule};
+use crate::compute::cpu::Cpu;
 use crate::compute::{philox, Device, GpKernel};
 use crate::data::{Dataset, Matrix};
 use crate::io::Error;
+use crate::models::checkpoint::{moved_note, Checkpoint, Resume};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -398,9 +400,11 @@ pub async fn run<D: Device>(
     }
     let ytr = &ymodel[..ntr * j];
     let sztr = &sz[..ntr];
-    let params = initial_params(
-        dev,
-        &InitInput {
+    let sz32: Vec<f32> = sztr.iter().map(|&v| v as f32).collect();
+    let fit = Fit {
+        name,
+        opts,
+        init: InitInput {
             y: ytr,
             n: ntr,
             j,
@@ -414,62 +418,32 @@ pub async fn run<D: Device>(
             shrinkage: opts.shrinkage,
             seed: opts.seed,
         },
-    )
-    .await
-    .map_err(|e| Error::new(name, "obsm/spatial", e))?;
-    let shape = Shape {
-        n: ntr,
-        j,
-        t,
-        k: l - t,
-        m,
-        s: opts.draws,
+        sz32: &sz32,
+        xy: &xy,
     };
-    let sz32: Vec<f32> = sztr.iter().map(|&v| v as f32).collect();
-    let data = Data {
-        y: ytr,
-        sz: &sz32,
-        x: &xy[..ntr],
-        z: &z,
+    // On a GPU that is lost or full mid-run, the fit goes on from its last
+    // checkpoint on the CPU.
+    let mut last: Option<Checkpoint> = None;
+    let mut keep = |c: Checkpoint| last = Some(c);
+    let first = fit
+        .optimise(dev, Resume::none(&mut keep), &mut *progress)
+        .await;
+    let Optimised { p, latent, history } = match dev.lost() {
+        None => first?,
+        Some(why) => {
+            let from = last.take();
+            notes.push(moved_note(&why, from.as_ref().map_or(0, |c| c.epoch)));
+            let mut drop = |_| {};
+            let resume = Resume {
+                from,
+                save: &mut drop,
+            };
+            fit.optimise(&Cpu, resume, &mut *progress).await?
+        }
     };
-    let mut obj = Objective::new(
-        dev,
-        shape,
-        opts.likelihood,
-        opts.kernel,
-        nonneg,
-        &data,
-        &params,
-    );
-    let sched = Schedule {
-        max_epochs: opts.epochs,
-        ..Schedule::default()
-    };
-    let max = opts.epochs;
-    let history = train(dev, &mut obj, &sched, opts.seed, &mut |e, loss| {
-        progress(e, max, loss)
-    })
-    .await
-    .map_err(|e| Error::new(name, "training", e))?;
-    let p = obj.params().await;
-    // The posterior of each log-factor at every observation is normal
-    // (mean, variance): the GP's marginal, q(h) on training rows, the
-    // prior on held-out ones. Its lognormal moments are exact where the
-    // paper averages 10 draws, whose noise moved a held-out deviance by a
-    // third between seeds.
     let k = l - t;
     let (mut lmean, mut lvar) = (vec![0f64; n * l], vec![0f64; n * l]);
-    if t > 0 {
-        let (mu, var) = obj.latent_at(&xy).await.map_err(|e| {
-            Error::new(
-                name,
-                "training",
-                format!(
-                    "K_uu of factor {} is not positive definite at the end",
-                    e.factor + 1
-                ),
-            )
-        })?;
+    if let Some((mu, var)) = latent {
         for c in 0..t {
             for i in 0..n {
                 lmean[i * l + c] = mu[c * n + i] as f64;
@@ -645,4 +619,93 @@ fn gaussian_data(
         }
     }
     Ok((yn, Some(means)))
+}
+
+/// The device part of a fit: everything `optimise` needs, on the host.
+struct Fit<'a> {
+    name: &'a str,
+    opts: &'a Options,
+    init: InitInput<'a>,
+    sz32: &'a [f32],
+    /// Every observation's rescaled coordinates (held-out rows last).
+    xy: &'a [[f64; 2]],
+}
+
+/// What the device part gives back: the parameters, the spatial factors'
+/// posterior means and variances at every observation, and the history.
+struct Optimised {
+    p: Params,
+    latent: Option<(Vec<f32>, Vec<f32>)>,
+    history: History,
+}
+
+impl Fit<'_> {
+    async fn optimise<D: Device>(
+        &self,
+        dev: &D,
+        resume: Resume<'_>,
+        progress: Progress<'_>,
+    ) -> Result<Optimised, Error> {
+        let (name, opts, init) = (self.name, self.opts, &self.init);
+        let params = initial_params(dev, init)
+            .await
+            .map_err(|e| Error::new(name, "obsm/spatial", e))?;
+        let shape = Shape {
+            n: init.n,
+            j: init.j,
+            t: init.t,
+            k: init.l - init.t,
+            m: init.z.len(),
+            s: opts.draws,
+        };
+        let data = Data {
+            y: init.y,
+            sz: self.sz32,
+            x: init.x,
+            z: init.z,
+        };
+        let mut obj = Objective::new(
+            dev,
+            shape,
+            opts.likelihood,
+            opts.kernel,
+            init.nonneg,
+            &data,
+            &params,
+        );
+        let sched = Schedule {
+            max_epochs: opts.epochs,
+            ..Schedule::default()
+        };
+        let max = opts.epochs;
+        let history = train(dev, &mut obj, &sched, opts.seed, resume, &mut |e, loss| {
+            progress(e, max, loss)
+        })
+        .await
+        .map_err(|e| Error::new(name, "training", e))?;
+        let p = obj.params().await;
+        // The posterior of each log-factor at every observation is normal
+        // (mean, variance): the GP's marginal, q(h) on training rows, the
+        // prior on held-out ones. Its lognormal moments are exact where the
+        // paper averages 10 draws, whose noise moved a held-out deviance by
+        // a third between seeds.
+        let latent = if init.t > 0 {
+            Some(obj.latent_at(self.xy).await.map_err(|e| {
+                Error::new(
+                    name,
+                    "training",
+                    format!(
+                        "K_uu of factor {} is not positive definite at the end",
+                        e.factor + 1
+                    ),
+                )
+            })?)
+        } else {
+            None
+        };
+        if let Some(why) = dev.lost() {
+            return Err(Error::new(name, "training", why));
+        }
+        Ok(Optimised { p, latent, history })
+    }
 }

@@ -6,6 +6,7 @@
 
 use super::model::{Objective, Snapshot};
 use crate::compute::Device;
+use crate::models::checkpoint::{self, Checkpoint, Resume};
 use crate::models::svi::mix;
 
 /// Streams of the draws (`mix`'s site): the GP factors' and the
@@ -108,12 +109,15 @@ fn divergence(loss: f64, first: Option<f64>) -> Option<String> {
 
 /// Trains until converged, `max_epochs`, or `status` returns false (it
 /// gets the epoch and loss every `status_every` epochs). Draws come from
-/// the Philox stream `seed`, one offset per epoch.
+/// the Philox stream `seed`, one offset per epoch. Starts from
+/// `resume.from` when given and leaves a checkpoint every
+/// [`checkpoint::EVERY`] epochs; a lost device ends it with its reason.
 pub async fn train<D: Device>(
     dev: &D,
     obj: &mut Objective<'_, D>,
     sched: &Schedule,
     seed: u64,
+    resume: Resume<'_>,
     status: &mut dyn FnMut(usize, f64) -> bool,
 ) -> Result<History, String> {
     let sh = obj.shape;
@@ -127,10 +131,26 @@ pub async fn train<D: Device>(
     // snapshot), newest last: the start and the last three, enough for the
     // paper's rule (one interval back from each failure) without holding
     // ten copies of Ω in memory, as its disk checkpoints do.
-    let mut checkpoints: Vec<(usize, (u32, u32), Snapshot<D>)> = vec![(0, (0, 0), obj.snapshot())];
     let (mut epoch, mut tries, mut cvg) = (0usize, 0usize, 0usize);
     // The kernel's optimiser counts only its own steps, as the paper's second Adam does.
     let (mut step, mut kstep) = (0u32, 0u32);
+    if let Some(cp) = &resume.from {
+        obj.restore_host(cp)?;
+        let c = |i: usize| cp.counters.get(i).copied().unwrap_or(0);
+        (epoch, tries, cvg) = (cp.epoch, c(0) as usize, c(1) as usize);
+        (step, kstep) = (c(2) as u32, c(3) as u32);
+        h.lr = cp.values.first().copied().unwrap_or(sched.lr);
+        h.loss = cp.values.get(1..).unwrap_or_default().to_vec();
+        h.restarts = cp
+            .text
+            .iter()
+            .zip(cp.counters.get(4..).unwrap_or_default())
+            .map(|(why, &at)| (at as usize, why.clone()))
+            .collect();
+    }
+    let mut checkpoints: Vec<(usize, (u32, u32), Snapshot<D>)> =
+        vec![(epoch, (step, kstep), obj.snapshot())];
+    let save = resume.save;
     while epoch < sched.max_epochs {
         let kernel = epoch % sched.kernel_every == 0;
         // (why, whether the epoch's step ran: the paper counts it before its
@@ -152,6 +172,9 @@ pub async fn train<D: Device>(
             dev.random(true, mix(seed, DRAWS_F, epoch as u64), 0, &eps_f);
             dev.random(true, mix(seed, DRAWS_H, epoch as u64), 0, &eps_h);
             let loss = obj.loss_grad(&eps_f, &eps_h, kernel).await.total();
+            if let Some(why) = dev.lost() {
+                return Err(why);
+            }
             failed = divergence(loss, h.loss.first().copied()).map(|why| (why, true));
             if failed.is_none() {
                 step += 1;
@@ -208,6 +231,22 @@ pub async fn train<D: Device>(
             if h.converged {
                 break;
             }
+        }
+        if epoch % checkpoint::EVERY == 0 {
+            let buffers = checkpoint::read_all(dev, &obj.state()).await;
+            if let Some(why) = dev.lost() {
+                return Err(why);
+            }
+            let mut counters = vec![tries as u64, cvg as u64, step as u64, kstep as u64];
+            counters.extend(h.restarts.iter().map(|r| r.0 as u64));
+            save(Checkpoint {
+                fit: obj.fit_name(),
+                epoch,
+                counters,
+                values: [&[h.lr][..], &h.loss].concat(),
+                text: h.restarts.iter().map(|r| r.1.clone()).collect(),
+                buffers,
+            });
         }
         if epoch % sched.checkpoint_every == 0 {
             checkpoints.push((epoch, (step, kstep), obj.snapshot()));

@@ -212,6 +212,13 @@ fn cases() -> Vec<Case> {
             not_cli: "",
         },
         Case {
+            what: "an .h5ad whose chunk offsets overflow (a fuzzer's find)",
+            make: || file("s6_corrupt.h5ad", fuzz_find("h5ad_chunk_offset_overflow")),
+            run: NSF,
+            error: "layers/counts: HDF5 format error",
+            not_cli: "",
+        },
+        Case {
             what: "a truncated 10x .h5",
             make: || {
                 let b = tenx_h5();
@@ -432,6 +439,33 @@ fn gzip_bomb() -> Vec<u8> {
     let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     z.write_all(&vec![0u8; 64 << 20]).unwrap();
     z.finish().unwrap().repeat(65)
+}
+
+/// A fuzz target's crash input, rebuilt from the real file it mutated and
+/// the patch kept in tests/fuzz_regressions/ (no data file is copied).
+fn fuzz_find(name: &str) -> Vec<u8> {
+    let patch = std::fs::read_to_string(
+        common::repo_root().join(format!("tests/fuzz_regressions/{name}.patch")),
+    )
+    .unwrap();
+    let dir = common::data_dir("bad_inputs").expect("the fuzzed file's original");
+    let mut out = vec![];
+    for line in patch.lines().filter(|l| !l.starts_with('#')) {
+        let (a, b) = line.split_once(' ').unwrap();
+        if a == "base" {
+            let (file, len) = b.split_once(' ').unwrap();
+            out = std::fs::read(dir.join(file)).unwrap();
+            out.resize(len.parse().unwrap(), 0);
+        } else {
+            let at: usize = a.parse().unwrap();
+            let bytes: Vec<u8> = (0..b.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&b[i..i + 2], 16).unwrap())
+                .collect();
+            out[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
+    }
+    out
 }
 
 fn tenx_h5() -> Vec<u8> {

@@ -149,13 +149,17 @@ pub enum Reply {
         id: u32,
         error: String,
     },
+    /// The worker hit a bug and stopped (a panic): the page restarts it.
+    Crashed {
+        message: String,
+    },
 }
 
 impl Reply {
     /// The request this answers (0 for `Ready`).
     pub fn id(&self) -> u32 {
         match self {
-            Reply::Ready => 0,
+            Reply::Ready | Reply::Crashed { .. } => 0,
             Reply::Opened { id, .. }
             | Reply::Notice { id, .. }
             | Reply::Progress { id, .. }

@@ -252,6 +252,12 @@ pub fn start_worker(state: State, bridge: &SharedBridge) {
                     }
                 }
             }
+            Ok(Reply::Crashed { message }) => {
+                state.errors.set(vec![format!(
+                    "Tessera's worker stopped on an internal error and was restarted; the last file or run caused it. Please report it with this: {message}"
+                )]);
+                stop_worker(state, &bridge_in);
+            }
             Ok(reply) => on_reply(state, reply, &buffers),
             Err(e) => state
                 .errors
@@ -285,7 +291,7 @@ pub fn stop_worker(state: State, bridge: &SharedBridge) {
 
 fn on_reply(state: State, reply: Reply, buffers: &Array) {
     match reply {
-        Reply::Ready => {}
+        Reply::Ready | Reply::Crashed { .. } => {}
         Reply::Opened { outcomes, .. } => {
             let mut new_errors = Vec::new();
             let mut new_cards = Vec::new();

@@ -25,8 +25,20 @@ use crate::protocol::{
 
 /// Installs the message handler and tells the page the worker is ready.
 pub fn start() {
-    console_error_panic_hook::set_once();
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    // A panic ends this wasm instance: tell the page, which restarts the
+    // worker, rather than leave its request waiting for ever.
+    let crashed = scope.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        console_error_panic_hook::hook(info);
+        post(
+            &crashed,
+            &Reply::Crashed {
+                message: info.to_string(),
+            },
+            vec![],
+        );
+    }));
     let reply_to = scope.clone();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let scope = reply_to.clone();

@@ -46,3 +46,64 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
         self.map_err(|e| Error::new(file, key, e.to_string()))
     }
 }
+
+/// Runs a third-party reader on untrusted bytes. Its arithmetic on a
+/// corrupt file's sizes and offsets is checked (overflow checks stay on for
+/// it in every profile), so a bad offset panics instead of misplacing data;
+/// natively that panic becomes this named error, without its message on
+/// stderr. In wasm a panic ends the worker, which the page restarts.
+pub(crate) fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::cell::Cell;
+        use std::panic;
+        thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(Cell::get) {
+                    previous(info)
+                }
+            }));
+        });
+        QUIET.with(|q| q.set(true));
+        let got = panic::catch_unwind(panic::AssertUnwindSafe(read));
+        QUIET.with(|q| q.set(false));
+        got.unwrap_or_else(|p| {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::new(
+                file,
+                "",
+                format!("is corrupt: its HDF5 structure points outside the file ({why})"),
+            ))
+        })
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = file;
+        read()
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_that_panics_is_a_named_error() {
+        let got: Result<()> = guarded("bad.h5ad", || {
+            let offsets = [u64::MAX, 1];
+            let end = offsets.iter().fold(0u64, |a, &b| a + b);
+            Err(Error::new("bad.h5ad", "", format!("unreachable {end}")))
+        });
+        let e = got.unwrap_err().to_string();
+        assert!(e.starts_with("bad.h5ad: is corrupt"), "{e}");
+        assert!(e.contains("overflow"), "{e}");
+        assert_eq!(guarded("ok.h5ad", || Ok(3)).unwrap(), 3);
+    }
+}

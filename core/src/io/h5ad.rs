@@ -10,15 +10,17 @@ use std::collections::BTreeMap;
 
 use hdf5_pure::{AttrValue, DType, Datatype, DatatypeByteOrder, File, Group};
 
-use super::error::{Error, Result};
+use super::error::{guarded, Error, Result};
 use crate::data::{dense, Annotation, Column, Dataset, Dense, Frame, Matrix, Sparse, Value};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::data::{Summary, ValueCheck, XSummary};
 
 /// Reads a whole `.h5ad` held in memory.
 pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
-    let file = open(name, bytes)?;
-    Reader { name, file: &file }.anndata(true)
+    guarded(name, || {
+        let file = open(name, bytes)?;
+        Reader { name, file: &file }.anndata(true)
+    })
 }
 
 /// Reads an `.h5ad` from disk, decoding each array as it is read: the file
@@ -26,12 +28,14 @@ pub fn read(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_file(path: &std::path::Path) -> Result<Dataset> {
     let name = path.display().to_string();
-    let file = open_path(path, &name)?;
-    Reader {
-        name: &name,
-        file: &file,
-    }
-    .anndata(true)
+    guarded(&name, || {
+        let file = open_path(path, &name)?;
+        Reader {
+            name: &name,
+            file: &file,
+        }
+        .anndata(true)
+    })
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -58,6 +62,11 @@ fn open_path(path: &std::path::Path, name: &str) -> Result<File> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn summary_of_file(path: &std::path::Path) -> Result<Summary> {
     let name = path.display().to_string();
+    guarded(&name.clone(), || summary_unguarded(path, name))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn summary_unguarded(path: &std::path::Path, name: String) -> Result<Summary> {
     let file = open_path(path, &name)?;
     let r = Reader {
         name: &name,

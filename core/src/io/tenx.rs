@@ -19,6 +19,10 @@ use crate::data::{
 
 /// The counts matrix from a 10x HDF5 file (v3 `matrix/` or v2 `<genome>/`).
 pub fn read_h5(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
+    super::error::guarded(name, || read_h5_unguarded(name, bytes))
+}
+
+fn read_h5_unguarded(name: &str, bytes: Vec<u8>) -> Result<Dataset> {
     let file = h5ad::open(name, bytes)?;
     let r = Reader { name, file: &file };
     let group = if r.node("matrix") == Node::Group {

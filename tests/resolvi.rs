@@ -618,3 +618,121 @@ fn missing_batches_labels_and_coordinates_are_handled() {
     let err = prepare("merfish", &d, &o(false)).err().unwrap().to_string();
     assert!(err.contains("has no finite coordinates"), "{err}");
 }
+
+/// The demo tissue, small, as RESOLVI options that fit it in seconds.
+fn small_fit() -> (Dataset, tessera_core::models::resolvi::fit::Options) {
+    use tessera_core::demo::{demo_pair, DemoSpec};
+    use tessera_core::models::resolvi::fit::Options;
+    use tessera_core::models::resolvi::model::Config;
+    let (ds, _) = demo_pair(DemoSpec {
+        grid: 12,
+        n_genes: 40,
+        ..DemoSpec::default()
+    });
+    let o = Options {
+        batch_key: None,
+        labels_key: None,
+        unlabeled: "unknown".into(),
+        min_counts: 0.0,
+        config: Config {
+            epochs: 15,
+            batch_size: 64,
+            ..Config::default()
+        },
+    };
+    (ds, o)
+}
+
+/// A fit resumed from its checkpoint at epoch 10 ends where the whole fit
+/// does, to the bit; another fit's checkpoint is refused.
+#[test]
+fn a_fit_resumed_from_its_checkpoint_ends_where_the_whole_fit_does() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::models::checkpoint::{Checkpoint, Resume};
+    use tessera_core::models::resolvi::{fit, model::Model, run};
+    let (ds, o) = small_fit();
+    let p = fit::prepare("demo", &ds, &o).unwrap();
+    let data = p.data();
+    let train = |resume: Resume| {
+        let mut m = Model::new(&Cpu, o.config, &data);
+        let h = pollster::block_on(run::train(&Cpu, &mut m, &data, &mut |_, _, _| true, resume));
+        h.map(|h| (h, pollster::block_on(m.save(&Cpu))))
+    };
+    let mut kept: Vec<Checkpoint> = vec![];
+    let mut keep = |c| kept.push(c);
+    let (whole, want) = train(Resume::none(&mut keep)).unwrap();
+    assert_eq!(kept.iter().map(|c| c.epoch).collect::<Vec<_>>(), [10]);
+    let mut none = |_| {};
+    let (resumed, got) = train(Resume {
+        from: Some(kept[0].clone()),
+        save: &mut none,
+    })
+    .unwrap();
+    assert_eq!(resumed.loss, whole.loss);
+    assert_eq!(got, want, "the weights after 15 epochs");
+    let mut other = kept[0].clone();
+    other.fit = other.fit.replace("g40", "g41");
+    let e = train(Resume {
+        from: Some(other),
+        save: &mut none,
+    })
+    .unwrap_err();
+    assert!(e.contains("another fit"), "{e}");
+}
+
+/// On a GPU destroyed at epoch 12, or asked for a buffer it cannot hold,
+/// the fit goes on on the CPU from its checkpoint at epoch 10, says so in
+/// its notes, and ends close to the CPU's own fit.
+#[test]
+fn a_fit_survives_losing_its_gpu() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::compute::gpu::Gpu;
+    use tessera_core::compute::Device;
+    use tessera_core::models::resolvi::fit;
+    let (ds, o) = small_fit();
+    let (cpu, _) =
+        pollster::block_on(fit::fit(&Cpu, "demo", &ds, &o, &mut |_, _, _| true)).unwrap();
+    type Lose = fn(&Gpu);
+    let ways: [(&str, Lose); 2] = [
+        ("destroyed", |g| g.destroy()),
+        ("cannot fit", |g| drop(g.zeros(g.max_buffer_len() + 1))),
+    ];
+    for (why, lose) in ways {
+        let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+        let (f, saved) = pollster::block_on(fit::fit(&gpu, "demo", &ds, &o, &mut |e, _, _| {
+            if e == 12 {
+                lose(&gpu);
+            }
+            true
+        }))
+        .unwrap();
+        assert!(
+            gpu.lost().is_some_and(|w| w.contains(why)),
+            "{:?}",
+            gpu.lost()
+        );
+        assert!(
+            f.notes
+                .iter()
+                .any(|n| n.contains(why) && n.contains("at epoch 10")),
+            "{:?}",
+            f.notes
+        );
+        assert_eq!(f.history.loss.len(), 15);
+        assert!(saved.weights.iter().flatten().all(|w| w.is_finite()));
+        let r = common::pearson(
+            &f.outputs
+                .fractions
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+            &cpu.outputs
+                .fractions
+                .iter()
+                .map(|&v| v as f64)
+                .collect::<Vec<_>>(),
+        );
+        eprintln!("RESOLVI on a GPU lost at epoch 12 ({why}), resumed on the CPU: fractions r = {r:.5} with the CPU's fit");
+        assert!(r > 0.99, "fractions r = {r}");
+    }
+}

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io;
+use tessera_core::models::checkpoint::Resume;
 use tessera_core::models::resolvi::fit::{self, Options};
 use tessera_core::models::resolvi::model::{Config, Model};
 use tessera_core::models::resolvi::prep::N_NEIGHBORS;
@@ -80,13 +81,21 @@ fn time_fit<D: Device>(
     let base = rss::reset_peak();
     let t0 = Instant::now();
     let mut model = Model::new(dev, o.config, &data);
-    pollster::block_on(run::train(dev, &mut model, &data, &mut |e, max, loss| {
-        eprintln!(
-            "  epoch {e}/{max}: -ELBO {loss:.1} ({:.0} s)",
-            t0.elapsed().as_secs_f64()
-        );
-        true
-    }));
+    let mut keep = |_| {};
+    pollster::block_on(run::train(
+        dev,
+        &mut model,
+        &data,
+        &mut |e, max, loss| {
+            eprintln!(
+                "  epoch {e}/{max}: -ELBO {loss:.1} ({:.0} s)",
+                t0.elapsed().as_secs_f64()
+            );
+            true
+        },
+        Resume::none(&mut keep),
+    ))
+    .map_err(|e| io::Error::new(label, "training", e))?;
     dev.sync();
     let seconds = t0.elapsed().as_secs_f64();
     let peak = rss::status_kib("VmHWM:")

@@ -143,14 +143,19 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     }
     let mut bar = Bar::new("epochs");
     let t0 = std::time::Instant::now();
-    let (fitted, saved) = on_device!(&dev, |d| pollster::block_on(async {
-        let (fitted, model) = fit::fit(d, &name, ds, &o, &mut |e, max, loss| {
+    let (fitted, saved) = on_device!(&dev, |d| pollster::block_on(fit::fit(
+        d,
+        &name,
+        ds,
+        &o,
+        &mut |e, max, loss| {
             bar.update_with(e, max, &format!("-ELBO {loss:.1}"));
             true
-        })
-        .await?;
-        Ok::<_, io::Error>((fitted, model.save(d).await))
-    }))?;
+        }
+    )))?;
+    for note in &fitted.notes {
+        eprintln!("note: {note}");
+    }
     let secs = t0.elapsed().as_secs_f64();
     let params = serde_json::to_value(&o).expect("parameters serialise");
     let mut files = fit::results(&fitted, ds, params, Some(secs), None)?.files;

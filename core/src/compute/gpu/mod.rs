@@ -192,6 +192,9 @@ impl Gpu {
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         let fits = len <= self.max_binding;
+        // A lost device cannot map a new buffer (wgpu's init path panics):
+        // it gets a placeholder, and nothing it computes is kept.
+        let live = self.lost().is_none();
         if !fits {
             if let Ok(mut s) = self.lost.lock() {
                 s.get_or_insert_with(|| {
@@ -204,7 +207,7 @@ impl Gpu {
         }
         match bytes {
             // Zero-length bindings are invalid: keep one padding element.
-            Some(b) if fits && !b.is_empty() => {
+            Some(b) if fits && live && !b.is_empty() => {
                 self.device
                     .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some(what),
@@ -259,7 +262,7 @@ impl Gpu {
         groups: [u32; 3],
         clear: Option<&wgpu::Buffer>,
     ) {
-        if groups.contains(&0) {
+        if groups.contains(&0) || self.lost().is_some() {
             return;
         }
         let (pipeline, layout) = self.pipeline(k);
@@ -422,6 +425,9 @@ impl Device for Gpu {
         let bytes = (buf.len * 4) as u64;
         if bytes == 0 {
             return vec![];
+        }
+        if self.lost().is_some() {
+            return vec![f32::NAN; buf.len];
         }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),

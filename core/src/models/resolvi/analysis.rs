@@ -6,11 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::fit::{self, Options};
-use super::model::Config;
+use super::model::{Config, Model};
 use super::prep::N_NEIGHBORS;
 use crate::analysis::checks::{self, fmt_bytes, TAB_BUDGET};
 use crate::analysis::{Analysis, Cards, Data, Input, Progress, Slot};
 use crate::bundle::Results;
+use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 
 pub struct Resolvi;
@@ -240,7 +241,7 @@ impl Analysis for Resolvi {
             // Named before the fit, not after it.
             fit::groups(name, ds, &p.de_groupby, &p.de_group1, g2).map_err(|e| e.to_string())?;
         }
-        let (fitted, model) = fit::fit(dev, name, ds, &o, &mut |e, max, loss| {
+        let (fitted, saved) = fit::fit(dev, name, ds, &o, &mut |e, max, loss| {
             progress("epochs", e, max, Some(loss));
             true
         })
@@ -254,17 +255,16 @@ impl Analysis for Resolvi {
             let (a, b) = fit::groups(name, &with, &p.de_groupby, &p.de_group1, g2)
                 .map_err(|e| e.to_string())?;
             let prepared = fit::prepare(name, ds, &o).map_err(|e| e.to_string())?;
-            Some(
-                fit::differential(
-                    dev,
-                    &model,
-                    &prepared,
-                    &fitted.genes,
-                    (&a, &b),
-                    &Default::default(),
-                )
-                .await,
-            )
+            let (data, change) = (prepared.data(), Default::default());
+            let groups = (&a[..], &b[..]);
+            // After a lost GPU the rest of the run is the CPU's.
+            Some(if dev.lost().is_some() {
+                let model = Model::load(&Cpu, &saved, &data)?;
+                fit::differential(&Cpu, &model, &prepared, &fitted.genes, groups, &change).await
+            } else {
+                let model = Model::load(dev, &saved, &data)?;
+                fit::differential(dev, &model, &prepared, &fitted.genes, groups, &change).await
+            })
         };
         fit::results(&fitted, ds, params, None, de.as_ref()).map_err(|e| e.to_string())
     }

@@ -7,9 +7,11 @@ use super::model::{Config, Data, Model, Saved};
 use super::prep::{self, N_NEIGHBORS};
 use super::run::{self, History, Outputs, Progress};
 use crate::bundle::{Curve, Layer, Matrix as BundleMatrix, Plot, Results};
+use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 use crate::data::{dense, Annotation, Column, Dataset, Matrix};
 use crate::io::{self, Error};
+use crate::models::checkpoint::{moved_note, Checkpoint, Resume};
 use crate::prep::filter::subset_cells;
 use crate::spatial::inputs::coords;
 use std::borrow::Cow;
@@ -114,6 +116,8 @@ pub struct Fitted {
     /// 15 neighbours), up to [`EMBED_MAX`] cells.
     pub clusters: Option<Vec<usize>>,
     pub umap: Option<Vec<[f64; 2]>>,
+    /// What the user should know about the run (a move to the CPU).
+    pub notes: Vec<String>,
 }
 
 /// The most cells the latent space is clustered and embedded for (the
@@ -287,12 +291,51 @@ pub async fn fit<D: Device>(
     ds: &Dataset,
     o: &Options,
     progress: Progress<'_>,
-) -> Result<(Fitted, Model<D>), Error> {
+) -> Result<(Fitted, Saved), Error> {
     let p = prepare(name, ds, o)?;
     let data = p.data();
+    let train = |e: String| Error::new(name, "training", e);
+    // On a GPU that is lost or full mid-run, the fit goes on from its last
+    // checkpoint on the CPU.
+    let mut last: Option<Checkpoint> = None;
+    let mut keep = |c| last = Some(c);
     let mut model = Model::new(dev, o.config, &data);
-    let history = run::train(dev, &mut model, &data, progress).await;
-    let outputs = run::outputs(dev, &model, &data).await;
+    let history = run::train(
+        dev,
+        &mut model,
+        &data,
+        &mut *progress,
+        Resume::none(&mut keep),
+    )
+    .await
+    .map_err(train)?;
+    let mut notes = vec![];
+    let (history, outputs, scalars, saved) = match dev.lost() {
+        None => {
+            let outputs = run::outputs(dev, &model, &data).await;
+            (history, outputs, model.scalars(), model.save(dev).await)
+        }
+        Some(_) => {
+            drop(model);
+            let from = last.take();
+            let mut model = Model::new(&Cpu, o.config, &data);
+            let mut drop_all = |_| {};
+            let resume = Resume {
+                from,
+                save: &mut drop_all,
+            };
+            let at = resume.from.as_ref().map_or(0, |c| c.epoch);
+            let history = run::train(&Cpu, &mut model, &data, &mut *progress, resume)
+                .await
+                .map_err(train)?;
+            let outputs = run::outputs(&Cpu, &model, &data).await;
+            notes.push(moved_note(&dev.lost().unwrap_or_default(), at));
+            (history, outputs, model.scalars(), model.save(&Cpu).await)
+        }
+    };
+    if let Some(why) = dev.lost().filter(|_| notes.is_empty()) {
+        return Err(train(why));
+    }
     if !history.loss.iter().all(|v| v.is_finite()) || !outputs.latent.iter().all(|v| v.is_finite())
     {
         return Err(Error::new(
@@ -301,18 +344,26 @@ pub async fn fit<D: Device>(
             "the fit diverged (a non-finite loss or latent space); try another --seed or fewer --epochs",
         ));
     }
+    // Graph work after a loss runs on the CPU too.
+    let cpu_now = dev.lost().is_some();
     let n = data.n_obs();
-    let (clusters, umap) = if n <= EMBED_MAX {
-        let (c, u) = embed(dev, &outputs.latent, n, o.config.n_latent, o.config.seed).await;
-        (Some(c), Some(u))
-    } else {
+    let (clusters, umap) = if n > EMBED_MAX {
         (None, None)
+    } else {
+        let (l, seed) = (o.config.n_latent, o.config.seed);
+        let (c, u) = if cpu_now {
+            embed(&Cpu, &outputs.latent, n, l, seed).await
+        } else {
+            embed(dev, &outputs.latent, n, l, seed).await
+        };
+        (Some(c), Some(u))
     };
     let fitted = Fitted {
         outputs,
         history,
         priors: p.priors,
-        scalars: model.scalars(),
+        scalars,
+        notes,
         label_names: p.label_names.clone(),
         batch_names: p.batch_names.clone(),
         obs_names: ds.obs.index.clone(),
@@ -320,7 +371,7 @@ pub async fn fit<D: Device>(
         clusters,
         umap,
     };
-    Ok((fitted, model))
+    Ok((fitted, saved))
 }
 
 pub const FRACTIONS: [&str; 3] = ["true_fraction", "diffused_fraction", "background_fraction"];
@@ -559,6 +610,7 @@ fn files(
             (k.to_string(), m)
         }).collect::<std::collections::BTreeMap<_, _>>(),
         "final_elbo": f.history.loss.last(),
+        "notes": f.notes,
         "priors": f.priors,
         "scalars": {
             "sparsity_diffusion": f.scalars.sparsity,

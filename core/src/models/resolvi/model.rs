@@ -11,6 +11,7 @@ use super::nn::{Cats, Decoder, Draw, Encoder, Linear, VarActivation};
 use super::prep::{Neighbours, Priors, N_NEIGHBORS};
 use crate::compute::{philox, AdamParams, Axis, Binary, Device, Reduce, Unary};
 use crate::data::Matrix;
+use crate::models::checkpoint::{read_all, write_all, Checkpoint};
 use crate::models::svi::{mix, Tally};
 
 /// RESOLVI's defaults.
@@ -375,6 +376,65 @@ impl<D: Device> Model<D> {
             weights,
             scalars: self.scalars,
         }
+    }
+
+    /// Every device buffer of the training state, in a fixed order: the
+    /// networks' weights and Adam moments, then each site's value and
+    /// moments (the moments are made here if no step has run yet).
+    fn state(&mut self, dev: &D) -> Vec<&D::Buf> {
+        if self.moments.is_empty() {
+            self.moments = self
+                .network_params()
+                .iter()
+                .map(|(w, _)| (dev.zeros(dev.len(w)), dev.zeros(dev.len(w))))
+                .collect();
+        }
+        let mut out: Vec<&D::Buf> = self.network_params().into_iter().map(|(w, _)| w).collect();
+        out.extend(self.moments.iter().flat_map(|(a, b)| [a, b]));
+        for p in [&self.mu, &self.u, &self.px_r, &self.background, &self.map] {
+            out.extend([&p.value, &p.m, &p.v]);
+        }
+        out
+    }
+
+    fn fit_name(&self) -> String {
+        format!(
+            "resolvi n{} g{} batches {} labels {} {:?}",
+            self.n_obs, self.genes, self.n_batch, self.labels, self.cfg
+        )
+    }
+
+    /// The whole training state after `epoch` epochs, with the losses so
+    /// far (`history` is the loss, then the reconstruction, per epoch).
+    pub async fn checkpoint(&mut self, dev: &D, epoch: usize, history: &[f64]) -> Checkpoint {
+        let fit = self.fit_name();
+        let buffers = read_all(dev, &self.state(dev)).await;
+        let mut values = self.scalars.to_vec();
+        values.extend(self.scalar_moments.iter().flatten());
+        values.extend(history);
+        Checkpoint {
+            fit,
+            epoch,
+            counters: vec![self.steps as u64],
+            values,
+            text: vec![],
+            buffers,
+        }
+    }
+
+    /// Puts a checkpoint back; returns the losses it holds.
+    pub fn resume(&mut self, dev: &D, cp: &Checkpoint) -> Result<Vec<f64>, String> {
+        let fit = self.fit_name();
+        let state = self.state(dev);
+        write_all(dev, &fit, cp, &state)?;
+        if cp.values.len() < 15 || cp.counters.is_empty() {
+            return Err("the checkpoint has no optimiser state".into());
+        }
+        self.scalars = std::array::from_fn(|i| cp.values[i]);
+        self.scalar_moments =
+            std::array::from_fn(|r| std::array::from_fn(|i| cp.values[5 + 5 * r + i]));
+        self.steps = cp.counters[0] as u32;
+        Ok(cp.values[15..].to_vec())
     }
 
     /// A saved model on `data`, which must be the data it was trained on

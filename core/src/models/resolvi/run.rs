@@ -8,6 +8,7 @@
 use super::model::{encoder_input, sqrt, Data, Model};
 use super::prep::N_NEIGHBORS;
 use crate::compute::{philox, Binary, Device};
+use crate::models::checkpoint::{self, Resume};
 use crate::models::resolvi::nn::Cats;
 use crate::models::svi::mix;
 
@@ -42,16 +43,28 @@ pub fn kl_weight(epoch: usize, warmup: usize) -> f32 {
 }
 
 /// Trains for `model.cfg.epochs` epochs (fewer when `progress` says stop).
+/// Trains from `resume.from` (or the start), leaving a checkpoint every
+/// [`checkpoint::EVERY`] epochs; stops early when the device is lost (the
+/// caller sees `dev.lost()`) or `progress` says so.
 pub async fn train<D: Device>(
     dev: &D,
     model: &mut Model<D>,
     data: &Data<'_>,
     progress: Progress<'_>,
-) -> History {
+    resume: Resume<'_>,
+) -> Result<History, String> {
     let cfg = model.cfg;
     let n = data.n_obs();
     let mut history = History::default();
-    for epoch in 0..cfg.epochs {
+    let mut start = 0;
+    if let Some(cp) = &resume.from {
+        let losses = model.resume(dev, cp)?;
+        let (loss, recon) = losses.split_at(losses.len() / 2);
+        history.loss = loss.to_vec();
+        history.reconstruction = recon.to_vec();
+        start = cp.epoch;
+    }
+    for epoch in start..cfg.epochs {
         let order = shuffled(n, mix(cfg.seed, 60, epoch as u64));
         let kw = kl_weight(epoch, cfg.kl_warmup);
         let (mut loss, mut recon, mut batches) = (0.0, 0.0, 0usize);
@@ -61,13 +74,24 @@ pub async fn train<D: Device>(
             recon += r;
             batches += 1;
         }
+        if dev.lost().is_some() {
+            return Ok(history);
+        }
         history.loss.push(loss / batches as f64);
         history.reconstruction.push(recon / n as f64);
+        if (epoch + 1) % checkpoint::EVERY == 0 && epoch + 1 < cfg.epochs {
+            let both = [&history.loss[..], &history.reconstruction].concat();
+            let cp = model.checkpoint(dev, epoch + 1, &both).await;
+            if dev.lost().is_some() {
+                return Ok(history);
+            }
+            (resume.save)(cp);
+        }
         if !progress(epoch + 1, cfg.epochs, loss / batches as f64) {
             break;
         }
     }
-    history
+    Ok(history)
 }
 
 /// What the fitted model says about each cell.

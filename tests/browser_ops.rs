@@ -71,3 +71,65 @@ async fn tangram_fits_on_webgpu_like_on_the_cpu() {
     assert!((la - lb).abs() < 1e-3, "final loss {la} vs {lb}");
     assert!(la < a.history.total_loss[0]);
 }
+
+/// WebGPU lost in the middle of a RESOLVI fit (the device destroyed, as a
+/// browser reclaiming the GPU would): the fit goes on on the CPU from its
+/// checkpoint at epoch 10, says so, and ends close to the CPU's own fit.
+#[wasm_bindgen_test]
+async fn a_fit_survives_losing_webgpu() {
+    use tessera_core::compute::cpu::Cpu;
+    use tessera_core::compute::Device;
+    use tessera_core::demo::{demo_pair, DemoSpec};
+    use tessera_core::models::resolvi::fit::{fit, Options};
+    use tessera_core::models::resolvi::model::Config;
+
+    // Small: SwiftShader pays for every launch and compiles every kernel.
+    let (ds, _) = demo_pair(DemoSpec {
+        grid: 8,
+        n_genes: 20,
+        ..DemoSpec::default()
+    });
+    let o = Options {
+        batch_key: None,
+        labels_key: None,
+        unlabeled: "unknown".into(),
+        min_counts: 0.0,
+        config: Config {
+            epochs: 12,
+            batch_size: 64,
+            n_hidden: 8,
+            n_hidden_encoder: 16,
+            n_layers: 1,
+            mixture_k: 5,
+            particles: 1,
+            ..Config::default()
+        },
+    };
+    let (cpu, _) = fit(&Cpu, "demo", &ds, &o, &mut |_, _, _| true)
+        .await
+        .unwrap();
+    let gpu = Gpu::new().await.expect("WebGPU adapter");
+    let (got, _) = fit(&gpu, "demo", &ds, &o, &mut |e, _, _| {
+        if e == 11 {
+            gpu.destroy();
+        }
+        true
+    })
+    .await
+    .unwrap();
+    assert!(gpu.lost().is_some());
+    assert!(
+        got.notes
+            .iter()
+            .any(|n| n.contains("resumed on the CPU from its checkpoint at epoch 10")),
+        "{:?}",
+        got.notes
+    );
+    assert_eq!(got.history.loss.len(), 12);
+    let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let r = tessera_core::models::pearson(&f(&got.outputs.fractions), &f(&cpu.outputs.fractions));
+    web_sys::console::log_1(
+        &format!("RESOLVI on WebGPU lost at epoch 11, resumed on the CPU: fractions r = {r:.5} with the CPU's fit").into(),
+    );
+    assert!(r > 0.99, "fractions r = {r}");
+}

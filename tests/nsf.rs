@@ -446,13 +446,10 @@ fn nsfh_on_wgpu_matches_the_cpu_device_and_survives_losing_it() {
     assert!(worst <= 1e-3 * scale, "factors differ by {worst}");
 
     // The GPU lost at epoch 20 (after its status, before the checkpoint
-    // there), or asked for a buffer it cannot hold: the fit goes on on the
-    // CPU from the checkpoint at epoch 10, says so, and ends as the CPU's.
+    // there): the fit goes on on the CPU from the checkpoint at epoch 10,
+    // says so, and ends as the CPU's. (tests/resolvi.rs runs out of memory.)
     type Lose = fn(&Gpu);
-    let ways: [(&str, Lose); 2] = [
-        ("destroyed", |g| g.destroy()),
-        ("cannot fit", |g| drop(g.zeros(g.max_buffer_len() + 1))),
-    ];
+    let ways: [(&str, Lose); 1] = [("destroyed", |g| g.destroy())];
     for (why, lose) in ways {
         let gpu = pollster::block_on(Gpu::new()).unwrap();
         let c = pollster::block_on(run::run(&gpu, "S1", &d, &opts, &mut |e, _, _| {

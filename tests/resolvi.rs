@@ -680,7 +680,7 @@ fn a_fit_resumed_from_its_checkpoint_ends_where_the_whole_fit_does() {
     assert!(e.contains("another fit"), "{e}");
 }
 
-/// On a GPU destroyed at epoch 12, or asked for a buffer it cannot hold,
+/// On a GPU asked at epoch 12 for a buffer it cannot hold (as one out of memory),
 /// the fit goes on on the CPU from its checkpoint at epoch 10, says so in
 /// its notes, and ends close to the CPU's own fit.
 #[test]
@@ -693,10 +693,8 @@ fn a_fit_survives_losing_its_gpu() {
     let (cpu, _) =
         pollster::block_on(fit::fit(&Cpu, "demo", &ds, &o, &mut |_, _, _| true)).unwrap();
     type Lose = fn(&Gpu);
-    let ways: [(&str, Lose); 2] = [
-        ("destroyed", |g| g.destroy()),
-        ("cannot fit", |g| drop(g.zeros(g.max_buffer_len() + 1))),
-    ];
+    // (tests/nsf.rs destroys the device.)
+    let ways: [(&str, Lose); 1] = [("cannot fit", |g| drop(g.zeros(g.max_buffer_len() + 1)))];
     for (why, lose) in ways {
         let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
         let (f, saved) = pollster::block_on(fit::fit(&gpu, "demo", &ds, &o, &mut |e, _, _| {

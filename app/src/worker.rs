@@ -8,6 +8,7 @@ use tessera_core::analysis::{Data, Input, Slot};
 use tessera_core::bundle::{self, Results};
 use tessera_core::compute::cpu::Cpu;
 use tessera_core::compute::gpu::Gpu;
+use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded};
 use tessera_core::models::multiomics;
@@ -477,8 +478,31 @@ async fn run_analysis(
             if gpu.is_software() {
                 notice(scope, id, "This browser's WebGPU is a software emulation (no graphics card is in use), so the run will be slow; Device: CPU is faster here for small runs.".into());
             }
-            let r = session::run(&gpu, run, inputs, &mut notify).await?;
-            (r, format!("WebGPU: {}", gpu.adapter()))
+            // Said once, as soon as a progress report finds the GPU gone.
+            let mut told = false;
+            let mut watch = |stage: &str, done, total, loss| {
+                if let Some(why) = gpu.lost().filter(|_| !told) {
+                    told = true;
+                    let then = if session::resumes_on_cpu(&run.params) {
+                        "the run goes on on the CPU from its last checkpoint (taken every 10 epochs)"
+                    } else {
+                        "this run cannot go on; run it again with Device: CPU"
+                    };
+                    notice(scope, id, format!("{why}: {then}."));
+                }
+                notify(stage, done, total, loss)
+            };
+            let r = session::run(&gpu, run, inputs, &mut watch).await?;
+            match gpu.lost() {
+                None => (r, format!("WebGPU: {}", gpu.adapter())),
+                Some(_) => (
+                    r,
+                    format!(
+                        "WebGPU ({}), then the CPU after the GPU was lost",
+                        gpu.adapter()
+                    ),
+                ),
+            }
         }
         Some(Err(e)) => {
             notice(

@@ -80,7 +80,7 @@ pub fn seed(target: &str) {
         "bundle" => put("full", &bundle::write(&sample()).expect("bundle")),
         "resolvi_model" => {
             let o = demo_options();
-            let (_, model) = pollster::block_on(fit::fit(
+            let (_, saved) = pollster::block_on(fit::fit(
                 &Cpu,
                 "demo",
                 &demo_tissue(),
@@ -91,7 +91,7 @@ pub fn seed(target: &str) {
             let saved = SavedFit {
                 data: "demo.h5ad".into(),
                 options: o,
-                saved: pollster::block_on(model.save(&Cpu)),
+                saved,
             };
             put("demo", &serde_json::to_vec(&saved).expect("serialises"));
         }

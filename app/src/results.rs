@@ -561,6 +561,8 @@ fn Panel() -> impl IntoView {
                         <a class="button secondary" data-testid="download-png" node_ref=png_link href="#" download="tessera_spatial.png"
                             on:pointerdown=move |_| prepare_png() on:focus=move |_| prepare_png()>"PNG of the plot"</a>
                         {other_files}
+                        <button class="button secondary" data-testid="discard-result" title="Forget this result here: it is kept across reloads until discarded"
+                            on:click=move |_| crate::keep::discard(move || state.result.set(None))>"Discard"</button>
                     </div>
                     <h3>"Share"</h3>
                     <input class="share" readonly data-testid="share-link" prop:value=move || link.get().unwrap_or_default() />

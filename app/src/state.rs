@@ -364,6 +364,7 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
 }
 
 fn show_result(state: State, meta: ResultMeta, buffers: &Array) {
+    crate::keep::store(buffer_bytes(buffers, meta.bundle_buffer));
     let stored: Option<View> = serde_json::from_value(meta.view.clone())
         .ok()
         .filter(|v: &View| v.validate().is_ok());

@@ -125,7 +125,24 @@ fn App() -> impl IntoView {
     let bridge: SharedBridge = Bridge::shared();
     start_worker(state, &bridge);
     let link_params = RwSignal::new(None::<(Params, DeviceChoice)>);
+    let linked = window()
+        .location()
+        .hash()
+        .is_ok_and(|h| h.starts_with("#link="));
     open_link(state, &bridge, link_params);
+    if !linked {
+        // The last result, kept across reloads until discarded.
+        let b = bridge.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Some(file) = crate::keep::load().await {
+                state.notice.set(Some(
+                    "Your last result was kept from before the reload; Discard removes it.".into(),
+                ));
+                let id = next_id(state);
+                send_open(state, &b, Request::Open { id }, vec![file]);
+            }
+        });
+    }
     let bridge = StoredValue::new_local(bridge);
 
     let send = move |req: Request, files: Vec<File>| {

@@ -32,7 +32,7 @@ const RUN_TIMEOUT = 300_000;
 // WebGPU on SwiftShader costs ~0.3-0.6 s per epoch, so the page runs are
 // short; the command line runs the same number for the comparison.
 const EPOCHS = 30;
-let server, dataServer, browser, context, base, dataBase;
+let server, dataServer, browser, contextOptions, base, dataBase;
 const consoleLines = [];
 
 before(async () => {
@@ -57,7 +57,7 @@ before(async () => {
   });
   // Playwright's waitForFunction evaluates strings, which the page's policy
   // refuses; tests/e2e/safety.test.mjs runs the page under it.
-  context = await browser.newContext({ viewport: { width: 1200, height: 1600 }, acceptDownloads: true, ignoreHTTPSErrors: true, bypassCSP: true });
+  contextOptions = { viewport: { width: 1200, height: 1600 }, acceptDownloads: true, ignoreHTTPSErrors: true, bypassCSP: true };
 });
 
 after(async () => {
@@ -69,7 +69,10 @@ after(async () => {
 });
 
 async function open(url = base) {
-  const page = await context.newPage();
+  // A context of its own: a result an earlier test's page kept across
+  // reloads (Cache Storage) must not reopen here.
+  const ctx = await browser.newContext(contextOptions);
+  const page = await ctx.newPage();
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
   await page.goto(url);
@@ -231,8 +234,13 @@ test('the results bundle reopens to the same view after a reload', needsData, as
   fs.writeFileSync(bundle, Buffer.from(b64, 'base64'));
 
   await page.reload();
-  await page.getByTestId('file-input').setInputFiles(bundle);
+  // The result was kept across the reload, until discarded.
+  await page.getByText(/kept from before the reload/).waitFor({ timeout: 60_000 });
   await waitResult(page, 60_000);
+  assert.match(await page.getByTestId('result-summary').textContent(), /opened from a results bundle/);
+  // The downloaded bundle, with its own view, opens over it.
+  await page.getByTestId('file-input').setInputFiles(bundle);
+  await page.waitForFunction((l) => document.querySelector('[data-testid=legend]')?.textContent === l, legend, { timeout: 60_000 });
   assert.equal(await page.getByTestId('legend').textContent(), legend);
   assert.equal(await page.getByTestId('color-select').inputValue(), type);
   assert.equal(await page.getByTestId('share-link').inputValue(), link);
@@ -261,6 +269,14 @@ test('the results bundle reopens to the same view after a reload', needsData, as
   const csv = await download(page, 'download-csv', 'bundle_ct_pred.csv');
   assert.equal(fs.readFileSync(csv, 'utf8'), fs.readFileSync(realCsv, 'utf8'), 'the bundle carries the same table');
   await shot(page, '4-bundle-reopened');
+  // Discard forgets it: the next load starts empty.
+  await page.getByTestId('discard-result').click();
+  await page.getByTestId('result-summary').waitFor({ state: 'detached', timeout: 10_000 });
+  await page.reload();
+  await page.getByTestId('run-button').waitFor({ state: 'attached', timeout: 60_000 });
+  await page.waitForTimeout(2000);
+  assert.equal(await page.getByTestId('result-summary').count(), 0, 'a discarded result came back');
+  assert.equal(await page.getByText(/kept from before the reload/).count(), 0);
 });
 
 test('a run on public URLs reopens from its share link in a new page', needsData, async () => {

@@ -1,0 +1,54 @@
+//! The last result survives a reload: its bundle is kept in the browser's
+//! Cache Storage until the user discards it (or a newer result replaces
+//! it), and the page reopens it at start when no share link says otherwise.
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Cache, Response};
+
+const CACHE: &str = "tessera-results";
+const KEY: &str = "./kept/tessera_results.zip";
+/// The name the reopened bundle is shown under.
+pub const NAME: &str = "tessera_results.zip";
+
+async fn cache() -> Option<Cache> {
+    let caches = web_sys::window()?.caches().ok()?;
+    JsFuture::from(caches.open(CACHE))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+/// Keeps a result's bundle (in the background; a full disk only loses it).
+pub fn store(bytes: Vec<u8>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(c) = cache().await else { return };
+        let mut bytes = bytes;
+        if let Ok(resp) = Response::new_with_opt_u8_array(Some(&mut bytes)) {
+            let _ = JsFuture::from(c.put_with_str(KEY, &resp)).await;
+        }
+    });
+}
+
+/// Forgets the kept result, then calls `then` (so the page clears only
+/// once a reload can no longer bring it back).
+pub fn discard(then: impl FnOnce() + 'static) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some(c) = cache().await {
+            let _ = JsFuture::from(c.delete_with_str(KEY)).await;
+        }
+        then();
+    });
+}
+
+/// The kept result as a file to open, if there is one.
+pub async fn load() -> Option<web_sys::File> {
+    let c = cache().await?;
+    let hit = JsFuture::from(c.match_with_str(KEY)).await.ok()?;
+    let resp: Response = hit.dyn_into().ok()?;
+    let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
+    let parts: Array = [Uint8Array::new(&buf)].iter().collect();
+    web_sys::File::new_with_u8_array_sequence(&parts, NAME).ok()
+}

@@ -98,7 +98,7 @@ mod tests {
     fn a_reader_that_panics_is_a_named_error() {
         let got: Result<()> = guarded("bad.h5ad", || {
             let offsets = [u64::MAX, 1];
-            let end = offsets.iter().fold(0u64, |a, &b| a + b);
+            let end: u64 = offsets.iter().sum();
             Err(Error::new("bad.h5ad", "", format!("unreachable {end}")))
         });
         let e = got.unwrap_err().to_string();

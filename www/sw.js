@@ -11,7 +11,8 @@ self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(CACHE).then((c) => Promise.all(SHELL.map((u) => c.add(u).catch(() => {})))));
 });
 self.addEventListener('activate', (e) => e.waitUntil((async () => {
-  for (const k of await caches.keys()) if (k !== CACHE) await caches.delete(k);
+  // Old app shells only: the kept result (tessera-results) stays.
+  for (const k of await caches.keys()) if (k !== CACHE && k.startsWith('tessera-v')) await caches.delete(k);
   await self.clients.claim();
 })()));
 self.addEventListener('fetch', (e) => {

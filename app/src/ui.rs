@@ -135,6 +135,9 @@ fn App() -> impl IntoView {
         let b = bridge.clone();
         wasm_bindgen_futures::spawn_local(async move {
             if let Some(file) = crate::keep::load().await {
+                // Taken out while it opens (a result shown is kept again),
+                // so one that cannot open is not retried on every load.
+                crate::keep::discard(|| {});
                 state.notice.set(Some(
                     "Your last result was kept from before the reload; Discard removes it.".into(),
                 ));

@@ -127,13 +127,21 @@ async fn fetch(scope: &DedicatedWorkerGlobalScope, url: &str) -> Result<FileSet,
             resp.status_text()
         )));
     }
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared {
+        session::admit(&url_name(url), n)?;
+    }
     let buf = JsFuture::from(resp.array_buffer().map_err(|_| fail("no body".into()))?)
         .await
         .map_err(|_| fail("the download was cut short".into()))?;
-    Ok(FileSet::single(
-        &url_name(url),
-        Uint8Array::new(&buf).to_vec(),
-    ))
+    let body = Uint8Array::new(&buf);
+    session::admit(&url_name(url), body.length() as u64)?;
+    Ok(FileSet::single(&url_name(url), body.to_vec()))
 }
 
 async fn handle(scope: &DedicatedWorkerGlobalScope, data: JsValue) -> (Reply, Vec<JsValue>) {

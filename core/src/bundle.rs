@@ -675,11 +675,32 @@ mod tests {
         r.layers[0].values.pop();
         let e = write(&r).unwrap_err().to_string();
         assert!(e.contains("layer 'tangram_ct_pred' has 5 values"), "{e}");
-        // A manifest with a path in a file name.
+        // A path as a file name: not written, and not read from a manifest.
         let mut r = sample();
         r.files[0].0 = "../evil".into();
-        let bytes = write(&r).unwrap();
-        let e = read("y.zip", &bytes).unwrap_err().to_string();
+        assert!(write(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("is not a plain name"));
+        let bytes = write(&sample()).unwrap();
+        let mut z = zip::ZipArchive::new(Cursor::new(&bytes[..])).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for i in 0..z.len() {
+            let mut f = z.by_index(i).unwrap();
+            let mut body = Vec::new();
+            f.read_to_end(&mut body).unwrap();
+            if f.name() == "manifest.json" {
+                body = String::from_utf8(body)
+                    .unwrap()
+                    .replace("tangram_ct_pred.csv", "../evil")
+                    .into_bytes();
+            }
+            out.start_file(f.name(), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(&body).unwrap();
+        }
+        let evil = out.finish().unwrap().into_inner();
+        let e = read("y.zip", &evil).unwrap_err().to_string();
         assert!(e.contains("is not a plain name"), "{e}");
         // An analysis the registry does not know.
         let mut r = sample();

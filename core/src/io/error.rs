@@ -67,9 +67,9 @@ pub(crate) fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T>) -> Result
                 }
             }));
         });
-        QUIET.with(|q| q.set(true));
+        let was = QUIET.with(|q| q.replace(true));
         let got = panic::catch_unwind(panic::AssertUnwindSafe(read));
-        QUIET.with(|q| q.set(false));
+        QUIET.with(|q| q.set(was));
         got.unwrap_or_else(|p| {
             let why = p
                 .downcast_ref::<&str>()
@@ -79,7 +79,7 @@ pub(crate) fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T>) -> Result
             Err(Error::new(
                 file,
                 "",
-                format!("is corrupt: its HDF5 structure points outside the file ({why})"),
+                format!("could not be read: the HDF5 reader failed on it ({why}); the file is likely corrupt"),
             ))
         })
     }
@@ -98,11 +98,14 @@ mod tests {
     fn a_reader_that_panics_is_a_named_error() {
         let got: Result<()> = guarded("bad.h5ad", || {
             let offsets = [u64::MAX, 1];
-            let end: u64 = offsets.iter().sum();
+            let end = offsets
+                .iter()
+                .try_fold(0u64, |a, &b| a.checked_add(b))
+                .expect("attempt to add with overflow");
             Err(Error::new("bad.h5ad", "", format!("unreachable {end}")))
         });
         let e = got.unwrap_err().to_string();
-        assert!(e.starts_with("bad.h5ad: is corrupt"), "{e}");
+        assert!(e.starts_with("bad.h5ad: could not be read"), "{e}");
         assert!(e.contains("overflow"), "{e}");
         assert_eq!(guarded("ok.h5ad", || Ok(3)).unwrap(), 3);
     }

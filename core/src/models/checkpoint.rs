@@ -4,6 +4,8 @@
 //! run's numbers exactly: it holds every parameter, every optimiser moment
 //! and counter, and the random streams are keyed by those counters.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 use crate::compute::{Binary, Device};
@@ -76,7 +78,17 @@ pub fn write_all<D: Device>(
     Ok(())
 }
 
-/// The note a fit leaves when it moved to the CPU.
+/// Set once a fit has moved to the CPU in this process: a command whose
+/// GPU was lost may keep its results only then.
+static MOVED: AtomicBool = AtomicBool::new(false);
+
+/// The note a fit leaves when it moved to the CPU (and the record of it).
 pub fn moved_note(why: &str, from_epoch: usize) -> String {
+    MOVED.store(true, Ordering::Relaxed);
     format!("{why}: the fit resumed on the CPU from its checkpoint at epoch {from_epoch}")
+}
+
+/// Whether a fit of this process went on on the CPU after losing its GPU.
+pub fn moved() -> bool {
+    MOVED.load(Ordering::Relaxed)
 }

@@ -17,7 +17,9 @@ macro_rules! on_device {
             $crate::device::Dev::Cpu($d) => $body,
             $crate::device::Dev::Gpu($d) => {
                 let $d = &**$d;
-                $body
+                let out = $body;
+                $crate::device::after_gpu($d);
+                out
             }
             #[cfg(feature = "cuda")]
             $crate::device::Dev::Cuda($d) => {
@@ -28,6 +30,18 @@ macro_rules! on_device {
     };
 }
 pub(crate) use on_device;
+
+/// A GPU lost (or out of memory) during a command: unless its fit moved to
+/// the CPU from a checkpoint (NSF, RESOLVI), nothing it computed is kept.
+pub fn after_gpu(g: &Gpu) {
+    use tessera_core::compute::Device;
+    if let Some(why) = g.lost() {
+        if !tessera_core::models::checkpoint::moved() {
+            eprintln!("error: {why}; this command cannot go on on the CPU mid-run: run it again with --device cpu");
+            std::process::exit(1);
+        }
+    }
+}
 
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<Dev, String> {

@@ -205,24 +205,20 @@ impl Gpu {
                 });
             }
         }
-        match bytes {
-            // Zero-length bindings are invalid: keep one padding element.
-            Some(b) if fits && live && !b.is_empty() => {
-                self.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(what),
-                        contents: b,
-                        usage,
-                    })
-            }
-            // wgpu zeroes new buffers.
-            _ => self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(what),
-                size: if fits { len.max(4) } else { 4 },
-                usage,
-                mapped_at_creation: false,
-            }),
+        // Created unmapped and filled through the queue: wgpu's mapped
+        // init panics when an allocation fails, this reports it instead.
+        // Zero-length bindings are invalid: keep one padding element; wgpu
+        // zeroes new buffers.
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: if fits && live { len.max(4) } else { 4 },
+            usage,
+            mapped_at_creation: false,
+        });
+        if let Some(b) = bytes.filter(|b| fits && live && !b.is_empty()) {
+            self.queue.write_buffer(&buf, 0, b);
         }
+        buf
     }
 
     fn pipeline(&self, k: &Kernel) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {

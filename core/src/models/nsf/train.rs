@@ -148,6 +148,17 @@ pub async fn train<D: Device>(
             .map(|(why, &at)| (at as usize, why.clone()))
             .collect();
     }
+    // Resumed off a kernel epoch, the cached K_uu factors are made now (a
+    // fit resumed on one is exact; a divergence after a resume goes back no
+    // further than the resume).
+    if resume.from.is_some() && epoch % sched.kernel_every != 0 {
+        obj.refresh().await.map_err(|e| {
+            format!(
+                "K_uu of factor {} is not positive definite on resuming",
+                e.factor + 1
+            )
+        })?;
+    }
     let mut checkpoints: Vec<(usize, (u32, u32), Snapshot<D>)> =
         vec![(epoch, (step, kstep), obj.snapshot())];
     let save = resume.save;

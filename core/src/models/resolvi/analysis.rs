@@ -257,13 +257,20 @@ impl Analysis for Resolvi {
             let prepared = fit::prepare(name, ds, &o).map_err(|e| e.to_string())?;
             let (data, change) = (prepared.data(), Default::default());
             let groups = (&a[..], &b[..]);
-            // After a lost GPU the rest of the run is the CPU's.
-            Some(if dev.lost().is_some() {
-                let model = Model::load(&Cpu, &saved, &data)?;
-                fit::differential(&Cpu, &model, &prepared, &fitted.genes, groups, &change).await
-            } else {
+            // After a lost GPU (or during the test) the rest is the CPU's.
+            let mut got = None;
+            if dev.lost().is_none() {
                 let model = Model::load(dev, &saved, &data)?;
-                fit::differential(dev, &model, &prepared, &fitted.genes, groups, &change).await
+                let d =
+                    fit::differential(dev, &model, &prepared, &fitted.genes, groups, &change).await;
+                got = dev.lost().is_none().then_some(d);
+            }
+            Some(match got {
+                Some(d) => d,
+                None => {
+                    let model = Model::load(&Cpu, &saved, &data)?;
+                    fit::differential(&Cpu, &model, &prepared, &fitted.genes, groups, &change).await
+                }
             })
         };
         fit::results(&fitted, ds, params, None, de.as_ref()).map_err(|e| e.to_string())

@@ -310,12 +310,19 @@ pub async fn fit<D: Device>(
     .await
     .map_err(train)?;
     let mut notes = vec![];
-    let (history, outputs, scalars, saved) = match dev.lost() {
+    // The outputs and weights too are the GPU's only if it lasted through them.
+    let on_gpu = if dev.lost().is_none() {
+        let outputs = run::outputs(dev, &model, &data).await;
+        let saved = model.save(dev).await;
+        dev.lost()
+            .is_none()
+            .then(|| (history, outputs, model.scalars(), saved))
+    } else {
+        None
+    };
+    let (history, outputs, scalars, saved) = match on_gpu {
+        Some(done) => done,
         None => {
-            let outputs = run::outputs(dev, &model, &data).await;
-            (history, outputs, model.scalars(), model.save(dev).await)
-        }
-        Some(_) => {
             drop(model);
             let from = last.take();
             let mut model = Model::new(&Cpu, o.config, &data);
@@ -333,9 +340,6 @@ pub async fn fit<D: Device>(
             (history, outputs, model.scalars(), model.save(&Cpu).await)
         }
     };
-    if let Some(why) = dev.lost().filter(|_| notes.is_empty()) {
-        return Err(train(why));
-    }
     if !history.loss.iter().all(|v| v.is_finite()) || !outputs.latent.iter().all(|v| v.is_finite())
     {
         return Err(Error::new(
@@ -344,20 +348,26 @@ pub async fn fit<D: Device>(
             "the fit diverged (a non-finite loss or latent space); try another --seed or fewer --epochs",
         ));
     }
-    // Graph work after a loss runs on the CPU too.
-    let cpu_now = dev.lost().is_some();
+    // Graph work after a loss (or one during it) is the CPU's.
     let n = data.n_obs();
     let (clusters, umap) = if n > EMBED_MAX {
         (None, None)
     } else {
         let (l, seed) = (o.config.n_latent, o.config.seed);
-        let (c, u) = if cpu_now {
-            embed(&Cpu, &outputs.latent, n, l, seed).await
-        } else {
-            embed(dev, &outputs.latent, n, l, seed).await
+        let mut got = None;
+        if dev.lost().is_none() {
+            let on_gpu = embed(dev, &outputs.latent, n, l, seed).await;
+            got = dev.lost().is_none().then_some(on_gpu);
+        }
+        let (c, u) = match got {
+            Some(done) => done,
+            None => embed(&Cpu, &outputs.latent, n, l, seed).await,
         };
         (Some(c), Some(u))
     };
+    if let Some(why) = dev.lost().filter(|_| notes.is_empty()) {
+        notes.push(format!("{why}: the rest of the run went on on the CPU"));
+    }
     let fitted = Fitted {
         outputs,
         history,

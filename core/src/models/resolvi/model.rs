@@ -424,12 +424,12 @@ impl<D: Device> Model<D> {
 
     /// Puts a checkpoint back; returns the losses it holds.
     pub fn resume(&mut self, dev: &D, cp: &Checkpoint) -> Result<Vec<f64>, String> {
-        let fit = self.fit_name();
-        let state = self.state(dev);
-        write_all(dev, &fit, cp, &state)?;
         if cp.values.len() < 15 || cp.counters.is_empty() {
             return Err("the checkpoint has no optimiser state".into());
         }
+        let fit = self.fit_name();
+        let state = self.state(dev);
+        write_all(dev, &fit, cp, &state)?;
         self.scalars = std::array::from_fn(|i| cp.values[i]);
         self.scalar_moments =
             std::array::from_fn(|r| std::array::from_fn(|i| cp.values[5 + 5 * r + i]));

@@ -123,10 +123,10 @@ fn app_modules_import_each_other_without_a_cycle() {
     }
     assert_eq!(cycle(&g), None, "the app's modules import in a circle");
     // The bottom: state holds what every page shares and knows only the
-    // messages it carries.
+    // messages it carries and where a result is kept across reloads.
     let state: Vec<&String> = g["state"].iter().collect();
-    assert_eq!(state, ["protocol"], "state imports {state:?}");
-    assert!(g["protocol"].is_empty() && g["plot"].is_empty());
+    assert_eq!(state, ["keep", "protocol"], "state imports {state:?}");
+    assert!(g["protocol"].is_empty() && g["plot"].is_empty() && g["keep"].is_empty());
 }
 
 #[test]

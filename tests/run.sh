@@ -5,13 +5,13 @@
 # end-to-end test in headless Chromium, and a short run of every fuzz target.
 #
 # Env: TESSERA_DATA (default ../shared/data), TESSERA_REQUIRE_DATA=1 to fail
-# when it is missing, FUZZ_SECONDS per fuzz target (default 20).
+# when it is missing, FUZZ_SECONDS per fuzz target (default 10).
 set -euo pipefail
 source "$(dirname "$0")/../.ci/setup.sh"
 cd "$ROOT"
 export TESSERA_DATA="${TESSERA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
 
 step() {
   local t0=$SECONDS c0; cpu_mark; c0=$CPU_NOW; say "── $1"; shift; "$@"

@@ -507,8 +507,8 @@ fn heavy(c: &Case) -> Option<std::sync::MutexGuard<'static, ()>> {
 }
 
 /// The error a tab shows for a case (the worker's and the page's calls).
-fn in_tab(c: &Case) -> Result<String, String> {
-    match (c.make)() {
+fn in_tab(c: &Case, input: Input) -> Result<String, String> {
+    match input {
         Input::Size(name, size) => session::admit(name, size).map(|_| "admitted".into()),
         Input::Link(payload) => Link::decode(&payload).map(|_| "decoded".into()),
         Input::Files { sp, sc } => {
@@ -539,7 +539,7 @@ fn in_tab(c: &Case) -> Result<String, String> {
 }
 
 /// The error `tessera run` prints for a case.
-fn on_cli(c: &Case, dir: &Path) -> Result<String, String> {
+fn on_cli(c: &Case, input: Input, dir: &Path) -> Result<String, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.args(["run", "--device", "cpu", "--out"])
         .arg(dir.join("out"));
@@ -548,7 +548,7 @@ fn on_cli(c: &Case, dir: &Path) -> Result<String, String> {
         std::fs::write(&p, bytes).unwrap();
         p
     };
-    match (c.make)() {
+    match input {
         Input::Size(..) => unreachable!("tab-only rows are not run on the command line"),
         Input::Link(payload) => {
             let sp = put("spatial.h5ad", &write(cells(40)));
@@ -577,11 +577,15 @@ fn on_cli(c: &Case, dir: &Path) -> Result<String, String> {
     }
 }
 
-fn check(c: &Case, surface: &str, got: Result<String, String>) {
-    let file = match (c.make)() {
+/// The file a case's error must name.
+fn file_of(input: &Input) -> Option<&'static str> {
+    match input {
         Input::Files { sp, .. } => Some(sp.0),
         _ => None,
-    };
+    }
+}
+
+fn check(c: &Case, surface: &str, file: Option<&str>, got: Result<String, String>) {
     match got {
         Ok(what) => panic!(
             "{} ({surface}): {what}, expected the error '{}'",
@@ -610,7 +614,9 @@ fn check(c: &Case, surface: &str, got: Result<String, String>) {
 fn every_bad_input_gets_its_named_error_in_a_tab() {
     for c in cases() {
         let _guard = heavy(&c);
-        check(&c, "tab", in_tab(&c));
+        let input = (c.make)();
+        let file = file_of(&input);
+        check(&c, "tab", file, in_tab(&c, input));
     }
 }
 
@@ -624,9 +630,11 @@ fn every_bad_input_gets_its_named_error_on_the_command_line() {
         let dir = std::env::temp_dir().join(format!("tessera-bad-{}-{i}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let _guard = heavy(c);
-        let got = on_cli(c, &dir);
+        let input = (c.make)();
+        let file = file_of(&input);
+        let got = on_cli(c, input, &dir);
         let _ = std::fs::remove_dir_all(&dir);
-        check(c, "command line", got);
+        check(c, "command line", file, got);
     }
 }
 

@@ -491,7 +491,7 @@ async fn run_analysis(
             let mut watch = |stage: &str, done, total, loss| {
                 if let Some(why) = gpu.lost().filter(|_| !told) {
                     told = true;
-                    let then = if session::resumes_on_cpu(&run.params) {
+                    let then = if info.resumes {
                         "the run goes on on the CPU from its last checkpoint (taken every 10 epochs)"
                     } else {
                         "this run cannot go on; run it again with Device: CPU"

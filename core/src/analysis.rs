@@ -62,6 +62,8 @@ pub struct Info {
     pub inputs: &'static [Input],
     /// Runs on the chosen Device; otherwise it is CPU graph work.
     pub gpu: bool,
+    /// Its fit checkpoints and goes on on the CPU when the GPU is lost.
+    pub resumes: bool,
 }
 
 /// A dataset card a check looks at: an identity (the page's card key) and
@@ -109,6 +111,9 @@ pub trait Analysis {
     const HELP: &'static str;
     const INPUTS: &'static [Input];
     const GPU: bool;
+    /// The fit checkpoints and moves to the CPU when its GPU is lost
+    /// (models::checkpoint); other runs end in an error after a loss.
+    const RESUMES: bool = false;
     type Params: Clone + PartialEq + Default + std::fmt::Debug + Serialize + DeserializeOwned;
 
     /// Every field range-checked (links come from strangers).
@@ -135,6 +140,7 @@ pub trait Analysis {
             help: Self::HELP,
             inputs: Self::INPUTS,
             gpu: Self::GPU,
+            resumes: Self::RESUMES,
         }
     }
 }

@@ -77,10 +77,10 @@ pub async fn run<D: Device>(
     let image = bundle::tissue_image(&data.sp.1);
     let params = serde_json::to_value(run).map_err(|e| e.to_string())?;
     let mut r = run.params.run(dev, data, params, progress).await?;
-    // NSF and RESOLVI move to the CPU from their last checkpoint when the
-    // GPU is lost; any other run's numbers after a loss are not kept.
+    // Fits that resume (Info::resumes) moved to the CPU from their last
+    // checkpoint when the GPU was lost; any other run's numbers are not kept.
     if let Some(why) = dev.lost() {
-        if !resumes_on_cpu(&run.params) {
+        if !run.params.info().resumes {
             return Err(format!(
                 "{why}: {} cannot go on on the CPU mid-run; run it again with Device: CPU",
                 run.params.info().title
@@ -115,10 +115,4 @@ fn well_formed(name: &str, d: &crate::data::Dataset) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The analyses whose fits checkpoint and resume on the CPU.
-pub fn resumes_on_cpu(p: &crate::analysis::Params) -> bool {
-    use crate::analysis::Params;
-    matches!(p, Params::Nsf(_) | Params::Resolvi(_))
 }

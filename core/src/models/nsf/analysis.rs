@@ -206,6 +206,7 @@ impl Analysis for Nsf {
         spatial: true,
     }];
     const GPU: bool = true;
+    const RESUMES: bool = true;
     type Params = NsfParams;
 
     fn validate(p: &NsfParams) -> Result<(), String> {

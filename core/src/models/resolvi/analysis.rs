@@ -145,6 +145,7 @@ impl Analysis for Resolvi {
         spatial: true,
     }];
     const GPU: bool = true;
+    const RESUMES: bool = true;
     type Params = ResolviParams;
 
     fn validate(p: &ResolviParams) -> Result<(), String> {

@@ -531,7 +531,11 @@ fn in_tab(c: &Case, input: Input) -> Result<String, String> {
                 },
                 device: DeviceChoice::Cpu,
             };
-            let data = Data { sp, sc, prot: None };
+            let data = Data {
+                sp,
+                sc,
+                ..Data::default()
+            };
             pollster::block_on(session::run(&Cpu, &run, data, &mut |_, _, _, _| {}))
                 .map(|_| "ran".into())
         }

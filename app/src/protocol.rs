@@ -11,7 +11,8 @@ use tessera_core::share::Run;
 use wasm_bindgen::JsValue;
 
 /// Page -> worker. Files travel as `File` objects next to this: `files` for
-/// `Open`, `sc_files` / `sp_files` / `prot_files` for a run on local files.
+/// `Open`, `sc_files` / `sp_files` / `prot_files` for a run on local files,
+/// and `checkpoint` (bytes) for a run that goes on from a stopped one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Open the dropped files (datasets or results bundles).
@@ -141,6 +142,13 @@ pub enum Reply {
         total: usize,
         loss: Option<f64>,
     },
+    /// A fit's checkpoint (its bytes in buffer `buffer`): the page keeps
+    /// the latest, so a stopped or closed run can go on from it.
+    Checkpoint {
+        id: u32,
+        epoch: usize,
+        buffer: usize,
+    },
     Finished {
         id: u32,
         result: Box<ResultMeta>,
@@ -163,6 +171,7 @@ impl Reply {
             Reply::Opened { id, .. }
             | Reply::Notice { id, .. }
             | Reply::Progress { id, .. }
+            | Reply::Checkpoint { id, .. }
             | Reply::Finished { id, .. }
             | Reply::Failed { id, .. } => *id,
         }

@@ -151,10 +151,12 @@ pub fn AnalysisPanel(
         bridge.with_value(|b| send_run(state, b, run));
     };
     let stop = move |_| {
+        let kept = state.running.get_untracked().and_then(|r| r.kept);
         bridge.with_value(|b| stop_worker(state, b));
-        state.notice.set(Some(
-            "Run stopped. The page is ready for another run.".into(),
-        ));
+        state.notice.set(Some(match kept {
+            Some(epoch) => format!("Run stopped. Its checkpoint at epoch {epoch} is kept: Run with the same inputs and settings goes on from there, even after a reload."),
+            None => "Run stopped. The page is ready for another run.".into(),
+        }));
     };
     let dataset_options = move |want_spatial: bool| {
         state
@@ -251,8 +253,9 @@ fn Progress() -> impl IntoView {
             "reference epochs" => Some("reference epoch"),
             _ => None,
         };
-        let eta = if r.done > 0 && unit.is_some() {
-            let left = elapsed / r.done as f64 * (r.total - r.done) as f64;
+        let ran = r.done - r.first_done.unwrap_or(0).min(r.done);
+        let eta = if ran > 0 && unit.is_some() {
+            let left = elapsed / ran as f64 * (r.total - r.done) as f64;
             format!(" · about {left:.0} s left")
         } else {
             String::new()
@@ -274,6 +277,9 @@ fn Progress() -> impl IntoView {
                 max=move || r().map_or(1, |r| r.total.max(1)).to_string()
                 value=move || r().map_or(0, |r| r.done).to_string()></progress>
             <span data-testid="progress-text">{text}</span>
+            <Show when=move || r().is_some_and(|r| r.kept.is_some())>
+                <small class="kept" data-testid="progress-kept">{move || r().and_then(|r| r.kept).map(|e| format!("checkpoint kept at epoch {e}: Stop, a reload or a closed tab loses no more than this"))}</small>
+            </Show>
             <LossCurve points=Signal::derive(move || r().map(|r| r.losses).unwrap_or_default())/>
         </div>
     }

@@ -108,6 +108,13 @@ pub struct Running {
     pub started_ms: f64,
     /// (epoch, loss) as reported.
     pub losses: Vec<(usize, f64)>,
+    /// The run's identity (inputs and settings) its checkpoints are kept under.
+    pub key: String,
+    /// The epoch of the latest checkpoint kept.
+    pub kept: Option<usize>,
+    /// Where this stage's count stood at its first report (a resumed fit
+    /// starts past 0): the rate for the time left counts from there.
+    pub first_done: Option<usize>,
 }
 
 /// Values per point under named columns (cell types, factors, genes).
@@ -339,7 +346,9 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
                 if r.stage != stage {
                     r.losses.clear();
                     r.started_ms = js_sys::Date::now();
+                    r.first_done = None;
                 }
+                r.first_done.get_or_insert(done);
                 r.stage = stage;
                 r.done = done;
                 r.total = total;
@@ -348,15 +357,25 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
                 }
             }
         }),
+        Reply::Checkpoint { id, epoch, buffer } => state.running.update(|r| {
+            if let Some(r) = r.as_mut().filter(|r| r.id == id) {
+                crate::keep::store_checkpoint(&r.key, &buffer_bytes(buffers, buffer));
+                r.kept = Some(epoch);
+            }
+        }),
         Reply::Finished { id, result } => {
             if state.running.get_untracked().is_some_and(|r| r.id == id) {
                 state.running.set(None);
+                crate::keep::forget_checkpoint();
                 show_result(state, *result, buffers);
             }
         }
         Reply::Failed { id, error } => {
             if state.running.get_untracked().is_some_and(|r| r.id == id) {
                 state.running.set(None);
+                // A run that failed (a bad checkpoint among the causes)
+                // starts from the beginning next time.
+                crate::keep::forget_checkpoint();
             }
             state.run_error.set(Some(error));
         }
@@ -416,6 +435,8 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
     let sc = run.inputs.sc.as_ref().map(pick).unwrap_or_default();
     let sp = pick(&run.inputs.sp);
     let prot = run.inputs.prot.as_ref().map(pick).unwrap_or_default();
+    let key = run_key(&run, [&sp, &sc, &prot].into_iter().flatten());
+    let resumes = run.params.info().resumes;
     let msg = match request(
         &Request::Run {
             id,
@@ -435,8 +456,51 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
         total: 1,
         started_ms: js_sys::Date::now(),
         losses: vec![],
+        key: key.clone(),
+        kept: None,
+        first_done: None,
     }));
-    bridge.borrow_mut().send(msg, Array::new());
+    if !resumes {
+        return bridge.borrow_mut().send(msg, Array::new());
+    }
+    // A stopped run of the same inputs and settings left a checkpoint: the
+    // worker goes on from it.
+    let bridge = bridge.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let kept = crate::keep::checkpoint(&key).await;
+        if !state.running.get_untracked().is_some_and(|r| r.id == id) {
+            return;
+        }
+        if let Some(bytes) = kept {
+            let _ = Reflect::set(
+                &msg,
+                &"checkpoint".into(),
+                &Uint8Array::from(&bytes[..]).buffer(),
+            );
+        }
+        bridge.borrow_mut().send(msg, Array::new());
+    });
+}
+
+/// A run's identity for its kept checkpoint: the analysis, its settings
+/// and sources (not the device: a checkpoint goes on on either), each local
+/// file's size and time, and this build's version.
+fn run_key<'a>(run: &Run, files: impl Iterator<Item = &'a File>) -> String {
+    let what = serde_json::json!({
+        "tessera": env!("CARGO_PKG_VERSION"),
+        "params": run.params,
+        "inputs": run.inputs,
+    });
+    let mut key = what.to_string();
+    for f in files {
+        key.push_str(&format!(
+            "\n{}\t{}\t{}",
+            f.name(),
+            f.size(),
+            f.last_modified()
+        ));
+    }
+    key
 }
 
 /// A fresh id for a request, card or result.

@@ -11,6 +11,7 @@ use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded};
+use tessera_core::models::checkpoint::{Checkpoint, Kept};
 use tessera_core::models::multiomics;
 use tessera_core::session::{self, Opened};
 use tessera_core::share::{DeviceChoice, Run, Source};
@@ -449,11 +450,7 @@ async fn run_analysis(
     };
     notify("reading the inputs", 0, 1, None);
     let info = run.params.info();
-    let mut inputs = Data {
-        sp: (String::new(), Dataset::default()),
-        sc: None,
-        prot: None,
-    };
+    let mut inputs = Data::default();
     let mut demos = Vec::new();
     for i in info.inputs {
         let source = run
@@ -466,6 +463,9 @@ async fn run_analysis(
             Slot::Reference => inputs.sc = Some(read),
             Slot::Proteins => inputs.prot = Some(read),
         }
+    }
+    if info.resumes {
+        inputs.kept = kept(scope, id, data);
     }
     let t0 = now_ms();
     let seconds = || (now_ms() - t0) / 1e3;
@@ -525,6 +525,47 @@ async fn run_analysis(
         }
     };
     Ok((r, device, seconds()))
+}
+
+/// A resumable run's checkpoints: the one the page kept from a stopped run
+/// of the same inputs and settings, and each new one posted to the page
+/// (synchronously, so a CPU fit that never yields still hands them over).
+fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
+    let from = Reflect::get(data, &"checkpoint".into())
+        .ok()
+        .filter(|b| b.is_instance_of::<js_sys::ArrayBuffer>())
+        .map(|b| Checkpoint::from_bytes(&Uint8Array::new(&b).to_vec()));
+    let from = match from {
+        Some(Ok(cp)) => {
+            let text = format!(
+                "This run goes on from the checkpoint a stopped run of the same inputs and settings left at epoch {}.",
+                cp.epoch
+            );
+            notice(scope, id, text);
+            Some(cp)
+        }
+        Some(Err(e)) => {
+            notice(
+                scope,
+                id,
+                format!("{e}: the run starts from the beginning."),
+            );
+            None
+        }
+        None => None,
+    };
+    let to = scope.clone();
+    Kept {
+        from,
+        save: Some(Box::new(move |cp: &Checkpoint| {
+            let reply = Reply::Checkpoint {
+                id,
+                epoch: cp.epoch,
+                buffer: 0,
+            };
+            post(&to, &reply, vec![bytes_buffer(&cp.to_bytes())]);
+        })),
+    }
 }
 
 fn notice(scope: &DedicatedWorkerGlobalScope, id: u32, text: String) {

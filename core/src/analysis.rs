@@ -82,11 +82,15 @@ pub struct Cards<'a> {
     pub prot: Option<Card<'a>>,
 }
 
-/// A run's inputs, read: (name for messages, dataset) per slot.
+/// A run's inputs, read: (name for messages, dataset) per slot, and its
+/// checkpoints outside the run (fits that resume use them; see
+/// [`Analysis::RESUMES`]).
+#[derive(Default)]
 pub struct Data {
     pub sp: (String, Dataset),
     pub sc: Option<(String, Dataset)>,
     pub prot: Option<(String, Dataset)>,
+    pub kept: crate::models::checkpoint::Kept,
 }
 
 impl Data {

@@ -29,6 +29,122 @@ pub struct Checkpoint {
     pub buffers: Vec<Vec<f32>>,
 }
 
+/// What the bytes of a stored checkpoint start with.
+const MAGIC: &[u8; 4] = b"TSC1";
+
+/// The checkpoint's whole numbers and words; the numbers follow it as raw
+/// little-endian bytes (f64 values, then each f32 buffer), so NaN and the
+/// last bit of every number come back as they were.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    fit: String,
+    epoch: usize,
+    counters: Vec<u64>,
+    text: Vec<String>,
+    values: usize,
+    buffers: Vec<usize>,
+}
+
+impl Checkpoint {
+    /// The checkpoint as bytes a browser keeps for a stopped run.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = Header {
+            fit: self.fit.clone(),
+            epoch: self.epoch,
+            counters: self.counters.clone(),
+            text: self.text.clone(),
+            values: self.values.len(),
+            buffers: self.buffers.iter().map(Vec::len).collect(),
+        };
+        let json = serde_json::to_vec(&header).expect("a header of plain fields");
+        let floats: usize = self.buffers.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(8 + json.len() + 8 * self.values.len() + 4 * floats);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&json);
+        for v in &self.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in self.buffers.iter().flatten() {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`Checkpoint::to_bytes`] wrote; anything else is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
+        let bad = |why: &str| format!("a kept checkpoint is unreadable ({why})");
+        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no header"))?;
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| bad("cut short"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let json = rest.get(..len).ok_or_else(|| bad("cut short"))?;
+        let h: Header = serde_json::from_slice(json).map_err(|e| bad(&e.to_string()))?;
+        let body = &rest[len..];
+        let need = h
+            .buffers
+            .iter()
+            .try_fold(0usize, |n, &b| n.checked_add(b.checked_mul(4)?))
+            .and_then(|n| n.checked_add(h.values.checked_mul(8)?));
+        if need != Some(body.len()) {
+            return Err(bad("its sizes do not match its length"));
+        }
+        let (values, mut floats) = body.split_at(8 * h.values);
+        let values = values
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let buffers = h
+            .buffers
+            .iter()
+            .map(|&n| {
+                let (b, rest) = floats.split_at(4 * n);
+                floats = rest;
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect()
+            })
+            .collect();
+        Ok(Checkpoint {
+            fit: h.fit,
+            epoch: h.epoch,
+            counters: h.counters,
+            values,
+            text: h.text,
+            buffers,
+        })
+    }
+}
+
+/// A run's checkpoints as its caller sees them: a stopped run's last one to
+/// start from, and where each new one goes (a tab keeps the latest in its
+/// storage, so a stopped or closed run can go on when it is run again).
+#[derive(Default)]
+pub struct Kept {
+    pub from: Option<Checkpoint>,
+    pub save: Option<Box<dyn FnMut(&Checkpoint)>>,
+}
+
+impl Kept {
+    /// Shows a new checkpoint to whoever keeps them.
+    pub fn show(&mut self, cp: &Checkpoint) {
+        if let Some(save) = self.save.as_mut() {
+            save(cp);
+        }
+    }
+
+    /// The note of a fit that started from a stopped run's checkpoint.
+    pub fn note(&self) -> Option<String> {
+        self.from.as_ref().map(|c| {
+            format!(
+                "resumed from the checkpoint a stopped run left at epoch {}",
+                c.epoch
+            )
+        })
+    }
+}
+
 /// Where a fit starts from and where it leaves its checkpoints.
 pub struct Resume<'a> {
     pub from: Option<Checkpoint>,
@@ -91,4 +207,47 @@ pub fn moved_note(why: &str, from_epoch: usize) -> String {
 /// Whether a fit of this process went on on the CPU after losing its GPU.
 pub fn moved() -> bool {
     MOVED.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_every_number_and_refuse_anything_else() {
+        let cp = Checkpoint {
+            fit: "NSF 4 factors".into(),
+            epoch: 30,
+            counters: vec![1, u64::MAX],
+            values: vec![0.1, f64::NAN, -0.0, f64::INFINITY],
+            text: vec!["why".into()],
+            buffers: vec![vec![1.5, f32::NAN], vec![], vec![f32::MIN_POSITIVE]],
+        };
+        let bytes = cp.to_bytes();
+        let back = Checkpoint::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            (&back.fit, back.epoch, &back.counters),
+            (&cp.fit, 30, &cp.counters)
+        );
+        let bits = |c: &Checkpoint| {
+            let v: Vec<u64> = c.values.iter().map(|v| v.to_bits()).collect();
+            let b: Vec<Vec<u32>> = c
+                .buffers
+                .iter()
+                .map(|b| b.iter().map(|v| v.to_bits()).collect())
+                .collect();
+            (v, b)
+        };
+        assert_eq!(bits(&back), bits(&cp));
+        assert_eq!(back.text, cp.text);
+        for bad in [
+            &bytes[..bytes.len() - 1],
+            &bytes[..6],
+            &bytes[1..],
+            &[bytes.as_slice(), &[0]].concat()[..],
+        ] {
+            let e = Checkpoint::from_bytes(bad).unwrap_err();
+            assert!(e.starts_with("a kept checkpoint is unreadable"), "{e}");
+        }
+    }
 }

@@ -74,8 +74,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     };
     let mut data = Data {
         sp: read(&a.sp)?,
-        sc: None,
-        prot: None,
+        ..Data::default()
     };
     for input in info.inputs {
         let (flag, path, slot) = match input.slot {

@@ -288,14 +288,19 @@ impl Analysis for Nsf {
         params: serde_json::Value,
         progress: &mut Progress<'_>,
     ) -> Result<Results, String> {
-        let (name, ds) = &data.sp;
+        let Data {
+            sp: (name, ds),
+            mut kept,
+            ..
+        } = data;
         let o = p.options()?;
-        let fitted = run::run(dev, name, ds, &o, &mut |e, max, loss| {
+        let mut epochs = |e, max, loss| {
             progress("epochs", e, max, Some(loss));
             true
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        super::export::results(&fitted, ds, params).map_err(|e| e.to_string())
+        };
+        let fitted = run::run_kept(dev, &name, &ds, &o, &mut epochs, &mut kept)
+            .await
+            .map_err(|e| e.to_string())?;
+        super::export::results(&fitted, &ds, params).map_err(|e| e.to_string())
     }
 }

@@ -20,7 +20,7 @@ use crate::compute::cpu::Cpu;
 use crate::compute::{philox, Device, GpKernel};
 use crate::data::{Dataset, Matrix};
 use crate::io::Error;
-use crate::models::checkpoint::{moved_note, Checkpoint, Resume};
+use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,6 +161,19 @@ pub async fn run<D: Device>(
     ds: &Dataset,
     opts: &Options,
     progress: Progress<'_>,
+) -> Result<Fitted, Error> {
+    run_kept(dev, name, ds, opts, progress, &mut Kept::default()).await
+}
+
+/// [`run`], starting from `kept.from` when given (a stopped run's last
+/// checkpoint) and showing each checkpoint to `kept`.
+pub async fn run_kept<D: Device>(
+    dev: &D,
+    name: &str,
+    ds: &Dataset,
+    opts: &Options,
+    progress: Progress<'_>,
+    kept: &mut Kept,
 ) -> Result<Fitted, Error> {
     let (x, key) = counts(name, ds)?;
     let v = x.check_values();
@@ -423,20 +436,32 @@ pub async fn run<D: Device>(
     };
     // On a GPU that is lost or full mid-run, the fit goes on from its last
     // checkpoint on the CPU.
-    let mut last: Option<Checkpoint> = None;
-    let mut keep = |c: Checkpoint| last = Some(c);
+    notes.extend(kept.note());
+    let mut last: Option<Checkpoint> = kept.from.clone();
+    let from = kept.from.take();
+    let mut keep = |c: Checkpoint| {
+        kept.show(&c);
+        last = Some(c);
+    };
     let first = fit
-        .optimise(dev, Resume::none(&mut keep), &mut *progress)
+        .optimise(
+            dev,
+            Resume {
+                from,
+                save: &mut keep,
+            },
+            &mut *progress,
+        )
         .await;
     let Optimised { p, latent, history } = match dev.lost() {
         None => first?,
         Some(why) => {
             let from = last.take();
             notes.push(moved_note(&why, from.as_ref().map_or(0, |c| c.epoch)));
-            let mut drop = |_| {};
+            let mut show = |c: Checkpoint| kept.show(&c);
             let resume = Resume {
                 from,
-                save: &mut drop,
+                save: &mut show,
             };
             fit.optimise(&Cpu, resume, &mut *progress).await?
         }

@@ -232,7 +232,12 @@ impl Analysis for Resolvi {
         params: serde_json::Value,
         progress: &mut Progress<'_>,
     ) -> Result<Results, String> {
-        let (name, ds) = &data.sp;
+        let Data {
+            sp: (name, ds),
+            mut kept,
+            ..
+        } = data;
+        let (name, ds) = (&name, &ds);
         let o = p.options()?;
         let ds = fit::cells(name, ds, &o).map_err(|e| e.to_string())?;
         let ds = ds.as_ref();
@@ -242,12 +247,13 @@ impl Analysis for Resolvi {
             // Named before the fit, not after it.
             fit::groups(name, ds, &p.de_groupby, &p.de_group1, g2).map_err(|e| e.to_string())?;
         }
-        let (fitted, saved) = fit::fit(dev, name, ds, &o, &mut |e, max, loss| {
+        let mut epochs = |e, max, loss| {
             progress("epochs", e, max, Some(loss));
             true
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        };
+        let (fitted, saved) = fit::fit_kept(dev, name, ds, &o, &mut epochs, &mut kept)
+            .await
+            .map_err(|e| e.to_string())?;
         let de = if p.de_groupby.is_empty() {
             None
         } else {

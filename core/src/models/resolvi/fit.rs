@@ -11,7 +11,7 @@ use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 use crate::data::{dense, Annotation, Column, Dataset, Matrix};
 use crate::io::{self, Error};
-use crate::models::checkpoint::{moved_note, Checkpoint, Resume};
+use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
 use crate::prep::filter::subset_cells;
 use crate::spatial::inputs::coords;
 use std::borrow::Cow;
@@ -292,24 +292,44 @@ pub async fn fit<D: Device>(
     o: &Options,
     progress: Progress<'_>,
 ) -> Result<(Fitted, Saved), Error> {
+    fit_kept(dev, name, ds, o, progress, &mut Kept::default()).await
+}
+
+/// [`fit`], starting from `kept.from` when given (a stopped run's last
+/// checkpoint) and showing each checkpoint to `kept`.
+pub async fn fit_kept<D: Device>(
+    dev: &D,
+    name: &str,
+    ds: &Dataset,
+    o: &Options,
+    progress: Progress<'_>,
+    kept: &mut Kept,
+) -> Result<(Fitted, Saved), Error> {
     let p = prepare(name, ds, o)?;
     let data = p.data();
     let train = |e: String| Error::new(name, "training", e);
     // On a GPU that is lost or full mid-run, the fit goes on from its last
     // checkpoint on the CPU.
-    let mut last: Option<Checkpoint> = None;
-    let mut keep = |c| last = Some(c);
+    let mut notes: Vec<String> = kept.note().into_iter().collect();
+    let mut last: Option<Checkpoint> = kept.from.clone();
+    let from = kept.from.take();
+    let mut keep = |c: Checkpoint| {
+        kept.show(&c);
+        last = Some(c);
+    };
     let mut model = Model::new(dev, o.config, &data);
     let history = run::train(
         dev,
         &mut model,
         &data,
         &mut *progress,
-        Resume::none(&mut keep),
+        Resume {
+            from,
+            save: &mut keep,
+        },
     )
     .await
     .map_err(train)?;
-    let mut notes = vec![];
     // The outputs and weights too are the GPU's only if it lasted through them.
     let on_gpu = if dev.lost().is_none() {
         let outputs = run::outputs(dev, &model, &data).await;
@@ -326,10 +346,10 @@ pub async fn fit<D: Device>(
             drop(model);
             let from = last.take();
             let mut model = Model::new(&Cpu, o.config, &data);
-            let mut drop_all = |_| {};
+            let mut show = |c: Checkpoint| kept.show(&c);
             let resume = Resume {
                 from,
-                save: &mut drop_all,
+                save: &mut show,
             };
             let at = resume.from.as_ref().map_or(0, |c| c.epoch);
             let history = run::train(&Cpu, &mut model, &data, &mut *progress, resume)
@@ -365,7 +385,11 @@ pub async fn fit<D: Device>(
         };
         (Some(c), Some(u))
     };
-    if let Some(why) = dev.lost().filter(|_| notes.is_empty()) {
+    // Unless the fit itself moved (its note starts with the reason).
+    if let Some(why) = dev
+        .lost()
+        .filter(|w| !notes.iter().any(|n| n.starts_with(w)))
+    {
         notes.push(format!("{why}: the rest of the run went on on the CPU"));
     }
     let fitted = Fitted {

@@ -1,0 +1,90 @@
+//! A run stopped in a tab goes on from the checkpoint the page kept. Through
+//! the tab's entry point (`session::run`), a run that starts from the
+//! checkpoint a run left at epoch 20 (its bytes as the page stores them)
+//! ends with that run's results, bit for bit, and says where it started.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use tessera_core::analysis::Data;
+use tessera_core::bundle::Results;
+use tessera_core::compute::cpu::Cpu;
+use tessera_core::models::checkpoint::{Checkpoint, Kept};
+use tessera_core::session;
+use tessera_core::share::{DeviceChoice, Inputs, Params, Run, Source};
+
+/// The run of `params` on the demo tissue, and the checkpoints it showed.
+fn run(params: &str, from: Option<Checkpoint>) -> Result<(Results, Vec<Checkpoint>), String> {
+    let run = Run {
+        params: serde_json::from_str::<Params>(params).unwrap(),
+        inputs: Inputs {
+            sp: Source::Demo,
+            sc: None,
+            prot: None,
+        },
+        device: DeviceChoice::Cpu,
+    };
+    let (spatial, _) = tessera_core::demo::demo_pair(Default::default());
+    let seen = Rc::new(RefCell::new(vec![]));
+    let into = seen.clone();
+    let data = Data {
+        sp: ("demo_spatial".into(), spatial),
+        kept: Kept {
+            from,
+            save: Some(Box::new(move |c: &Checkpoint| {
+                into.borrow_mut().push(c.clone())
+            })),
+        },
+        ..Data::default()
+    };
+    let r = pollster::block_on(session::run(&Cpu, &run, data, &mut |_, _, _, _| {}))?;
+    let seen = seen.take();
+    Ok((r, seen))
+}
+
+/// Every number a result shows, as bits (NaN marks held-out rows and
+/// equals itself here), under its name.
+fn numbers(r: &Results) -> Vec<(String, Vec<u64>)> {
+    let f32s = |v: &[f32]| v.iter().map(|x| x.to_bits() as u64).collect();
+    let f64s = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect();
+    let layers = r.layers.iter().map(|l| (l.name.clone(), f32s(&l.values)));
+    let curves = r.curves.iter().map(|c| (c.name.clone(), f64s(&c.values)));
+    let tables = r.matrices.iter().map(|m| (m.name.clone(), f64s(&m.values)));
+    layers.chain(curves).chain(tables).collect()
+}
+
+fn says(r: &Results, text: &str) -> bool {
+    r.files
+        .iter()
+        .any(|(_, b)| String::from_utf8_lossy(b).contains(text))
+}
+
+#[test]
+fn a_stopped_run_goes_on_from_its_kept_checkpoint_and_ends_as_the_whole_run() {
+    for params in [
+        r#"{"analysis":"nsf","model":"nsfh","factors":4,"inducing":40,"epochs":35,"seed":3}"#,
+        r#"{"analysis":"resolvi","epochs":25,"latent":4,"seed":2}"#,
+    ] {
+        let (whole, kept) = run(params, None).unwrap();
+        let epochs: Vec<usize> = kept.iter().map(|c| c.epoch).collect();
+        assert!(epochs.starts_with(&[10, 20]), "{params}: {epochs:?}");
+        // What the page keeps and sends back is the checkpoint's bytes.
+        let at_20 = Checkpoint::from_bytes(&kept[1].to_bytes()).unwrap();
+        let (resumed, again) = run(params, Some(at_20)).unwrap();
+        assert_eq!(
+            again.iter().map(|c| c.epoch).collect::<Vec<_>>(),
+            epochs[2..],
+            "{params}: the resumed run keeps checkpointing"
+        );
+        let want = numbers(&whole);
+        assert!(want.iter().map(|n| n.1.len()).sum::<usize>() > 1000);
+        assert!(numbers(&resumed) == want, "{params}: the results differ");
+        let note = "resumed from the checkpoint a stopped run left at epoch 20";
+        assert!(says(&resumed, note) && !says(&whole, note), "{params}");
+        // A checkpoint of another fit is refused by name, not half applied.
+        let mut wrong = kept[1].clone();
+        wrong.buffers.pop();
+        let e = run(params, Some(wrong)).map(|_| ()).unwrap_err();
+        assert!(e.contains("another fit"), "{params}: {e}");
+    }
+}

@@ -9,7 +9,8 @@ use std::rc::Rc;
 use tessera_core::analysis::Data;
 use tessera_core::bundle::Results;
 use tessera_core::compute::cpu::Cpu;
-use tessera_core::models::checkpoint::{Checkpoint, Kept};
+use tessera_core::models::checkpoint::{attempt, Checkpoint, Kept};
+use tessera_core::models::nsf::run::{run_kept, Model, Options};
 use tessera_core::session;
 use tessera_core::share::{DeviceChoice, Inputs, Params, Run, Source};
 
@@ -34,6 +35,7 @@ fn run(params: &str, from: Option<Checkpoint>) -> Result<(Results, Vec<Checkpoin
             save: Some(Box::new(move |c: &Checkpoint| {
                 into.borrow_mut().push(c.clone())
             })),
+            ..Kept::default()
         },
         ..Data::default()
     };
@@ -87,4 +89,47 @@ fn a_stopped_run_goes_on_from_its_kept_checkpoint_and_ends_as_the_whole_run() {
         let e = run(params, Some(wrong)).map(|_| ()).unwrap_err();
         assert!(e.contains("another fit"), "{params}: {e}");
     }
+}
+
+/// A fit on a device whose failures panic (cudarc's errors on CUDA, out of
+/// memory among them) goes on on the CPU: `attempt` catches the failure
+/// after epoch 25 and hands back the checkpoint at epoch 20, from which the
+/// fit ends as the uninterrupted one and says why it moved.
+#[test]
+fn a_fit_whose_device_fails_goes_on_on_the_cpu_from_its_last_checkpoint() {
+    let (ds, _) = tessera_core::demo::demo_pair(Default::default());
+    let o = Options {
+        model: Model::Nsfh,
+        factors: 4,
+        inducing: 40,
+        epochs: 35,
+        ..Options::default()
+    };
+    let oom = "CUDA alloc failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")";
+    let fit = |kept: &mut Kept, fail_after: usize| {
+        let mut status = |e: usize, _: usize, _: f64| {
+            assert!(e <= fail_after, "{oom}");
+            true
+        };
+        pollster::block_on(run_kept(&Cpu, "demo", &ds, &o, &mut status, kept)).unwrap()
+    };
+    let whole = fit(&mut Kept::default(), usize::MAX);
+    let Err(mut resume) = attempt(|kept| fit(kept, 25)) else {
+        panic!("the fit did not fail after epoch 25");
+    };
+    assert_eq!(resume.from.as_ref().map(|c| c.epoch), Some(20));
+    assert!(resume.after.as_deref().is_some_and(|w| w.contains(oom)));
+    let resumed = fit(&mut resume, usize::MAX);
+    let note = "the fit resumed on the CPU from its checkpoint at epoch 20";
+    assert!(
+        resumed
+            .notes
+            .iter()
+            .any(|n| n.contains(oom) && n.contains(note)),
+        "{:?}",
+        resumed.notes
+    );
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&resumed.history.loss), bits(&whole.history.loss));
+    assert_eq!(bits(&resumed.factors), bits(&whole.factors));
 }

@@ -66,8 +66,8 @@ thread_local! {
 }
 
 /// Keeps `bytes` as the checkpoint of `run` (one run's only: it replaces
-/// any other run's).
-pub fn store_checkpoint(run: &str, bytes: &[u8]) {
+/// any other run's), then calls `then` once it is stored.
+pub fn store_checkpoint(run: &str, bytes: &[u8], then: impl FnOnce() + 'static) {
     let generation = GENERATION.get();
     let mut body = (run.len() as u32).to_le_bytes().to_vec();
     body.extend_from_slice(run.as_bytes());
@@ -78,7 +78,12 @@ pub fn store_checkpoint(run: &str, bytes: &[u8]) {
             return;
         }
         if let Ok(resp) = Response::new_with_opt_u8_array(Some(&mut body)) {
-            let _ = JsFuture::from(c.put_with_str(CHECKPOINT, &resp)).await;
+            if JsFuture::from(c.put_with_str(CHECKPOINT, &resp))
+                .await
+                .is_ok()
+            {
+                then();
+            }
         }
     });
 }

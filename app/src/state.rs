@@ -357,12 +357,21 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
                 }
             }
         }),
-        Reply::Checkpoint { id, epoch, buffer } => state.running.update(|r| {
-            if let Some(r) = r.as_mut().filter(|r| r.id == id) {
-                crate::keep::store_checkpoint(&r.key, &buffer_bytes(buffers, buffer));
-                r.kept = Some(epoch);
-            }
-        }),
+        Reply::Checkpoint { id, epoch, buffer } => {
+            let Some(run) = state.running.get_untracked().filter(|r| r.id == id) else {
+                return;
+            };
+            // Shown as kept once it is stored: a tab closed before that
+            // has the one before.
+            let stored = move || {
+                state.running.update(|r| {
+                    if let Some(r) = r.as_mut().filter(|r| r.id == id) {
+                        r.kept = Some(epoch);
+                    }
+                })
+            };
+            crate::keep::store_checkpoint(&run.key, &buffer_bytes(buffers, buffer), stored);
+        }
         Reply::Finished { id, result } => {
             if state.running.get_untracked().is_some_and(|r| r.id == id) {
                 state.running.set(None);

@@ -478,30 +478,51 @@ test('the multi-omics demo runs in the page, matches the command line, and its l
   await page.close();
 });
 
-test('NSF in the page gives the command line\'s factors for the same seed', needsData, async () => {
+// Stopped after its first checkpoint and run again after a reload (as a
+// closed tab would be), the fit goes on from the kept checkpoint and still
+// ends where the command line's uninterrupted fit does.
+test('NSF in the page gives the command line\'s factors for the same seed, through a stop and a reload', needsData, async () => {
   const h5ad = path.join(data, 'nsf_simulations/S1.h5ad');
   const page = await open();
-  await page.getByTestId('file-input').setInputFiles(h5ad);
-  await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
-  await page.getByTestId('analysis-select').selectOption('nsf');
-  await page.getByTestId('device-select').selectOption('cpu');
-  await fill(page, 'nsf-factors-input', '3');
-  await fill(page, 'nsf-inducing-input', '60');
-  await fill(page, 'nsf-epochs-input', '40');
-  await fill(page, 'nsf-seed-input', '7');
-  await page.waitForFunction(() => /NSF of 1296 observations/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
-  await runWhenReady(page, RUN_TIMEOUT);
+  const setUp = async () => {
+    await page.getByTestId('file-input').setInputFiles(h5ad);
+    await page.getByTestId('dataset-card').first().waitFor({ timeout: 120_000 });
+    await page.getByTestId('analysis-select').selectOption('nsf');
+    await page.getByTestId('device-select').selectOption('cpu');
+    await fill(page, 'nsf-factors-input', '3');
+    await fill(page, 'nsf-inducing-input', '60');
+    await fill(page, 'nsf-epochs-input', '200');
+    await fill(page, 'nsf-seed-input', '7');
+    await page.waitForFunction(() => /NSF of 1296 observations/.test(document.querySelector('[data-testid=run-check]').textContent), null, { timeout: 30_000 });
+    await page.waitForFunction(() => !document.querySelector('[data-testid=run-button]').disabled, null, { timeout: 30_000 });
+  };
+  await setUp();
+  await page.getByTestId('run-button').click();
+  await page.getByTestId('progress-kept').waitFor({ timeout: RUN_TIMEOUT });
+  await page.getByTestId('stop-button').click();
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 10_000 });
+  const stopped = await page.getByTestId('notice').textContent();
+  const kept = Number(stopped.match(/checkpoint at epoch (\d+) is kept/)?.[1]);
+  assert.ok(kept >= 10 && kept < 200, stopped);
+  await page.reload();
+  await setUp();
+  await page.getByTestId('run-button').click();
+  await page.waitForFunction(() => /goes on from the checkpoint/.test(document.querySelector('[data-testid=notice]')?.textContent || ''), null, { timeout: 60_000 });
+  // The one shown as kept, or a later one whose store was under way.
+  const resumed = Number((await page.getByTestId('notice').textContent()).match(/left at epoch (\d+)/)?.[1]);
+  assert.ok(resumed >= kept && resumed < 200, `kept ${kept}, resumed from ${resumed}`);
+  await waitResult(page);
   assert.equal(await page.getByTestId('heatmap').count(), 1, 'the loadings of the top genes');
   await page.getByTestId('layer-select').selectOption('factor 2');
   assert.match(await page.getByTestId('legend').textContent(), /factor 2/);
   await shot(page, '16-nsf');
   const got = await download(page, 'download-csv', 'factors.csv');
   const out = path.join(tmp, 'cli_nsf');
-  execFileSync(bin, ['nsf', '--data', h5ad, '--factors', '3', '--inducing', '60', '--epochs', '40', '--seed', '7',
+  execFileSync(bin, ['nsf', '--data', h5ad, '--factors', '3', '--inducing', '60', '--epochs', '200', '--seed', '7',
     '--device', 'cpu', '--out', out], { stdio: 'pipe' });
   // The same fit in f32 on both sides; only the order of sums differs.
   const worst = assertCsvClose(got, path.join(out, 'factors.csv'), 2e-3);
-  console.log(`NSF factors in the page vs the command line: max |diff| ${worst.toExponential(2)}`);
+  console.log(`NSF factors in the page (stopped, reloaded, resumed from epoch ${resumed}) vs the command line: max |diff| ${worst.toExponential(2)}`);
   await page.close();
 });
 

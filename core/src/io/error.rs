@@ -55,27 +55,7 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
 pub(crate) fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
     #[cfg(not(target_arch = "wasm32"))]
     {
-        use std::cell::Cell;
-        use std::panic;
-        thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
-        static HOOK: std::sync::Once = std::sync::Once::new();
-        HOOK.call_once(|| {
-            let previous = panic::take_hook();
-            panic::set_hook(Box::new(move |info| {
-                if !QUIET.with(Cell::get) {
-                    previous(info)
-                }
-            }));
-        });
-        let was = QUIET.with(|q| q.replace(true));
-        let got = panic::catch_unwind(panic::AssertUnwindSafe(read));
-        QUIET.with(|q| q.set(was));
-        got.unwrap_or_else(|p| {
-            let why = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+        caught(read).unwrap_or_else(|why| {
             Err(Error::new(
                 file,
                 "",
@@ -88,6 +68,33 @@ pub(crate) fn guarded<T>(file: &str, read: impl FnOnce() -> Result<T>) -> Result
         let _ = file;
         read()
     }
+}
+
+/// Runs `f`; a panic in it comes back as its message, without printing
+/// it on stderr (the caller names what failed).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn caught<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    use std::cell::Cell;
+    use std::panic;
+    thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let got = panic::catch_unwind(panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    got.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an internal error".into())
+    })
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

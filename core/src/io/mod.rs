@@ -10,6 +10,8 @@ pub mod npz;
 pub mod table;
 pub mod tenx;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use error::caught;
 pub use error::{Context, Error, Result};
 pub use files::{FileSet, NamedFile};
 pub use table::TableOptions;

@@ -124,6 +124,9 @@ impl Checkpoint {
 pub struct Kept {
     pub from: Option<Checkpoint>,
     pub save: Option<Box<dyn FnMut(&Checkpoint)>>,
+    /// Why the fit starts from `from` on this device: its first device
+    /// failed (see [`attempt`]). None: a stopped run left it.
+    pub after: Option<String>,
 }
 
 impl Kept {
@@ -134,15 +137,37 @@ impl Kept {
         }
     }
 
-    /// The note of a fit that started from a stopped run's checkpoint.
+    /// The note of a fit that does not start from the beginning.
     pub fn note(&self) -> Option<String> {
-        self.from.as_ref().map(|c| {
-            format!(
+        match (&self.after, &self.from) {
+            (Some(why), from) => Some(moved_note(why, from.as_ref().map_or(0, |c| c.epoch))),
+            (None, Some(c)) => Some(format!(
                 "resumed from the checkpoint a stopped run left at epoch {}",
                 c.epoch
-            )
-        })
+            )),
+            (None, None) => None,
+        }
     }
+}
+
+/// Runs a fit on a device whose failures panic (CUDA: cudarc's errors, out
+/// of memory among them), keeping its checkpoints. When it fails, the
+/// [`Kept`] to run it again with on the CPU: its last checkpoint, and why.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn attempt<T>(fit: impl FnOnce(&mut Kept) -> T) -> Result<T, Kept> {
+    let last = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let into = last.clone();
+    let mut kept = Kept {
+        save: Some(Box::new(move |c: &Checkpoint| {
+            *into.borrow_mut() = Some(c.clone())
+        })),
+        ..Kept::default()
+    };
+    crate::io::caught(|| fit(&mut kept)).map_err(|why| Kept {
+        from: last.take(),
+        save: None,
+        after: Some(why),
+    })
 }
 
 /// Where a fit starts from and where it leaves its checkpoints.

@@ -11,6 +11,10 @@ pub enum Dev {
 }
 
 /// Runs `$body` with `$d` bound to the opened device, whatever its type.
+/// A CUDA failure (cudarc's errors panic, running out of memory among them)
+/// ends the command with its reason. With `$kept`, the body is a fit that
+/// checkpoints into `$kept` (`&mut Kept`): after a CUDA failure it goes on on
+/// the CPU from its last checkpoint, as a fit that loses its wgpu device does.
 macro_rules! on_device {
     ($dev:expr, |$d:ident| $body:expr) => {
         match $dev {
@@ -24,7 +28,40 @@ macro_rules! on_device {
             #[cfg(feature = "cuda")]
             $crate::device::Dev::Cuda($d) => {
                 let $d = &**$d;
+                match tessera_core::io::caught(|| $body) {
+                    Ok(out) => out,
+                    Err(why) => $crate::device::cuda_failed(&why),
+                }
+            }
+        }
+    };
+    ($dev:expr, $kept:ident, |$d:ident| $body:expr) => {
+        match $dev {
+            $crate::device::Dev::Cpu($d) => {
+                let $kept = &mut tessera_core::models::checkpoint::Kept::default();
                 $body
+            }
+            $crate::device::Dev::Gpu($d) => {
+                let $d = &**$d;
+                let $kept = &mut tessera_core::models::checkpoint::Kept::default();
+                let out = $body;
+                $crate::device::after_gpu($d);
+                out
+            }
+            #[cfg(feature = "cuda")]
+            $crate::device::Dev::Cuda(cuda) => {
+                let cuda = &**cuda;
+                match tessera_core::models::checkpoint::attempt(|$kept| {
+                    let $d = cuda;
+                    $body
+                }) {
+                    Ok(out) => out,
+                    Err(mut resume) => {
+                        let $d = &tessera_core::compute::cpu::Cpu;
+                        let $kept = &mut resume;
+                        $body
+                    }
+                }
             }
         }
     };
@@ -41,6 +78,13 @@ pub fn after_gpu(g: &Gpu) {
             std::process::exit(1);
         }
     }
+}
+
+/// A CUDA failure in a command that cannot go on on the CPU.
+#[cfg(feature = "cuda")]
+pub fn cuda_failed(why: &str) -> ! {
+    eprintln!("error: {why}; this command cannot go on on the CPU mid-run: run it again with --device cpu");
+    std::process::exit(1);
 }
 
 #[cfg(feature = "cuda")]
@@ -88,6 +132,16 @@ pub fn open(name: Option<&str>) -> Result<Dev, io::Error> {
 }
 
 impl Dev {
+    /// A fit on it that fails goes on on the CPU from the start of a
+    /// checkpoint interval, with its inputs a second time.
+    pub fn is_cuda(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        if let Dev::Cuda(_) = self {
+            return true;
+        }
+        false
+    }
+
     /// CPU-emulated GPUs time nothing useful.
     pub fn is_software_gpu(&self) -> bool {
         matches!(self, Dev::Gpu(g) if g.is_software())

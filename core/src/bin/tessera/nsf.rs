@@ -96,7 +96,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     let ds = loaded.dataset;
     let mut bar = Bar::new("epochs");
     let t0 = std::time::Instant::now();
-    let fitted = on_device!(&dev, |d| pollster::block_on(nsf_run::run(
+    let fitted = on_device!(&dev, kept, |d| pollster::block_on(nsf_run::run_kept(
         d,
         &name,
         &ds,
@@ -104,7 +104,8 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         &mut |e, max, loss| {
             bar.update_with(e, max, &format!("loss {loss:.4}"));
             true
-        }
+        },
+        kept
     )))?;
     let secs = t0.elapsed().as_secs_f64();
     for n in &fitted.notes {

@@ -143,7 +143,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     }
     let mut bar = Bar::new("epochs");
     let t0 = std::time::Instant::now();
-    let (fitted, saved) = on_device!(&dev, |d| pollster::block_on(fit::fit(
+    let (fitted, saved) = on_device!(&dev, kept, |d| pollster::block_on(fit::fit_kept(
         d,
         &name,
         ds,
@@ -151,7 +151,8 @@ pub fn run(a: Args) -> Result<(), io::Error> {
         &mut |e, max, loss| {
             bar.update_with(e, max, &format!("-ELBO {loss:.1}"));
             true
-        }
+        },
+        kept
     )))?;
     for note in &fitted.notes {
         eprintln!("note: {note}");

@@ -477,7 +477,7 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
     let bridge = bridge.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let kept = crate::keep::checkpoint(&key).await;
-        if !state.running.get_untracked().is_some_and(|r| r.id == id) {
+        if state.running.get_untracked().is_none_or(|r| r.id != id) {
             return;
         }
         if let Some(bytes) = kept {

@@ -565,6 +565,7 @@ fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
             };
             post(&to, &reply, vec![bytes_buffer(&cp.to_bytes())]);
         })),
+        after: None,
     }
 }
 

@@ -117,13 +117,16 @@ impl Checkpoint {
     }
 }
 
+/// Where a run's new checkpoints go.
+pub type Save = Box<dyn FnMut(&Checkpoint)>;
+
 /// A run's checkpoints as its caller sees them: a stopped run's last one to
 /// start from, and where each new one goes (a tab keeps the latest in its
 /// storage, so a stopped or closed run can go on when it is run again).
 #[derive(Default)]
 pub struct Kept {
     pub from: Option<Checkpoint>,
-    pub save: Option<Box<dyn FnMut(&Checkpoint)>>,
+    pub save: Option<Save>,
     /// Why the fit starts from `from` on this device: its first device
     /// failed (see [`attempt`]). None: a stopped run left it.
     pub after: Option<String>,
@@ -154,7 +157,7 @@ impl Kept {
 /// of memory among them), keeping its checkpoints. When it fails, the
 /// [`Kept`] to run it again with on the CPU: its last checkpoint, and why.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn attempt<T>(fit: impl FnOnce(&mut Kept) -> T) -> Result<T, Kept> {
+pub fn attempt<T>(fit: impl FnOnce(&mut Kept) -> T) -> Result<T, Box<Kept>> {
     let last = std::rc::Rc::new(std::cell::RefCell::new(None));
     let into = last.clone();
     let mut kept = Kept {
@@ -163,10 +166,12 @@ pub fn attempt<T>(fit: impl FnOnce(&mut Kept) -> T) -> Result<T, Kept> {
         })),
         ..Kept::default()
     };
-    crate::io::caught(|| fit(&mut kept)).map_err(|why| Kept {
-        from: last.take(),
-        save: None,
-        after: Some(why),
+    crate::io::caught(|| fit(&mut kept)).map_err(|why| {
+        Box::new(Kept {
+            from: last.take(),
+            save: None,
+            after: Some(why),
+        })
     })
 }
 

@@ -58,7 +58,7 @@ macro_rules! on_device {
                     Ok(out) => out,
                     Err(mut resume) => {
                         let $d = &tessera_core::compute::cpu::Cpu;
-                        let $kept = &mut resume;
+                        let $kept = &mut *resume;
                         $body
                     }
                 }

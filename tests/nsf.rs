@@ -221,9 +221,11 @@ fn pnmf_on_s6_is_as_good_as_the_published_fit() {
 /// NSFH has no published simulation rows: its yardstick is PNMF's (the
 /// nonspatial half can do no worse than PNMF alone), and its spatial
 /// importance is a share of each gene's and spot's expression.
+/// 100 epochs: validation deviance 9.42, factors_pearson 0.990 here (250
+/// gave 8.86 and 0.996 at two and a half times the cost).
 #[test]
 fn nsfh_on_s1_is_at_least_as_good_as_published_pnmf() {
-    let f = check_against_published("S1", run::Model::Nsfh, 250, 23.10, 0.956);
+    let f = check_against_published("S1", run::Model::Nsfh, 100, 23.10, 0.956);
     assert_eq!(f.t, 2);
     let (genes, obs) = tessera_core::models::nsf::export::spatial_importance(&f).unwrap();
     assert_eq!((genes.len(), obs.len()), (200, 1296));

@@ -41,10 +41,12 @@ linted() (
 )
 
 step "cargo fmt --check" cargo fmt --all -- --check
-step "native tests (linted)" linted cargo test -p tessera-core --features cli
 # The CUDA device builds and lints without a toolkit (cudarc loads the
-# driver at run time); its tests need a GPU machine.
-step "CUDA device build (linted)" linted cargo build -p tessera-core --features cli,cuda --lib --bins --test cuda_ops
+# driver at run time), so the native tests build with it: one compile of the
+# core for both. Its own tests (cuda_ops) need a GPU machine: built, not run.
+native_tests=$(awk '/^\[\[test\]\]/ { t = 1 } t && /^name = / { gsub(/"/, "", $3); print "--test", $3; t = 0 }' core/Cargo.toml | grep -v ' cuda_ops$')
+step "native tests, CUDA device build (linted)" linted cargo test -p tessera-core --features cli,cuda --lib --bins $native_tests
+step "CUDA op tests build (linted)" linted cargo test -p tessera-core --features cli,cuda --test cuda_ops --no-run
 step "GPU op tests in Chromium (WebGPU in a worker; linted for wasm)" linted env CHROMEDRIVER=/usr/bin/chromedriver \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test -p tessera-core --target wasm32-unknown-unknown --test browser_ops

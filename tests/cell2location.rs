@@ -8,6 +8,7 @@ use common::pearson;
 use std::path::Path;
 
 use tessera_core::io::{self, FileSet, TableOptions};
+use tessera_core::models::checkpoint::{Checkpoint, Kept, Resume};
 use tessera_core::models::named::Named;
 use tessera_core::models::regression;
 use tessera_core::prep::filter::{self, FilterGenes};
@@ -230,6 +231,7 @@ fn nb_regression_matches_the_reference_signatures() {
         &[],
         &train,
         &mut |_, _, l| last = l,
+        &mut Kept::default(),
     ))
     .unwrap();
     let h = &r.elbo_history;
@@ -322,8 +324,24 @@ fn nb_regression_runs_on_the_gpu_like_the_cpu() {
         lr: 0.01,
         seed: 5,
     };
-    let a = pollster::block_on(fit(&Cpu, &d, &train, &mut |_, _, _| {}, None));
-    let b = pollster::block_on(fit(&gpu, &d, &train, &mut |_, _, _| {}, None));
+    let a = pollster::block_on(fit(
+        &Cpu,
+        &d,
+        &train,
+        &mut |_, _, _| {},
+        None,
+        Resume::none(&mut |_| {}),
+    ))
+    .unwrap();
+    let b = pollster::block_on(fit(
+        &gpu,
+        &d,
+        &train,
+        &mut |_, _, _| {},
+        None,
+        Resume::none(&mut |_| {}),
+    ))
+    .unwrap();
     for (x, y) in a.means.iter().zip(&b.means) {
         assert!((x - y).abs() < 1e-3 * x.abs().max(1.0), "{x} vs {y}");
     }
@@ -384,6 +402,7 @@ fn mapping_agrees_with_the_reference_run() {
         &sig,
         &opts,
         &mut |_, _, _| {},
+        &mut Kept::default(),
     ))
     .unwrap();
     assert_eq!(m.genes.len(), 124);
@@ -522,6 +541,7 @@ fn simulate_and_map(
         &sig,
         &opts,
         &mut |_, _, _| {},
+        &mut Kept::default(),
     ))
     .unwrap();
     let col: Vec<usize> = sim
@@ -606,8 +626,26 @@ fn mapping_runs_on_the_gpu_like_the_cpu() {
         seed: 2,
         block_rows: Some(4),
     };
-    let a = pollster::block_on(fit(&Cpu, &d, &p, &train, &mut |_, _, _| {}, None));
-    let b = pollster::block_on(fit(&gpu, &d, &p, &train, &mut |_, _, _| {}, None));
+    let a = pollster::block_on(fit(
+        &Cpu,
+        &d,
+        &p,
+        &train,
+        &mut |_, _, _| {},
+        None,
+        Resume::none(&mut |_| {}),
+    ))
+    .unwrap();
+    let b = pollster::block_on(fit(
+        &gpu,
+        &d,
+        &p,
+        &train,
+        &mut |_, _, _| {},
+        None,
+        Resume::none(&mut |_| {}),
+    ))
+    .unwrap();
     for ((name, _, x), (_, _, y)) in a.sites.iter().zip(&b.sites) {
         for (u, v) in x.means.iter().zip(&y.means) {
             assert!(
@@ -619,6 +657,165 @@ fn mapping_runs_on_the_gpu_like_the_cpu() {
     for (u, v) in a.elbo_history.iter().zip(&b.elbo_history) {
         assert!((u - v).abs() < 1e-3 * u.abs().max(1.0), "loss {u} vs {v}");
     }
+}
+
+/// Both fits checkpoint (the regression every 10 epochs, the mapping every
+/// 500 steps). Resumed from one on the same device, each ends as the whole
+/// fit does, bit for bit, and another fit's checkpoint is refused; a
+/// mapping whose GPU is destroyed at step 700 goes on on the CPU from its
+/// checkpoint at step 500, says so, and ends near the CPU's own mapping.
+#[test]
+fn the_fits_resume_from_checkpoints_and_survive_losing_the_gpu() {
+    use tessera_core::compute::{cpu::Cpu, gpu::Gpu, Device};
+    use tessera_core::models::cell2location::{self as c2l, Options};
+    use tessera_core::models::regression::nb::{self, RegressionData, Train};
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let wrong = |cp: &Checkpoint| Checkpoint {
+        fit: "another fit".into(),
+        ..cp.clone()
+    };
+
+    // The regression.
+    let (cells, genes, f, e) = (40, 7, 3, 2);
+    let x: Vec<f32> = (0..cells * genes).map(|i| ((i * 7) % 11) as f32).collect();
+    let x = tessera_core::data::dense(cells, genes, x)
+        .map(tessera_core::data::Matrix::Dense)
+        .unwrap();
+    let (rows, label, batch): (Vec<usize>, Vec<usize>, Vec<usize>) =
+        (0..cells).map(|c| (c, c % f, (c / 5) % e)).collect();
+    let init_mu: Vec<f32> = (0..f * genes).map(|i| 1.0 + (i % 4) as f32).collect();
+    let d = RegressionData {
+        x: &x,
+        rows: &rows,
+        genes,
+        label: &label,
+        n_labels: f,
+        batch: &batch,
+        n_batches: e,
+        init_mu: &init_mu,
+        levels: &vec![vec![]; cells],
+        n_levels: 0,
+    };
+    let train = Train {
+        max_epochs: 25,
+        batch_size: 16,
+        lr: 0.01,
+        seed: 5,
+    };
+    let reg = |from: Option<Checkpoint>, save: &mut dyn FnMut(Checkpoint)| {
+        let resume = Resume { from, save };
+        pollster::block_on(nb::fit(&Cpu, &d, &train, &mut |_, _, _| {}, None, resume))
+    };
+    let mut kept = vec![];
+    let whole = reg(None, &mut |c| kept.push(c)).unwrap();
+    assert_eq!(kept.iter().map(|c| c.epoch).collect::<Vec<_>>(), [10, 20]);
+    let resumed = reg(Some(kept[0].clone()), &mut |_| {}).unwrap();
+    assert_eq!(bits(&resumed.means), bits(&whole.means));
+    assert_eq!(bits(&resumed.elbo_history), bits(&whole.elbo_history));
+    let e_other = reg(Some(wrong(&kept[0])), &mut |_| {})
+        .err()
+        .unwrap_or_default();
+    assert!(e_other.contains("another fit"), "{e_other}");
+
+    // The mapping, on a small simulated section of the demo tissue.
+    let (_, reference) = tessera_core::demo::demo_pair(Default::default());
+    let sim = tessera_core::simulate::visium(
+        Named::new("reference", &reference),
+        "cell_type",
+        &tessera_core::simulate::VisiumSim {
+            n_spots: 24,
+            n_zones: 3,
+            seed: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let sig =
+        regression::cluster_averages(Named::new("training", &sim.training), "cell_type").unwrap();
+    let mut opts = Options::new(8.0, 20.0);
+    opts.train.max_epochs = 1100;
+    opts.train.lr = 0.01;
+    opts.num_samples = 20;
+    let on = |kept: &mut Kept, at: &mut dyn FnMut(usize)| {
+        pollster::block_on(c2l::map(
+            &Cpu,
+            Named::new("sim", &sim.spatial),
+            "signatures",
+            &sig,
+            &opts,
+            &mut |s, _, _| at(s),
+            kept,
+        ))
+        .unwrap()
+    };
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(vec![]));
+    let into = seen.clone();
+    let mut kept = Kept {
+        save: Some(Box::new(move |c: &Checkpoint| {
+            into.borrow_mut().push(c.clone())
+        })),
+        ..Kept::default()
+    };
+    let whole = on(&mut kept, &mut |_| {});
+    let seen = seen.take();
+    assert_eq!(
+        seen.iter().map(Checkpoint::at).collect::<Vec<_>>(),
+        ["step 500", "step 1000"]
+    );
+    let resumed = on(
+        &mut Kept {
+            from: Some(seen[0].clone()),
+            ..Kept::default()
+        },
+        &mut |_| {},
+    );
+    assert_eq!(
+        bits(&resumed.fit.elbo_history),
+        bits(&whole.fit.elbo_history)
+    );
+    assert_eq!(
+        bits(&resumed.abundance().means),
+        bits(&whole.abundance().means)
+    );
+    assert!(resumed
+        .notes
+        .iter()
+        .any(|n| n.contains("stopped run left at step 500")));
+    // The mapping's checkpoint is not the regression's: a run of both
+    // starts the regression from the beginning.
+    let mut both = Kept {
+        from: Some(seen[0].clone()),
+        ..Kept::default()
+    };
+    assert!(both.take_for(&nb::fit_name(&d)).is_none() && both.from.is_some());
+
+    let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");
+    let lost = pollster::block_on(c2l::map(
+        &gpu,
+        Named::new("sim", &sim.spatial),
+        "signatures",
+        &sig,
+        &opts,
+        &mut |s, _, _| {
+            if s == 700 {
+                gpu.destroy();
+            }
+        },
+        &mut Kept::default(),
+    ))
+    .unwrap();
+    assert!(gpu.lost().is_some_and(|w| w.contains("destroyed")));
+    assert!(
+        lost.notes
+            .iter()
+            .any(|n| n.contains("resumed on the CPU from its checkpoint at step 500")),
+        "{:?}",
+        lost.notes
+    );
+    assert_eq!(lost.fit.elbo_history.len(), 1100);
+    let r = pearson(&lost.abundance().means, &whole.abundance().means);
+    eprintln!("cell2location mapping on a GPU destroyed at step 700, resumed on the CPU: abundance r = {r:.5} with the CPU's");
+    assert!(r > 0.99, "abundance r = {r}");
 }
 
 /// The browser's cell2location run: the two steps' files (the command
@@ -648,6 +845,7 @@ fn browser_run_holds_both_steps_files_and_plots() {
             assert_eq!(t, 20);
             seen = d;
         },
+        &mut Kept::default(),
     ))
     .unwrap();
     assert_eq!(seen, 20);
@@ -661,6 +859,7 @@ fn browser_run_holds_both_steps_files_and_plots() {
         false,
         false,
         &mut |_, _, _| {},
+        &mut Kept::default(),
     ))
     .unwrap();
     let r = run::results(&sig, &m, serde_json::Value::Null).unwrap();
@@ -745,6 +944,7 @@ fn tutorial_shaped_pair_recovers_its_signatures_and_abundances() {
         &[],
         &train,
         &mut |_, _, _| {},
+        &mut Kept::default(),
     ))
     .unwrap();
     let s = &r.means;
@@ -776,6 +976,7 @@ fn tutorial_shaped_pair_recovers_its_signatures_and_abundances() {
         s,
         &opts,
         &mut |_, _, _| {},
+        &mut Kept::default(),
     ))
     .unwrap();
     let est = &m.abundance().means;

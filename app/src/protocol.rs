@@ -146,7 +146,8 @@ pub enum Reply {
     /// the latest, so a stopped or closed run can go on from it.
     Checkpoint {
         id: u32,
-        epoch: usize,
+        /// Where the fit stood ("epoch 20", "step 500").
+        at: String,
         buffer: usize,
     },
     Finished {

@@ -154,7 +154,7 @@ pub fn AnalysisPanel(
         let kept = state.running.get_untracked().and_then(|r| r.kept);
         bridge.with_value(|b| stop_worker(state, b));
         state.notice.set(Some(match kept {
-            Some(epoch) => format!("Run stopped. Its checkpoint at epoch {epoch} is kept: Run with the same inputs and settings goes on from there, even after a reload."),
+            Some(at) => format!("Run stopped. Its checkpoint at {at} is kept: Run with the same inputs and settings goes on from there, even after a reload."),
             None => "Run stopped. The page is ready for another run.".into(),
         }));
     };
@@ -278,7 +278,7 @@ fn Progress() -> impl IntoView {
                 value=move || r().map_or(0, |r| r.done).to_string()></progress>
             <span data-testid="progress-text">{text}</span>
             <Show when=move || r().is_some_and(|r| r.kept.is_some())>
-                <small class="kept" data-testid="progress-kept">{move || r().and_then(|r| r.kept).map(|e| format!("checkpoint kept at epoch {e}: Stop, a reload or a closed tab loses no more than this"))}</small>
+                <small class="kept" data-testid="progress-kept">{move || r().and_then(|r| r.kept).map(|at| format!("checkpoint kept at {at}: Stop, a reload or a closed tab loses no more than this"))}</small>
             </Show>
             <LossCurve points=Signal::derive(move || r().map(|r| r.losses).unwrap_or_default())/>
         </div>

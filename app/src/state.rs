@@ -110,8 +110,8 @@ pub struct Running {
     pub losses: Vec<(usize, f64)>,
     /// The run's identity (inputs and settings) its checkpoints are kept under.
     pub key: String,
-    /// The epoch of the latest checkpoint kept.
-    pub kept: Option<usize>,
+    /// Where the latest checkpoint kept stood ("epoch 20").
+    pub kept: Option<String>,
     /// Where this stage's count stood at its first report (a resumed fit
     /// starts past 0): the rate for the time left counts from there.
     pub first_done: Option<usize>,
@@ -357,7 +357,7 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
                 }
             }
         }),
-        Reply::Checkpoint { id, epoch, buffer } => {
+        Reply::Checkpoint { id, at, buffer } => {
             let Some(run) = state.running.get_untracked().filter(|r| r.id == id) else {
                 return;
             };
@@ -366,7 +366,7 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
             let stored = move || {
                 state.running.update(|r| {
                     if let Some(r) = r.as_mut().filter(|r| r.id == id) {
-                        r.kept = Some(epoch);
+                        r.kept = Some(at);
                     }
                 })
             };

@@ -492,7 +492,7 @@ async fn run_analysis(
                 if let Some(why) = gpu.lost().filter(|_| !told) {
                     told = true;
                     let then = if info.resumes {
-                        "the run goes on on the CPU from its last checkpoint (taken every 10 epochs)"
+                        "the run goes on on the CPU from its last checkpoint"
                     } else {
                         "this run cannot go on; run it again with Device: CPU"
                     };
@@ -538,8 +538,8 @@ fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
     let from = match from {
         Some(Ok(cp)) => {
             let text = format!(
-                "This run goes on from the checkpoint a stopped run of the same inputs and settings left at epoch {}.",
-                cp.epoch
+                "This run goes on from the checkpoint a stopped run of the same inputs and settings left at {}.",
+                cp.at()
             );
             notice(scope, id, text);
             Some(cp)
@@ -560,7 +560,7 @@ fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
         save: Some(Box::new(move |cp: &Checkpoint| {
             let reply = Reply::Checkpoint {
                 id,
-                epoch: cp.epoch,
+                at: cp.at(),
                 buffer: 0,
             };
             post(&to, &reply, vec![bytes_buffer(&cp.to_bytes())]);

@@ -13,12 +13,19 @@ use crate::compute::{Binary, Device};
 /// Epochs between checkpoints.
 pub const EVERY: usize = 10;
 
+/// Optimiser steps between checkpoints of a fit counted in full-data steps
+/// (cell2location's mapping takes 30,000 by default, each a fraction of an
+/// epoch's work elsewhere; its spot sites are read back each time).
+pub const EVERY_STEPS: usize = 500;
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The fit it belongs to (a model's name and sizes), checked on resume.
     pub fit: String,
-    /// Epochs done.
+    /// Epochs done (optimiser steps when `steps`).
     pub epoch: usize,
+    /// The fit counts optimiser steps, not epochs.
+    pub steps: bool,
     /// Step counters and other whole numbers of the loop.
     pub counters: Vec<u64>,
     /// Host-side numbers (learning rate, losses so far, scalar sites).
@@ -39,6 +46,8 @@ const MAGIC: &[u8; 4] = b"TSC1";
 struct Header {
     fit: String,
     epoch: usize,
+    #[serde(default)]
+    steps: bool,
     counters: Vec<u64>,
     text: Vec<String>,
     values: usize,
@@ -46,11 +55,23 @@ struct Header {
 }
 
 impl Checkpoint {
+    /// Where the fit stood: "epoch 20", "step 500".
+    pub fn at(&self) -> String {
+        let unit = if self.steps { "step" } else { "epoch" };
+        format!("{unit} {}", self.epoch)
+    }
+
+    /// Where a fit that starts from `cp` starts.
+    pub fn start(cp: Option<&Checkpoint>) -> String {
+        cp.map_or("epoch 0".into(), Checkpoint::at)
+    }
+
     /// The checkpoint as bytes a browser keeps for a stopped run.
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = Header {
             fit: self.fit.clone(),
             epoch: self.epoch,
+            steps: self.steps,
             counters: self.counters.clone(),
             text: self.text.clone(),
             values: self.values.len(),
@@ -109,6 +130,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             fit: h.fit,
             epoch: h.epoch,
+            steps: h.steps,
             counters: h.counters,
             values,
             text: h.text,
@@ -140,13 +162,25 @@ impl Kept {
         }
     }
 
+    /// The checkpoint to start from when it is this fit's (a run of several
+    /// fits, as cell2location's two, starts each from its own).
+    pub fn take_for(&mut self, fit: &str) -> Option<Checkpoint> {
+        self.from.take_if(|c| c.fit == fit)
+    }
+
     /// The note of a fit that does not start from the beginning.
     pub fn note(&self) -> Option<String> {
-        match (&self.after, &self.from) {
-            (Some(why), from) => Some(moved_note(why, from.as_ref().map_or(0, |c| c.epoch))),
+        self.note_from(self.from.as_ref())
+    }
+
+    /// The note of a fit that starts from `from` (taken with
+    /// [`Kept::take_for`]).
+    pub fn note_from(&self, from: Option<&Checkpoint>) -> Option<String> {
+        match (&self.after, from) {
+            (Some(why), from) => Some(moved_note(why, &Checkpoint::start(from))),
             (None, Some(c)) => Some(format!(
-                "resumed from the checkpoint a stopped run left at epoch {}",
-                c.epoch
+                "resumed from the checkpoint a stopped run left at {}",
+                c.at()
             )),
             (None, None) => None,
         }
@@ -229,9 +263,9 @@ pub fn write_all<D: Device>(
 static MOVED: AtomicBool = AtomicBool::new(false);
 
 /// The note a fit leaves when it moved to the CPU (and the record of it).
-pub fn moved_note(why: &str, from_epoch: usize) -> String {
+pub fn moved_note(why: &str, at: &str) -> String {
     MOVED.store(true, Ordering::Relaxed);
-    format!("{why}: the fit resumed on the CPU from its checkpoint at epoch {from_epoch}")
+    format!("{why}: the fit resumed on the CPU from its checkpoint at {at}")
 }
 
 /// Whether a fit of this process went on on the CPU after losing its GPU.
@@ -248,6 +282,7 @@ mod tests {
         let cp = Checkpoint {
             fit: "NSF 4 factors".into(),
             epoch: 30,
+            steps: true,
             counters: vec![1, u64::MAX],
             values: vec![0.1, f64::NAN, -0.0, f64::INFINITY],
             text: vec!["why".into()],
@@ -256,8 +291,8 @@ mod tests {
         let bytes = cp.to_bytes();
         let back = Checkpoint::from_bytes(&bytes).unwrap();
         assert_eq!(
-            (&back.fit, back.epoch, &back.counters),
-            (&cp.fit, 30, &cp.counters)
+            (&back.fit, back.at(), &back.counters),
+            (&cp.fit, "step 30".into(), &cp.counters)
         );
         let bits = |c: &Checkpoint| {
             let v: Vec<u64> = c.values.iter().map(|v| v.to_bits()).collect();

@@ -16,6 +16,7 @@
 
 use crate::compute::special::{lgamma, sigmoid, softplus};
 use crate::compute::{philox, AdamParams, Axis, Binary, Device, Reduce, Unary};
+use crate::models::checkpoint::Checkpoint;
 
 pub const INIT_SCALE: f64 = 0.1;
 /// Φ⁻¹(0.95).
@@ -153,6 +154,12 @@ impl<D: Device> Site<D> {
         dev.adam(p, &self.raw, a, &self.m[2], &self.m[3]);
     }
 
+    /// The guide and its optimiser moments: what a checkpoint holds.
+    fn state(&self) -> [&D::Buf; 6] {
+        let [m0, m1, m2, m3] = &self.m;
+        [&self.loc, &self.raw, m0, m1, m2, m3]
+    }
+
     pub async fn summary(&self, dev: &D) -> Summary {
         let (loc, raw) = (dev.read(&self.loc).await, dev.read(&self.raw).await);
         let mut s = Summary::default();
@@ -233,6 +240,23 @@ impl HostSite {
 
     pub fn len(&self) -> usize {
         self.loc.len()
+    }
+
+    /// The guide and its optimiser moments, for a checkpoint.
+    fn state(&self) -> Vec<f64> {
+        let [m0, m1, m2, m3] = &self.m;
+        [&self.loc[..], &self.raw, m0, m1, m2, m3].concat()
+    }
+
+    fn restore(&mut self, v: &[f64]) {
+        let n = self.len();
+        let [m0, m1, m2, m3] = &mut self.m;
+        for (i, dst) in [&mut self.loc, &mut self.raw, m0, m1, m2, m3]
+            .into_iter()
+            .enumerate()
+        {
+            dst.copy_from_slice(&v[i * n..(i + 1) * n]);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -341,5 +365,95 @@ impl TallyValues {
     pub fn seg(&self, slot: usize) -> &[f64] {
         let end = self.start.get(slot + 1).copied().unwrap_or(self.v.len());
         &self.v[self.start[slot]..end]
+    }
+}
+
+/// A fit of sites checkpointed: every device site (one split into row
+/// blocks is given as its parts, and kept whole, so a checkpoint goes on on
+/// a device that splits it otherwise), every host site, the optimiser's
+/// step count and the losses so far.
+pub struct Sites<'a, D: Device> {
+    pub fit: String,
+    pub device: Vec<Vec<&'a Site<D>>>,
+}
+
+impl<D: Device> Sites<'_, D> {
+    pub async fn checkpoint(
+        &self,
+        dev: &D,
+        done: usize,
+        steps: bool,
+        step: u64,
+        host: &[&HostSite],
+        history: &[f64],
+    ) -> Checkpoint {
+        let mut buffers = Vec::with_capacity(6 * self.device.len());
+        for parts in &self.device {
+            for j in 0..6 {
+                let mut whole = Vec::new();
+                for p in parts {
+                    whole.extend(dev.read(p.state()[j]).await);
+                }
+                buffers.push(whole);
+            }
+        }
+        let mut values: Vec<f64> = host.iter().flat_map(|h| h.state()).collect();
+        values.extend(history);
+        Checkpoint {
+            fit: self.fit.clone(),
+            epoch: done,
+            steps,
+            counters: vec![step],
+            values,
+            text: vec![],
+            buffers,
+        }
+    }
+
+    /// Puts a checkpoint back, after checking all of it belongs to this
+    /// fit; returns the step count and the losses.
+    pub fn restore(
+        &self,
+        dev: &D,
+        cp: &Checkpoint,
+        host: &mut [&mut HostSite],
+    ) -> Result<(u64, Vec<f64>), String> {
+        let lens = self
+            .device
+            .iter()
+            .map(|parts| parts.iter().map(|p| p.len).sum::<usize>());
+        let host_len: usize = host.iter().map(|h| 6 * h.len()).sum();
+        let fits = cp.fit == self.fit
+            && cp.counters.len() == 1
+            && cp.values.len() >= host_len
+            && cp.buffers.len() == 6 * self.device.len()
+            && lens
+                .flat_map(|n| [n; 6])
+                .zip(&cp.buffers)
+                .all(|(n, b)| b.len() == n);
+        if !fits {
+            return Err(format!(
+                "the checkpoint is of another fit ({}; this one is {})",
+                cp.fit, self.fit
+            ));
+        }
+        let zero = dev.upload(&[0.0]);
+        for (parts, six) in self.device.iter().zip(cp.buffers.chunks_exact(6)) {
+            for (j, whole) in six.iter().enumerate() {
+                let mut at = 0;
+                for p in parts {
+                    let part = dev.upload(&whole[at..at + p.len]);
+                    dev.binary(Binary::Add, &part, &zero, p.state()[j]);
+                    at += p.len;
+                }
+            }
+        }
+        let mut at = 0;
+        for h in host.iter_mut() {
+            let n = 6 * h.len();
+            h.restore(&cp.values[at..at + n]);
+            at += n;
+        }
+        Ok((cp.counters[0], cp.values[at..].to_vec()))
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tessera_core::compute::{philox, Device};
 use tessera_core::io::{self, FileSet, TableOptions};
 use tessera_core::models::cell2location::{self as c2l, fit, Options};
+use tessera_core::models::checkpoint::{Kept, Resume};
 use tessera_core::models::named::Named;
 
 use crate::device::{self, on_device};
@@ -75,7 +76,7 @@ fn synthetic(spots: usize, genes: usize, types: usize) -> Synthetic {
     }
 }
 
-fn time_synthetic<D: Device>(dev: &D, d: &Synthetic, steps: usize) -> Row {
+fn time_synthetic<D: Device>(dev: &D, d: &Synthetic, steps: usize) -> Result<Row, io::Error> {
     let data = fit::MapData {
         x: &d.x,
         spots: d.spots,
@@ -92,10 +93,21 @@ fn time_synthetic<D: Device>(dev: &D, d: &Synthetic, steps: usize) -> Row {
         ..fit::Train::default()
     };
     let t0 = Instant::now();
-    let r = pollster::block_on(fit::fit(dev, &data, &p, &train, &mut |_, _, _| {}, None));
+    let mut drop = |_| {};
+    let none = Resume::none(&mut drop);
+    let r = pollster::block_on(fit::fit(
+        dev,
+        &data,
+        &p,
+        &train,
+        &mut |_, _, _| {},
+        None,
+        none,
+    ))
+    .map_err(|e| io::Error::new("tessera bench cell2location", "", e))?;
     let seconds = t0.elapsed().as_secs_f64();
     assert_eq!(r.elbo_history.len(), steps);
-    row(
+    Ok(row(
         "lymph node (simulated)",
         format!("{} x {} x {}", d.spots, d.genes, d.types),
         dev.name(),
@@ -103,7 +115,7 @@ fn time_synthetic<D: Device>(dev: &D, d: &Synthetic, steps: usize) -> Row {
         seconds,
         None,
         fit::footprint(d.spots, d.genes, d.types, 1, 50),
-    )
+    ))
 }
 
 fn row(
@@ -170,6 +182,7 @@ fn time_ref<D: Device>(dev: &D, r: &RefPair, steps: usize) -> Result<Row, io::Er
         &r.sig,
         &opts,
         &mut |_, _, _| {},
+        &mut Kept::default(),
     ))?;
     let seconds = t0.elapsed().as_secs_f64();
     let (s, g, f) = (m.spots.len(), m.genes.len(), m.cell_types.len());
@@ -210,7 +223,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             d,
             &lymph,
             a.lymph_steps
-        )));
+        ))?);
     }
     if a.json {
         println!(

@@ -16,6 +16,7 @@ use tessera_core::compute::cpu::{threads, Cpu};
 use tessera_core::compute::{Device, Gemm};
 use tessera_core::io;
 use tessera_core::models::cell2location::{self as c2l, run, Options};
+use tessera_core::models::checkpoint::Kept;
 use tessera_core::models::named::Named;
 use tessera_core::models::regression::nb::Train;
 use tessera_core::prep::filter::{shared_genes, subset_genes, FilterGenes};
@@ -171,6 +172,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             reference,
             &opts,
             &mut |_, _, _| stamps.push(t0.elapsed().as_secs_f64()),
+            &mut Kept::default(),
         )))?;
         let sc_path =
             std::env::temp_dir().join(format!("tessera-bench-{}.h5ad", std::process::id()));
@@ -219,6 +221,7 @@ pub fn run(a: Args) -> Result<(), io::Error> {
             &signatures,
             &o,
             &mut |_, _, _| stamps.push(t0.elapsed().as_secs_f64()),
+            &mut Kept::default(),
         )))?;
         let peak = rss::gib(rss::status_kib("VmHWM:")) - rss::gib(base);
         let (per, first) = intervals(&stamps);

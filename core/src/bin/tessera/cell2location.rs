@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use tessera_core::io::{self, h5ad_write};
 use tessera_core::models::cell2location::{self as c2l, run, Options};
+use tessera_core::models::checkpoint::Kept;
 use tessera_core::models::named::Named;
 use tessera_core::models::regression;
 use tessera_core::prep::filter::FilterGenes;
@@ -243,7 +244,11 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         reference,
         &o,
         &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
+        &mut Kept::default(),
     )))?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
     eprintln!("filter_genes kept {} of {} genes", r.genes.0, r.genes.1);
     mkdir(&a.out)?;
     for (f, bytes) in &r.files {
@@ -336,7 +341,11 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         a.keep_mt,
         a.expected_per_cell_type,
         &mut |done, total, loss| bar.update_with(done, total, &format!("-ELBO {loss:.1}")),
+        &mut Kept::default(),
     )))?;
+    for n in &r.mapping.notes {
+        eprintln!("note: {n}");
+    }
     if r.mt_removed > 0 {
         eprintln!(
             "removed {} MT- genes (kept in obsm['MT']; --keep-mt keeps them)",

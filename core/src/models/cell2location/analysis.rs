@@ -8,6 +8,7 @@ use super::{run, Options, Train};
 use crate::analysis::checks::{self, fmt_bytes, TAB_BUDGET};
 use crate::analysis::{Analysis, Cards, Data, Input, Progress, Slot};
 use crate::bundle::Results;
+use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 use crate::models::regression;
 
@@ -143,6 +144,7 @@ impl Analysis for Cell2location {
         },
     ];
     const GPU: bool = true;
+    const RESUMES: bool = true;
     type Params = Cell2locationParams;
 
     fn validate(p: &Cell2locationParams) -> Result<(), String> {
@@ -221,27 +223,39 @@ impl Analysis for Cell2location {
         params: serde_json::Value,
         progress: &mut Progress<'_>,
     ) -> Result<Results, String> {
-        let (sp_name, sp) = data.sp;
-        let (sc_name, sc) = Data::take(data.sc, "a single-cell reference")?;
+        let Data {
+            sp: (sp_name, sp),
+            sc,
+            mut kept,
+            ..
+        } = data;
+        let (sc_name, sc) = Data::take(sc, "a single-cell reference")?;
         let (sig_opts, map_opts) = p.options(sc.n_obs())?;
-        let sig = run::signatures(dev, &sc_name, sc, &sig_opts, &mut |d, t, l| {
-            progress("reference epochs", d, t, Some(l))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let mut epochs = |d, t, l| progress("reference epochs", d, t, Some(l));
+        let sig = run::signatures(dev, &sc_name, sc, &sig_opts, &mut epochs, &mut kept)
+            .await
+            .map_err(|e| e.to_string())?;
         progress("mapping", 0, 1, None);
-        let m = run::map_spots(
-            dev,
-            &sp_name,
-            sp,
-            "inf_aver.csv",
-            &sig.signatures,
-            &map_opts,
-            p.keep_mt,
-            false,
-            &mut |d, t, l| progress("steps", d, t, Some(l)),
-        )
-        .await
+        let mut steps = |d, t, l| progress("steps", d, t, Some(l));
+        let (keep_mt, sig_name) = (p.keep_mt, "inf_aver.csv");
+        let signatures = &sig.signatures;
+        // After a GPU lost in the regression, the mapping is the CPU's.
+        let m = match dev.lost() {
+            None => {
+                run::map_spots(
+                    dev, &sp_name, sp, sig_name, signatures, &map_opts, keep_mt, false, &mut steps,
+                    &mut kept,
+                )
+                .await
+            }
+            Some(_) => {
+                run::map_spots(
+                    &Cpu, &sp_name, sp, sig_name, signatures, &map_opts, keep_mt, false,
+                    &mut steps, &mut kept,
+                )
+                .await
+            }
+        }
         .map_err(|e| e.to_string())?;
         run::results(&sig, &m, params).map_err(|e| e.to_string())
     }

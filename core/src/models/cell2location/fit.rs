@@ -20,7 +20,8 @@
 
 use crate::compute::special::{digamma, lgamma};
 use crate::compute::{AdamParams, Axis, Binary, Density, Device, Gemm, Reduce, Unary};
-use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Summary, Tally};
+use crate::models::checkpoint::{Resume, EVERY_STEPS};
+use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Sites, Summary, Tally};
 
 /// Counts, signatures and batches of one fit.
 pub struct MapData<'a> {
@@ -249,7 +250,9 @@ fn gamma_rows<D: Device>(
     dev.binary(Binary::Sub, c, a, lp);
 }
 
-/// Fits the model; `progress(step, steps, loss)` after every step.
+/// Fits the model; `progress(step, steps, loss)` after every step. Starts
+/// from `resume.from` when given and leaves a checkpoint every
+/// [`EVERY_STEPS`] steps; a lost device ends it with its reason.
 pub async fn fit<D: Device>(
     dev: &D,
     data: &MapData<'_>,
@@ -257,7 +260,8 @@ pub async fn fit<D: Device>(
     train: &Train,
     progress: &mut dyn FnMut(usize, usize, f64),
     mut probe: Option<&mut dyn FnMut(&Probe)>,
-) -> MapFit {
+    resume: Resume<'_>,
+) -> Result<MapFit, String> {
     let (s_n, g, f, e, r) = (
         data.spots,
         data.genes,
@@ -372,8 +376,30 @@ pub async fn fit<D: Device>(
     let q_const = 0.5 * (2.0 * std::f64::consts::PI).ln() * n_params;
     let lgamma_alpha: Vec<f64> = pr.detection_alpha.iter().map(|&a| lgamma(a)).collect();
 
+    // Spot sites are kept whole: another device may block them otherwise.
+    let sites = Sites {
+        fit: fit_name(data, pr),
+        device: [&m, &k, &xs, &s, &ainv]
+            .into_iter()
+            .map(|site| vec![site])
+            .chain((0..5).map(|kind| {
+                blocks
+                    .iter()
+                    .map(|bl| [&bl.n, &bl.b, &bl.z, &bl.w, &bl.y][kind])
+                    .collect()
+            }))
+            .collect(),
+    };
     let mut history = Vec::with_capacity(train.max_epochs);
-    for step in 1..=train.max_epochs as u64 {
+    let mut first = 1;
+    if let Some(cp) = &resume.from {
+        let mut host = [
+            &mut mm, &mut ma, &mut ye, &mut ah, &mut sm, &mut sinv, &mut phi,
+        ];
+        let (done, losses) = sites.restore(dev, cp, &mut host)?;
+        (first, history) = (done + 1, losses);
+    }
+    for step in first..=train.max_epochs as u64 {
         tally.reset(dev);
         for site in [&m, &k, &xs, &s, &ainv] {
             site.draw(dev, train.seed, step, &tally, GUIDE);
@@ -668,10 +694,23 @@ pub async fn fit<D: Device>(
         let guide = at(Slot::U) + at(Slot::LogSigma) + 0.5 * at(Slot::Eps2) + guide_host;
         let elbo = at(Slot::LogLik) + device_lp + lp + guide + q_const;
         history.push(-elbo);
+        if let Some(why) = dev.lost() {
+            return Err(why);
+        }
         progress(step as usize, train.max_epochs, -elbo);
+        if (step as usize).is_multiple_of(EVERY_STEPS) && (step as usize) < train.max_epochs {
+            let host = [&mm, &ma, &ye, &ah, &sm, &sinv, &phi];
+            let cp = sites
+                .checkpoint(dev, step as usize, true, step, &host, &history)
+                .await;
+            if let Some(why) = dev.lost() {
+                return Err(why);
+            }
+            (resume.save)(cp);
+        }
     }
 
-    let mut sites = vec![];
+    let mut summaries = vec![];
     for (name, site, shape) in [
         ("m_g", &m, [1, g]),
         ("k_r_factors_per_groups", &k, [r, 1]),
@@ -679,7 +718,7 @@ pub async fn fit<D: Device>(
         ("s_g_gene_add", &s, [e, g]),
         ("alpha_g_inverse", &ainv, [e, g]),
     ] {
-        sites.push((name, shape, site.summary(dev).await));
+        summaries.push((name, shape, site.summary(dev).await));
     }
     for (kind, name) in SITES[5..10].iter().enumerate() {
         let mut sum = Summary::default();
@@ -687,7 +726,7 @@ pub async fn fit<D: Device>(
             sum.extend([&bl.n, &bl.b, &bl.z, &bl.w, &bl.y][kind].summary(dev).await);
         }
         let cols = [1, 1, r, f, 1][kind];
-        sites.push((*name, [s_n, cols], sum));
+        summaries.push((*name, [s_n, cols], sum));
     }
     for (name, h, shape) in [
         ("m_g_mean", &mm, [1, 1]),
@@ -698,7 +737,7 @@ pub async fn fit<D: Device>(
         ("s_g_gene_add_alpha_e_inv", &sinv, [e, 1]),
         ("alpha_g_phi_hyp", &phi, [1, 1]),
     ] {
-        sites.push((name, shape, h.summary()));
+        summaries.push((name, shape, h.summary()));
     }
     let mut w_guide = (vec![], vec![]);
     for bl in &blocks {
@@ -706,12 +745,20 @@ pub async fn fit<D: Device>(
         w_guide.0.extend(l);
         w_guide.1.extend(sd);
     }
-    MapFit {
-        sites,
+    Ok(MapFit {
+        sites: summaries,
         elbo_history: history,
         w_guide,
         m_guide: m.guide(dev).await,
-    }
+    })
+}
+
+/// What a checkpoint of this fit names itself: the model and its sizes.
+pub fn fit_name(data: &MapData, pr: &Priors) -> String {
+    format!(
+        "cell2location mapping of {} spots x {} genes, {} cell types, {} batches, {} groups",
+        data.spots, data.genes, data.types, data.n_batches, pr.n_groups
+    )
 }
 
 #[cfg(test)]
@@ -811,7 +858,9 @@ mod tests {
             &train,
             &mut |_, _, _| {},
             Some(&mut keep),
-        ));
+            Resume::none(&mut |_| {}),
+        ))
+        .unwrap();
         // The second step: sites have moved off their starting values.
         let pb = &probes[1];
         assert_eq!(pb.z.len(), SITES.len());
@@ -885,7 +934,16 @@ mod tests {
             lr: 0.01,
             ..Train::default()
         };
-        let fit = pollster::block_on(fit(&Cpu, &d, &p, &train, &mut |_, _, _| {}, None));
+        let fit = pollster::block_on(fit(
+            &Cpu,
+            &d,
+            &p,
+            &train,
+            &mut |_, _, _| {},
+            None,
+            Resume::none(&mut |_| {}),
+        ))
+        .unwrap();
         let h = &fit.elbo_history;
         assert!(h.iter().all(|v| v.is_finite()));
         let early: f64 = h[..50].iter().sum::<f64>() / 50.0;

@@ -14,9 +14,11 @@ pub mod run;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::compute::cpu::Cpu;
 use crate::compute::{philox, Device};
 use crate::data::{Annotation, Column, Dataset, Frame, Value};
 use crate::io::Error;
+use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
 use crate::models::named::{self, Named};
 use crate::models::regression::{self, Signatures};
 use crate::models::svi::Summary;
@@ -80,6 +82,8 @@ pub struct Mapping {
     /// `plot_QC`'s data at the posterior means.
     pub qc_histogram: Vec<u64>,
     pub qc_max: f64,
+    /// Where the fit did not run from start to end on its device.
+    pub notes: Vec<String>,
 }
 
 impl Mapping {
@@ -181,6 +185,7 @@ pub async fn map<D: Device>(
     sig: &Signatures,
     opts: &Options,
     progress: &mut dyn FnMut(usize, usize, f64),
+    kept: &mut Kept,
 ) -> Result<Mapping, Error> {
     let x = check_x(sp.name, sp.data, Need::Counts)?;
     let positive = |v: f64| v > 0.0 && v.is_finite();
@@ -295,7 +300,45 @@ pub async fn map<D: Device>(
         batch: &batch,
         n_batches: e,
     };
-    let result = fit::fit(dev, &data, &priors, &opts.train, progress, None).await;
+    // On a GPU that is lost or full mid-run, the fit goes on from its last
+    // checkpoint on the CPU.
+    let from = kept.take_for(&fit::fit_name(&data, &priors));
+    let mut notes: Vec<String> = kept.note_from(from.as_ref()).into_iter().collect();
+    let mut last = from.clone();
+    let mut keep = |c: Checkpoint| {
+        kept.show(&c);
+        last = Some(c);
+    };
+    let resume = Resume {
+        from,
+        save: &mut keep,
+    };
+    let first = fit::fit(
+        dev,
+        &data,
+        &priors,
+        &opts.train,
+        &mut *progress,
+        None,
+        resume,
+    )
+    .await;
+    let training = |e: String| Error::new(sp.name, "training", e);
+    let result = match dev.lost() {
+        None => first.map_err(training)?,
+        Some(why) => {
+            let from = last.take();
+            notes.push(moved_note(&why, &Checkpoint::start(from.as_ref())));
+            let mut show = |c: Checkpoint| kept.show(&c);
+            let resume = Resume {
+                from,
+                save: &mut show,
+            };
+            fit::fit(&Cpu, &data, &priors, &opts.train, progress, None, resume)
+                .await
+                .map_err(training)?
+        }
+    };
     let u_sf = mrna_factors(&result, &signatures, g, opts.num_samples, opts.train.seed);
 
     // Expected counts at the posterior means, for the reconstruction QC.
@@ -330,6 +373,7 @@ pub async fn map<D: Device>(
         signatures,
         qc_histogram,
         qc_max,
+        notes,
     })
 }
 

@@ -7,6 +7,7 @@ use crate::bundle::{Curve, Layer, Matrix, Plot, Results};
 use crate::compute::Device;
 use crate::data::{Column, Dataset};
 use crate::io::{csv_field, h5ad_write, Error};
+use crate::models::checkpoint::Kept;
 use crate::models::named::Named;
 use crate::models::regression::{self, nb::Train, Signatures, QC_BINS};
 use crate::prep::filter::{self, FilterGenes};
@@ -55,6 +56,8 @@ pub struct SignatureRun {
     pub qc: Option<(Vec<u64>, f64)>,
     /// Genes kept by `filter_genes`, of how many.
     pub genes: (usize, usize),
+    /// Where the regression did not run from start to end on its device.
+    pub notes: Vec<String>,
 }
 
 fn elbo_csv(h: &[f64]) -> String {
@@ -72,6 +75,7 @@ pub async fn signatures<D: Device>(
     mut reference: Dataset,
     o: &SignatureOptions,
     progress: &mut dyn FnMut(usize, usize, f64),
+    kept: &mut Kept,
 ) -> Result<SignatureRun, Error> {
     let x = filter::check_x(name, &reference, filter::Need::Counts)?;
     let n0 = reference.n_vars();
@@ -109,6 +113,7 @@ pub async fn signatures<D: Device>(
     }
     let genes = (reference.n_vars(), n0);
     let named = Named::new(name, &reference);
+    let mut notes = vec![];
     let (signatures, sc, elbo, qc) = match o.method {
         Method::Average => {
             let s = regression::cluster_averages(named, &o.labels)?;
@@ -124,8 +129,10 @@ pub async fn signatures<D: Device>(
                 &o.covariates,
                 &o.train,
                 progress,
+                kept,
             )
             .await?;
+            notes.clone_from(&r.notes);
             let mut sc =
                 regression::with_signatures(reference, &r.means, "means_per_cluster_mu_fg");
             for (key, v) in [("stds", &r.stds), ("q05", &r.q05), ("q95", &r.q95)] {
@@ -164,6 +171,7 @@ pub async fn signatures<D: Device>(
         elbo,
         qc,
         genes,
+        notes,
     })
 }
 
@@ -193,6 +201,7 @@ pub async fn map_spots<D: Device>(
     keep_mt: bool,
     expected: bool,
     progress: &mut dyn FnMut(usize, usize, f64),
+    kept: &mut Kept,
 ) -> Result<MapRun, Error> {
     filter::check_x(name, &sp, filter::Need::Counts)?;
     let mt_removed = if keep_mt {
@@ -200,7 +209,16 @@ pub async fn map_spots<D: Device>(
     } else {
         filter::remove_mt_genes(&mut sp)
     };
-    let mapping = map(dev, Named::new(name, &sp), sig_name, sig, opts, progress).await?;
+    let mapping = map(
+        dev,
+        Named::new(name, &sp),
+        sig_name,
+        sig,
+        opts,
+        progress,
+        kept,
+    )
+    .await?;
     let mut exported = export(&sp, &mapping);
     if expected {
         for (ct, layer) in expected_per_cell_type(&sp, &mapping, "q05") {
@@ -302,6 +320,11 @@ pub fn results(
     for (n, b) in named {
         let taken = files.iter().any(|(f, _)| *f == n);
         files.push((if taken { format!("ref_{n}") } else { n }, b));
+    }
+    // A fit that moved to the CPU, or went on from a stopped run, says so.
+    let notes = [&sig.notes[..], &map.notes].concat();
+    if !notes.is_empty() {
+        files.push(("notes.txt".into(), (notes.join("\n") + "\n").into_bytes()));
     }
     Ok(Results {
         analysis: <super::analysis::Cell2location as crate::analysis::Analysis>::NAME.into(),

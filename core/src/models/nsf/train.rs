@@ -253,6 +253,7 @@ pub async fn train<D: Device>(
             save(Checkpoint {
                 fit: obj.fit_name(),
                 epoch,
+                steps: false,
                 counters,
                 values: [&[h.lr][..], &h.loss].concat(),
                 text: h.restarts.iter().map(|r| r.1.clone()).collect(),

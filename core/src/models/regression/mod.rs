@@ -9,9 +9,11 @@ pub mod nb;
 
 use std::collections::HashMap;
 
+use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 use crate::data::{Column, Dataset, Frame, Matrix};
 use crate::io::{csv_field, Error};
+use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
 use crate::models::named::{self as labels_of, Named};
 use crate::prep::filter::{check_x, Need};
 
@@ -142,6 +144,8 @@ pub struct RegressionSignatures {
     /// log10(1 + value), `QC_BINS` x `QC_BINS` bins up to `qc_max`.
     pub qc_histogram: Vec<u64>,
     pub qc_max: f64,
+    /// Where the fit did not run from start to end on its device.
+    pub notes: Vec<String>,
 }
 
 pub const QC_BINS: usize = 50;
@@ -188,6 +192,7 @@ pub fn default_epochs(cells: usize) -> usize {
 }
 
 /// cell2location's `RegressionModel`: signatures as posterior means of μ_fg.
+#[allow(clippy::too_many_arguments)]
 pub async fn regression<D: Device>(
     dev: &D,
     reference: Named<'_>,
@@ -196,6 +201,7 @@ pub async fn regression<D: Device>(
     covariate_keys: &[String],
     train: &nb::Train,
     progress: &mut dyn FnMut(usize, usize, f64),
+    kept: &mut Kept,
 ) -> Result<RegressionSignatures, Error> {
     let x = check_x(reference.name, reference.data, Need::Counts)?;
     let avg = cluster_averages(reference, labels_key)?;
@@ -258,7 +264,36 @@ pub async fn regression<D: Device>(
         levels: &levels,
         n_levels,
     };
-    let fit = nb::fit(dev, &data, train, progress, None).await;
+    // On a GPU that is lost or full mid-run, the fit goes on from its last
+    // checkpoint on the CPU.
+    let from = kept.take_for(&nb::fit_name(&data));
+    let mut notes: Vec<String> = kept.note_from(from.as_ref()).into_iter().collect();
+    let mut last = from.clone();
+    let mut hold = |c: Checkpoint| {
+        kept.show(&c);
+        last = Some(c);
+    };
+    let resume = Resume {
+        from,
+        save: &mut hold,
+    };
+    let first = nb::fit(dev, &data, train, &mut *progress, None, resume).await;
+    let training = |e: String| Error::new(reference.name, "training", e);
+    let fit = match dev.lost() {
+        None => first.map_err(training)?,
+        Some(why) => {
+            let from = last.take();
+            notes.push(moved_note(&why, &Checkpoint::start(from.as_ref())));
+            let mut show = |c: Checkpoint| kept.show(&c);
+            let resume = Resume {
+                from,
+                save: &mut show,
+            };
+            nb::fit(&Cpu, &data, train, progress, None, resume)
+                .await
+                .map_err(training)?
+        }
+    };
     // The reconstruction QC at the posterior means. Expected counts depend
     // on a cell's label, batch and levels only: one per group and gene, and
     // each group's zeros are binned at once (the reference stays sparse).
@@ -329,5 +364,6 @@ pub async fn regression<D: Device>(
         detection_y_e: fit.detection_y_e,
         qc_histogram,
         qc_max,
+        notes,
     })
 }

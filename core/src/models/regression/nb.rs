@@ -34,7 +34,8 @@ use std::collections::HashMap;
 use crate::compute::special::{digamma, lgamma};
 use crate::compute::{cpu, philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
 use crate::data::Matrix;
-use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Summary, Tally};
+use crate::models::checkpoint::{Resume, EVERY};
+use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Sites, Summary, Tally};
 
 /// The data of one fit: raw counts and each cell's label and batch.
 pub struct RegressionData<'a> {
@@ -260,14 +261,29 @@ const GUIDE: GuideSlots = GuideSlots {
     eps2: Slot::Eps2 as usize,
 };
 
+/// What a checkpoint of this fit names itself: the model and its sizes.
+pub fn fit_name(data: &RegressionData) -> String {
+    format!(
+        "cell2location reference regression of {} cells x {} genes, {} labels, {} batches, {} levels",
+        data.rows.len(),
+        data.genes,
+        data.n_labels,
+        data.n_batches,
+        data.n_levels
+    )
+}
+
 /// Fits the model; `progress(epoch, epochs, loss)` after every epoch.
+/// Starts from `resume.from` when given and leaves a checkpoint every
+/// [`EVERY`] epochs; a lost device ends it with its reason.
 pub async fn fit<D: Device>(
     dev: &D,
     data: &RegressionData<'_>,
     train: &Train,
     progress: &mut dyn FnMut(usize, usize, f64),
     mut probe: Option<&mut dyn FnMut(&Probe)>,
-) -> RegressionFit {
+    resume: Resume<'_>,
+) -> Result<RegressionFit, String> {
     let (n, g, f, e) = (data.rows.len(), data.genes, data.n_labels, data.n_batches);
     let c = Consts::new(dev);
     let mu0: Vec<f32> = data.init_mu.iter().map(|v| v + 1e-4).collect();
@@ -325,9 +341,22 @@ pub async fn fit<D: Device>(
     let (t1, t2) = (z(f * g), z(e * g));
     let (tm, wt) = (z(max_k * g), z(max_k * g));
     let (yt_a, yt_b, yt_c) = (z(nt * g), z(nt * g), z(nt * g));
+    let sites = Sites {
+        fit: fit_name(data),
+        device: [&mu, &seg, &ainv]
+            .into_iter()
+            .chain(&ytg)
+            .map(|site| vec![site])
+            .collect(),
+    };
     let mut history = Vec::new();
-    let mut step_no = 0u64;
-    for epoch in 0..train.max_epochs {
+    let (mut step_no, mut first) = (0u64, 0);
+    if let Some(cp) = &resume.from {
+        let mut host = [&mut ye, &mut a_hyp, &mut m_e, &mut s_inv, &mut phi];
+        (step_no, history) = sites.restore(dev, cp, &mut host)?;
+        first = cp.epoch;
+    }
+    for epoch in first..train.max_epochs {
         let mut epoch_loss = 0.0;
         for (i, cells) in splits.iter().enumerate() {
             step_no += 1;
@@ -530,7 +559,20 @@ pub async fn fit<D: Device>(
             epoch_loss += -elbo / splits.len() as f64;
         }
         history.push(epoch_loss);
+        if let Some(why) = dev.lost() {
+            return Err(why);
+        }
         progress(epoch + 1, train.max_epochs, epoch_loss);
+        if (epoch + 1) % EVERY == 0 && epoch + 1 < train.max_epochs {
+            let host = [&ye, &a_hyp, &m_e, &s_inv, &phi];
+            let cp = sites
+                .checkpoint(dev, epoch + 1, false, step_no, &host, &history)
+                .await;
+            if let Some(why) = dev.lost() {
+                return Err(why);
+            }
+            (resume.save)(cp);
+        }
     }
     let Summary {
         means,
@@ -538,7 +580,7 @@ pub async fn fit<D: Device>(
         q05,
         q95,
     } = mu.summary(dev).await;
-    RegressionFit {
+    Ok(RegressionFit {
         means,
         stds,
         q05,
@@ -550,7 +592,7 @@ pub async fn fit<D: Device>(
             Some(y) => y.summary(dev).await.means,
             None => vec![],
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -621,7 +663,15 @@ mod tests {
         };
         let mut probes = vec![];
         let mut keep = |p: &Probe| probes.push(p.clone());
-        pollster::block_on(fit(&Cpu, &d, &train, &mut |_, _, _| {}, Some(&mut keep)));
+        pollster::block_on(fit(
+            &Cpu,
+            &d,
+            &train,
+            &mut |_, _, _| {},
+            Some(&mut keep),
+            Resume::none(&mut |_| {}),
+        ))
+        .unwrap();
         let p = &probes[0];
         assert!((p.scale - 12.0 / 5.0).abs() < 1e-12);
         let mut checked = 0;

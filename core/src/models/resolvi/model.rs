@@ -415,6 +415,7 @@ impl<D: Device> Model<D> {
         Checkpoint {
             fit,
             epoch,
+            steps: false,
             counters: vec![self.steps as u64],
             values,
             text: vec![],

@@ -7,10 +7,11 @@
 
 use std::cell::Cell;
 
-use js_sys::{Array, Uint8Array};
+use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Cache, Response};
+use web_sys::{Blob, Cache, Response};
 
 const CACHE: &str = "tessera-results";
 const KEY: &str = "./kept/tessera_results.zip";
@@ -65,46 +66,74 @@ thread_local! {
     static GENERATION: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Keeps `bytes` as the checkpoint of `run` (one run's only: it replaces
-/// any other run's), then calls `then` once it is stored.
-pub fn store_checkpoint(run: &str, bytes: &[u8], then: impl FnOnce() + 'static) {
+/// Keeps `bytes` (an ArrayBuffer) as the checkpoint of `run` (one run's
+/// only: it replaces any other run's), then calls `then` once it is stored.
+/// The bytes go to storage as they came from the worker, never copied into
+/// the page's wasm memory, which does not shrink again.
+pub fn store_checkpoint(run: &str, bytes: JsValue, then: impl FnOnce() + 'static) {
     let generation = GENERATION.get();
-    let mut body = (run.len() as u32).to_le_bytes().to_vec();
-    body.extend_from_slice(run.as_bytes());
-    body.extend_from_slice(bytes);
+    let head = key_head(run);
     wasm_bindgen_futures::spawn_local(async move {
         let Some(c) = cache().await else { return };
         if GENERATION.get() != generation {
             return;
         }
-        if let Ok(resp) = Response::new_with_opt_u8_array(Some(&mut body)) {
-            if JsFuture::from(c.put_with_str(CHECKPOINT, &resp))
-                .await
-                .is_ok()
-            {
-                then();
-            }
+        let parts: Array = [JsValue::from(Uint8Array::from(&head[..])), bytes]
+            .iter()
+            .collect();
+        let Ok(blob) = Blob::new_with_u8_array_sequence(&parts) else {
+            return;
+        };
+        let Ok(resp) = Response::new_with_opt_blob(Some(&blob)) else {
+            return;
+        };
+        if JsFuture::from(c.put_with_str(CHECKPOINT, &resp))
+            .await
+            .is_ok()
+        {
+            then();
         }
     });
 }
 
-/// The kept checkpoint's bytes if it is `run`'s.
-pub async fn checkpoint(run: &str) -> Option<Vec<u8>> {
-    let c = cache().await?;
-    let hit = JsFuture::from(c.match_with_str(CHECKPOINT)).await.ok()?;
-    let resp: Response = hit.dyn_into().ok()?;
-    let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
-    let body = Uint8Array::new(&buf).to_vec();
-    let (len, rest) = body.split_first_chunk::<4>()?;
-    let len = u32::from_le_bytes(*len) as usize;
-    (rest.get(..len)? == run.as_bytes()).then(|| rest[len..].to_vec())
+/// The stored body's start: the run's key and its length.
+fn key_head(run: &str) -> Vec<u8> {
+    let mut head = (run.len() as u32).to_le_bytes().to_vec();
+    head.extend_from_slice(run.as_bytes());
+    head
 }
 
-/// Forgets the kept checkpoint (its run finished or failed).
-pub fn forget_checkpoint() {
+/// The kept checkpoint's body and where its bytes start, if it is `run`'s.
+async fn kept_body(c: &Cache, run: &str) -> Option<(ArrayBuffer, u32)> {
+    let hit = JsFuture::from(c.match_with_str(CHECKPOINT)).await.ok()?;
+    let resp: Response = hit.dyn_into().ok()?;
+    let buf: ArrayBuffer = JsFuture::from(resp.array_buffer().ok()?)
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let head = key_head(run);
+    let n = head.len() as u32;
+    let stored = (buf.byte_length() >= n)
+        .then(|| Uint8Array::new_with_byte_offset_and_length(&buf, 0, n).to_vec())?;
+    (stored == head).then_some((buf, n))
+}
+
+/// The kept checkpoint's bytes (an ArrayBuffer to hand the worker) if it
+/// is `run`'s.
+pub async fn checkpoint(run: &str) -> Option<ArrayBuffer> {
+    let c = cache().await?;
+    let (buf, start) = kept_body(&c, run).await?;
+    Some(buf.slice(start))
+}
+
+/// Forgets `run`'s kept checkpoint (the run finished or failed); another
+/// run's stays.
+pub fn forget_checkpoint(run: String) {
     GENERATION.set(GENERATION.get().wrapping_add(1));
-    wasm_bindgen_futures::spawn_local(async {
-        if let Some(c) = cache().await {
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(c) = cache().await else { return };
+        if kept_body(&c, &run).await.is_some() {
             let _ = JsFuture::from(c.delete_with_str(CHECKPOINT)).await;
         }
     });

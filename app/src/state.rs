@@ -370,21 +370,21 @@ fn on_reply(state: State, reply: Reply, buffers: &Array) {
                     }
                 })
             };
-            crate::keep::store_checkpoint(&run.key, &buffer_bytes(buffers, buffer), stored);
+            crate::keep::store_checkpoint(&run.key, buffers.get(buffer as u32), stored);
         }
         Reply::Finished { id, result } => {
-            if state.running.get_untracked().is_some_and(|r| r.id == id) {
+            if let Some(run) = state.running.get_untracked().filter(|r| r.id == id) {
                 state.running.set(None);
-                crate::keep::forget_checkpoint();
+                crate::keep::forget_checkpoint(run.key);
                 show_result(state, *result, buffers);
             }
         }
         Reply::Failed { id, error } => {
-            if state.running.get_untracked().is_some_and(|r| r.id == id) {
+            if let Some(run) = state.running.get_untracked().filter(|r| r.id == id) {
                 state.running.set(None);
                 // A run that failed (a bad checkpoint among the causes)
                 // starts from the beginning next time.
-                crate::keep::forget_checkpoint();
+                crate::keep::forget_checkpoint(run.key);
             }
             state.run_error.set(Some(error));
         }
@@ -480,14 +480,13 @@ pub fn send_run(state: State, bridge: &SharedBridge, run: Run) {
         if state.running.get_untracked().is_none_or(|r| r.id != id) {
             return;
         }
+        // Transferred, not copied: it may be as large as the fit's state.
+        let transfer = Array::new();
         if let Some(bytes) = kept {
-            let _ = Reflect::set(
-                &msg,
-                &"checkpoint".into(),
-                &Uint8Array::from(&bytes[..]).buffer(),
-            );
+            let _ = Reflect::set(&msg, &"checkpoint".into(), &bytes);
+            transfer.push(&bytes);
         }
-        bridge.borrow_mut().send(msg, Array::new());
+        bridge.borrow_mut().send(msg, transfer);
     });
 }
 

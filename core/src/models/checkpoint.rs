@@ -61,11 +61,6 @@ impl Checkpoint {
         format!("{unit} {}", self.epoch)
     }
 
-    /// Where a fit that starts from `cp` starts.
-    pub fn start(cp: Option<&Checkpoint>) -> String {
-        cp.map_or("epoch 0".into(), Checkpoint::at)
-    }
-
     /// The checkpoint as bytes a browser keeps for a stopped run.
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = Header {
@@ -177,7 +172,7 @@ impl Kept {
     /// [`Kept::take_for`]).
     pub fn note_from(&self, from: Option<&Checkpoint>) -> Option<String> {
         match (&self.after, from) {
-            (Some(why), from) => Some(moved_note(why, &Checkpoint::start(from))),
+            (Some(why), from) => Some(moved_note(why, from)),
             (None, Some(c)) => Some(format!(
                 "resumed from the checkpoint a stopped run left at {}",
                 c.at()
@@ -263,9 +258,15 @@ pub fn write_all<D: Device>(
 static MOVED: AtomicBool = AtomicBool::new(false);
 
 /// The note a fit leaves when it moved to the CPU (and the record of it).
-pub fn moved_note(why: &str, at: &str) -> String {
+pub fn moved_note(why: &str, from: Option<&Checkpoint>) -> String {
     MOVED.store(true, Ordering::Relaxed);
-    format!("{why}: the fit resumed on the CPU from its checkpoint at {at}")
+    match from {
+        Some(cp) => format!(
+            "{why}: the fit resumed on the CPU from its checkpoint at {}",
+            cp.at()
+        ),
+        None => format!("{why}: the fit ran again on the CPU from the start"),
+    }
 }
 
 /// Whether a fit of this process went on on the CPU after losing its GPU.

@@ -425,7 +425,7 @@ impl<D: Device> Sites<'_, D> {
         let host_len: usize = host.iter().map(|h| 6 * h.len()).sum();
         let fits = cp.fit == self.fit
             && cp.counters.len() == 1
-            && cp.values.len() >= host_len
+            && cp.values.len() == host_len + cp.epoch
             && cp.buffers.len() == 6 * self.device.len()
             && lens
                 .flat_map(|n| [n; 6])

@@ -69,7 +69,8 @@ macro_rules! on_device {
 pub(crate) use on_device;
 
 /// A GPU lost (or out of memory) during a command: unless its fit moved to
-/// the CPU from a checkpoint (NSF, RESOLVI), nothing it computed is kept.
+/// the CPU from a checkpoint (NSF, RESOLVI, cell2location), nothing it
+/// computed is kept.
 pub fn after_gpu(g: &Gpu) {
     use tessera_core::compute::Device;
     if let Some(why) = g.lost() {

@@ -118,20 +118,29 @@ pub fn run(a: Args) -> Result<(), io::Error> {
     let r = if info.gpu {
         let dev = device::open(a.device.as_deref())?;
         eprintln!("{}: {}", info.name, dev.name());
-        // A CUDA fit that fails goes on on the CPU, from the inputs again.
-        let mut spare = (dev.is_cuda() && info.resumes).then(|| Data {
-            sp: data.sp.clone(),
-            sc: data.sc.clone(),
-            prot: data.prot.clone(),
-            ..Data::default()
-        });
-        let mut data = Some(data);
-        on_device!(&dev, kept, |d| {
-            let mut inputs = data.take().or_else(|| spare.take()).unwrap_or_default();
-            inputs.kept = std::mem::take(kept);
-            pollster::block_on(session::run(d, &run, inputs, &mut progress))
-        })
-        .map_err(fail)?
+        let out = if info.resumes {
+            // A CUDA fit that fails goes on on the CPU, from the inputs again.
+            let mut spare = dev.is_cuda().then(|| Data {
+                sp: data.sp.clone(),
+                sc: data.sc.clone(),
+                prot: data.prot.clone(),
+                ..Data::default()
+            });
+            let mut data = Some(data);
+            on_device!(&dev, kept, |d| {
+                let mut inputs = data.take().or_else(|| spare.take()).unwrap_or_default();
+                inputs.kept = std::mem::take(kept);
+                pollster::block_on(session::run(d, &run, inputs, &mut progress))
+            })
+        } else {
+            on_device!(&dev, |d| pollster::block_on(session::run(
+                d,
+                &run,
+                data,
+                &mut progress
+            )))
+        };
+        out.map_err(fail)?
     } else {
         pollster::block_on(session::run(&Cpu, &run, data, &mut progress)).map_err(fail)?
     };

@@ -753,10 +753,18 @@ pub async fn fit<D: Device>(
     })
 }
 
-/// What a checkpoint of this fit names itself: the model and its sizes.
+/// What a checkpoint of this fit names itself: the model, its sizes and a
+/// hash of the signatures (a regression run again on another device gives
+/// other signatures, and a mapping of them starts afresh).
 pub fn fit_name(data: &MapData, pr: &Priors) -> String {
+    let hash = data
+        .signatures
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+            (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3)
+        });
     format!(
-        "cell2location mapping of {} spots x {} genes, {} cell types, {} batches, {} groups",
+        "cell2location mapping of {} spots x {} genes, {} cell types, {} batches, {} groups, signatures {hash:016x}",
         data.spots, data.genes, data.types, data.n_batches, pr.n_groups
     )
 }

@@ -328,7 +328,7 @@ pub async fn map<D: Device>(
         None => first.map_err(training)?,
         Some(why) => {
             let from = last.take();
-            notes.push(moved_note(&why, &Checkpoint::start(from.as_ref())));
+            notes.push(moved_note(&why, from.as_ref()));
             let mut show = |c: Checkpoint| kept.show(&c);
             let resume = Resume {
                 from,

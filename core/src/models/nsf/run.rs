@@ -457,7 +457,7 @@ pub async fn run_kept<D: Device>(
         None => first?,
         Some(why) => {
             let from = last.take();
-            notes.push(moved_note(&why, &Checkpoint::start(from.as_ref())));
+            notes.push(moved_note(&why, from.as_ref()));
             let mut show = |c: Checkpoint| kept.show(&c);
             let resume = Resume {
                 from,

@@ -135,6 +135,10 @@ pub async fn train<D: Device>(
     // The kernel's optimiser counts only its own steps, as the paper's second Adam does.
     let (mut step, mut kstep) = (0u32, 0u32);
     if let Some(cp) = &resume.from {
+        // One loss per epoch after the rate, one epoch per restart reason.
+        if cp.values.len() != cp.epoch + 1 || cp.counters.len() != 4 + cp.text.len() {
+            return Err(format!("the checkpoint of {} is incomplete", cp.fit));
+        }
         obj.restore_host(cp)?;
         let c = |i: usize| cp.counters.get(i).copied().unwrap_or(0);
         (epoch, tries, cvg) = (cp.epoch, c(0) as usize, c(1) as usize);

@@ -351,12 +351,12 @@ pub async fn fit_kept<D: Device>(
                 from,
                 save: &mut show,
             };
-            let at = Checkpoint::start(resume.from.as_ref());
+            let note = moved_note(&dev.lost().unwrap_or_default(), resume.from.as_ref());
             let history = run::train(&Cpu, &mut model, &data, &mut *progress, resume)
                 .await
                 .map_err(train)?;
             let outputs = run::outputs(&Cpu, &model, &data).await;
-            notes.push(moved_note(&dev.lost().unwrap_or_default(), &at));
+            notes.push(note);
             (history, outputs, model.scalars(), model.save(&Cpu).await)
         }
     };

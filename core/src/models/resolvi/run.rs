@@ -59,6 +59,9 @@ pub async fn train<D: Device>(
     let mut start = 0;
     if let Some(cp) = &resume.from {
         let losses = model.resume(dev, cp)?;
+        if losses.len() != 2 * cp.epoch {
+            return Err(format!("the checkpoint of {} is incomplete", cp.fit));
+        }
         let (loss, recon) = losses.split_at(losses.len() / 2);
         history.loss = loss.to_vec();
         history.reconstruction = recon.to_vec();

@@ -1,7 +1,8 @@
 //! A run stopped in a tab goes on from the checkpoint the page kept. Through
-//! the tab's entry point (`session::run`), a run that starts from the
-//! checkpoint a run left at epoch 20 (its bytes as the page stores them)
-//! ends with that run's results, bit for bit, and says where it started.
+//! the tab's entry point (`session::run`), a run of NSF, RESOLVI or
+//! cell2location that starts from the second checkpoint a run left (epoch
+//! 20; cell2location's mapping at step 500), as bytes the page stores, ends
+//! with that run's results, bit for bit, and says where it started.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -20,16 +21,20 @@ fn run(params: &str, from: Option<Checkpoint>) -> Result<(Results, Vec<Checkpoin
         params: serde_json::from_str::<Params>(params).unwrap(),
         inputs: Inputs {
             sp: Source::Demo,
-            sc: None,
+            sc: params.contains("cell2location").then_some(Source::Demo),
             prot: None,
         },
         device: DeviceChoice::Cpu,
     };
-    let (spatial, _) = tessera_core::demo::demo_pair(Default::default());
+    let (spatial, reference) = tessera_core::demo::demo_pair(Default::default());
+    let sc = params
+        .contains("cell2location")
+        .then(|| ("demo_reference".to_string(), reference));
     let seen = Rc::new(RefCell::new(vec![]));
     let into = seen.clone();
     let data = Data {
         sp: ("demo_spatial".into(), spatial),
+        sc,
         kept: Kept {
             from,
             save: Some(Box::new(move |c: &Checkpoint| {
@@ -66,22 +71,45 @@ fn a_stopped_run_goes_on_from_its_kept_checkpoint_and_ends_as_the_whole_run() {
     for params in [
         r#"{"analysis":"nsf","model":"nsfh","factors":4,"inducing":40,"epochs":35,"seed":3}"#,
         r#"{"analysis":"resolvi","epochs":25,"latent":4,"seed":2}"#,
+        r#"{"analysis":"cell2location","labels":"cell_type","reference_epochs":12,"epochs":1100,"seed":1}"#,
     ] {
         let (whole, kept) = run(params, None).unwrap();
-        let epochs: Vec<usize> = kept.iter().map(|c| c.epoch).collect();
-        assert!(epochs.starts_with(&[10, 20]), "{params}: {epochs:?}");
+        let at: Vec<String> = kept.iter().map(Checkpoint::at).collect();
+        // The second checkpoint: epoch 20, or cell2location's mapping at
+        // step 500 (after the regression's at epoch 10).
+        let want = ["epoch 10", "epoch 20"];
+        let want = if params.contains("cell2location") {
+            &["epoch 10", "step 500", "step 1000"][..]
+        } else {
+            &want[..]
+        };
+        assert!(
+            at.iter().zip(want).all(|(a, w)| a == w) && at.len() >= want.len(),
+            "{params}: {at:?}"
+        );
         // What the page keeps and sends back is the checkpoint's bytes.
-        let at_20 = Checkpoint::from_bytes(&kept[1].to_bytes()).unwrap();
-        let (resumed, again) = run(params, Some(at_20)).unwrap();
+        let second = Checkpoint::from_bytes(&kept[1].to_bytes()).unwrap();
+        let (resumed, again) = run(params, Some(second)).unwrap();
+        // (cell2location runs its regression again, then its mapping from
+        // step 500.)
+        let after: Vec<&str> = if params.contains("cell2location") {
+            vec!["epoch 10", "step 1000"]
+        } else {
+            at[2..].iter().map(String::as_str).collect()
+        };
         assert_eq!(
-            again.iter().map(|c| c.epoch).collect::<Vec<_>>(),
-            epochs[2..],
+            again.iter().map(Checkpoint::at).collect::<Vec<_>>(),
+            after,
             "{params}: the resumed run keeps checkpointing"
         );
         let want = numbers(&whole);
         assert!(want.iter().map(|n| n.1.len()).sum::<usize>() > 1000);
         assert!(numbers(&resumed) == want, "{params}: the results differ");
-        let note = "resumed from the checkpoint a stopped run left at epoch 20";
+        let note = format!(
+            "resumed from the checkpoint a stopped run left at {}",
+            at[1]
+        );
+        let note = note.as_str();
         assert!(says(&resumed, note) && !says(&whole, note), "{params}");
         // A checkpoint of another fit is refused by name, not half applied.
         let mut wrong = kept[1].clone();

@@ -182,6 +182,47 @@ impl Kept {
     }
 }
 
+/// One fit's checkpoints within a run: each goes to the caller's [`Kept`],
+/// and the last is held so the fit can go on on the CPU if its device is
+/// lost.
+pub struct Keeper<'k> {
+    kept: &'k mut Kept,
+    last: Option<Checkpoint>,
+}
+
+impl<'k> Keeper<'k> {
+    /// The keeper, the checkpoint the fit starts from (`fit`'s, or when
+    /// None whichever `kept` holds) and the note that says so.
+    pub fn start(
+        kept: &'k mut Kept,
+        fit: Option<&str>,
+    ) -> (Keeper<'k>, Option<Checkpoint>, Option<String>) {
+        let from = match fit {
+            Some(f) => kept.take_for(f),
+            None => kept.from.take(),
+        };
+        let note = kept.note_from(from.as_ref());
+        let last = from.clone();
+        (Keeper { kept, last }, from, note)
+    }
+
+    /// Where the fit leaves its checkpoints.
+    pub fn sink(&mut self) -> impl FnMut(Checkpoint) + '_ {
+        |c| {
+            self.kept.show(&c);
+            self.last = Some(c);
+        }
+    }
+
+    /// The device was lost (`why`): the checkpoint to go on from on the
+    /// CPU, and the note that says so.
+    pub fn moved(&mut self, why: &str) -> (Option<Checkpoint>, String) {
+        let from = self.last.take();
+        let note = moved_note(why, from.as_ref());
+        (from, note)
+    }
+}
+
 /// Runs a fit on a device whose failures panic (CUDA: cudarc's errors, out
 /// of memory among them), keeping its checkpoints. When it fails, the
 /// [`Kept`] to run it again with on the CPU: its last checkpoint, and why.

@@ -18,7 +18,7 @@ use crate::compute::cpu::Cpu;
 use crate::compute::{philox, Device};
 use crate::data::{Annotation, Column, Dataset, Frame, Value};
 use crate::io::Error;
-use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
+use crate::models::checkpoint::{Keeper, Kept, Resume};
 use crate::models::named::{self, Named};
 use crate::models::regression::{self, Signatures};
 use crate::models::svi::Summary;
@@ -302,41 +302,41 @@ pub async fn map<D: Device>(
     };
     // On a GPU that is lost or full mid-run, the fit goes on from its last
     // checkpoint on the CPU.
-    let from = kept.take_for(&fit::fit_name(&data, &priors));
-    let mut notes: Vec<String> = kept.note_from(from.as_ref()).into_iter().collect();
-    let mut last = from.clone();
-    let mut keep = |c: Checkpoint| {
-        kept.show(&c);
-        last = Some(c);
+    let name = fit::fit_name(&data, &priors);
+    let (mut keeper, from, note) = Keeper::start(kept, Some(&name));
+    let mut notes: Vec<String> = note.into_iter().collect();
+    let (pr, train) = (&priors, &opts.train);
+    let first = {
+        let save = &mut keeper.sink();
+        fit::fit(
+            dev,
+            &data,
+            pr,
+            train,
+            &mut *progress,
+            None,
+            Resume { from, save },
+        )
+        .await
     };
-    let resume = Resume {
-        from,
-        save: &mut keep,
-    };
-    let first = fit::fit(
-        dev,
-        &data,
-        &priors,
-        &opts.train,
-        &mut *progress,
-        None,
-        resume,
-    )
-    .await;
     let training = |e: String| Error::new(sp.name, "training", e);
     let result = match dev.lost() {
         None => first.map_err(training)?,
         Some(why) => {
-            let from = last.take();
-            notes.push(moved_note(&why, from.as_ref()));
-            let mut show = |c: Checkpoint| kept.show(&c);
-            let resume = Resume {
-                from,
-                save: &mut show,
-            };
-            fit::fit(&Cpu, &data, &priors, &opts.train, progress, None, resume)
-                .await
-                .map_err(training)?
+            let (from, note) = keeper.moved(&why);
+            notes.push(note);
+            let save = &mut keeper.sink();
+            fit::fit(
+                &Cpu,
+                &data,
+                pr,
+                train,
+                progress,
+                None,
+                Resume { from, save },
+            )
+            .await
+            .map_err(training)?
         }
     };
     let u_sf = mrna_factors(&result, &signatures, g, opts.num_samples, opts.train.seed);

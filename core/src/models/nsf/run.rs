@@ -20,7 +20,7 @@ use crate::compute::cpu::Cpu;
 use crate::compute::{philox, Device, GpKernel};
 use crate::data::{Dataset, Matrix};
 use crate::io::Error;
-use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
+use crate::models::checkpoint::{Keeper, Kept, Resume};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -436,34 +436,21 @@ pub async fn run_kept<D: Device>(
     };
     // On a GPU that is lost or full mid-run, the fit goes on from its last
     // checkpoint on the CPU.
-    notes.extend(kept.note());
-    let mut last: Option<Checkpoint> = kept.from.clone();
-    let from = kept.from.take();
-    let mut keep = |c: Checkpoint| {
-        kept.show(&c);
-        last = Some(c);
+    let (mut keeper, from, note) = Keeper::start(kept, None);
+    notes.extend(note);
+    let first = {
+        let save = &mut keeper.sink();
+        fit.optimise(dev, Resume { from, save }, &mut *progress)
+            .await
     };
-    let first = fit
-        .optimise(
-            dev,
-            Resume {
-                from,
-                save: &mut keep,
-            },
-            &mut *progress,
-        )
-        .await;
     let Optimised { p, latent, history } = match dev.lost() {
         None => first?,
         Some(why) => {
-            let from = last.take();
-            notes.push(moved_note(&why, from.as_ref()));
-            let mut show = |c: Checkpoint| kept.show(&c);
-            let resume = Resume {
-                from,
-                save: &mut show,
-            };
-            fit.optimise(&Cpu, resume, &mut *progress).await?
+            let (from, note) = keeper.moved(&why);
+            notes.push(note);
+            let save = &mut keeper.sink();
+            fit.optimise(&Cpu, Resume { from, save }, &mut *progress)
+                .await?
         }
     };
     let k = l - t;

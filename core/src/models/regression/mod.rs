@@ -13,7 +13,7 @@ use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 use crate::data::{Column, Dataset, Frame, Matrix};
 use crate::io::{csv_field, Error};
-use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
+use crate::models::checkpoint::{Keeper, Kept, Resume};
 use crate::models::named::{self as labels_of, Named};
 use crate::prep::filter::{check_x, Need};
 
@@ -266,30 +266,28 @@ pub async fn regression<D: Device>(
     };
     // On a GPU that is lost or full mid-run, the fit goes on from its last
     // checkpoint on the CPU.
-    let from = kept.take_for(&nb::fit_name(&data));
-    let mut notes: Vec<String> = kept.note_from(from.as_ref()).into_iter().collect();
-    let mut last = from.clone();
-    let mut hold = |c: Checkpoint| {
-        kept.show(&c);
-        last = Some(c);
+    let (mut keeper, from, note) = Keeper::start(kept, Some(&nb::fit_name(&data)));
+    let mut notes: Vec<String> = note.into_iter().collect();
+    let first = {
+        let save = &mut keeper.sink();
+        nb::fit(
+            dev,
+            &data,
+            train,
+            &mut *progress,
+            None,
+            Resume { from, save },
+        )
+        .await
     };
-    let resume = Resume {
-        from,
-        save: &mut hold,
-    };
-    let first = nb::fit(dev, &data, train, &mut *progress, None, resume).await;
     let training = |e: String| Error::new(reference.name, "training", e);
     let fit = match dev.lost() {
         None => first.map_err(training)?,
         Some(why) => {
-            let from = last.take();
-            notes.push(moved_note(&why, from.as_ref()));
-            let mut show = |c: Checkpoint| kept.show(&c);
-            let resume = Resume {
-                from,
-                save: &mut show,
-            };
-            nb::fit(&Cpu, &data, train, progress, None, resume)
+            let (from, note) = keeper.moved(&why);
+            notes.push(note);
+            let save = &mut keeper.sink();
+            nb::fit(&Cpu, &data, train, progress, None, Resume { from, save })
                 .await
                 .map_err(training)?
         }

@@ -11,7 +11,7 @@ use crate::compute::cpu::Cpu;
 use crate::compute::Device;
 use crate::data::{dense, Annotation, Column, Dataset, Matrix};
 use crate::io::{self, Error};
-use crate::models::checkpoint::{moved_note, Checkpoint, Kept, Resume};
+use crate::models::checkpoint::{Keeper, Kept, Resume};
 use crate::prep::filter::subset_cells;
 use crate::spatial::inputs::coords;
 use std::borrow::Cow;
@@ -310,25 +310,14 @@ pub async fn fit_kept<D: Device>(
     let train = |e: String| Error::new(name, "training", e);
     // On a GPU that is lost or full mid-run, the fit goes on from its last
     // checkpoint on the CPU.
-    let mut notes: Vec<String> = kept.note().into_iter().collect();
-    let mut last: Option<Checkpoint> = kept.from.clone();
-    let from = kept.from.take();
-    let mut keep = |c: Checkpoint| {
-        kept.show(&c);
-        last = Some(c);
-    };
+    let (mut keeper, from, note) = Keeper::start(kept, None);
+    let mut notes: Vec<String> = note.into_iter().collect();
     let mut model = Model::new(dev, o.config, &data);
-    let history = run::train(
-        dev,
-        &mut model,
-        &data,
-        &mut *progress,
-        Resume {
-            from,
-            save: &mut keep,
-        },
-    )
-    .await
+    let history = {
+        let save = &mut keeper.sink();
+        let resume = Resume { from, save };
+        run::train(dev, &mut model, &data, &mut *progress, resume).await
+    }
     .map_err(train)?;
     // The outputs and weights too are the GPU's only if it lasted through them.
     let on_gpu = if dev.lost().is_none() {
@@ -344,14 +333,10 @@ pub async fn fit_kept<D: Device>(
         Some(done) => done,
         None => {
             drop(model);
-            let from = last.take();
+            let (from, note) = keeper.moved(&dev.lost().unwrap_or_default());
             let mut model = Model::new(&Cpu, o.config, &data);
-            let mut show = |c: Checkpoint| kept.show(&c);
-            let resume = Resume {
-                from,
-                save: &mut show,
-            };
-            let note = moved_note(&dev.lost().unwrap_or_default(), resume.from.as_ref());
+            let save = &mut keeper.sink();
+            let resume = Resume { from, save };
             let history = run::train(&Cpu, &mut model, &data, &mut *progress, resume)
                 .await
                 .map_err(train)?;

@@ -163,14 +163,8 @@ impl Kept {
         self.from.take_if(|c| c.fit == fit)
     }
 
-    /// The note of a fit that does not start from the beginning.
-    pub fn note(&self) -> Option<String> {
-        self.note_from(self.from.as_ref())
-    }
-
-    /// The note of a fit that starts from `from` (taken with
-    /// [`Kept::take_for`]).
-    pub fn note_from(&self, from: Option<&Checkpoint>) -> Option<String> {
+    /// The note of a fit that starts from `from` (None: from the start).
+    fn note_from(&self, from: Option<&Checkpoint>) -> Option<String> {
         match (&self.after, from) {
             (Some(why), from) => Some(moved_note(why, from)),
             (None, Some(c)) => Some(format!(

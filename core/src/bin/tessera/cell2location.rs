@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use tessera_core::io::{self, h5ad_write};
 use tessera_core::models::cell2location::{self as c2l, run, Options};
-use tessera_core::models::checkpoint::Kept;
 use tessera_core::models::named::Named;
 use tessera_core::models::regression;
 use tessera_core::prep::filter::FilterGenes;
@@ -238,13 +237,20 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         );
     }
     let mut bar = Bar::new("epochs");
-    let r = on_device!(&dev, |d| pollster::block_on(run::signatures(
+    // A CUDA failure goes on on the CPU from the last checkpoint, with the
+    // reference a second time (held only on CUDA).
+    let mut spare = dev.is_cuda().then(|| reference.clone());
+    let mut reference = Some(reference);
+    let r = on_device!(&dev, kept, |d| pollster::block_on(run::signatures(
         d,
         &name,
-        reference,
+        reference
+            .take()
+            .or_else(|| spare.take())
+            .unwrap_or_default(),
         &o,
         &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
-        &mut Kept::default(),
+        kept,
     )))?;
     for n in &r.notes {
         eprintln!("note: {n}");
@@ -331,17 +337,20 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         a.epochs
     );
     let mut bar = Bar::new("steps");
-    let r = on_device!(&dev, |d| pollster::block_on(run::map_spots(
+    // As for the signatures: the spots a second time, on CUDA only.
+    let mut spare = dev.is_cuda().then(|| sp.clone());
+    let mut sp = Some(sp);
+    let r = on_device!(&dev, kept, |d| pollster::block_on(run::map_spots(
         d,
         &name,
-        sp,
+        sp.take().or_else(|| spare.take()).unwrap_or_default(),
         &sig_name,
         &sig,
         &opts,
         a.keep_mt,
         a.expected_per_cell_type,
         &mut |done, total, loss| bar.update_with(done, total, &format!("-ELBO {loss:.1}")),
-        &mut Kept::default(),
+        kept,
     )))?;
     for n in &r.mapping.notes {
         eprintln!("note: {n}");

@@ -252,6 +252,7 @@ fn signatures(a: SignaturesArgs) -> Result<(), io::Error> {
         &mut |done, total, loss| bar.update_with(done, total, &format!("loss {loss:.1}")),
         kept,
     )))?;
+    drop(spare);
     for n in &r.notes {
         eprintln!("note: {n}");
     }
@@ -352,6 +353,7 @@ fn map(a: MapArgs) -> Result<(), io::Error> {
         &mut |done, total, loss| bar.update_with(done, total, &format!("-ELBO {loss:.1}")),
         kept,
     )))?;
+    drop(spare);
     for n in &r.mapping.notes {
         eprintln!("note: {n}");
     }

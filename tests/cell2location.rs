@@ -751,7 +751,7 @@ fn the_fits_resume_from_checkpoints_and_survive_losing_the_gpu() {
     let seen = std::rc::Rc::new(std::cell::RefCell::new(vec![]));
     let into = seen.clone();
     let mut kept = Kept {
-        save: Some(Box::new(move |c: &Checkpoint| {
+        save: Some(Box::new(move |c: &Checkpoint, _: &[Checkpoint]| {
             into.borrow_mut().push(c.clone())
         })),
         ..Kept::default()

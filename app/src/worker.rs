@@ -11,7 +11,7 @@ use tessera_core::compute::gpu::Gpu;
 use tessera_core::compute::Device;
 use tessera_core::data::Dataset;
 use tessera_core::io::{self, FileSet, Loaded};
-use tessera_core::models::checkpoint::{Checkpoint, Kept};
+use tessera_core::models::checkpoint::{self, Checkpoint, Kept};
 use tessera_core::models::multiomics;
 use tessera_core::session::{self, Opened};
 use tessera_core::share::{DeviceChoice, Run, Source};
@@ -531,18 +531,19 @@ async fn run_analysis(
 /// of the same inputs and settings, and each new one posted to the page
 /// (synchronously, so a CPU fit that never yields still hands them over).
 fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
-    let from = Reflect::get(data, &"checkpoint".into())
+    let stored = Reflect::get(data, &"checkpoint".into())
         .ok()
         .filter(|b| b.is_instance_of::<js_sys::ArrayBuffer>())
-        .map(|b| Checkpoint::from_bytes(&Uint8Array::new(&b).to_vec()));
-    let from = match from {
-        Some(Ok(cp)) => {
+        .map(|b| checkpoint::unpack(&Uint8Array::new(&b).to_vec()));
+    let (from, finished) = match stored {
+        Some(Ok((from, finished))) => {
+            let at = from.as_ref().or(finished.last()).map(Checkpoint::at);
+            let at = at.unwrap_or_default();
             let text = format!(
-                "This run goes on from the checkpoint a stopped run of the same inputs and settings left at {}.",
-                cp.at()
+                "This run goes on from the checkpoint a stopped run of the same inputs and settings left at {at}."
             );
             notice(scope, id, text);
-            Some(cp)
+            (from, finished)
         }
         Some(Err(e)) => {
             notice(
@@ -550,22 +551,27 @@ fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
                 id,
                 format!("{e}: the run starts from the beginning."),
             );
-            None
+            (None, vec![])
         }
-        None => None,
+        None => (None, vec![]),
     };
     let to = scope.clone();
     Kept {
         from,
-        save: Some(Box::new(move |cp: &Checkpoint| {
+        finished,
+        save: Some(Box::new(move |cp: &Checkpoint, finished: &[Checkpoint]| {
             let reply = Reply::Checkpoint {
                 id,
                 at: cp.at(),
                 buffer: 0,
             };
-            post(&to, &reply, vec![bytes_buffer(&cp.to_bytes())]);
+            post(
+                &to,
+                &reply,
+                vec![bytes_buffer(&checkpoint::pack(cp, finished))],
+            );
         })),
-        after: None,
+        ..Kept::default()
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Checkpoint {
     pub epoch: usize,
     /// The fit counts optimiser steps, not epochs.
     pub steps: bool,
+    /// The fit had finished: its results, not its state (a run of several
+    /// fits that goes on skips the ones it finished).
+    pub done: bool,
     /// Step counters and other whole numbers of the loop.
     pub counters: Vec<u64>,
     /// Host-side numbers (learning rate, losses so far, scalar sites).
@@ -48,6 +51,8 @@ struct Header {
     epoch: usize,
     #[serde(default)]
     steps: bool,
+    #[serde(default)]
+    done: bool,
     counters: Vec<u64>,
     text: Vec<String>,
     values: usize,
@@ -55,18 +60,20 @@ struct Header {
 }
 
 impl Checkpoint {
-    /// Where the fit stood: "epoch 20", "step 500".
+    /// Where the fit stood: "epoch 20", "step 500", "epoch 250 (finished)".
     pub fn at(&self) -> String {
         let unit = if self.steps { "step" } else { "epoch" };
-        format!("{unit} {}", self.epoch)
+        let end = if self.done { " (finished)" } else { "" };
+        format!("{unit} {}{end}", self.epoch)
     }
 
-    /// The checkpoint as bytes a browser keeps for a stopped run.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// Appends the checkpoint's bytes (what [`Checkpoint::read`] reads).
+    fn write(&self, out: &mut Vec<u8>) {
         let header = Header {
             fit: self.fit.clone(),
             epoch: self.epoch,
             steps: self.steps,
+            done: self.done,
             counters: self.counters.clone(),
             text: self.text.clone(),
             values: self.values.len(),
@@ -74,7 +81,7 @@ impl Checkpoint {
         };
         let json = serde_json::to_vec(&header).expect("a header of plain fields");
         let floats: usize = self.buffers.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(8 + json.len() + 8 * self.values.len() + 4 * floats);
+        out.reserve(8 + json.len() + 8 * self.values.len() + 4 * floats);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(json.len() as u32).to_le_bytes());
         out.extend_from_slice(&json);
@@ -84,12 +91,10 @@ impl Checkpoint {
         for v in self.buffers.iter().flatten() {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        out
     }
 
-    /// Reads what [`Checkpoint::to_bytes`] wrote; anything else is an error.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
-        let bad = |why: &str| format!("a kept checkpoint is unreadable ({why})");
+    /// One checkpoint from the start of `bytes`, and the bytes after it.
+    fn read(bytes: &[u8]) -> Result<(Checkpoint, &[u8]), String> {
         let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no header"))?;
         let (len, rest) = rest
             .split_first_chunk::<4>()
@@ -103,9 +108,10 @@ impl Checkpoint {
             .iter()
             .try_fold(0usize, |n, &b| n.checked_add(b.checked_mul(4)?))
             .and_then(|n| n.checked_add(h.values.checked_mul(8)?));
-        if need != Some(body.len()) {
+        let Some((body, after)) = need.filter(|&n| n <= body.len()).map(|n| body.split_at(n))
+        else {
             return Err(bad("its sizes do not match its length"));
-        }
+        };
         let (values, mut floats) = body.split_at(8 * h.values);
         let values = values
             .chunks_exact(8)
@@ -122,20 +128,56 @@ impl Checkpoint {
                     .collect()
             })
             .collect();
-        Ok(Checkpoint {
+        let cp = Checkpoint {
             fit: h.fit,
             epoch: h.epoch,
             steps: h.steps,
+            done: h.done,
             counters: h.counters,
             values,
             text: h.text,
             buffers,
-        })
+        };
+        Ok((cp, after))
     }
 }
 
-/// Where a run's new checkpoints go.
-pub type Save = Box<dyn FnMut(&Checkpoint)>;
+fn bad(why: &str) -> String {
+    format!("a kept checkpoint is unreadable ({why})")
+}
+
+/// A run's checkpoints as one stored piece: the running fit's latest and
+/// the results of the fits it finished before it.
+pub fn pack(latest: &Checkpoint, finished: &[Checkpoint]) -> Vec<u8> {
+    let mut out = vec![];
+    for cp in std::iter::once(latest).chain(finished) {
+        cp.write(&mut out);
+    }
+    out
+}
+
+/// Reads what [`pack`] wrote: the running fit's checkpoint (None when the
+/// last fit to leave one had finished) and the finished fits' results.
+pub fn unpack(mut bytes: &[u8]) -> Result<(Option<Checkpoint>, Vec<Checkpoint>), String> {
+    let (mut running, mut finished) = (None, vec![]);
+    loop {
+        let (cp, rest) = Checkpoint::read(bytes)?;
+        if cp.done {
+            finished.push(cp);
+        } else if running.replace(cp).is_some() {
+            return Err(bad("two fits running at once"));
+        }
+        if rest.is_empty() {
+            return Ok((running, finished));
+        }
+        bytes = rest;
+    }
+}
+
+/// Where a run's new checkpoints go: the running fit's latest, with the
+/// results of the fits the run finished before it (stored together, see
+/// [`pack`]).
+pub type Save = Box<dyn FnMut(&Checkpoint, &[Checkpoint])>;
 
 /// A run's checkpoints as its caller sees them: a stopped run's last one to
 /// start from, and where each new one goes (a tab keeps the latest in its
@@ -143,24 +185,47 @@ pub type Save = Box<dyn FnMut(&Checkpoint)>;
 #[derive(Default)]
 pub struct Kept {
     pub from: Option<Checkpoint>,
+    /// Results of the fits of this run that had finished (a stopped run's,
+    /// or this run's): each is used instead of fitting again.
+    pub finished: Vec<Checkpoint>,
     pub save: Option<Save>,
     /// Why the fit starts from `from` on this device: its first device
     /// failed (see [`attempt`]). None: a stopped run left it.
     pub after: Option<String>,
+    /// The running fit's latest checkpoint, held by its [`Keeper`]: where
+    /// it goes on on the CPU if its device is lost.
+    pub latest: Option<Checkpoint>,
 }
 
 impl Kept {
-    /// Shows a new checkpoint to whoever keeps them.
-    pub fn show(&mut self, cp: &Checkpoint) {
+    /// Holds a new checkpoint and shows it to whoever keeps them.
+    fn show(&mut self, cp: Checkpoint) {
         if let Some(save) = self.save.as_mut() {
-            save(cp);
+            save(&cp, &self.finished);
         }
+        self.latest = Some(cp);
     }
 
     /// The checkpoint to start from when it is this fit's (a run of several
     /// fits, as cell2location's two, starts each from its own).
     pub fn take_for(&mut self, fit: &str) -> Option<Checkpoint> {
         self.from.take_if(|c| c.fit == fit)
+    }
+
+    /// The result of `fit` when this run or a stopped one finished it.
+    pub fn finished(&self, fit: &str) -> Option<&Checkpoint> {
+        self.finished.iter().find(|c| c.fit == fit)
+    }
+
+    /// Keeps a fit's result (`done` set), so a run that goes on after it
+    /// skips the fit.
+    pub fn finish(&mut self, result: Checkpoint) {
+        self.latest = None;
+        self.finished.push(result);
+        if let (Some(save), Some((last, before))) = (self.save.as_mut(), self.finished.split_last())
+        {
+            save(last, before);
+        }
     }
 
     /// The note of a fit that starts from `from` (None: from the start).
@@ -177,11 +242,10 @@ impl Kept {
 }
 
 /// One fit's checkpoints within a run: each goes to the caller's [`Kept`],
-/// and the last is held so the fit can go on on the CPU if its device is
+/// which holds the last so the fit can go on on the CPU if its device is
 /// lost.
 pub struct Keeper<'k> {
     kept: &'k mut Kept,
-    last: Option<Checkpoint>,
 }
 
 impl<'k> Keeper<'k> {
@@ -196,22 +260,19 @@ impl<'k> Keeper<'k> {
             None => kept.from.take(),
         };
         let note = kept.note_from(from.as_ref());
-        let last = from.clone();
-        (Keeper { kept, last }, from, note)
+        kept.latest = from.clone();
+        (Keeper { kept }, from, note)
     }
 
     /// Where the fit leaves its checkpoints.
     pub fn sink(&mut self) -> impl FnMut(Checkpoint) + '_ {
-        |c| {
-            self.kept.show(&c);
-            self.last = Some(c);
-        }
+        |c| self.kept.show(c)
     }
 
     /// The device was lost (`why`): the checkpoint to go on from on the
     /// CPU, and the note that says so.
     pub fn moved(&mut self, why: &str) -> (Option<Checkpoint>, String) {
-        let from = self.last.take();
+        let from = self.kept.latest.take();
         let note = moved_note(why, from.as_ref());
         (from, note)
     }
@@ -219,22 +280,17 @@ impl<'k> Keeper<'k> {
 
 /// Runs a fit on a device whose failures panic (CUDA: cudarc's errors, out
 /// of memory among them), keeping its checkpoints. When it fails, the
-/// [`Kept`] to run it again with on the CPU: its last checkpoint, and why.
+/// [`Kept`] to run it again with on the CPU: its last checkpoint, the fits
+/// it finished, and why.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn attempt<T>(fit: impl FnOnce(&mut Kept) -> T) -> Result<T, Box<Kept>> {
-    let last = std::rc::Rc::new(std::cell::RefCell::new(None));
-    let into = last.clone();
-    let mut kept = Kept {
-        save: Some(Box::new(move |c: &Checkpoint| {
-            *into.borrow_mut() = Some(c.clone())
-        })),
-        ..Kept::default()
-    };
+    let mut kept = Kept::default();
     crate::io::caught(|| fit(&mut kept)).map_err(|why| {
         Box::new(Kept {
-            from: last.take(),
-            save: None,
+            from: kept.latest.take(),
+            finished: std::mem::take(&mut kept.finished),
             after: Some(why),
+            ..Kept::default()
         })
     })
 }
@@ -281,11 +337,22 @@ pub fn write_all<D: Device>(
             cp.fit
         ));
     }
+    put(
+        dev,
+        bufs.iter()
+            .copied()
+            .zip(cp.buffers.iter().map(Vec::as_slice)),
+    );
+    Ok(())
+}
+
+/// Writes each host slice into its device buffer of the same length (as the
+/// device's own add of zero: every device has it).
+pub fn put<'a, D: Device + 'a>(dev: &D, pairs: impl IntoIterator<Item = (&'a D::Buf, &'a [f32])>) {
     let zero = dev.upload(&[0.0]);
-    for (b, v) in bufs.iter().zip(&cp.buffers) {
+    for (b, v) in pairs {
         dev.binary(Binary::Add, &dev.upload(v), &zero, b);
     }
-    Ok(())
 }
 
 /// Set once a fit has moved to the CPU in this process: a command whose
@@ -319,13 +386,22 @@ mod tests {
             fit: "NSF 4 factors".into(),
             epoch: 30,
             steps: true,
+            done: false,
             counters: vec![1, u64::MAX],
             values: vec![0.1, f64::NAN, -0.0, f64::INFINITY],
             text: vec!["why".into()],
             buffers: vec![vec![1.5, f32::NAN], vec![], vec![f32::MIN_POSITIVE]],
         };
-        let bytes = cp.to_bytes();
-        let back = Checkpoint::from_bytes(&bytes).unwrap();
+        let finished = Checkpoint {
+            fit: "regression".into(),
+            epoch: 12,
+            done: true,
+            values: vec![f64::MIN_POSITIVE],
+            ..Checkpoint::default()
+        };
+        let bytes = pack(&cp, std::slice::from_ref(&finished));
+        let (back, before) = unpack(&bytes).unwrap();
+        let back = back.unwrap();
         assert_eq!(
             (&back.fit, back.at(), &back.counters),
             (&cp.fit, "step 30".into(), &cp.counters)
@@ -341,13 +417,22 @@ mod tests {
         };
         assert_eq!(bits(&back), bits(&cp));
         assert_eq!(back.text, cp.text);
+        assert_eq!(before.len(), 1);
+        assert_eq!(before[0].at(), "epoch 12 (finished)");
+        assert_eq!(bits(&before[0]), bits(&finished));
+        // The last fit to leave a checkpoint may have finished.
+        let (none, just) = unpack(&pack(&finished, &[])).unwrap();
+        assert!(none.is_none() && just.len() == 1);
+        let both_running = pack(&cp, std::slice::from_ref(&cp));
         for bad in [
             &bytes[..bytes.len() - 1],
             &bytes[..6],
             &bytes[1..],
             &[bytes.as_slice(), &[0]].concat()[..],
+            &[][..],
+            &both_running[..],
         ] {
-            let e = Checkpoint::from_bytes(bad).unwrap_err();
+            let e = unpack(bad).unwrap_err();
             assert!(e.starts_with("a kept checkpoint is unreadable"), "{e}");
         }
     }

@@ -16,7 +16,7 @@
 
 use crate::compute::special::{lgamma, sigmoid, softplus};
 use crate::compute::{philox, AdamParams, Axis, Binary, Device, Reduce, Unary};
-use crate::models::checkpoint::Checkpoint;
+use crate::models::checkpoint::{self, Checkpoint};
 
 pub const INIT_SCALE: f64 = 0.1;
 /// Φ⁻¹(0.95).
@@ -403,6 +403,7 @@ impl<D: Device> Sites<'_, D> {
             fit: self.fit.clone(),
             epoch: done,
             steps,
+            done: false,
             counters: vec![step],
             values,
             text: vec![],
@@ -437,17 +438,17 @@ impl<D: Device> Sites<'_, D> {
                 cp.fit, self.fit
             ));
         }
-        let zero = dev.upload(&[0.0]);
+        let mut pairs = vec![];
         for (parts, six) in self.device.iter().zip(cp.buffers.chunks_exact(6)) {
             for (j, whole) in six.iter().enumerate() {
                 let mut at = 0;
                 for p in parts {
-                    let part = dev.upload(&whole[at..at + p.len]);
-                    dev.binary(Binary::Add, &part, &zero, p.state()[j]);
+                    pairs.push((p.state()[j], &whole[at..at + p.len]));
                     at += p.len;
                 }
             }
         }
+        checkpoint::put(dev, pairs);
         let mut at = 0;
         for h in host.iter_mut() {
             let n = 6 * h.len();

@@ -258,6 +258,7 @@ pub async fn train<D: Device>(
                 fit: obj.fit_name(),
                 epoch,
                 steps: false,
+                done: false,
                 counters,
                 values: [&[h.lr][..], &h.loss].concat(),
                 text: h.restarts.iter().map(|r| r.1.clone()).collect(),

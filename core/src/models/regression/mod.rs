@@ -191,6 +191,42 @@ pub fn default_epochs(cells: usize) -> usize {
     ((20_000.0 / cells.max(1) as f64 * 1000.0).round() as usize).clamp(1, 1000)
 }
 
+/// The fit on `dev`; on a GPU that is lost or full mid-run it goes on from
+/// its last checkpoint on the CPU.
+async fn fit_on<D: Device>(
+    dev: &D,
+    data: &nb::RegressionData<'_>,
+    name: &str,
+    train: &nb::Train,
+    progress: &mut dyn FnMut(usize, usize, f64),
+    kept: &mut Kept,
+    notes: &mut Vec<String>,
+) -> Result<nb::RegressionFit, String> {
+    let (mut keeper, from, note) = Keeper::start(kept, Some(name));
+    notes.extend(note);
+    let first = {
+        let save = &mut keeper.sink();
+        nb::fit(
+            dev,
+            data,
+            train,
+            &mut *progress,
+            None,
+            Resume { from, save },
+        )
+        .await
+    };
+    match dev.lost() {
+        None => first,
+        Some(why) => {
+            let (from, note) = keeper.moved(&why);
+            notes.push(note);
+            let save = &mut keeper.sink();
+            nb::fit(&Cpu, data, train, progress, None, Resume { from, save }).await
+        }
+    }
+}
+
 /// cell2location's `RegressionModel`: signatures as posterior means of μ_fg.
 #[allow(clippy::too_many_arguments)]
 pub async fn regression<D: Device>(
@@ -264,32 +300,28 @@ pub async fn regression<D: Device>(
         levels: &levels,
         n_levels,
     };
-    // On a GPU that is lost or full mid-run, the fit goes on from its last
-    // checkpoint on the CPU.
-    let (mut keeper, from, note) = Keeper::start(kept, Some(&nb::fit_name(&data)));
-    let mut notes: Vec<String> = note.into_iter().collect();
-    let first = {
-        let save = &mut keeper.sink();
-        nb::fit(
-            dev,
-            &data,
-            train,
-            &mut *progress,
-            None,
-            Resume { from, save },
-        )
-        .await
-    };
+    let name = nb::fit_name(&data);
     let training = |e: String| Error::new(reference.name, "training", e);
-    let fit = match dev.lost() {
-        None => first.map_err(training)?,
-        Some(why) => {
-            let (from, note) = keeper.moved(&why);
-            notes.push(note);
-            let save = &mut keeper.sink();
-            nb::fit(&Cpu, &data, train, progress, None, Resume { from, save })
+    let mut notes = vec![];
+    let fit = match kept.finished(&name) {
+        Some(done) => {
+            notes.push(match &kept.after {
+                None => format!(
+                    "the reference regression is the one a stopped run of the same inputs had finished ({} epochs)",
+                    done.epoch
+                ),
+                Some(why) => format!(
+                    "the reference regression had finished before {why}; its result stands"
+                ),
+            });
+            nb::RegressionFit::from_checkpoint(done, &data).map_err(training)?
+        }
+        None => {
+            let fit = fit_on(dev, &data, &name, train, progress, kept, &mut notes)
                 .await
-                .map_err(training)?
+                .map_err(training)?;
+            kept.finish(fit.to_checkpoint(name, train.max_epochs));
+            fit
         }
     };
     // The reconstruction QC at the posterior means. Expected counts depend

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use crate::compute::special::{digamma, lgamma};
 use crate::compute::{cpu, philox, AdamParams, Axis, Binary, Device, Gemm, Reduce, Unary};
 use crate::data::Matrix;
-use crate::models::checkpoint::{Resume, EVERY};
+use crate::models::checkpoint::{Checkpoint, Resume, EVERY};
 use crate::models::svi::{gamma_lp, Consts, GuideSlots, HostSite, Site, Sites, Summary, Tally};
 
 /// The data of one fit: raw counts and each cell's label and batch.
@@ -211,6 +211,7 @@ impl Default for Train {
 }
 
 /// Posterior of μ (labels x genes) and the loss history.
+#[derive(Default)]
 pub struct RegressionFit {
     pub means: Vec<f64>,
     pub stds: Vec<f64>,
@@ -224,6 +225,90 @@ pub struct RegressionFit {
     /// Posterior means of s_eg (batches x genes) and y_tg (levels x genes).
     pub s_eg: Vec<f64>,
     pub y_tg: Vec<f64>,
+}
+
+impl RegressionFit {
+    /// The finished fit as a checkpoint (`done`): each vector's length,
+    /// then every number exactly.
+    pub fn to_checkpoint(&self, fit: String, epochs: usize) -> Checkpoint {
+        let parts = self.parts();
+        Checkpoint {
+            fit,
+            epoch: epochs,
+            done: true,
+            counters: parts.iter().map(|p| p.len() as u64).collect(),
+            values: parts.concat(),
+            ..Checkpoint::default()
+        }
+    }
+
+    /// Reads what [`RegressionFit::to_checkpoint`] wrote for `d`.
+    pub fn from_checkpoint(cp: &Checkpoint, d: &RegressionData) -> Result<RegressionFit, String> {
+        let mut out = RegressionFit::default();
+        let (fg, eg) = (d.n_labels * d.genes, d.n_batches * d.genes);
+        let sizes = [
+            fg,
+            fg,
+            fg,
+            fg,
+            cp.epoch,
+            d.n_batches,
+            eg,
+            d.n_levels * d.genes,
+        ];
+        let lens = &cp.counters;
+        let fits = cp.done
+            && cp.fit == fit_name(d)
+            && lens.iter().copied().eq(sizes.iter().map(|&n| n as u64))
+            && sizes.iter().sum::<usize>() == cp.values.len();
+        if !fits {
+            return Err(format!(
+                "the checkpoint of {} is not a finished fit",
+                cp.fit
+            ));
+        }
+        let mut at = 0;
+        let RegressionFit {
+            means,
+            stds,
+            q05,
+            q95,
+            elbo_history,
+            detection_y_e,
+            s_eg,
+            y_tg,
+        } = &mut out;
+        for (v, &n) in [
+            means,
+            stds,
+            q05,
+            q95,
+            elbo_history,
+            detection_y_e,
+            s_eg,
+            y_tg,
+        ]
+        .into_iter()
+        .zip(lens)
+        {
+            *v = cp.values[at..at + n as usize].to_vec();
+            at += n as usize;
+        }
+        Ok(out)
+    }
+
+    fn parts(&self) -> [&[f64]; 8] {
+        [
+            &self.means,
+            &self.stds,
+            &self.q05,
+            &self.q95,
+            &self.elbo_history,
+            &self.detection_y_e,
+            &self.s_eg,
+            &self.y_tg,
+        ]
+    }
 }
 
 /// One step's sampled sites and ∂(log joint)/∂z, for gradient checks.

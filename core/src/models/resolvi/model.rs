@@ -416,6 +416,7 @@ impl<D: Device> Model<D> {
             fit,
             epoch,
             steps: false,
+            done: false,
             counters: vec![self.steps as u64],
             values,
             text: vec![],

@@ -750,12 +750,13 @@ fn the_fits_resume_from_checkpoints_and_survive_losing_the_gpu() {
     };
     let seen = std::rc::Rc::new(std::cell::RefCell::new(vec![]));
     let into = seen.clone();
-    let mut kept = Kept {
-        save: Some(Box::new(move |c: &Checkpoint, _: &[Checkpoint]| {
+    let mut kept = Kept::new(
+        None,
+        vec![],
+        Some(Box::new(move |c: &Checkpoint, _: &[Checkpoint]| {
             into.borrow_mut().push(c.clone())
         })),
-        ..Kept::default()
-    };
+    );
     let whole = on(&mut kept, &mut |_| {});
     let seen = seen.take();
     assert_eq!(
@@ -763,10 +764,7 @@ fn the_fits_resume_from_checkpoints_and_survive_losing_the_gpu() {
         ["step 500", "step 1000"]
     );
     let resumed = on(
-        &mut Kept {
-            from: Some(seen[0].clone()),
-            ..Kept::default()
-        },
+        &mut Kept::new(Some(seen[0].clone()), vec![], None),
         &mut |_| {},
     );
     assert_eq!(
@@ -783,10 +781,7 @@ fn the_fits_resume_from_checkpoints_and_survive_losing_the_gpu() {
         .any(|n| n.contains("stopped run left at step 500")));
     // The mapping's checkpoint is not the regression's: a run of both
     // starts the regression from the beginning.
-    let mut both = Kept {
-        from: Some(seen[0].clone()),
-        ..Kept::default()
-    };
+    let mut both = Kept::new(Some(seen[0].clone()), vec![], None);
     assert!(both.take_for(&nb::fit_name(&d)).is_none() && both.from.is_some());
 
     let gpu = pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI)");

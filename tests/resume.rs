@@ -19,9 +19,8 @@ use tessera_core::share::{DeviceChoice, Inputs, Params, Run, Source};
 /// What the page stores at a checkpoint: where the fit stood, and the bytes.
 type Stored = (String, Vec<u8>);
 
-/// The run of `params` on the demo tissue from what a stopped run stored,
-/// and what this one stores.
-fn run(params: &str, from: Option<&[u8]>) -> Result<(Results, Vec<Stored>), String> {
+/// The run of `params` on the demo tissue, and its inputs (`kept` unset).
+fn inputs(params: &str) -> (Run, Data) {
     let run = Run {
         params: serde_json::from_str::<Params>(params).unwrap(),
         inputs: Inputs {
@@ -35,22 +34,28 @@ fn run(params: &str, from: Option<&[u8]>) -> Result<(Results, Vec<Stored>), Stri
     let sc = params
         .contains("cell2location")
         .then(|| ("demo_reference".to_string(), reference));
-    let (from, finished) = from.map_or((None, vec![]), |b| unpack(b).unwrap());
-    let seen = Rc::new(RefCell::new(vec![]));
-    let into = seen.clone();
     let data = Data {
         sp: ("demo_spatial".into(), spatial),
         sc,
-        kept: Kept {
-            from,
-            finished,
-            save: Some(Box::new(move |c: &Checkpoint, f: &[Checkpoint]| {
-                into.borrow_mut().push((c.at(), pack(c, f)))
-            })),
-            ..Kept::default()
-        },
         ..Data::default()
     };
+    (run, data)
+}
+
+/// The run of `params` from what a stopped run stored, and what this one
+/// stores.
+fn run(params: &str, from: Option<&[u8]>) -> Result<(Results, Vec<Stored>), String> {
+    let (run, mut data) = inputs(params);
+    let (from, finished) = from.map_or((None, vec![]), |b| unpack(b).unwrap());
+    let seen = Rc::new(RefCell::new(vec![]));
+    let into = seen.clone();
+    data.kept = Kept::new(
+        from,
+        finished,
+        Some(Box::new(move |c: &Checkpoint, f: &[Checkpoint]| {
+            into.borrow_mut().push((c.at(), pack(c, f)))
+        })),
+    );
     let r = pollster::block_on(session::run(&Cpu, &run, data, &mut |_, _, _, _| {}))?;
     let seen = seen.take();
     Ok((r, seen))
@@ -182,4 +187,38 @@ fn a_fit_whose_device_fails_goes_on_on_the_cpu_from_its_last_checkpoint() {
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&resumed.history.loss), bits(&whole.history.loss));
     assert_eq!(bits(&resumed.factors), bits(&whole.factors));
+}
+
+/// `tessera run` on CUDA hands the whole run, its `Kept` moved into the
+/// inputs, to `attempt`. A failure in cell2location's mapping at step 650
+/// goes on on the CPU with the finished regression's result and the
+/// mapping's checkpoint at step 500, and ends as the uninterrupted run.
+#[test]
+fn a_run_whose_device_fails_in_its_second_fit_keeps_the_first() {
+    let params = r#"{"analysis":"cell2location","labels":"cell_type","reference_epochs":12,"epochs":1100,"seed":1}"#;
+    let whole = run(params, None).unwrap().0;
+    let oom = "CUDA alloc failed: DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")";
+    let go = |kept: &mut Kept, fail_at: usize| {
+        let (run, mut data) = inputs(params);
+        data.kept = std::mem::take(kept);
+        let mut progress = |stage: &str, done: usize, _: usize, _: Option<f64>| {
+            assert!(stage != "steps" || done < fail_at, "{oom}");
+        };
+        pollster::block_on(session::run(&Cpu, &run, data, &mut progress)).unwrap()
+    };
+    let Err(mut resume) = attempt(|kept| go(kept, 650)) else {
+        panic!("the mapping did not fail at step 650");
+    };
+    assert_eq!(
+        resume.from.as_ref().map(Checkpoint::at).as_deref(),
+        Some("step 500")
+    );
+    let resumed = go(&mut resume, usize::MAX);
+    assert!(numbers(&resumed) == numbers(&whole), "the results differ");
+    for note in [
+        "the reference regression had finished before",
+        "the fit resumed on the CPU from its checkpoint at step 500",
+    ] {
+        assert!(says(&resumed, note) && says(&resumed, oom), "{note}");
+    }
 }

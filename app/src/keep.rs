@@ -1,9 +1,10 @@
 //! The last result survives a reload: its bundle is kept in the browser's
 //! Cache Storage until the user discards it (or a newer result replaces
 //! it), and the page reopens it at start when no share link says otherwise.
-//! So does a running fit's latest checkpoint, under the identity of its run
-//! (inputs and settings): a run stopped, or lost with its tab, goes on from
-//! it when the same run is started again.
+//! So do a running fit's latest checkpoint and the results of the fits its
+//! run finished before it, under the identity of the run (inputs and
+//! settings): a run stopped, or lost with its tab, goes on from them when
+//! the same run is started again.
 
 use std::cell::Cell;
 

@@ -110,7 +110,8 @@ pub struct Running {
     pub losses: Vec<(usize, f64)>,
     /// The run's identity (inputs and settings) its checkpoints are kept under.
     pub key: String,
-    /// Where the latest checkpoint kept stood ("epoch 20").
+    /// Where the latest checkpoint kept stood ("epoch 20", "epoch 12
+    /// (finished)").
     pub kept: Option<String>,
     /// Where this stage's count stood at its first report (a resumed fit
     /// starts past 0): the rate for the time left counts from there.

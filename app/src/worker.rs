@@ -556,23 +556,19 @@ fn kept(scope: &DedicatedWorkerGlobalScope, id: u32, data: &JsValue) -> Kept {
         None => (None, vec![]),
     };
     let to = scope.clone();
-    Kept {
-        from,
-        finished,
-        save: Some(Box::new(move |cp: &Checkpoint, finished: &[Checkpoint]| {
-            let reply = Reply::Checkpoint {
-                id,
-                at: cp.at(),
-                buffer: 0,
-            };
-            post(
-                &to,
-                &reply,
-                vec![bytes_buffer(&checkpoint::pack(cp, finished))],
-            );
-        })),
-        ..Kept::default()
-    }
+    let save = move |cp: &Checkpoint, finished: &[Checkpoint]| {
+        let reply = Reply::Checkpoint {
+            id,
+            at: cp.at(),
+            buffer: 0,
+        };
+        post(
+            &to,
+            &reply,
+            vec![bytes_buffer(&checkpoint::pack(cp, finished))],
+        );
+    };
+    Kept::new(from, finished, Some(Box::new(save)))
 }
 
 fn notice(scope: &DedicatedWorkerGlobalScope, id: u32, text: String) {

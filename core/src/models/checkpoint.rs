@@ -1,9 +1,13 @@
 //! A fit's whole state on the host, taken every [`EVERY`] epochs: what a
-//! run resumes from on the CPU when its GPU is lost or runs out of memory.
+//! run resumes from on the CPU when its GPU is lost or runs out of memory,
+//! or when a stopped run is started again (with the results of the fits it
+//! had finished, which it does not fit again).
 //! Resuming from a checkpoint on the same device gives the uninterrupted
 //! run's numbers exactly: it holds every parameter, every optimiser moment
 //! and counter, and the random streams are keyed by those counters.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -150,7 +154,8 @@ fn bad(why: &str) -> String {
 /// the results of the fits it finished before it.
 pub fn pack(latest: &Checkpoint, finished: &[Checkpoint]) -> Vec<u8> {
     let mut out = vec![];
-    for cp in std::iter::once(latest).chain(finished) {
+    // In the order the fits ran.
+    for cp in finished.iter().chain([latest]) {
         cp.write(&mut out);
     }
     out
@@ -185,25 +190,48 @@ pub type Save = Box<dyn FnMut(&Checkpoint, &[Checkpoint])>;
 #[derive(Default)]
 pub struct Kept {
     pub from: Option<Checkpoint>,
-    /// Results of the fits of this run that had finished (a stopped run's,
-    /// or this run's): each is used instead of fitting again.
-    pub finished: Vec<Checkpoint>,
     pub save: Option<Save>,
     /// Why the fit starts from `from` on this device: its first device
     /// failed (see [`attempt`]). None: a stopped run left it.
     pub after: Option<String>,
-    /// The running fit's latest checkpoint, held by its [`Keeper`]: where
-    /// it goes on on the CPU if its device is lost.
-    pub latest: Option<Checkpoint>,
+    /// Shared, so a caller that hands this `Kept` to a run that fails
+    /// still finds what it held (see [`attempt`]).
+    held: Rc<RefCell<Held>>,
+}
+
+#[derive(Default)]
+struct Held {
+    /// The running fit's latest checkpoint: where it goes on on the CPU if
+    /// its device is lost.
+    latest: Option<Checkpoint>,
+    /// Results of the fits of this run that had finished (a stopped run's,
+    /// or this run's): each is used instead of fitting again.
+    finished: Vec<Checkpoint>,
 }
 
 impl Kept {
+    /// A run that starts from what a stopped run left ([`unpack`]'s
+    /// checkpoint and finished fits), showing each new checkpoint to `save`.
+    pub fn new(from: Option<Checkpoint>, finished: Vec<Checkpoint>, save: Option<Save>) -> Kept {
+        let held = Held {
+            latest: None,
+            finished,
+        };
+        Kept {
+            from,
+            save,
+            after: None,
+            held: Rc::new(RefCell::new(held)),
+        }
+    }
+
     /// Holds a new checkpoint and shows it to whoever keeps them.
     fn show(&mut self, cp: Checkpoint) {
+        let mut held = self.held.borrow_mut();
         if let Some(save) = self.save.as_mut() {
-            save(&cp, &self.finished);
+            save(&cp, &held.finished);
         }
-        self.latest = Some(cp);
+        held.latest = Some(cp);
     }
 
     /// The checkpoint to start from when it is this fit's (a run of several
@@ -212,17 +240,24 @@ impl Kept {
         self.from.take_if(|c| c.fit == fit)
     }
 
-    /// The result of `fit` when this run or a stopped one finished it.
-    pub fn finished(&self, fit: &str) -> Option<&Checkpoint> {
-        self.finished.iter().find(|c| c.fit == fit)
+    /// `read` of the result of `fit`, when this run or a stopped one
+    /// finished it.
+    pub fn finished<T>(&self, fit: &str, read: impl FnOnce(&Checkpoint) -> T) -> Option<T> {
+        self.held
+            .borrow()
+            .finished
+            .iter()
+            .find(|c| c.fit == fit)
+            .map(read)
     }
 
     /// Keeps a fit's result (`done` set), so a run that goes on after it
     /// skips the fit.
     pub fn finish(&mut self, result: Checkpoint) {
-        self.latest = None;
-        self.finished.push(result);
-        if let (Some(save), Some((last, before))) = (self.save.as_mut(), self.finished.split_last())
+        let mut held = self.held.borrow_mut();
+        held.latest = None;
+        held.finished.push(result);
+        if let (Some(save), Some((last, before))) = (self.save.as_mut(), held.finished.split_last())
         {
             save(last, before);
         }
@@ -260,7 +295,7 @@ impl<'k> Keeper<'k> {
             None => kept.from.take(),
         };
         let note = kept.note_from(from.as_ref());
-        kept.latest = from.clone();
+        kept.held.borrow_mut().latest = from.clone();
         (Keeper { kept }, from, note)
     }
 
@@ -272,7 +307,7 @@ impl<'k> Keeper<'k> {
     /// The device was lost (`why`): the checkpoint to go on from on the
     /// CPU, and the note that says so.
     pub fn moved(&mut self, why: &str) -> (Option<Checkpoint>, String) {
-        let from = self.kept.latest.take();
+        let from = self.kept.held.borrow_mut().latest.take();
         let note = moved_note(why, from.as_ref());
         (from, note)
     }
@@ -285,12 +320,12 @@ impl<'k> Keeper<'k> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn attempt<T>(fit: impl FnOnce(&mut Kept) -> T) -> Result<T, Box<Kept>> {
     let mut kept = Kept::default();
+    let held = kept.held.clone();
     crate::io::caught(|| fit(&mut kept)).map_err(|why| {
+        let Held { latest, finished } = held.take();
         Box::new(Kept {
-            from: kept.latest.take(),
-            finished: std::mem::take(&mut kept.finished),
             after: Some(why),
-            ..Kept::default()
+            ..Kept::new(latest, finished, None)
         })
     })
 }

@@ -303,24 +303,28 @@ pub async fn regression<D: Device>(
     let name = nb::fit_name(&data);
     let training = |e: String| Error::new(reference.name, "training", e);
     let mut notes = vec![];
-    let fit = match kept.finished(&name) {
-        Some(done) => {
-            notes.push(match &kept.after {
-                None => format!(
-                    "the reference regression is the one a stopped run of the same inputs had finished ({} epochs)",
-                    done.epoch
-                ),
-                Some(why) => format!(
-                    "the reference regression had finished before {why}; its result stands"
-                ),
-            });
-            nb::RegressionFit::from_checkpoint(done, &data).map_err(training)?
+    let done = kept.finished(&name, |done| {
+        let note = match &kept.after {
+            None => format!(
+                "the reference regression is the one a stopped run of the same inputs had finished ({} epochs)",
+                done.epoch
+            ),
+            Some(why) => {
+                format!("the reference regression had finished before {why}; its result stands")
+            }
+        };
+        (note, nb::RegressionFit::from_checkpoint(done, &data, train.max_epochs))
+    });
+    let fit = match done {
+        Some((note, fit)) => {
+            notes.push(note);
+            fit.map_err(training)?
         }
         None => {
             let fit = fit_on(dev, &data, &name, train, progress, kept, &mut notes)
                 .await
                 .map_err(training)?;
-            kept.finish(fit.to_checkpoint(name, train.max_epochs));
+            kept.finish(fit.to_checkpoint(name));
             fit
         }
     };

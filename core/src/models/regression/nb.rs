@@ -230,11 +230,11 @@ pub struct RegressionFit {
 impl RegressionFit {
     /// The finished fit as a checkpoint (`done`): each vector's length,
     /// then every number exactly.
-    pub fn to_checkpoint(&self, fit: String, epochs: usize) -> Checkpoint {
+    pub fn to_checkpoint(&self, fit: String) -> Checkpoint {
         let parts = self.parts();
         Checkpoint {
             fit,
-            epoch: epochs,
+            epoch: self.elbo_history.len(),
             done: true,
             counters: parts.iter().map(|p| p.len() as u64).collect(),
             values: parts.concat(),
@@ -242,59 +242,55 @@ impl RegressionFit {
         }
     }
 
-    /// Reads what [`RegressionFit::to_checkpoint`] wrote for `d`.
-    pub fn from_checkpoint(cp: &Checkpoint, d: &RegressionData) -> Result<RegressionFit, String> {
-        let mut out = RegressionFit::default();
+    /// Reads what [`RegressionFit::to_checkpoint`] wrote for a fit of `d`
+    /// over `epochs` epochs.
+    pub fn from_checkpoint(
+        cp: &Checkpoint,
+        d: &RegressionData,
+        epochs: usize,
+    ) -> Result<RegressionFit, String> {
         let (fg, eg) = (d.n_labels * d.genes, d.n_batches * d.genes);
         let sizes = [
             fg,
             fg,
             fg,
             fg,
-            cp.epoch,
+            epochs,
             d.n_batches,
             eg,
             d.n_levels * d.genes,
         ];
-        let lens = &cp.counters;
         let fits = cp.done
             && cp.fit == fit_name(d)
-            && lens.iter().copied().eq(sizes.iter().map(|&n| n as u64))
+            && cp.epoch == epochs
+            && cp
+                .counters
+                .iter()
+                .copied()
+                .eq(sizes.iter().map(|&n| n as u64))
             && sizes.iter().sum::<usize>() == cp.values.len();
         if !fits {
             return Err(format!(
-                "the checkpoint of {} is not a finished fit",
+                "the checkpoint of {} is not a finished fit of {epochs} epochs",
                 cp.fit
             ));
         }
-        let mut at = 0;
-        let RegressionFit {
-            means,
-            stds,
-            q05,
-            q95,
-            elbo_history,
-            detection_y_e,
-            s_eg,
-            y_tg,
-        } = &mut out;
-        for (v, &n) in [
-            means,
-            stds,
-            q05,
-            q95,
-            elbo_history,
-            detection_y_e,
-            s_eg,
-            y_tg,
-        ]
-        .into_iter()
-        .zip(lens)
-        {
-            *v = cp.values[at..at + n as usize].to_vec();
-            at += n as usize;
-        }
-        Ok(out)
+        let mut rest = cp.values.as_slice();
+        let mut part = |n: usize| {
+            let (v, after) = rest.split_at(n);
+            rest = after;
+            v.to_vec()
+        };
+        Ok(RegressionFit {
+            means: part(fg),
+            stds: part(fg),
+            q05: part(fg),
+            q95: part(fg),
+            elbo_history: part(epochs),
+            detection_y_e: part(d.n_batches),
+            s_eg: part(eg),
+            y_tg: part(d.n_levels * d.genes),
+        })
     }
 
     fn parts(&self) -> [&[f64]; 8] {
